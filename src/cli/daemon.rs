@@ -1,0 +1,314 @@
+//! The daemon: hardens the process, mounts the FUSE session, watches for
+//! signals and idleness, and seals the vault when the session ends.
+//!
+//! In the background the process forks *before* any thread starts (fuser's
+//! worker threads, the signal thread), and the parent waits on a pipe until
+//! the mount is usable or has failed, so `quire mount` returns only then.
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::exit::{Code, fail};
+use super::{PasswordArgs, logger, password, paths, runtime};
+use crate::fuse::{Activity, QuireFs};
+use crate::store::lock::VaultLock;
+use crate::vault::{LockedVault, UnlockedVault, logfile};
+
+/// How to serve a vault.
+pub struct Options {
+    pub mountpoint: PathBuf,
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub idle: Option<Duration>,
+    pub threads: usize,
+}
+
+/// Keeps secrets out of core dumps and swap, and allows one open host
+/// handle per node the kernel remembers.
+fn harden() {
+    // SAFETY: plain syscalls on this process with valid arguments.
+    unsafe {
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        let mut nofile = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut nofile) == 0 {
+            nofile.rlim_cur = nofile.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &nofile);
+        }
+    }
+}
+
+fn mount_config(o: &Options) -> fuser::Config {
+    use fuser::MountOption as M;
+    let mut c = fuser::Config::default();
+    c.mount_options = vec![
+        M::FSName("quire".into()),
+        M::Subtype("quire".into()),
+        M::DefaultPermissions,
+        M::NoSuid,
+        M::NoDev,
+        if o.read_only { M::RO } else { M::RW },
+    ];
+    c.acl = if o.allow_other {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    c.n_threads = Some(o.threads);
+    c.clone_fd = true;
+    c
+}
+
+fn mount_error(e: &std::io::Error, o: &Options) -> (Code, String) {
+    let s = e.to_string();
+    if s.contains("user_allow_other") {
+        return (
+            Code::MountPoint,
+            "--allow-other needs `user_allow_other` in /etc/fuse.conf (ask the machine's administrator)".into(),
+        );
+    }
+    if e.kind() == std::io::ErrorKind::NotFound && s.contains("fusermount") {
+        return (
+            Code::NoFuse,
+            "fusermount3 is not installed: sudo apt-get install fuse3".into(),
+        );
+    }
+    (
+        Code::MountPoint,
+        format!("cannot mount at {}: {s}", o.mountpoint.display()),
+    )
+}
+
+/// Mounts and serves until unmounted. `ready` is told once the mount is usable.
+fn serve(
+    v: UnlockedVault,
+    lock: VaultLock,
+    o: Options,
+    ready: impl FnOnce(Result<(), (Code, String)>),
+) -> Result<()> {
+    harden();
+    let tree = match v.tree(o.read_only) {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = e.to_string();
+            ready(Err((Code::Format, msg.clone())));
+            return Err(e.into());
+        }
+    };
+    let activity = Arc::new(Activity::new());
+    let fs = QuireFs::new(tree, activity.clone(), None)?;
+    let mut session = match fuser::Session::new(fs, &o.mountpoint, &mount_config(&o)) {
+        Ok(s) => s,
+        Err(e) => {
+            let (code, msg) = mount_error(&e, &o);
+            ready(Err((code, msg.clone())));
+            return Err(fail(code, msg));
+        }
+    };
+    let _ = runtime::write(&o.mountpoint, v.path());
+    log::info!("mounted (pid {})", std::process::id());
+
+    // Signals seal the vault: unmount (lazily), and the session loop ends.
+    let mut unmounter = session.unmount_callable();
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("quire-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                log::info!("signal {sig} received: sealing");
+                if let Err(e) = unmounter.unmount() {
+                    log::error!("unmount after signal failed: {e}");
+                }
+            }
+        })?;
+    if let Some(idle) = o.idle {
+        let mp = o.mountpoint.clone();
+        std::thread::Builder::new()
+            .name("quire-idle".into())
+            .spawn(move || idle_watch(&activity, idle, &mp))?;
+    }
+    ready(Ok(()));
+    let r = session.run();
+    runtime::remove(&o.mountpoint);
+    drop(v);
+    drop(lock);
+    log::info!("unmounted and sealed: keys wiped");
+    r.map_err(|e| fail(Code::Io, format!("the filesystem session failed: {e}")))
+}
+
+/// Seals after `idle` without activity, but only with nothing open: a
+/// regular (not lazy) unmount fails while any program has a file open or its
+/// working folder inside the mount, and is then retried later.
+fn idle_watch(a: &Activity, idle: Duration, mp: &Path) {
+    let tick = (idle / 10).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    loop {
+        std::thread::sleep(tick);
+        if a.open_count() > 0 || a.idle_for() < idle {
+            continue;
+        }
+        match unmount_cmd(mp, false) {
+            Ok(()) => {
+                log::info!("idle for {}s: sealed", idle.as_secs());
+                return;
+            }
+            Err(e) => log::info!("idle, but the mount is in use; staying mounted ({e})"),
+        }
+    }
+}
+
+/// Runs `fusermount3 -u` (or `umount` as root without fusermount3).
+pub fn unmount_cmd(mp: &Path, lazy: bool) -> std::result::Result<(), String> {
+    let mut c = Command::new("fusermount3");
+    c.arg("-u");
+    if lazy {
+        c.arg("-z");
+    }
+    c.arg("--").arg(mp);
+    let out = match c.output() {
+        Ok(o) => o,
+        Err(_) => {
+            let mut u = Command::new("umount");
+            if lazy {
+                u.arg("-l");
+            }
+            u.arg(mp).output().map_err(|e| e.to_string())?
+        }
+    };
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+pub fn run_foreground(v: UnlockedVault, lock: VaultLock, o: Options) -> Result<()> {
+    logger::to_stderr();
+    let mp = o.mountpoint.clone();
+    serve(v, lock, o, |r| {
+        if r.is_ok() {
+            eprintln!(
+                "Mounted at {}. Press Ctrl-C (or run `quire unmount`) to seal.",
+                mp.display()
+            );
+        }
+    })
+}
+
+pub fn run_background(v: UnlockedVault, lock: VaultLock, o: Options) -> Result<()> {
+    let mut fds = [0; 2];
+    // SAFETY: valid out-array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: fresh descriptors we own.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: no other thread exists yet in this process (nothing before
+    // this point spawns one), so fork is sound.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    if pid > 0 {
+        drop(wr);
+        drop(v);
+        drop(lock);
+        // One line: "OK" or "ERR <code> <message>"; EOF means the child died.
+        let mut msg = Vec::new();
+        let mut f = std::fs::File::from(rd);
+        let mut b = [0u8; 1];
+        while let Ok(1) = f.read(&mut b) {
+            if b[0] == b'\n' {
+                break;
+            }
+            msg.push(b[0]);
+        }
+        let msg = String::from_utf8_lossy(&msg).into_owned();
+        let mp = o.mountpoint.display();
+        let msg = msg.trim();
+        if msg == "OK" {
+            eprintln!("Mounted at {mp}. Run `quire unmount` to seal.");
+            return Ok(());
+        }
+        if let Some(rest) = msg.strip_prefix("ERR ") {
+            let (code, text) = rest.split_once(' ').unwrap_or(("1", rest));
+            eprintln!("quire: {}", text.trim());
+            std::process::exit(code.parse::<i32>().unwrap_or(1));
+        }
+        return Err(fail(
+            Code::Other,
+            "the background daemon exited before the mount was ready (see `quire logs`)",
+        ));
+    }
+    // Child: the daemon.
+    drop(rd);
+    // SAFETY: setsid has no preconditions.
+    unsafe { libc::setsid() };
+    if let Ok(f) = logfile::LogFile::open(&v) {
+        logger::to_file(f);
+    }
+    let mut wr = std::fs::File::from(wr);
+    detach_stdio();
+    let r = serve(v, lock, o, |r| {
+        let line = match r {
+            Ok(()) => "OK\n".to_string(),
+            Err((code, msg)) => format!("ERR {} {}\n", code as i32, msg.replace('\n', " ")),
+        };
+        let _ = wr.write_all(line.as_bytes());
+    });
+    if let Err(e) = &r {
+        log::error!("daemon stopped: {e:#}");
+    }
+    std::process::exit(if r.is_ok() { 0 } else { 1 });
+}
+
+fn detach_stdio() {
+    let _ = std::env::set_current_dir("/");
+    // SAFETY: open/dup2 on valid descriptors.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
+            libc::dup2(null, 2);
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+}
+
+/// Arguments of `quire logs`.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Vault folder (default: ~/.local/share/quire/vault).
+    vault: Option<PathBuf>,
+    #[command(flatten)]
+    password: PasswordArgs,
+}
+
+/// `quire logs`: decrypts and prints the daemon's log.
+pub fn logs(a: LogsArgs) -> Result<()> {
+    let path = paths::absolute(&a.vault.clone().unwrap_or_else(paths::default_vault));
+    let locked = LockedVault::open(&path)?;
+    let v = locked.unlock(&password::unlock_secret(&a.password)?)?;
+    let mut out = std::io::stdout().lock();
+    for l in logfile::read_all(&v)? {
+        let _ = writeln!(out, "{l}");
+    }
+    Ok(())
+}

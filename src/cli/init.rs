@@ -1,0 +1,123 @@
+//! `quire init [VAULT]`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::{password, paths};
+use crate::crypto::kdf::Argon2Params;
+use crate::vault::{self, Created};
+
+/// Arguments of `quire init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Vault folder to create (default: ~/.local/share/quire/vault).
+    vault: Option<PathBuf>,
+    #[command(flatten)]
+    kdf: KdfArgs,
+    /// Read the new password from the first line of FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "QUIRE_PASSWORD_FILE",
+        conflicts_with = "password_command"
+    )]
+    password_file: Option<PathBuf>,
+    /// Run CMD with `sh -c` and use the first line it prints as the new password.
+    #[arg(long, value_name = "CMD")]
+    password_command: Option<String>,
+    /// Write the recovery key to FILE (mode 0600) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    recovery_key_out: Option<PathBuf>,
+}
+
+/// Argon2id cost of the password slot.
+#[derive(Args, Debug, Clone)]
+pub struct KdfArgs {
+    /// Argon2id memory in MiB (at least 8; default 64).
+    #[arg(long, value_name = "MIB", default_value_t = 64, hide = true)]
+    pub kdf_memory: u32,
+    /// Argon2id passes (default 3).
+    #[arg(long, value_name = "N", default_value_t = 3, hide = true)]
+    pub kdf_passes: u32,
+}
+
+impl KdfArgs {
+    /// The parameters, validated.
+    pub fn params(&self) -> Result<Argon2Params> {
+        let p = Argon2Params {
+            m_kib: self.kdf_memory.saturating_mul(1024),
+            t: self.kdf_passes,
+            p: 4,
+        };
+        if !p.in_bounds() {
+            return Err(super::exit::fail(
+                super::Code::Usage,
+                "Argon2 parameters out of range",
+            ));
+        }
+        Ok(p)
+    }
+}
+
+pub fn run(a: InitArgs) -> Result<()> {
+    let path = paths::absolute(&a.vault.clone().unwrap_or_else(paths::default_vault));
+    let params = a.kdf.params()?;
+    create(
+        &path,
+        params,
+        a.password_file.as_deref(),
+        a.password_command.as_deref(),
+        a.recovery_key_out.as_deref(),
+    )?;
+    Ok(())
+}
+
+/// Creates a vault and shows the recovery key; shared with `mount`'s offer.
+pub fn create(
+    path: &std::path::Path,
+    params: Argon2Params,
+    pw_file: Option<&std::path::Path>,
+    pw_cmd: Option<&str>,
+    rk_out: Option<&std::path::Path>,
+) -> Result<vault::UnlockedVault> {
+    if path.exists() && std::fs::read_dir(path)?.next().is_some() {
+        return Err(vault::Error::Exists(path.to_owned()).into());
+    }
+    eprintln!("Creating a new vault at {}", path.display());
+    let pw = password::new_password(pw_file, pw_cmd, "New password")?;
+    let Created {
+        vault,
+        recovery_key,
+    } = vault::init(path, &pw, params)?;
+    match rk_out {
+        Some(f) => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut o = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(f)?;
+            writeln!(o, "{}", recovery_key.expose())?;
+            eprintln!(
+                "Vault created. The recovery key was written to {}.",
+                f.display()
+            );
+        }
+        None => {
+            eprintln!("Vault created.");
+            eprintln!();
+            eprintln!("Your recovery key (shown only this once):");
+            eprintln!();
+            println!("    {}", recovery_key.expose());
+            eprintln!();
+            eprintln!("Write it down and keep it somewhere safe, away from this computer.");
+            eprintln!(
+                "It opens the vault if the password is forgotten: `quire passwd --recovery-key`."
+            );
+        }
+    }
+    Ok(vault)
+}

@@ -1,0 +1,129 @@
+//! Layer 4: the command line. One file per command; [`exit`] is the only
+//! place that turns errors into messages and exit codes (docs/CLI.md).
+
+mod daemon;
+pub mod exit;
+mod init;
+mod logger;
+mod mount;
+mod passwd;
+mod password;
+mod paths;
+mod runtime;
+mod status;
+mod unmount;
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+pub use exit::Code;
+
+/// Quire: an encrypted, versioned notebook you mount as an ordinary folder.
+///
+/// Your notes live encrypted in a vault folder (by default
+/// ~/.local/share/quire/vault). `quire mount` shows them, decrypted, in
+/// ~/Notes for any program to use; `quire unmount` seals them again.
+#[derive(Parser, Debug)]
+#[command(
+    name = "quire",
+    version,
+    propagate_version = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the password comes from (for scripts; a terminal prompt otherwise).
+#[derive(Args, Debug, Clone, Default)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "QUIRE_PASSWORD_FILE",
+        conflicts_with = "password_command"
+    )]
+    password_file: Option<PathBuf>,
+    /// Run CMD with `sh -c` and use the first line it prints as the password.
+    #[arg(long, value_name = "CMD")]
+    password_command: Option<String>,
+    /// Unlock with the recovery key instead of the password (asked on the
+    /// terminal, or read from --recovery-key-file).
+    #[arg(long)]
+    recovery_key: bool,
+    /// Read the recovery key from FILE (implies --recovery-key).
+    #[arg(long, value_name = "FILE")]
+    recovery_key_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new vault (asks for a password twice, prints a recovery key once).
+    Init(init::InitArgs),
+    /// Unlock a vault and show it as a folder (by default ~/Notes).
+    Mount(mount::MountArgs),
+    /// Seal a mounted vault: flush everything, wipe the keys, unmount.
+    #[command(alias = "umount")]
+    Unmount(unmount::UnmountArgs),
+    /// Show which vaults are mounted where, and since when.
+    Status(status::StatusArgs),
+    /// Change the vault password (or set a new one with the recovery key).
+    Passwd(passwd::PasswdArgs),
+    /// Print the shell completion script for SHELL.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages into DIR.
+    #[command(hide = true)]
+    Man {
+        /// Output folder.
+        dir: PathBuf,
+    },
+    /// Show the daemon's (encrypted) log of a vault.
+    Logs(daemon::LogsArgs),
+}
+
+/// Entry point: parses arguments, runs the command, returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Init(a) => init::run(a),
+        Command::Mount(a) => mount::run(a),
+        Command::Unmount(a) => unmount::run(a),
+        Command::Status(a) => status::run(a),
+        Command::Passwd(a) => passwd::run(a),
+        Command::Logs(a) => daemon::logs(a),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "quire", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { dir } => man(&dir),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => exit::report(&e),
+    }
+}
+
+fn man(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+    std::fs::write(dir.join("quire.1"), buf)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("quire-{}", sub.get_name());
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(
+            sub.clone()
+                .name(Box::leak(name.clone().into_boxed_str()) as &str),
+        )
+        .render(&mut buf)?;
+        std::fs::write(dir.join(format!("{name}.1")), buf)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! `quire mount [VAULT] [MOUNTPOINT]`: unlock, then serve the vault in the
+//! background (or the foreground) until it is unmounted.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::exit::{Code, fail};
+use super::init::KdfArgs;
+use super::{PasswordArgs, daemon, password, paths, runtime};
+use crate::vault::{self, LockedVault};
+
+/// Arguments of `quire mount`.
+#[derive(Args, Debug)]
+pub struct MountArgs {
+    /// Vault folder (default: ~/.local/share/quire/vault).
+    pub vault: Option<PathBuf>,
+    /// Where to show the notes (default: ~/Notes; created if missing).
+    pub mountpoint: Option<PathBuf>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// Stay attached to the terminal and log to stderr.
+    #[arg(long, short = 'f')]
+    pub foreground: bool,
+    /// Mount read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Let other users (and root) reach the mount. Needs `user_allow_other`
+    /// in /etc/fuse.conf unless run as root. Off by default.
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Seal the vault after this long without file activity (e.g. 30m, 2h).
+    /// Never while a file is open or a program is inside the folder.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle: Option<Duration>,
+    /// FUSE worker threads.
+    #[arg(long, default_value_t = 4, hide = true)]
+    pub threads: usize,
+    #[command(flatten)]
+    kdf: KdfArgs,
+}
+
+/// Parses `90s`, `30m`, `2h`, `1d`, `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    let mut any = false;
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration like 30m or 2h"))?;
+        let mult = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => {
+                return Err(format!(
+                    "`{s}` is not a duration like 30m or 2h (units: s, m, h, d)"
+                ));
+            }
+        };
+        total += n * mult;
+        num.clear();
+        any = true;
+    }
+    if !num.is_empty() || !any || total == 0 {
+        return Err(format!(
+            "`{s}` is not a duration like 30m or 2h (units: s, m, h, d)"
+        ));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+fn check_fuse() -> Result<()> {
+    if !Path::new("/dev/fuse").exists() {
+        return Err(fail(
+            Code::NoFuse,
+            "/dev/fuse is missing: FUSE is not available on this machine",
+        ));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("fusermount3").is_file()))
+        .unwrap_or(false);
+    if !found && !root {
+        return Err(fail(
+            Code::NoFuse,
+            "fusermount3 is not installed: install the fuse3 package (sudo apt-get install fuse3)",
+        ));
+    }
+    Ok(())
+}
+
+fn prepare_mountpoint(mp: &Path, is_default: bool) -> Result<()> {
+    if runtime::find(mp).is_some() {
+        return Err(fail(
+            Code::Busy,
+            format!(
+                "a vault is already mounted at {}; see `quire status`",
+                mp.display()
+            ),
+        ));
+    }
+    match std::fs::metadata(mp) {
+        Ok(m) if !m.is_dir() => Err(fail(
+            Code::MountPoint,
+            format!("{} is not a folder", mp.display()),
+        )),
+        Ok(_) => {
+            let mut it = std::fs::read_dir(mp).map_err(|e| {
+                fail(
+                    Code::MountPoint,
+                    format!("cannot read {}: {e}", mp.display()),
+                )
+            })?;
+            if it.next().is_some() {
+                return Err(fail(
+                    Code::MountPoint,
+                    format!(
+                        "{} is not empty: mounting there would hide its files; choose an empty folder",
+                        mp.display()
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !is_default && !mp.parent().map(|p| p.is_dir()).unwrap_or(false) {
+                return Err(fail(
+                    Code::MountPoint,
+                    format!("the folder containing {} does not exist", mp.display()),
+                ));
+            }
+            std::fs::create_dir_all(mp).map_err(|e| {
+                fail(
+                    Code::MountPoint,
+                    format!("cannot create {}: {e}", mp.display()),
+                )
+            })
+        }
+        Err(e) => Err(fail(
+            Code::MountPoint,
+            format!("cannot use {}: {e}", mp.display()),
+        )),
+    }
+}
+
+pub fn run(a: MountArgs) -> Result<()> {
+    let vault_path = paths::absolute(&a.vault.clone().unwrap_or_else(paths::default_vault));
+    let is_default_mp = a.mountpoint.is_none();
+    let mp = paths::absolute(
+        &a.mountpoint
+            .clone()
+            .unwrap_or_else(paths::default_mountpoint),
+    );
+    check_fuse()?;
+
+    let unlocked = match LockedVault::open(&vault_path) {
+        Ok(locked) => {
+            let lock = vault::lock(&vault::open_layout(&vault_path))?;
+            prepare_mountpoint(&mp, is_default_mp)?;
+            let secret = password::unlock_secret(&a.password)?;
+            (locked.unlock(&secret)?, lock)
+        }
+        Err(vault::Error::NoVault(_)) => {
+            if !password::confirm(&format!(
+                "There is no vault at {}. Create one now?",
+                vault_path.display()
+            )) {
+                return Err(fail(
+                    Code::NoVault,
+                    format!(
+                        "there is no vault at {}: create one with `quire init`",
+                        vault_path.display()
+                    ),
+                ));
+            }
+            let v = super::init::create(
+                &vault_path,
+                a.kdf.params()?,
+                a.password.password_file.as_deref(),
+                a.password.password_command.as_deref(),
+                None,
+            )?;
+            let lock = vault::lock(&vault::open_layout(&vault_path))?;
+            prepare_mountpoint(&mp, is_default_mp)?;
+            (v, lock)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (v, lock) = unlocked;
+    let opts = daemon::Options {
+        mountpoint: mp,
+        read_only: a.read_only,
+        allow_other: a.allow_other,
+        idle: a.idle,
+        threads: a.threads.max(1),
+    };
+    if a.foreground {
+        daemon::run_foreground(v, lock, opts)
+    } else {
+        daemon::run_background(v, lock, opts)
+    }
+}

@@ -1,0 +1,42 @@
+//! `quire passwd [VAULT]`: re-wraps the master key under a new password.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::init::KdfArgs;
+use super::{PasswordArgs, password, paths};
+use crate::vault::LockedVault;
+
+/// Arguments of `quire passwd`.
+#[derive(Args, Debug)]
+pub struct PasswdArgs {
+    /// Vault folder (default: ~/.local/share/quire/vault).
+    vault: Option<PathBuf>,
+    #[command(flatten)]
+    current: PasswordArgs,
+    /// Read the new password from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    new_password_file: Option<PathBuf>,
+    /// Run CMD and use the first line it prints as the new password.
+    #[arg(long, value_name = "CMD")]
+    new_password_command: Option<String>,
+    #[command(flatten)]
+    kdf: KdfArgs,
+}
+
+pub fn run(a: PasswdArgs) -> Result<()> {
+    let path = paths::absolute(&a.vault.clone().unwrap_or_else(paths::default_vault));
+    let locked = LockedVault::open(&path)?;
+    let secret = password::unlock_secret(&a.current)?;
+    let mut v = locked.unlock(&secret)?;
+    let new = password::new_password(
+        a.new_password_file.as_deref(),
+        a.new_password_command.as_deref(),
+        "New password",
+    )?;
+    v.change_password(&new, a.kdf.params()?)?;
+    eprintln!("Password changed. The recovery key is unchanged.");
+    Ok(())
+}

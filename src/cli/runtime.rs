@@ -1,0 +1,170 @@
+//! What is mounted where: the kernel's mount table (authoritative) joined
+//! with a small record each daemon writes in the runtime folder (pid, vault,
+//! start time). Records hold paths of the vault and mount point only, never
+//! anything from inside the vault.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One mounted Quire vault.
+#[derive(Debug, Clone)]
+pub struct MountRecord {
+    /// Mount point.
+    pub mountpoint: PathBuf,
+    /// Vault folder, when the daemon's record is present.
+    pub vault: Option<PathBuf>,
+    /// Daemon pid.
+    pub pid: Option<i32>,
+    /// Unix time the mount started.
+    pub since: Option<u64>,
+    /// Read-only mount.
+    pub read_only: bool,
+}
+
+/// The runtime folder: `$XDG_RUNTIME_DIR/quire`, else `/tmp/quire-<uid>`.
+pub fn dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("quire"),
+        // SAFETY: getuid has no preconditions.
+        None => PathBuf::from(format!("/tmp/quire-{}", unsafe { libc::getuid() })),
+    }
+}
+
+fn record_path(mountpoint: &Path) -> PathBuf {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(mountpoint.as_os_str().as_encoded_bytes());
+    let name: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+    dir().join(format!("{name}.mount"))
+}
+
+/// Writes this daemon's record.
+pub fn write(mountpoint: &Path, vault: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let d = dir();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&d)?;
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let text = format!(
+        "pid={}\nsince={}\nvault={}\nmountpoint={}\n",
+        std::process::id(),
+        since,
+        vault.display(),
+        mountpoint.display()
+    );
+    crate::store::atomic::write(&record_path(mountpoint), text.as_bytes())
+}
+
+/// Removes this daemon's record.
+pub fn remove(mountpoint: &Path) {
+    let _ = std::fs::remove_file(record_path(mountpoint));
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every Quire mount visible to this process.
+pub fn mounts() -> Vec<MountRecord> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        // fusermount3 records the subtype ("fuse.quire"); a mount made
+        // directly by root shows "fuse" with the fsname "quire" as source.
+        let ours = r.first() == Some(&"fuse.quire")
+            || (r.first() == Some(&"fuse") && r.get(1) == Some(&"quire"));
+        if l.len() < 6 || !ours {
+            continue;
+        }
+        let mountpoint = PathBuf::from(unescape(l[4]));
+        let read_only = l[5].split(',').any(|o| o == "ro");
+        let mut rec = MountRecord {
+            mountpoint: mountpoint.clone(),
+            vault: None,
+            pid: None,
+            since: None,
+            read_only,
+        };
+        if let Ok(t) = std::fs::read_to_string(record_path(&mountpoint)) {
+            for kv in t.lines() {
+                match kv.split_once('=') {
+                    Some(("pid", v)) => rec.pid = v.parse().ok(),
+                    Some(("since", v)) => rec.since = v.parse().ok(),
+                    Some(("vault", v)) => rec.vault = Some(PathBuf::from(v)),
+                    _ => {}
+                }
+            }
+        }
+        out.push(rec);
+    }
+    out
+}
+
+/// Whether `p` is currently a Quire mount point.
+pub fn find(p: &Path) -> Option<MountRecord> {
+    mounts().into_iter().find(|m| m.mountpoint == p)
+}
+
+/// Formats a Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_time(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_and_escapes() {
+        assert_eq!(super::format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::format_time(1_795_000_000), "2026-11-18 11:06:40 UTC");
+        assert_eq!(super::unescape(r"/a\040b"), "/a b");
+    }
+}

@@ -1,0 +1,73 @@
+//! `quire status`: what is mounted where, since when.
+
+use anyhow::Result;
+use clap::Args;
+
+use super::runtime;
+
+/// Arguments of `quire status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Print JSON (an array of mounts) for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+pub fn run(a: StatusArgs) -> Result<()> {
+    let mounts = runtime::mounts();
+    if a.json {
+        let items: Vec<String> = mounts
+            .iter()
+            .map(|m| {
+                format!(
+                    "{{\"mountpoint\":{},\"vault\":{},\"pid\":{},\"since\":{},\"read_only\":{}}}",
+                    json_str(&m.mountpoint.display().to_string()),
+                    m.vault
+                        .as_ref()
+                        .map(|v| json_str(&v.display().to_string()))
+                        .unwrap_or("null".into()),
+                    m.pid.map(|p| p.to_string()).unwrap_or("null".into()),
+                    m.since.map(|s| s.to_string()).unwrap_or("null".into()),
+                    m.read_only
+                )
+            })
+            .collect();
+        println!("[{}]", items.join(","));
+        return Ok(());
+    }
+    if mounts.is_empty() {
+        println!("No vault is mounted.");
+        return Ok(());
+    }
+    for m in mounts {
+        println!(
+            "{}{}",
+            m.mountpoint.display(),
+            if m.read_only { " (read-only)" } else { "" }
+        );
+        if let Some(v) = &m.vault {
+            println!("  vault: {}", v.display());
+        }
+        if let Some(s) = m.since {
+            println!("  since: {}", runtime::format_time(s));
+        }
+        if let Some(p) = m.pid {
+            println!("  daemon pid: {p}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! Every HKDF `info` label Quire uses, in one place (gocryptfs keeps its
+//! labels in `internal/cryptocore/hkdf.go` for the same reason: a label used
+//! twice for two purposes would make two keys equal).
+//!
+//! Changing any string here changes the on-disk format: see docs/FORMAT.md §3.
+
+/// Key-encryption key of a recovery-key slot, from the recovery key.
+pub const KEK_RECOVERY: &[u8] = b"quire/v1/kek/recovery";
+/// Content master subkey; per-file keys are derived from it.
+pub const CONTENT: &[u8] = b"quire/v1/content";
+/// Per-file content key: this label followed by the 16-byte file ID.
+pub const FILE_KEY: &[u8] = b"quire/v1/file";
+/// AES-SIV key (64 bytes) for file and directory names.
+pub const NAMES: &[u8] = b"quire/v1/names";
+/// AES-GCM key for symlink targets.
+pub const SYMLINK: &[u8] = b"quire/v1/symlink";
+/// AES-SIV key (64 bytes) for extended attribute names.
+pub const XATTR_NAME: &[u8] = b"quire/v1/xattr-name";
+/// AES-GCM key for extended attribute values.
+pub const XATTR_VALUE: &[u8] = b"quire/v1/xattr-value";
+/// AES-GCM key for the daemon's log records.
+pub const LOG: &[u8] = b"quire/v1/log";
+/// Reserved for the search index (issue 4).
+pub const INDEX: &[u8] = b"quire/v1/index";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn labels_are_distinct() {
+        let all = [
+            super::KEK_RECOVERY,
+            super::CONTENT,
+            super::FILE_KEY,
+            super::NAMES,
+            super::SYMLINK,
+            super::XATTR_NAME,
+            super::XATTR_VALUE,
+            super::LOG,
+            super::INDEX,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Secret newtypes. None implements `Debug`, `Display` or `Clone`; all wipe
+//! their bytes on drop and try to keep them out of swap (mlock).
+
+use zeroize::Zeroize;
+
+use super::aead::AeadKey;
+use super::labels;
+use super::names::NameKey;
+
+/// Heap-allocated, mlocked, zeroized-on-drop fixed-size secret.
+pub struct Secret<const N: usize>(Box<[u8; N]>);
+
+impl<const N: usize> Secret<N> {
+    /// Wraps (and takes) the given bytes, wiping the source.
+    pub fn from_bytes(src: &mut [u8; N]) -> Self {
+        let mut b = Box::new([0u8; N]);
+        b.copy_from_slice(src);
+        src.zeroize();
+        lock_memory(b.as_ptr(), N);
+        Secret(b)
+    }
+
+    /// Fresh random secret.
+    pub fn random() -> Self {
+        let mut b = Box::new([0u8; N]);
+        super::random::fill(&mut b[..]);
+        lock_memory(b.as_ptr(), N);
+        Secret(b)
+    }
+
+    /// The secret bytes. Callers must not copy them into non-zeroizing storage.
+    pub fn expose(&self) -> &[u8; N] {
+        &self.0
+    }
+}
+
+impl<const N: usize> Drop for Secret<N> {
+    fn drop(&mut self) {
+        self.0.zeroize();
+        unlock_memory(self.0.as_ptr(), N);
+    }
+}
+
+fn lock_memory(ptr: *const u8, len: usize) {
+    // Best effort: an RLIMIT_MEMLOCK of zero must not stop the vault from opening.
+    // SAFETY: ptr..ptr+len is a live allocation owned by the caller.
+    unsafe {
+        libc::mlock(ptr.cast(), len);
+    }
+}
+
+fn unlock_memory(ptr: *const u8, len: usize) {
+    // SAFETY: as above; munlock of unlocked memory is harmless.
+    unsafe {
+        libc::munlock(ptr.cast(), len);
+    }
+}
+
+/// A 256-bit key.
+pub type Key32 = Secret<32>;
+
+/// The vault's random master key. Only ever stored wrapped in key slots.
+pub struct MasterKey(pub(crate) Key32);
+
+impl MasterKey {
+    /// A fresh random master key (vault creation).
+    pub fn generate() -> Self {
+        MasterKey(Key32::random())
+    }
+
+    /// Derives a purpose subkey with HKDF-SHA256 (salt = vault ID).
+    pub fn derive<const N: usize>(&self, vault_id: &[u8; 16], label: &[u8]) -> Secret<N> {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(vault_id), self.0.expose());
+        let mut out = [0u8; N];
+        hk.expand(label, &mut out)
+            .expect("HKDF output length is a small constant");
+        Secret::from_bytes(&mut out)
+    }
+
+    /// All per-purpose keys of an unlocked vault.
+    pub fn subkeys(&self, vault_id: &[u8; 16]) -> SubKeys {
+        SubKeys {
+            content: self.derive::<32>(vault_id, labels::CONTENT),
+            names: NameKey::new(self.derive::<64>(vault_id, labels::NAMES)),
+            symlink: AeadKey::new(&self.derive::<32>(vault_id, labels::SYMLINK)),
+            xattr_name: NameKey::new(self.derive::<64>(vault_id, labels::XATTR_NAME)),
+            xattr_value: AeadKey::new(&self.derive::<32>(vault_id, labels::XATTR_VALUE)),
+            log: AeadKey::new(&self.derive::<32>(vault_id, labels::LOG)),
+        }
+    }
+}
+
+/// The subkeys of an unlocked vault. Dropping it wipes them all.
+pub struct SubKeys {
+    /// Content master subkey: per-file keys are HKDF(content, FILE_KEY ‖ file ID).
+    pub content: Key32,
+    /// File and directory names.
+    pub names: NameKey,
+    /// Symlink targets.
+    pub symlink: AeadKey,
+    /// Extended attribute names.
+    pub xattr_name: NameKey,
+    /// Extended attribute values.
+    pub xattr_value: AeadKey,
+    /// Daemon log records.
+    pub log: AeadKey,
+}
+
+impl SubKeys {
+    /// The AEAD key of one file, bound to its random 128-bit file ID.
+    pub fn file_key(&self, file_id: &[u8; 16]) -> AeadKey {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::from_prk(self.content.expose())
+            .expect("32-byte PRK is valid");
+        let mut info = [0u8; 13 + 16];
+        info[..13].copy_from_slice(labels::FILE_KEY);
+        info[13..].copy_from_slice(file_id);
+        let mut out = [0u8; 32];
+        hk.expand(&info, &mut out)
+            .expect("HKDF output length is a small constant");
+        AeadKey::new(&Secret::from_bytes(&mut out))
+    }
+}
+
+/// A password typed by the user; wiped on drop.
+pub struct Password(zeroize::Zeroizing<Vec<u8>>);
+
+impl Password {
+    /// Takes ownership of the password bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Password(zeroize::Zeroizing::new(bytes))
+    }
+
+    /// The password bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// True for an empty password.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}

@@ -1,0 +1,411 @@
+//! The vault config file `quire.conf` (docs/FORMAT.md §2): format version,
+//! feature flags, vault ID and the key slots that wrap the master key.
+//!
+//! Every slot's wrap authenticates the whole header and the slot's own KDF
+//! parameters as AAD, so editing the version, a flag or the Argon2 cost in the
+//! file makes every slot fail to open (downgrade detection, as EncFS V7 and
+//! Cryptomator's version MAC do).
+
+use sha2::{Digest, Sha256};
+
+use super::FormatError;
+use crate::crypto::kdf::{self, Argon2Params};
+use crate::crypto::{AeadKey, AuthError, Key32, MasterKey, Password, random};
+
+/// File magic.
+pub const MAGIC: &[u8; 8] = b"QUIREVLT";
+/// The format version this build writes and reads.
+pub const VERSION: u16 = 1;
+/// Oldest version this build reads.
+pub const MIN_VERSION: u16 = 1;
+
+/// Feature flag: names are encrypted with AES-SIV bound to the directory ID.
+pub const FLAG_SIV_NAMES: u32 = 1 << 0;
+/// Feature flag: names too long for the host are shortened with a sidecar.
+pub const FLAG_LONG_NAMES: u32 = 1 << 1;
+/// Feature flag: content blocks carry the last-block flag in their AAD.
+pub const FLAG_LAST_BLOCK_AAD: u32 = 1 << 2;
+/// Feature flag: user extended attributes are stored encrypted.
+pub const FLAG_XATTRS: u32 = 1 << 3;
+/// Every flag this build understands.
+pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;
+/// Flags every version-1 vault has.
+pub const REQUIRED_FLAGS: u32 = KNOWN_FLAGS;
+
+const HEADER_LEN: usize = 8 + 2 + 4 + 16 + 1;
+const WRAPPED_LEN: usize = 12 + 32 + 16;
+const MAX_SLOTS: usize = 8;
+
+/// Kind byte of a password slot.
+pub const SLOT_PASSWORD: u8 = 1;
+/// Kind byte of a recovery-key slot.
+pub const SLOT_RECOVERY: u8 = 2;
+
+/// One key slot: how to derive a key-encryption key, and the wrapped master key.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Slot {
+    /// Argon2id(password, salt, params).
+    Password {
+        /// Cost parameters.
+        params: Argon2Params,
+        /// Random salt, fresh on every password change.
+        salt: [u8; 16],
+        /// `nonce ‖ AES-GCM(master key) ‖ tag`.
+        wrapped: [u8; WRAPPED_LEN],
+    },
+    /// HKDF(recovery key, salt).
+    Recovery {
+        /// Random salt.
+        salt: [u8; 16],
+        /// `nonce ‖ AES-GCM(master key) ‖ tag`.
+        wrapped: [u8; WRAPPED_LEN],
+    },
+}
+
+impl Slot {
+    /// The slot's bytes before the wrapped key (part of its AAD).
+    fn params_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(29);
+        match self {
+            Slot::Password { params, salt, .. } => {
+                v.push(SLOT_PASSWORD);
+                v.extend_from_slice(&params.m_kib.to_be_bytes());
+                v.extend_from_slice(&params.t.to_be_bytes());
+                v.extend_from_slice(&params.p.to_be_bytes());
+                v.extend_from_slice(salt);
+            }
+            Slot::Recovery { salt, .. } => {
+                v.push(SLOT_RECOVERY);
+                v.extend_from_slice(salt);
+            }
+        }
+        v
+    }
+
+    fn wrapped(&self) -> &[u8; WRAPPED_LEN] {
+        match self {
+            Slot::Password { wrapped, .. } | Slot::Recovery { wrapped, .. } => wrapped,
+        }
+    }
+
+    /// Whether this is a password slot.
+    pub fn is_password(&self) -> bool {
+        matches!(self, Slot::Password { .. })
+    }
+}
+
+/// A parsed vault config.
+#[derive(Clone)]
+pub struct Config {
+    /// Format version (always [`VERSION`] once parsed).
+    pub version: u16,
+    /// Feature flags.
+    pub flags: u32,
+    /// Random vault ID; HKDF salt for every subkey.
+    pub vault_id: [u8; 16],
+    /// Key slots, in file order.
+    pub slots: Vec<Slot>,
+}
+
+/// The secret a slot is opened with.
+pub enum Unlock<'a> {
+    /// A password.
+    Password(&'a Password),
+    /// A recovery key.
+    Recovery(&'a Key32),
+}
+
+impl Config {
+    /// A new config with a fresh vault ID and no slots yet.
+    pub fn new() -> Self {
+        Config {
+            version: VERSION,
+            flags: REQUIRED_FLAGS,
+            vault_id: random::bytes(),
+            slots: Vec::new(),
+        }
+    }
+
+    fn header_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(HEADER_LEN);
+        v.extend_from_slice(MAGIC);
+        v.extend_from_slice(&self.version.to_be_bytes());
+        v.extend_from_slice(&self.flags.to_be_bytes());
+        v.extend_from_slice(&self.vault_id);
+        v.push(self.slots.len() as u8);
+        v
+    }
+
+    fn slot_aad(&self, slot_params: &[u8]) -> Vec<u8> {
+        // The slot count is excluded so slots can be added and removed
+        // without re-wrapping the others.
+        let mut aad = self.header_bytes();
+        aad.pop();
+        aad.extend_from_slice(slot_params);
+        aad
+    }
+
+    /// Adds a password slot wrapping `master`, with a fresh salt.
+    pub fn add_password_slot(
+        &mut self,
+        master: &MasterKey,
+        password: &Password,
+        params: Argon2Params,
+    ) {
+        let salt = random::bytes::<16>();
+        let kek = kdf::password_kek(password, &salt, params);
+        let mut slot = Slot::Password {
+            params,
+            salt,
+            wrapped: [0; WRAPPED_LEN],
+        };
+        self.wrap_into(&mut slot, &kek, master);
+        self.slots.push(slot);
+    }
+
+    /// Adds a recovery slot wrapping `master`.
+    pub fn add_recovery_slot(&mut self, master: &MasterKey, recovery: &Key32) {
+        let salt = random::bytes::<16>();
+        let kek = kdf::recovery_kek(recovery, &salt);
+        let mut slot = Slot::Recovery {
+            salt,
+            wrapped: [0; WRAPPED_LEN],
+        };
+        self.wrap_into(&mut slot, &kek, master);
+        self.slots.push(slot);
+    }
+
+    /// Removes every password slot (before adding the new one in `passwd`).
+    pub fn remove_password_slots(&mut self) {
+        self.slots.retain(|s| !s.is_password());
+    }
+
+    fn wrap_into(&self, slot: &mut Slot, kek: &Key32, master: &MasterKey) {
+        let aad = self.slot_aad(&slot.params_bytes());
+        let nonce = random::bytes::<12>();
+        let mut out = [0u8; WRAPPED_LEN];
+        AeadKey::new(kek).seal_into(&nonce, &aad, master.0.expose(), &mut out);
+        match slot {
+            Slot::Password { wrapped, .. } | Slot::Recovery { wrapped, .. } => *wrapped = out,
+        }
+    }
+
+    /// Tries every slot of the matching kind; returns the master key.
+    pub fn unlock(&self, secret: Unlock<'_>) -> Result<MasterKey, AuthError> {
+        for slot in &self.slots {
+            let kek = match (&secret, slot) {
+                (Unlock::Password(p), Slot::Password { params, salt, .. }) => {
+                    kdf::password_kek(p, salt, *params)
+                }
+                (Unlock::Recovery(r), Slot::Recovery { salt, .. }) => kdf::recovery_kek(r, salt),
+                _ => continue,
+            };
+            let aad = self.slot_aad(&slot.params_bytes());
+            let mut mk = [0u8; 32];
+            if AeadKey::new(&kek)
+                .open_into(&aad, slot.wrapped(), &mut mk)
+                .is_ok()
+            {
+                return Ok(MasterKey(Key32::from_bytes(&mut mk)));
+            }
+        }
+        Err(AuthError)
+    }
+
+    /// Serializes: header, slots, then SHA-256 of all preceding bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = self.header_bytes();
+        for s in &self.slots {
+            v.extend_from_slice(&s.params_bytes());
+            v.extend_from_slice(s.wrapped());
+        }
+        let sum = Sha256::digest(&v);
+        v.extend_from_slice(&sum);
+        v
+    }
+
+    /// Parses and validates a config. Version and flags are checked before
+    /// anything else so that a newer vault gets the right message.
+    pub fn from_bytes(b: &[u8]) -> Result<Config, FormatError> {
+        if b.len() < 10 || &b[..8] != MAGIC {
+            return Err(FormatError::BadMagic);
+        }
+        let version = u16::from_be_bytes([b[8], b[9]]);
+        if version > VERSION {
+            return Err(FormatError::TooNew {
+                found: version,
+                supported: VERSION,
+            });
+        }
+        if version < MIN_VERSION {
+            return Err(FormatError::TooOld {
+                found: version,
+                supported: MIN_VERSION,
+            });
+        }
+        if b.len() < HEADER_LEN + 32 {
+            return Err(FormatError::Corrupt("truncated"));
+        }
+        let (body, sum) = b.split_at(b.len() - 32);
+        if Sha256::digest(body).as_slice() != sum {
+            return Err(FormatError::Corrupt("checksum mismatch"));
+        }
+        let flags = u32::from_be_bytes(b[10..14].try_into().unwrap());
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(FormatError::UnknownFlags(flags & !KNOWN_FLAGS));
+        }
+        if flags & REQUIRED_FLAGS != REQUIRED_FLAGS {
+            return Err(FormatError::Corrupt("a required feature flag is missing"));
+        }
+        let vault_id: [u8; 16] = b[14..30].try_into().unwrap();
+        let n = b[30] as usize;
+        if n == 0 || n > MAX_SLOTS {
+            return Err(FormatError::Corrupt("bad key slot count"));
+        }
+        let mut r = &body[HEADER_LEN..];
+        let mut slots = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (&kind, rest) = r
+                .split_first()
+                .ok_or(FormatError::Corrupt("truncated slot"))?;
+            r = rest;
+            let take = |r: &mut &[u8], k: usize| -> Result<Vec<u8>, FormatError> {
+                if r.len() < k {
+                    return Err(FormatError::Corrupt("truncated slot"));
+                }
+                let (a, b) = r.split_at(k);
+                *r = b;
+                Ok(a.to_vec())
+            };
+            let slot = match kind {
+                SLOT_PASSWORD => {
+                    let p = take(&mut r, 12)?;
+                    let params = Argon2Params {
+                        m_kib: u32::from_be_bytes(p[0..4].try_into().unwrap()),
+                        t: u32::from_be_bytes(p[4..8].try_into().unwrap()),
+                        p: u32::from_be_bytes(p[8..12].try_into().unwrap()),
+                    };
+                    if !params.in_bounds() {
+                        return Err(FormatError::Corrupt("Argon2 parameters out of bounds"));
+                    }
+                    let salt = take(&mut r, 16)?.try_into().unwrap();
+                    let wrapped = take(&mut r, WRAPPED_LEN)?.try_into().unwrap();
+                    Slot::Password {
+                        params,
+                        salt,
+                        wrapped,
+                    }
+                }
+                SLOT_RECOVERY => {
+                    let salt = take(&mut r, 16)?.try_into().unwrap();
+                    let wrapped = take(&mut r, WRAPPED_LEN)?.try_into().unwrap();
+                    Slot::Recovery { salt, wrapped }
+                }
+                _ => return Err(FormatError::Corrupt("unknown key slot kind")),
+            };
+            slots.push(slot);
+        }
+        if !r.is_empty() {
+            return Err(FormatError::Corrupt("trailing bytes"));
+        }
+        Ok(Config {
+            version,
+            flags,
+            vault_id,
+            slots,
+        })
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pw(s: &str) -> Password {
+        Password::new(s.as_bytes().to_vec())
+    }
+
+    fn sample() -> (Config, MasterKey, Key32) {
+        let mk = MasterKey::generate();
+        let rk = Key32::random();
+        let mut c = Config::new();
+        c.add_password_slot(&mk, &pw("correct horse"), Argon2Params::MIN);
+        c.add_recovery_slot(&mk, &rk);
+        (c, mk, rk)
+    }
+
+    #[test]
+    fn round_trip_and_unlock() {
+        let (c, mk, rk) = sample();
+        let bytes = c.to_bytes();
+        assert_eq!(
+            bytes.len(),
+            HEADER_LEN + (1 + 12 + 16 + 60) + (1 + 16 + 60) + 32
+        );
+        let c2 = Config::from_bytes(&bytes).unwrap();
+        let m1 = c2.unlock(Unlock::Password(&pw("correct horse"))).unwrap();
+        assert_eq!(m1.0.expose(), mk.0.expose());
+        let m2 = c2.unlock(Unlock::Recovery(&rk)).unwrap();
+        assert_eq!(m2.0.expose(), mk.0.expose());
+        assert!(c2.unlock(Unlock::Password(&pw("wrong"))).is_err());
+        assert!(c2.unlock(Unlock::Recovery(&Key32::random())).is_err());
+    }
+
+    /// Rewrites a field and fixes the checksum, as an attacker would.
+    fn forge(mut b: Vec<u8>, at: usize, val: &[u8]) -> Vec<u8> {
+        b[at..at + val.len()].copy_from_slice(val);
+        let n = b.len() - 32;
+        let sum = Sha256::digest(&b[..n]);
+        b[n..].copy_from_slice(&sum);
+        b
+    }
+
+    #[test]
+    fn refuses_newer_older_unknown_flags_and_corruption() {
+        let (c, _, _) = sample();
+        let b = c.to_bytes();
+        assert!(matches!(
+            Config::from_bytes(&forge(b.clone(), 8, &2u16.to_be_bytes())),
+            Err(FormatError::TooNew { found: 2, .. })
+        ));
+        assert!(matches!(
+            Config::from_bytes(&forge(b.clone(), 8, &0u16.to_be_bytes())),
+            Err(FormatError::TooOld { found: 0, .. })
+        ));
+        assert!(matches!(
+            Config::from_bytes(&forge(b.clone(), 10, &(KNOWN_FLAGS | 1 << 20).to_be_bytes())),
+            Err(FormatError::UnknownFlags(f)) if f == 1 << 20
+        ));
+        let mut t = b.clone();
+        t[40] ^= 1;
+        assert!(matches!(
+            Config::from_bytes(&t),
+            Err(FormatError::Corrupt(_))
+        ));
+        assert!(matches!(
+            Config::from_bytes(&b[..20]),
+            Err(FormatError::Corrupt(_))
+        ));
+        assert!(matches!(
+            Config::from_bytes(b"hello world"),
+            Err(FormatError::BadMagic)
+        ));
+    }
+
+    #[test]
+    fn downgraded_kdf_params_fail_to_unlock() {
+        let (c, _, _) = sample();
+        let b = c.to_bytes();
+        // Slot 0 starts at HEADER_LEN: kind, then m_kib. Raise m to
+        // 9 MiB: still in bounds, checksum fixed, but the AAD no longer matches.
+        let forged = forge(b, HEADER_LEN + 1, &(9 * 1024u32).to_be_bytes());
+        let c2 = Config::from_bytes(&forged).unwrap();
+        assert!(c2.unlock(Unlock::Password(&pw("correct horse"))).is_err());
+    }
+}

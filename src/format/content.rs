@@ -1,0 +1,204 @@
+//! File content layout (docs/FORMAT.md §4): an 18-byte header, then 4 KiB
+//! plaintext blocks each sealed as `nonce(12) ‖ ciphertext ‖ tag(16)`.
+//!
+//! The AAD of block *n* is `file ID(16) ‖ n (u64 BE) ‖ last(u8)`, where `last`
+//! is 1 only for the final block. Swapping, reordering or truncating blocks
+//! therefore fails authentication (the STREAM construction of the age format).
+//! An all-zero block is never accepted as a hole: it fails like any other
+//! forgery.
+
+use crate::crypto::aead::{AeadKey, NONCE_LEN, OVERHEAD};
+use crate::crypto::{AuthError, random};
+
+/// Content format version written in the header.
+pub const HEADER_VERSION: u16 = 1;
+/// Header length: version(2) ‖ file ID(16).
+pub const HEADER_LEN: u64 = 18;
+/// Plaintext bytes per block.
+pub const BLOCK: u64 = 4096;
+/// Ciphertext bytes per full block.
+pub const CBLOCK: u64 = BLOCK + OVERHEAD as u64;
+
+/// Why a header was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Shorter than 18 bytes.
+    Truncated,
+    /// A content version this build does not read.
+    UnknownVersion(u16),
+}
+
+/// Builds a header for a new file with a fresh random file ID.
+pub fn new_header() -> ([u8; HEADER_LEN as usize], [u8; 16]) {
+    let id = random::bytes::<16>();
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[..2].copy_from_slice(&HEADER_VERSION.to_be_bytes());
+    h[2..].copy_from_slice(&id);
+    (h, id)
+}
+
+/// Parses a header, returning the file ID.
+pub fn parse_header(h: &[u8]) -> Result<[u8; 16], HeaderError> {
+    if h.len() < HEADER_LEN as usize {
+        return Err(HeaderError::Truncated);
+    }
+    let v = u16::from_be_bytes([h[0], h[1]]);
+    if v != HEADER_VERSION {
+        return Err(HeaderError::UnknownVersion(v));
+    }
+    Ok(h[2..18].try_into().unwrap())
+}
+
+/// Plaintext size for a ciphertext file of `csize` bytes, or `None` if no
+/// valid file has that size (a torn or truncated tail). A 0-byte file is an
+/// empty file whose header has not been written yet.
+pub fn plain_size(csize: u64) -> Option<u64> {
+    if csize == 0 {
+        return Some(0);
+    }
+    if csize < HEADER_LEN {
+        return None;
+    }
+    let body = csize - HEADER_LEN;
+    let full = body / CBLOCK;
+    let rem = body % CBLOCK;
+    match rem {
+        0 => Some(full * BLOCK),
+        r if r > OVERHEAD as u64 => Some(full * BLOCK + r - OVERHEAD as u64),
+        _ => None,
+    }
+}
+
+/// Ciphertext size of a file holding `psize` plaintext bytes.
+pub fn cipher_size(psize: u64) -> u64 {
+    let full = psize / BLOCK;
+    let rem = psize % BLOCK;
+    HEADER_LEN + full * CBLOCK + if rem > 0 { rem + OVERHEAD as u64 } else { 0 }
+}
+
+/// Offset of block `n` in the ciphertext file.
+pub fn block_offset(n: u64) -> u64 {
+    HEADER_LEN + n * CBLOCK
+}
+
+/// Number of blocks of a file of `psize` bytes.
+pub fn block_count(psize: u64) -> u64 {
+    psize.div_ceil(BLOCK)
+}
+
+/// The AAD of block `n`.
+pub fn block_aad(file_id: &[u8; 16], n: u64, last: bool) -> [u8; 25] {
+    let mut a = [0u8; 25];
+    a[..16].copy_from_slice(file_id);
+    a[16..24].copy_from_slice(&n.to_be_bytes());
+    a[24] = last as u8;
+    a
+}
+
+/// Seals consecutive blocks `first..` of one file into `out`. `plain` is cut
+/// into 4 KiB blocks (the final one may be short); `last_is_final` says
+/// whether the final block of `plain` is the final block of the file.
+pub fn seal_blocks(
+    key: &AeadKey,
+    file_id: &[u8; 16],
+    first: u64,
+    plain: &[u8],
+    last_is_final: bool,
+    out: &mut Vec<u8>,
+) {
+    let n = plain.len().div_ceil(BLOCK as usize);
+    let mut nonces = vec![0u8; n * NONCE_LEN];
+    random::fill(&mut nonces);
+    let start = out.len();
+    out.resize(start + plain.len() + n * OVERHEAD, 0);
+    let mut o = start;
+    for (i, chunk) in plain.chunks(BLOCK as usize).enumerate() {
+        let last = last_is_final && i == n - 1;
+        let aad = block_aad(file_id, first + i as u64, last);
+        let nonce: &[u8; NONCE_LEN] = nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]
+            .try_into()
+            .unwrap();
+        let len = chunk.len() + OVERHEAD;
+        key.seal_into(nonce, &aad, chunk, &mut out[o..o + len]);
+        o += len;
+    }
+}
+
+/// Opens consecutive sealed blocks `first..` into `out` (appending).
+/// `final_block` is the number of the file's last block.
+pub fn open_blocks(
+    key: &AeadKey,
+    file_id: &[u8; 16],
+    first: u64,
+    sealed: &[u8],
+    final_block: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), (u64, AuthError)> {
+    for (i, chunk) in sealed.chunks(CBLOCK as usize).enumerate() {
+        let n = first + i as u64;
+        if chunk.len() <= OVERHEAD {
+            return Err((n, AuthError));
+        }
+        let aad = block_aad(file_id, n, n == final_block);
+        let start = out.len();
+        out.resize(start + chunk.len() - OVERHEAD, 0);
+        key.open_into(&aad, chunk, &mut out[start..])
+            .map_err(|e| (n, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Key32;
+
+    #[test]
+    fn size_math_round_trips() {
+        for p in [0u64, 1, 4095, 4096, 4097, 8192, 1 << 20, (1 << 20) + 17] {
+            let c = cipher_size(p);
+            if p == 0 {
+                assert_eq!(c, HEADER_LEN);
+            }
+            assert_eq!(plain_size(c), Some(p), "p={p}");
+        }
+        assert_eq!(plain_size(0), Some(0));
+        assert_eq!(plain_size(5), None);
+        assert_eq!(plain_size(HEADER_LEN + 28), None);
+        assert_eq!(plain_size(HEADER_LEN + 29), Some(1));
+        // Worked example from docs/FORMAT.md §4: 10,000 bytes.
+        assert_eq!(cipher_size(10_000), 18 + 2 * 4124 + (1808 + 28));
+    }
+
+    #[test]
+    fn blocks_bind_position_file_and_last_flag() {
+        let key = AeadKey::new(&Key32::from_bytes(&mut [9; 32]));
+        let id = [1u8; 16];
+        let plain: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let mut sealed = Vec::new();
+        seal_blocks(&key, &id, 0, &plain, true, &mut sealed);
+        assert_eq!(sealed.len() as u64, cipher_size(10_000) - HEADER_LEN);
+        let mut out = Vec::new();
+        open_blocks(&key, &id, 0, &sealed, 2, &mut out).unwrap();
+        assert_eq!(out, plain);
+        // Truncating to the block boundary: block 1 was not sealed as last.
+        let cut = &sealed[..2 * CBLOCK as usize];
+        assert!(open_blocks(&key, &id, 0, cut, 1, &mut Vec::new()).is_err());
+        // Swapping blocks 0 and 1.
+        let mut sw = sealed.clone();
+        let (a, b) = sw.split_at_mut(CBLOCK as usize);
+        a.swap_with_slice(&mut b[..CBLOCK as usize]);
+        assert!(open_blocks(&key, &id, 0, &sw, 2, &mut Vec::new()).is_err());
+        // Another file ID.
+        assert!(open_blocks(&key, &[2; 16], 0, &sealed, 2, &mut Vec::new()).is_err());
+        // A zeroed block is never a hole.
+        let mut z = sealed.clone();
+        z[..CBLOCK as usize].fill(0);
+        assert_eq!(
+            open_blocks(&key, &id, 0, &z, 2, &mut Vec::new())
+                .unwrap_err()
+                .0,
+            0
+        );
+    }
+}

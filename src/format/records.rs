@@ -1,0 +1,87 @@
+//! Small sealed records (docs/FORMAT.md §6–7): symlink targets, extended
+//! attribute names and values, and log records.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
+use crate::crypto::{AeadKey, AuthError, NameKey};
+
+/// Prefix of every host xattr that holds a Quire xattr.
+pub const XATTR_HOST_PREFIX: &str = "user.q.";
+/// Longest plaintext symlink target accepted (the host's PATH_MAX minus
+/// base64 and AEAD expansion).
+pub const MAX_SYMLINK: usize = 3000;
+/// Longest plaintext xattr name accepted (the host's 255-byte limit minus
+/// the prefix and the expansion).
+pub const MAX_XATTR_NAME: usize = 170;
+
+/// Seals a symlink target into the host symlink's target text.
+pub fn seal_symlink(key: &AeadKey, target: &[u8]) -> String {
+    B64.encode(key.seal(b"quire/v1/symlink", target))
+}
+
+/// Opens a host symlink's target text.
+pub fn open_symlink(key: &AeadKey, host: &[u8]) -> Result<Vec<u8>, AuthError> {
+    let sealed = B64.decode(host).map_err(|_| AuthError)?;
+    key.open(b"quire/v1/symlink", &sealed)
+}
+
+/// Host xattr name for a plaintext xattr name (deterministic, so get/remove
+/// find it without listing).
+pub fn xattr_host_name(key: &NameKey, name: &[u8]) -> String {
+    format!(
+        "{XATTR_HOST_PREFIX}{}",
+        B64.encode(key.encrypt(b"quire/v1/xattr", name))
+    )
+}
+
+/// Plaintext xattr name from a host xattr name; `None` for foreign names.
+pub fn xattr_plain_name(key: &NameKey, host: &[u8]) -> Option<Result<Vec<u8>, AuthError>> {
+    let rest = host.strip_prefix(XATTR_HOST_PREFIX.as_bytes())?;
+    let sealed = match B64.decode(rest) {
+        Ok(s) => s,
+        Err(_) => return Some(Err(AuthError)),
+    };
+    Some(key.decrypt(b"quire/v1/xattr", &sealed))
+}
+
+/// Seals an xattr value; the plaintext name is the AAD, so values cannot be
+/// swapped between attributes.
+pub fn seal_xattr_value(key: &AeadKey, name: &[u8], value: &[u8]) -> Vec<u8> {
+    key.seal(name, value)
+}
+
+/// Opens an xattr value.
+pub fn open_xattr_value(key: &AeadKey, name: &[u8], sealed: &[u8]) -> Result<Vec<u8>, AuthError> {
+    key.open(name, sealed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Key32;
+    use crate::crypto::secret::Secret;
+
+    #[test]
+    fn symlink_and_xattr_round_trip() {
+        let k = AeadKey::new(&Key32::from_bytes(&mut [5; 32]));
+        let s = seal_symlink(&k, b"../a/b");
+        assert!(!s.contains('/'));
+        assert_eq!(open_symlink(&k, s.as_bytes()).unwrap(), b"../a/b");
+        assert!(open_symlink(&k, b"garbage").is_err());
+        let n = NameKey::new(Secret::from_bytes(&mut [6; 64]));
+        let h = xattr_host_name(&n, b"user.color");
+        assert_eq!(
+            xattr_plain_name(&n, h.as_bytes()).unwrap().unwrap(),
+            b"user.color"
+        );
+        assert!(xattr_plain_name(&n, b"user.other").is_none());
+        let long = vec![b'a'; MAX_XATTR_NAME];
+        assert!(xattr_host_name(&n, &long).len() <= 255);
+        let v = seal_xattr_value(&k, b"user.a", b"red");
+        assert_eq!(open_xattr_value(&k, b"user.a", &v).unwrap(), b"red");
+        assert!(open_xattr_value(&k, b"user.b", &v).is_err());
+        let long_target = vec![b'x'; MAX_SYMLINK];
+        assert!(seal_symlink(&k, &long_target).len() < 4096);
+    }
+}

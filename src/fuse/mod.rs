@@ -1,0 +1,645 @@
+//! Layer 3: the thin `fuser::Filesystem` adapter. Owns the inode and handle
+//! tables and errno mapping; every decision about bytes on disk belongs to
+//! `vault`. Holds no key: it only calls [`Tree`] methods.
+
+mod activity;
+mod inodes;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+pub use activity::Activity;
+use inodes::Inodes;
+
+use crate::store::host::Time;
+use crate::vault::{Attr, DirEntry, Kind, Node, OpenFile, Owner, Tree};
+
+/// How long the kernel may cache attributes and entries. Quire is the only
+/// writer of the ciphertext while mounted (the vault lock), so caching is safe.
+const TTL: Duration = Duration::from_secs(1);
+
+/// Largest write the kernel may send in one request.
+const MAX_WRITE: u32 = 1 << 20;
+
+fn errno_of(e: &io::Error) -> Errno {
+    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn file_type(k: Kind) -> FileType {
+    match k {
+        Kind::File => FileType::RegularFile,
+        Kind::Dir => FileType::Directory,
+        Kind::Symlink => FileType::Symlink,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+        Kind::CharDev => FileType::CharDevice,
+        Kind::BlockDev => FileType::BlockDevice,
+    }
+}
+
+fn to_time(t: TimeOrNow) -> Time {
+    match t {
+        TimeOrNow::Now => Time::Now,
+        TimeOrNow::SpecificTime(st) => match st.duration_since(UNIX_EPOCH) {
+            Ok(d) => Time::At(d.as_secs() as i64, d.subsec_nanos() as i64),
+            Err(e) => {
+                let d = e.duration();
+                let (mut s, mut n) = (-(d.as_secs() as i64), -(d.subsec_nanos() as i64));
+                if n < 0 {
+                    s -= 1;
+                    n += 1_000_000_000;
+                }
+                Time::At(s, n)
+            }
+        },
+    }
+}
+
+/// A directory handle: a snapshot of the listing taken at opendir (and
+/// re-taken on rewind), so offsets stay stable while entries change.
+struct DirHandle {
+    entries: Vec<(u64, FileType, std::ffi::OsString)>,
+}
+
+/// The mounted filesystem.
+pub struct QuireFs {
+    tree: Tree,
+    inodes: Inodes,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    dirs: Mutex<HashMap<u64, DirHandle>>,
+    next_fh: AtomicU64,
+    activity: Arc<Activity>,
+    on_init: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl QuireFs {
+    /// Wraps an opened tree. `on_init` runs once the kernel handshake is done.
+    pub fn new(
+        tree: Tree,
+        activity: Arc<Activity>,
+        on_init: Option<Box<dyn FnOnce() + Send>>,
+    ) -> io::Result<QuireFs> {
+        let root = tree.root();
+        let root_attr = tree.getattr(&root)?;
+        Ok(QuireFs {
+            inodes: Inodes::new(root, root_attr.ino),
+            tree,
+            files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            activity,
+            on_init: Mutex::new(on_init),
+        })
+    }
+
+    fn attr(&self, a: &Attr) -> FileAttr {
+        FileAttr {
+            ino: INodeNo(self.inodes.fuse_ino(a.ino)),
+            size: a.size,
+            blocks: a.blocks,
+            atime: a.atime,
+            mtime: a.mtime,
+            ctime: a.ctime,
+            crtime: a.ctime,
+            kind: file_type(a.kind),
+            perm: a.perm,
+            nlink: a.nlink,
+            uid: a.uid,
+            gid: a.gid,
+            rdev: a.rdev,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn node(&self, ino: INodeNo) -> Result<Arc<Node>, Errno> {
+        self.activity.touch();
+        self.inodes.get(ino.0).ok_or(Errno::ESTALE)
+    }
+
+    fn owner(req: &Request) -> Option<Owner> {
+        Some(Owner {
+            uid: req.uid(),
+            gid: req.gid(),
+        })
+    }
+
+    fn entry(&self, reply: ReplyEntry, r: io::Result<(Node, Attr)>) {
+        match r {
+            Ok((node, attr)) => {
+                self.inodes.remember(node, attr.ino);
+                reply.entry(&TTL, &self.attr(&attr), Generation(0));
+            }
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
+    fn new_fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn file(&self, fh: FileHandle) -> Result<Arc<OpenFile>, Errno> {
+        self.files
+            .lock()
+            .unwrap()
+            .get(&fh.0)
+            .cloned()
+            .ok_or(Errno::EBADF)
+    }
+
+    fn listing(&self, dir: &Node) -> io::Result<Vec<(u64, FileType, std::ffi::OsString)>> {
+        let mut v = vec![
+            (1, FileType::Directory, ".".into()),
+            (1, FileType::Directory, "..".into()),
+        ];
+        for DirEntry { name, ino, kind } in self.tree.read_dir(dir)? {
+            v.push((self.inodes.fuse_ino(ino), file_type(kind), name));
+        }
+        Ok(v)
+    }
+}
+
+macro_rules! tri {
+    ($reply:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => {
+                $reply.error(e.into_errno());
+                return;
+            }
+        }
+    };
+}
+
+trait IntoErrno {
+    fn into_errno(self) -> Errno;
+}
+impl IntoErrno for Errno {
+    fn into_errno(self) -> Errno {
+        self
+    }
+}
+impl IntoErrno for io::Error {
+    fn into_errno(self) -> Errno {
+        errno_of(&self)
+    }
+}
+
+impl Filesystem for QuireFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let _ = config.set_max_write(MAX_WRITE);
+        let _ = config.set_max_readahead(MAX_WRITE);
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_PARALLEL_DIROPS);
+        if let Some(f) = self.on_init.lock().unwrap().take() {
+            f();
+        }
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        self.files.lock().unwrap().clear();
+        self.dirs.lock().unwrap().clear();
+        log::info!("filesystem session ended");
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let dir = tri!(reply, self.node(parent));
+        self.entry(reply, self.tree.lookup(&dir, name));
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.inodes.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let node = tri!(reply, self.node(ino));
+        let a = tri!(reply, self.tree.getattr(&node));
+        reply.attr(&TTL, &self.attr(&a));
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let node = tri!(reply, self.node(ino));
+        if let Some(m) = mode {
+            tri!(reply, self.tree.chmod(&node, m));
+        }
+        if uid.is_some() || gid.is_some() {
+            tri!(reply, self.tree.chown(&node, uid, gid));
+        }
+        if let Some(s) = size {
+            if node.kind() == Kind::Dir {
+                reply.error(Errno::EISDIR);
+                return;
+            }
+            let open = fh.and_then(|fh| self.files.lock().unwrap().get(&fh.0).cloned());
+            let r = match open {
+                Some(of) if of.writable() => self.tree.truncate(&of, s),
+                _ => self.tree.truncate_node(node.clone(), s),
+            };
+            tri!(reply, r);
+        }
+        if atime.is_some() || mtime.is_some() {
+            let a = atime.map(to_time).unwrap_or(Time::Omit);
+            let m = mtime.map(to_time).unwrap_or(Time::Omit);
+            tri!(reply, self.tree.utimens(&node, a, m));
+        }
+        let a = tri!(reply, self.tree.getattr(&node));
+        reply.attr(&TTL, &self.attr(&a));
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let node = tri!(reply, self.node(ino));
+        let t = tri!(reply, self.tree.readlink(&node));
+        reply.data(&t);
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let dir = tri!(reply, self.node(parent));
+        self.entry(
+            reply,
+            self.tree
+                .mknod(&dir, name, mode, rdev as u64, Self::owner(req)),
+        );
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let dir = tri!(reply, self.node(parent));
+        self.entry(reply, self.tree.mkdir(&dir, name, mode, Self::owner(req)));
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let dir = tri!(reply, self.node(parent));
+        tri!(reply, self.tree.unlink(&dir, name));
+        reply.ok();
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let dir = tri!(reply, self.node(parent));
+        tri!(reply, self.tree.rmdir(&dir, name));
+        reply.ok();
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        let dir = tri!(reply, self.node(parent));
+        self.entry(
+            reply,
+            self.tree
+                .symlink(&dir, link_name, target.as_os_str(), Self::owner(req)),
+        );
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let a = tri!(reply, self.node(parent));
+        let b = tri!(reply, self.node(newparent));
+        tri!(reply, self.tree.rename(&a, name, &b, newname, flags.bits()));
+        reply.ok();
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let node = tri!(reply, self.node(ino));
+        let dir = tri!(reply, self.node(newparent));
+        let a = tri!(reply, self.tree.link(&node, &dir, newname));
+        self.inodes.add_lookup(self.inodes.fuse_ino(a.ino));
+        reply.entry(&TTL, &self.attr(&a), Generation(0));
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let node = tri!(reply, self.node(ino));
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let of = tri!(reply, self.tree.open(node, write));
+        let fh = self.new_fh();
+        self.files.lock().unwrap().insert(fh, Arc::new(of));
+        self.activity.opened();
+        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.activity.touch();
+        let of = tri!(reply, self.file(fh));
+        let data = tri!(reply, self.tree.read(&of, offset, size));
+        reply.data(&data);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        self.activity.touch();
+        let of = tri!(reply, self.file(fh));
+        let n = tri!(reply, self.tree.write(&of, offset, data));
+        reply.written(n as u32);
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        if self.files.lock().unwrap().remove(&fh.0).is_some() {
+            self.activity.closed();
+        }
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let of = tri!(reply, self.file(fh));
+        tri!(reply, self.tree.fsync(&of, datasync));
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let node = tri!(reply, self.node(ino));
+        let entries = tri!(reply, self.listing(&node));
+        let fh = self.new_fh();
+        self.dirs.lock().unwrap().insert(fh, DirHandle { entries });
+        self.activity.opened();
+        reply.opened(FileHandle(fh), FopenFlags::empty());
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let node = tri!(reply, self.node(ino));
+        let mut dirs = self.dirs.lock().unwrap();
+        let Some(h) = dirs.get_mut(&fh.0) else {
+            reply.error(Errno::EBADF);
+            return;
+        };
+        if offset == 0 && h.entries.len() > 2 {
+            // rewinddir: show the directory as it is now.
+            if let Ok(e) = self.listing(&node) {
+                h.entries = e;
+            }
+        }
+        for (i, (ino, kind, name)) in h.entries.iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        if self.dirs.lock().unwrap().remove(&fh.0).is_some() {
+            self.activity.closed();
+        }
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let node = tri!(reply, self.node(ino));
+        tri!(reply, self.tree.fsync_dir(&node));
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let s = tri!(reply, self.tree.statfs());
+        reply.statfs(
+            s.f_blocks,
+            s.f_bfree,
+            s.f_bavail,
+            s.f_files,
+            s.f_ffree,
+            s.f_bsize as u32,
+            255,
+            s.f_frsize as u32,
+        );
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let node = tri!(reply, self.node(ino));
+        tri!(reply, self.tree.set_xattr(&node, name, value, flags));
+        reply.ok();
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let node = tri!(reply, self.node(ino));
+        let v = tri!(reply, self.tree.get_xattr(&node, name));
+        if size == 0 {
+            reply.size(v.len() as u32);
+        } else if v.len() > size as usize {
+            reply.error(Errno::ERANGE);
+        } else {
+            reply.data(&v);
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let node = tri!(reply, self.node(ino));
+        let names = tri!(reply, self.tree.list_xattr(&node));
+        let mut buf = Vec::new();
+        for n in names {
+            buf.extend_from_slice(&n);
+            buf.push(0);
+        }
+        if size == 0 {
+            reply.size(buf.len() as u32);
+        } else if buf.len() > size as usize {
+            reply.error(Errno::ERANGE);
+        } else {
+            reply.data(&buf);
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let node = tri!(reply, self.node(ino));
+        tri!(reply, self.tree.remove_xattr(&node, name));
+        reply.ok();
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // default_permissions: the kernel checks modes itself.
+        tri!(reply, self.node(ino));
+        reply.ok();
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let dir = tri!(reply, self.node(parent));
+        let excl = flags & libc::O_EXCL != 0;
+        let (node, attr, file) = tri!(
+            reply,
+            self.tree.create(&dir, name, mode, excl, Self::owner(req))
+        );
+        let node = self.inodes.remember(node, attr.ino);
+        let of = self.tree.open_created(node, file);
+        let fh = self.new_fh();
+        self.files.lock().unwrap().insert(fh, Arc::new(of));
+        self.activity.opened();
+        reply.created(
+            &TTL,
+            &self.attr(&attr),
+            Generation(0),
+            FileHandle(fh),
+            FopenFlags::FOPEN_KEEP_CACHE,
+        );
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        if mode != 0 {
+            // Punching holes or zeroing ranges would need sealed zero blocks
+            // in place; not offered, as on several local filesystems.
+            reply.error(Errno::EOPNOTSUPP);
+            return;
+        }
+        let of = tri!(reply, self.file(fh));
+        let size = tri!(reply, self.tree.getattr(of.node()).map(|a| a.size));
+        if offset + length > size {
+            tri!(reply, self.tree.truncate(&of, offset + length));
+        }
+        reply.ok();
+    }
+}

@@ -1,0 +1,308 @@
+//! Reading and writing file content through the block layout of
+//! docs/FORMAT.md §4. One [`OpenFile`] per open handle; the per-node lock
+//! makes read-modify-write of shared blocks safe across handles and links.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use super::node::{FileKey, Kind, Node};
+use super::tree::{Tree, eio};
+use crate::format::content::{self, BLOCK};
+
+/// Largest chunk sealed at once when extending a file with zeros.
+const ZERO_CHUNK: u64 = 1 << 20;
+
+/// An open regular file.
+pub struct OpenFile {
+    node: Arc<Node>,
+    file: File,
+    writable: bool,
+}
+
+impl Tree {
+    /// Opens a file for I/O. Write access always opens the host file
+    /// read-write, because partial blocks are read, modified and re-sealed.
+    pub fn open(&self, node: Arc<Node>, write: bool) -> io::Result<OpenFile> {
+        if node.kind != Kind::File {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        if write && self.read_only() {
+            return Err(io::Error::from_raw_os_error(libc::EROFS));
+        }
+        let file = if write {
+            match node.handle.open_file(libc::O_RDWR) {
+                Ok(f) => f,
+                // A write-only file (mode 0200) as a non-root user: the kernel
+                // already allowed the write; read access is ours to add.
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                    let mode = node.handle.stat()?.st_mode & 0o7777;
+                    node.handle.chmod(mode | 0o600)?;
+                    let f = node.handle.open_file(libc::O_RDWR);
+                    node.handle.chmod(mode)?;
+                    f?
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            node.handle.open_file(libc::O_RDONLY)?
+        };
+        Ok(OpenFile {
+            node,
+            file,
+            writable: write,
+        })
+    }
+
+    /// Wraps a host file just created by [`Tree::create`].
+    pub fn open_created(&self, node: Arc<Node>, file: File) -> OpenFile {
+        OpenFile {
+            node,
+            file,
+            writable: true,
+        }
+    }
+
+    fn key<'a>(&self, node: &'a Node, file: &File) -> io::Result<&'a FileKey> {
+        if let Some(k) = node.file_key.get() {
+            return Ok(k);
+        }
+        let mut h = [0u8; content::HEADER_LEN as usize];
+        file.read_exact_at(&mut h, 0).map_err(|e| {
+            log::error!("file {} has a truncated header: {e}", self.describe(node));
+            eio()
+        })?;
+        let id = content::parse_header(&h).map_err(|e| {
+            log::error!("file {} has a bad header: {e:?}", self.describe(node));
+            eio()
+        })?;
+        Ok(node.file_key.get_or_init(|| FileKey {
+            id,
+            key: self.keys.file_key(&id),
+        }))
+    }
+
+    /// Plaintext size from the host size; a torn tail is an error.
+    fn sizes(&self, node: &Node, file: &File) -> io::Result<(u64, u64)> {
+        let csize = file.metadata()?.len();
+        let psize = content::plain_size(csize).ok_or_else(|| {
+            log::error!(
+                "file {} has a truncated last block ({csize} bytes)",
+                self.describe(node)
+            );
+            eio()
+        })?;
+        Ok((csize, psize))
+    }
+
+    /// Decrypts blocks `first..=last` (which must exist).
+    fn read_blocks(
+        &self,
+        node: &Node,
+        file: &File,
+        psize: u64,
+        first: u64,
+        last: u64,
+    ) -> io::Result<Vec<u8>> {
+        let k = self.key(node, file)?;
+        let from = content::block_offset(first);
+        let to = content::cipher_size(psize).min(content::block_offset(last + 1));
+        let mut sealed = vec![0u8; (to - from) as usize];
+        file.read_exact_at(&mut sealed, from)?;
+        let mut out = Vec::with_capacity(((last - first + 1) * BLOCK) as usize);
+        let final_block = content::block_count(psize) - 1;
+        content::open_blocks(&k.key, &k.id, first, &sealed, final_block, &mut out).map_err(
+            |(n, _)| {
+                log::error!(
+                    "block {n} of file {} failed authentication",
+                    self.describe(node)
+                );
+                eio()
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Reads up to `size` bytes at `off`.
+    pub fn read(&self, of: &OpenFile, off: u64, size: u32) -> io::Result<Vec<u8>> {
+        let _g = of.node.io.read().unwrap_or_else(|e| e.into_inner());
+        let (_, psize) = self.sizes(&of.node, &of.file)?;
+        if off >= psize || size == 0 {
+            return Ok(Vec::new());
+        }
+        let end = psize.min(off + size as u64);
+        let first = off / BLOCK;
+        let last = (end - 1) / BLOCK;
+        let plain = self.read_blocks(&of.node, &of.file, psize, first, last)?;
+        let s = (off - first * BLOCK) as usize;
+        Ok(plain[s..s + (end - off) as usize].to_vec())
+    }
+
+    /// Writes `data` at `off`, growing the file (with sealed zero blocks
+    /// across any gap) as needed.
+    pub fn write(&self, of: &OpenFile, off: u64, data: &[u8]) -> io::Result<usize> {
+        if !of.writable {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
+        self.write_locked(of, off, data)?;
+        Ok(data.len())
+    }
+
+    fn ensure_header(&self, of: &OpenFile, csize: u64) -> io::Result<u64> {
+        if csize > 0 {
+            return Ok(csize);
+        }
+        let (h, _) = content::new_header();
+        of.file.write_all_at(&h, 0)?;
+        Ok(content::HEADER_LEN)
+    }
+
+    fn write_locked(&self, of: &OpenFile, off: u64, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let (csize, psize) = self.sizes(&of.node, &of.file)?;
+        let csize = self.ensure_header(of, csize)?;
+        let k = self.key(&of.node, &of.file)?;
+        let end = off + data.len() as u64;
+        let new_psize = psize.max(end);
+        // First block to re-seal: the one holding `off`, or the old final
+        // block when growing (its last-block flag changes, and any gap after
+        // it is filled with sealed zeros).
+        let mut first = off.min(psize) / BLOCK;
+        if new_psize > psize && psize > 0 {
+            first = first.min((psize - 1) / BLOCK);
+        }
+        let range_start = first * BLOCK;
+        let range_end = if end >= psize {
+            end
+        } else {
+            psize.min(end.div_ceil(BLOCK) * BLOCK)
+        };
+        let mut buf = vec![0u8; (range_end - range_start) as usize];
+        // Existing plaintext is needed only for blocks not wholly overwritten:
+        // the first and the last of the range.
+        let last = (range_end - 1) / BLOCK;
+        let covered = |b: u64| off <= b * BLOCK && end >= ((b + 1) * BLOCK).min(new_psize);
+        let mut need: Vec<u64> = Vec::new();
+        for b in [first, last] {
+            if b * BLOCK < psize && !covered(b) && !need.contains(&b) {
+                need.push(b);
+            }
+        }
+        for b in need {
+            let p = self.read_blocks(&of.node, &of.file, psize, b, b)?;
+            let at = ((b - first) * BLOCK) as usize;
+            buf[at..at + p.len()].copy_from_slice(&p);
+        }
+        let at = (off - range_start) as usize;
+        buf[at..at + data.len()].copy_from_slice(data);
+        let mut sealed = Vec::with_capacity(buf.len() + buf.len().div_ceil(BLOCK as usize) * 28);
+        content::seal_blocks(
+            &k.key,
+            &k.id,
+            first,
+            &buf,
+            range_end == new_psize,
+            &mut sealed,
+        );
+        let write_at = content::block_offset(first);
+        let new_csize = content::cipher_size(new_psize);
+        if new_csize > csize {
+            // Reserve the space first: a full disk fails here, before any
+            // existing byte is touched.
+            reserve(&of.file, csize, new_csize - csize)?;
+        }
+        if let Err(e) = of.file.write_all_at(&sealed, write_at) {
+            let _ = of.file.set_len(csize);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Sets the plaintext size (truncate or extend with zeros).
+    pub fn truncate(&self, of: &OpenFile, size: u64) -> io::Result<()> {
+        if !of.writable {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
+        let (csize, psize) = self.sizes(&of.node, &of.file)?;
+        if size > psize {
+            let mut pos = psize;
+            while pos < size {
+                let n = (size - pos).min(ZERO_CHUNK);
+                self.write_locked(of, pos, &vec![0u8; n as usize])?;
+                pos += n;
+            }
+            return Ok(());
+        }
+        if size == psize {
+            // Still updates mtime/ctime, as ftruncate does.
+            return of.file.set_len(csize);
+        }
+        if size == 0 {
+            return of.file.set_len(csize.min(content::HEADER_LEN));
+        }
+        let b = (size - 1) / BLOCK;
+        let mut p = self.read_blocks(&of.node, &of.file, psize, b, b)?;
+        p.truncate((size - b * BLOCK) as usize);
+        let k = self.key(&of.node, &of.file)?;
+        let mut sealed = Vec::new();
+        content::seal_blocks(&k.key, &k.id, b, &p, true, &mut sealed);
+        of.file.write_all_at(&sealed, content::block_offset(b))?;
+        of.file.set_len(content::cipher_size(size))
+    }
+
+    /// Truncates a file that is not open (setattr without a handle).
+    pub fn truncate_node(&self, node: Arc<Node>, size: u64) -> io::Result<()> {
+        let of = self.open(node, true)?;
+        self.truncate(&of, size)
+    }
+
+    /// fsync / fdatasync.
+    pub fn fsync(&self, of: &OpenFile, datasync: bool) -> io::Result<()> {
+        if datasync {
+            of.file.sync_data()
+        } else {
+            of.file.sync_all()
+        }
+    }
+}
+
+/// Allocates host blocks beyond the end without changing the size, so that
+/// ENOSPC is reported before anything is overwritten. Filesystems without
+/// fallocate are written to directly.
+fn reserve(file: &File, off: u64, len: u64) -> io::Result<()> {
+    // SAFETY: valid fd; offsets are within i64 for any real file.
+    let r = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_KEEP_SIZE,
+            off as i64,
+            len as i64,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(()),
+        _ => Err(e),
+    }
+}
+
+impl OpenFile {
+    /// The node this handle is open on.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Whether the handle was opened for writing.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+}

@@ -1,0 +1,265 @@
+//! Layer 2: the vault domain. A [`LockedVault`] is a vault folder with a
+//! parsed config; unlocking it with a password or the recovery key gives an
+//! [`UnlockedVault`] holding the subkeys, from which the [`Tree`] (the
+//! decrypted namespace) is opened.
+//!
+//! Error policy: every failure a user can cause or fix is a distinct
+//! [`Error`] variant; `cli` alone turns them into messages and exit codes.
+
+pub mod content;
+pub mod logfile;
+pub mod node;
+pub mod recovery;
+pub mod tree;
+pub mod xattr;
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use content::OpenFile;
+pub use node::{Attr, Kind, Node};
+pub use tree::{DirEntry, Owner, Tree};
+
+use crate::crypto::kdf::Argon2Params;
+use crate::crypto::{Key32, MasterKey, Password, SubKeys, random};
+use crate::format::FormatError;
+use crate::format::config::{Config, Unlock};
+use crate::format::dirid;
+use crate::store::host::Handle;
+use crate::store::lock::{LockError, VaultLock};
+use crate::store::{Layout, atomic};
+
+/// Everything that can go wrong opening or changing a vault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No vault (and no folder) at the path.
+    #[error("there is no vault at {0}")]
+    NoVault(PathBuf),
+    /// A folder that is not a Quire vault.
+    #[error("{0} is not a Quire vault (it has no quire.conf)")]
+    NotAVault(PathBuf),
+    /// `init` on a folder that is not empty.
+    #[error("{0} already exists and is not empty")]
+    Exists(PathBuf),
+    /// The config was refused.
+    #[error("{path}: {source}")]
+    Format {
+        /// Config path.
+        path: PathBuf,
+        /// Why.
+        source: FormatError,
+    },
+    /// No password slot opened.
+    #[error("wrong password")]
+    WrongPassword,
+    /// The recovery slot did not open.
+    #[error("wrong recovery key")]
+    WrongRecoveryKey,
+    /// The recovery key text is malformed.
+    #[error("that is not a recovery key: {0}")]
+    BadRecoveryKey(&'static str),
+    /// Another process holds the vault lock.
+    #[error("the vault at {0} is in use (already mounted, or another quire command is running)")]
+    Busy(PathBuf),
+    /// The ciphertext tree is damaged beyond opening.
+    #[error("the vault's data folder is damaged: {0}")]
+    Damaged(String),
+    /// Operating system error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing (never contains plaintext).
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+    move |source| Error::Io {
+        context: context.into(),
+        source,
+    }
+}
+
+/// What a vault is opened with.
+pub enum Secret {
+    /// The password.
+    Password(Password),
+    /// The recovery key.
+    Recovery(Key32),
+}
+
+/// A vault folder with a valid config, not yet unlocked.
+pub struct LockedVault {
+    layout: Layout,
+    config: Config,
+}
+
+impl LockedVault {
+    /// Opens the vault folder at `path` and parses its config.
+    pub fn open(path: &Path) -> Result<LockedVault, Error> {
+        let layout = Layout::new(path);
+        if !path.exists() {
+            return Err(Error::NoVault(path.to_owned()));
+        }
+        let bytes = match std::fs::read(layout.config()) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotAVault(path.to_owned()));
+            }
+            Err(e) => return Err(io_err(format!("reading {}", layout.config().display()))(e)),
+        };
+        let config = Config::from_bytes(&bytes).map_err(|source| Error::Format {
+            path: layout.config(),
+            source,
+        })?;
+        if !layout.data().join(dirid::FILE_NAME).is_file() {
+            return Err(Error::Damaged(format!(
+                "{} is missing",
+                layout.data().join(dirid::FILE_NAME).display()
+            )));
+        }
+        Ok(LockedVault { layout, config })
+    }
+
+    /// The vault folder.
+    pub fn path(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// Unlocks with a password or the recovery key.
+    pub fn unlock(self, secret: &Secret) -> Result<UnlockedVault, Error> {
+        let (unlock, err) = match secret {
+            Secret::Password(p) => (Unlock::Password(p), Error::WrongPassword),
+            Secret::Recovery(k) => (Unlock::Recovery(k), Error::WrongRecoveryKey),
+        };
+        let master = self.config.unlock(unlock).map_err(|_| err)?;
+        let keys = Arc::new(master.subkeys(&self.config.vault_id));
+        Ok(UnlockedVault {
+            layout: self.layout,
+            config: self.config,
+            master,
+            keys,
+        })
+    }
+}
+
+/// An unlocked vault: the master key and subkeys live here and are wiped
+/// when it (and every [`Tree`] opened from it) is dropped.
+pub struct UnlockedVault {
+    layout: Layout,
+    config: Config,
+    master: MasterKey,
+    keys: Arc<SubKeys>,
+}
+
+/// The result of `init`: the vault and the recovery key to show once.
+pub struct Created {
+    /// The new, unlocked vault.
+    pub vault: UnlockedVault,
+    /// The recovery key, formatted for the user.
+    pub recovery_key: recovery::RecoveryText,
+}
+
+/// Creates a new vault at `path` (which must not exist or be empty).
+pub fn init(path: &Path, password: &Password, params: Argon2Params) -> Result<Created, Error> {
+    if path.exists() {
+        let empty = std::fs::read_dir(path)
+            .map_err(io_err(format!("reading {}", path.display())))?
+            .next()
+            .is_none();
+        if !empty {
+            return Err(Error::Exists(path.to_owned()));
+        }
+    }
+    let layout = Layout::new(path);
+    create_private_dir(path)?;
+    let _lock = lock(&layout)?;
+    let data = layout.data();
+    create_private_dir(&data)?;
+    let root = Handle::open_path(&data).map_err(io_err("opening the data folder"))?;
+    root.create_child_with(OsStr::new(dirid::FILE_NAME), &random::bytes::<16>(), 0o400)
+        .map_err(io_err("writing the root directory ID"))?;
+    atomic::sync_dir(&data).map_err(io_err("syncing the data folder"))?;
+
+    let master = MasterKey::generate();
+    let rk = Key32::random();
+    let mut config = Config::new();
+    config.add_password_slot(&master, password, params);
+    config.add_recovery_slot(&master, &rk);
+    atomic::write(&layout.config(), &config.to_bytes()).map_err(io_err("writing quire.conf"))?;
+    let keys = Arc::new(master.subkeys(&config.vault_id));
+    Ok(Created {
+        recovery_key: recovery::encode(&rk),
+        vault: UnlockedVault {
+            layout,
+            config,
+            master,
+            keys,
+        },
+    })
+}
+
+fn create_private_dir(p: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+    {
+        Ok(()) => Ok(()),
+        Err(e) => Err(io_err(format!("creating {}", p.display()))(e)),
+    }
+}
+
+/// Takes the vault lock, mapping a held lock to [`Error::Busy`].
+pub fn lock(layout: &Layout) -> Result<VaultLock, Error> {
+    VaultLock::try_acquire(layout).map_err(|e| match e {
+        LockError::Busy => Error::Busy(layout.root().to_owned()),
+        LockError::Io(e) => io_err("opening quire.lock")(e),
+    })
+}
+
+impl UnlockedVault {
+    /// The vault folder.
+    pub fn path(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// The layout of the vault folder.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Replaces every password slot with one for `new` (fresh salt). O(1):
+    /// only the master key is re-wrapped; no note is re-encrypted.
+    pub fn change_password(&mut self, new: &Password, params: Argon2Params) -> Result<(), Error> {
+        let mut c = self.config.clone();
+        c.remove_password_slots();
+        c.add_password_slot(&self.master, new, params);
+        atomic::write(&self.layout.config(), &c.to_bytes())
+            .map_err(io_err("writing quire.conf"))?;
+        self.config = c;
+        Ok(())
+    }
+
+    /// Opens the decrypted namespace.
+    pub fn tree(&self, read_only: bool) -> Result<Tree, Error> {
+        let root =
+            Handle::open_path(&self.layout.data()).map_err(io_err("opening the data folder"))?;
+        Tree::new(self.keys.clone(), root, read_only)
+            .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))
+    }
+
+    /// The log key, for the daemon's encrypted log.
+    pub fn log_key(&self) -> &crate::crypto::AeadKey {
+        &self.keys.log
+    }
+}
+
+/// The layout of the vault folder at `path` (for taking its lock).
+pub fn open_layout(path: &Path) -> Layout {
+    Layout::new(path)
+}

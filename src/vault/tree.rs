@@ -1,0 +1,528 @@
+//! The namespace of an unlocked vault: lookups, directory listings, creating,
+//! linking, renaming and removing entries, with names encrypted per
+//! directory (docs/FORMAT.md §5).
+//!
+//! Every operation takes and returns [`Node`]s; plaintext names go in, host
+//! names never come out. Failed authentication is logged with the host path
+//! (ciphertext only) and reported as `EIO`.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+use super::node::{Attr, Kind, Node};
+use crate::crypto::{SubKeys, random};
+use crate::format::{content, dirid, names, records};
+use crate::store::host::{Handle, Time};
+
+pub(crate) fn eio() -> io::Error {
+    io::Error::from_raw_os_error(libc::EIO)
+}
+
+fn errno(e: i32) -> io::Error {
+    io::Error::from_raw_os_error(e)
+}
+
+/// One visible entry of a directory listing.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    /// Plaintext name.
+    pub name: OsString,
+    /// Host inode number.
+    pub ino: u64,
+    /// Kind.
+    pub kind: Kind,
+}
+
+/// Who a new entry belongs to: set when the daemon runs as root on behalf of
+/// another user (`allow_other`), as a local filesystem would.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner {
+    /// User.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// The decrypted view of the ciphertext tree.
+pub struct Tree {
+    pub(crate) keys: Arc<SubKeys>,
+    root: Arc<Node>,
+    chown_new: bool,
+    read_only: bool,
+}
+
+impl Tree {
+    pub(crate) fn new(keys: Arc<SubKeys>, root: Handle, read_only: bool) -> io::Result<Tree> {
+        let root = Arc::new(Node::new(root, Kind::Dir));
+        let t = Tree {
+            keys,
+            root,
+            // SAFETY: geteuid has no preconditions.
+            chown_new: unsafe { libc::geteuid() } == 0,
+            read_only,
+        };
+        t.dir_id(&t.root)?;
+        Ok(t)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> Arc<Node> {
+        self.root.clone()
+    }
+
+    /// Whether the tree was opened read-only.
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn writable(&self) -> io::Result<()> {
+        if self.read_only {
+            Err(errno(libc::EROFS))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A host path for log lines: the ciphertext path, never a plaintext name.
+    pub(crate) fn describe(&self, node: &Node) -> String {
+        node.handle.host_path()
+    }
+
+    pub(crate) fn dir_id(&self, dir: &Node) -> io::Result<[u8; 16]> {
+        if let Some(id) = dir.dir_id.get() {
+            return Ok(*id);
+        }
+        if dir.kind != Kind::Dir {
+            return Err(errno(libc::ENOTDIR));
+        }
+        let bytes = dir
+            .handle
+            .read_child(OsStr::new(dirid::FILE_NAME))
+            .map_err(|e| {
+                log::error!(
+                    "directory {} has no readable {}: {e}",
+                    self.describe(dir),
+                    dirid::FILE_NAME
+                );
+                eio()
+            })?;
+        let id = dirid::parse(&bytes).ok_or_else(|| {
+            log::error!(
+                "directory {} has a corrupt {}",
+                self.describe(dir),
+                dirid::FILE_NAME
+            );
+            eio()
+        })?;
+        Ok(*dir.dir_id.get_or_init(|| id))
+    }
+
+    fn host_name(&self, dir: &Node, name: &OsStr) -> io::Result<names::HostName> {
+        let b = name.as_bytes();
+        if b.len() > names::MAX_PLAIN {
+            return Err(errno(libc::ENAMETOOLONG));
+        }
+        if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
+            return Err(errno(libc::EINVAL));
+        }
+        let id = self.dir_id(dir)?;
+        Ok(names::encode(&self.keys.names.encrypt(&id, b)))
+    }
+
+    /// Writes the sidecar of a long name (idempotent).
+    fn write_sidecar(&self, dir: &Node, hn: &names::HostName) -> io::Result<()> {
+        if let names::HostName::Long { sidecar, full, .. } = hn {
+            match dir
+                .handle
+                .create_child_with(OsStr::new(sidecar), full.as_bytes(), 0o600)
+            {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_sidecar(&self, dir: &Node, hn: &names::HostName) {
+        if let names::HostName::Long { sidecar, .. } = hn {
+            let _ = dir.handle.unlink_child(OsStr::new(sidecar));
+        }
+    }
+
+    /// Looks up `name` in `dir`.
+    pub fn lookup(&self, dir: &Node, name: &OsStr) -> io::Result<(Node, Attr)> {
+        let hn = self.host_name(dir, name)?;
+        let h = dir.handle.lookup(OsStr::new(hn.host()))?;
+        let st = h.stat()?;
+        Ok((
+            Node::new(h, Kind::from_mode(st.st_mode)),
+            Attr::from_host(&st),
+        ))
+    }
+
+    /// Current attributes of a node.
+    pub fn getattr(&self, node: &Node) -> io::Result<Attr> {
+        Ok(Attr::from_host(&node.handle.stat()?))
+    }
+
+    /// Lists a directory's visible entries. Entries whose names fail to
+    /// authenticate are logged and skipped.
+    pub fn read_dir(&self, dir: &Node) -> io::Result<Vec<DirEntry>> {
+        let id = self.dir_id(dir)?;
+        let p = dir.handle.proc_path_buf();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(p)? {
+            let e = e?;
+            let host = e.file_name();
+            let Some(host) = host.to_str() else { continue };
+            let encoded = match names::classify(host) {
+                names::Entry::Hidden => continue,
+                names::Entry::Direct(s) => s.to_string(),
+                names::Entry::Long(h) => {
+                    let side = dir.handle.read_child(OsStr::new(&names::sidecar_of(h)));
+                    match side {
+                        Ok(b) if names::sidecar_matches(h, &String::from_utf8_lossy(&b)) => {
+                            String::from_utf8_lossy(&b).into_owned()
+                        }
+                        _ => {
+                            log::error!(
+                                "long name {host} in {} has a missing or wrong sidecar",
+                                self.describe(dir)
+                            );
+                            continue;
+                        }
+                    }
+                }
+            };
+            let plain = names::decode(&encoded).and_then(|s| self.keys.names.decrypt(&id, &s).ok());
+            let Some(plain) =
+                plain.filter(|p| !p.is_empty() && !p.contains(&b'/') && !p.contains(&0))
+            else {
+                log::error!(
+                    "name {host} in {} failed authentication; entry hidden",
+                    self.describe(dir)
+                );
+                continue;
+            };
+            let ft = e.file_type()?;
+            use std::os::unix::fs::{DirEntryExt, FileTypeExt};
+            let kind = if ft.is_dir() {
+                Kind::Dir
+            } else if ft.is_symlink() {
+                Kind::Symlink
+            } else if ft.is_fifo() {
+                Kind::Fifo
+            } else if ft.is_socket() {
+                Kind::Socket
+            } else if ft.is_char_device() {
+                Kind::CharDev
+            } else if ft.is_block_device() {
+                Kind::BlockDev
+            } else {
+                Kind::File
+            };
+            out.push(DirEntry {
+                name: OsStr::from_bytes(&plain).to_owned(),
+                ino: e.ino(),
+                kind,
+            });
+        }
+        Ok(out)
+    }
+
+    fn finish_new(&self, dir: &Node, host: &str, owner: Option<Owner>) -> io::Result<(Node, Attr)> {
+        let h = dir.handle.lookup(OsStr::new(host))?;
+        if self.chown_new
+            && let Some(o) = owner
+        {
+            let parent_setgid = dir.handle.stat()?.st_mode & libc::S_ISGID != 0;
+            h.chown(o.uid, if parent_setgid { u32::MAX } else { o.gid })?;
+        }
+        let st = h.stat()?;
+        Ok((
+            Node::new(h, Kind::from_mode(st.st_mode)),
+            Attr::from_host(&st),
+        ))
+    }
+
+    /// Creates a regular file with a fresh header; returns it opened for I/O.
+    pub fn create(
+        &self,
+        dir: &Node,
+        name: &OsStr,
+        mode: u32,
+        excl: bool,
+        owner: Option<Owner>,
+    ) -> io::Result<(Node, Attr, std::fs::File)> {
+        self.writable()?;
+        let hn = self.host_name(dir, name)?;
+        self.write_sidecar(dir, &hn)?;
+        let flags = libc::O_RDWR | libc::O_CREAT | if excl { libc::O_EXCL } else { 0 };
+        // Create owner-writable so the header can be written, then set the mode.
+        let f = dir.handle.open_child(OsStr::new(hn.host()), flags, 0o600)?;
+        let fresh = f.metadata()?.len() == 0;
+        if fresh {
+            let (h, _) = content::new_header();
+            std::os::unix::fs::FileExt::write_all_at(&f, &h, 0)?;
+            let perm: std::fs::Permissions =
+                std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777);
+            f.set_permissions(perm)?;
+        }
+        let (n, a) = self.finish_new(dir, hn.host(), if fresh { owner } else { None })?;
+        Ok((n, a, f))
+    }
+
+    /// Creates a special file (FIFO, socket, device) or an empty regular file.
+    pub fn mknod(
+        &self,
+        dir: &Node,
+        name: &OsStr,
+        mode: u32,
+        rdev: u64,
+        owner: Option<Owner>,
+    ) -> io::Result<(Node, Attr)> {
+        self.writable()?;
+        if mode & libc::S_IFMT == libc::S_IFREG || mode & libc::S_IFMT == 0 {
+            return self
+                .create(dir, name, mode & 0o7777, true, owner)
+                .map(|(n, a, _)| (n, a));
+        }
+        let hn = self.host_name(dir, name)?;
+        self.write_sidecar(dir, &hn)?;
+        dir.handle.mknod_child(OsStr::new(hn.host()), mode, rdev)?;
+        self.finish_new(dir, hn.host(), owner)
+    }
+
+    /// Creates a directory with its own random directory ID. The directory is
+    /// prepared under a hidden temporary name and renamed into place, so a
+    /// crash never leaves a directory without its ID.
+    pub fn mkdir(
+        &self,
+        dir: &Node,
+        name: &OsStr,
+        mode: u32,
+        owner: Option<Owner>,
+    ) -> io::Result<(Node, Attr)> {
+        self.writable()?;
+        let hn = self.host_name(dir, name)?;
+        let tmp = format!(".quire-mkdir-{}", hex(&random::bytes::<8>()));
+        dir.handle.mkdir_child(OsStr::new(&tmp), 0o700)?;
+        let prepared = (|| {
+            let t = dir.handle.lookup(OsStr::new(&tmp))?;
+            t.create_child_with(OsStr::new(dirid::FILE_NAME), &random::bytes::<16>(), 0o400)?;
+            t.chmod(mode & 0o7777)?;
+            self.write_sidecar(dir, &hn)?;
+            dir.handle.rename_child(
+                OsStr::new(&tmp),
+                &dir.handle,
+                OsStr::new(hn.host()),
+                libc::RENAME_NOREPLACE,
+            )
+        })();
+        if let Err(e) = prepared {
+            if let Ok(t) = dir.handle.lookup(OsStr::new(&tmp)) {
+                let _ = t.chmod(0o700);
+                let _ = t.unlink_child(OsStr::new(dirid::FILE_NAME));
+            }
+            let _ = dir.handle.rmdir_child(OsStr::new(&tmp));
+            return Err(e);
+        }
+        self.finish_new(dir, hn.host(), owner)
+    }
+
+    /// Creates a symlink; the target is sealed (docs/FORMAT.md §6).
+    pub fn symlink(
+        &self,
+        dir: &Node,
+        name: &OsStr,
+        target: &OsStr,
+        owner: Option<Owner>,
+    ) -> io::Result<(Node, Attr)> {
+        self.writable()?;
+        if target.len() > records::MAX_SYMLINK {
+            return Err(errno(libc::ENAMETOOLONG));
+        }
+        let hn = self.host_name(dir, name)?;
+        self.write_sidecar(dir, &hn)?;
+        let sealed = records::seal_symlink(&self.keys.symlink, target.as_bytes());
+        dir.handle
+            .symlink_child(OsStr::new(&sealed), OsStr::new(hn.host()))?;
+        self.finish_new(dir, hn.host(), owner)
+    }
+
+    /// Reads a symlink's plaintext target.
+    pub fn readlink(&self, node: &Node) -> io::Result<Vec<u8>> {
+        let host = node.handle.readlink()?;
+        records::open_symlink(&self.keys.symlink, &host).map_err(|_| {
+            log::error!("symlink {} failed authentication", self.describe(node));
+            eio()
+        })
+    }
+
+    /// Adds a hard link to `node` as `name` in `dir`.
+    pub fn link(&self, node: &Node, dir: &Node, name: &OsStr) -> io::Result<Attr> {
+        self.writable()?;
+        if node.kind == Kind::Dir {
+            return Err(errno(libc::EPERM));
+        }
+        let hn = self.host_name(dir, name)?;
+        self.write_sidecar(dir, &hn)?;
+        node.handle.link_into(&dir.handle, OsStr::new(hn.host()))?;
+        self.getattr(node)
+    }
+
+    /// Removes a non-directory name.
+    pub fn unlink(&self, dir: &Node, name: &OsStr) -> io::Result<()> {
+        self.writable()?;
+        let hn = self.host_name(dir, name)?;
+        dir.handle.unlink_child(OsStr::new(hn.host()))?;
+        self.remove_sidecar(dir, &hn);
+        Ok(())
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&self, dir: &Node, name: &OsStr) -> io::Result<()> {
+        self.writable()?;
+        let hn = self.host_name(dir, name)?;
+        let host = OsStr::new(hn.host());
+        let st = dir.handle.stat_child(host)?;
+        if Kind::from_mode(st.st_mode) != Kind::Dir {
+            return Err(errno(libc::ENOTDIR));
+        }
+        let victim = dir.handle.lookup(host)?;
+        // Anything besides the directory ID (visible or not) makes it non-empty.
+        let others = victim
+            .read_names()?
+            .into_iter()
+            .any(|n| n != OsStr::new(dirid::FILE_NAME));
+        if others {
+            return Err(errno(libc::ENOTEMPTY));
+        }
+        let id = victim.read_child(OsStr::new(dirid::FILE_NAME)).ok();
+        // The directory may be read-only (chmod 555): the ID file lives inside.
+        let mode = st.st_mode & 0o7777;
+        let restore_mode = mode & 0o200 == 0;
+        if restore_mode {
+            victim.chmod(mode | 0o700)?;
+        }
+        match victim.unlink_child(OsStr::new(dirid::FILE_NAME)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        if let Err(e) = dir.handle.rmdir_child(host) {
+            if let Some(id) = id {
+                let _ = victim.create_child_with(OsStr::new(dirid::FILE_NAME), &id, 0o400);
+            }
+            if restore_mode {
+                let _ = victim.chmod(mode);
+            }
+            return Err(e);
+        }
+        self.remove_sidecar(dir, &hn);
+        Ok(())
+    }
+
+    /// Renames (flags: `RENAME_NOREPLACE`, `RENAME_EXCHANGE`). A directory
+    /// keeps its own ID, so moving a directory is O(1).
+    pub fn rename(
+        &self,
+        dir: &Node,
+        name: &OsStr,
+        to: &Node,
+        to_name: &OsStr,
+        flags: u32,
+    ) -> io::Result<()> {
+        self.writable()?;
+        let a = self.host_name(dir, name)?;
+        let b = self.host_name(to, to_name)?;
+        self.write_sidecar(to, &b)?;
+        let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        if exchange {
+            self.write_sidecar(dir, &a)?;
+        }
+        // Renaming a directory over an empty one: the host target still holds
+        // its ID file, so the host would say ENOTEMPTY. Clear it first.
+        let mut cleared: Option<(Handle, Vec<u8>)> = None;
+        if !exchange && flags & libc::RENAME_NOREPLACE == 0 {
+            let src = dir.handle.stat_child(OsStr::new(a.host()))?;
+            if let Ok(dst) = to.handle.stat_child(OsStr::new(b.host()))
+                && Kind::from_mode(dst.st_mode) == Kind::Dir
+            {
+                if Kind::from_mode(src.st_mode) != Kind::Dir {
+                    return Err(errno(libc::EISDIR));
+                }
+                if src.st_ino == dst.st_ino {
+                    return Ok(());
+                }
+                let victim = to.handle.lookup(OsStr::new(b.host()))?;
+                let others = victim
+                    .read_names()?
+                    .into_iter()
+                    .any(|n| n != OsStr::new(dirid::FILE_NAME));
+                if others {
+                    return Err(errno(libc::ENOTEMPTY));
+                }
+                if let Ok(id) = victim.read_child(OsStr::new(dirid::FILE_NAME)) {
+                    victim.unlink_child(OsStr::new(dirid::FILE_NAME))?;
+                    cleared = Some((victim, id));
+                }
+            }
+        }
+        if let Err(e) = dir.handle.rename_child(
+            OsStr::new(a.host()),
+            &to.handle,
+            OsStr::new(b.host()),
+            flags,
+        ) {
+            if let Some((victim, id)) = cleared {
+                let _ = victim.create_child_with(OsStr::new(dirid::FILE_NAME), &id, 0o400);
+            }
+            return Err(e);
+        }
+        if !exchange && a.host() != b.host() {
+            self.remove_sidecar(dir, &a);
+        }
+        Ok(())
+    }
+
+    /// Changes permission bits.
+    pub fn chmod(&self, node: &Node, mode: u32) -> io::Result<()> {
+        self.writable()?;
+        if node.kind == Kind::Symlink {
+            return Err(errno(libc::EOPNOTSUPP));
+        }
+        node.handle.chmod(mode & 0o7777)
+    }
+
+    /// Changes owner and/or group (`None` leaves one unchanged).
+    pub fn chown(&self, node: &Node, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        self.writable()?;
+        node.handle
+            .chown(uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))
+    }
+
+    /// Sets access and modification times.
+    pub fn utimens(&self, node: &Node, atime: Time, mtime: Time) -> io::Result<()> {
+        self.writable()?;
+        node.handle
+            .utimens(atime, mtime, node.kind == Kind::Symlink)
+    }
+
+    /// Host filesystem usage, as `statfs` shows it.
+    pub fn statfs(&self) -> io::Result<libc::statvfs> {
+        self.root.handle.statvfs()
+    }
+
+    /// fsyncs a directory.
+    pub fn fsync_dir(&self, dir: &Node) -> io::Result<()> {
+        dir.handle.fsync(false)
+    }
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

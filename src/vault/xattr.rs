@@ -1,0 +1,94 @@
+//! User extended attributes, stored as host xattrs with encrypted names and
+//! values (docs/FORMAT.md §7). Only the `user.` namespace is offered, as on
+//! most local filesystems mounted without ACL support.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+
+use super::node::{Kind, Node};
+use super::tree::{Tree, eio};
+use crate::format::records;
+
+fn errno(e: i32) -> io::Error {
+    io::Error::from_raw_os_error(e)
+}
+
+impl Tree {
+    fn xattr_host(&self, node: &Node, name: &OsStr) -> io::Result<String> {
+        let b = name.as_bytes();
+        if !b.starts_with(b"user.") {
+            return Err(errno(libc::EOPNOTSUPP));
+        }
+        if node.kind != Kind::File && node.kind != Kind::Dir {
+            return Err(errno(libc::EPERM));
+        }
+        if b.len() > records::MAX_XATTR_NAME {
+            return Err(errno(libc::ERANGE));
+        }
+        Ok(records::xattr_host_name(&self.keys.xattr_name, b))
+    }
+
+    /// Sets an attribute (`flags`: XATTR_CREATE / XATTR_REPLACE).
+    pub fn set_xattr(&self, node: &Node, name: &OsStr, value: &[u8], flags: i32) -> io::Result<()> {
+        if self.read_only() {
+            return Err(errno(libc::EROFS));
+        }
+        let host = self.xattr_host(node, name)?;
+        let sealed = records::seal_xattr_value(&self.keys.xattr_value, name.as_bytes(), value);
+        node.handle.set_xattr(&host, &sealed, flags)
+    }
+
+    /// Gets an attribute's value.
+    pub fn get_xattr(&self, node: &Node, name: &OsStr) -> io::Result<Vec<u8>> {
+        let host = match self.xattr_host(node, name) {
+            Ok(h) => h,
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                return Err(errno(libc::ENODATA));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => return Err(errno(libc::ENODATA)),
+            Err(e) => return Err(e),
+        };
+        let sealed = node
+            .handle
+            .get_xattr(&host)?
+            .ok_or_else(|| errno(libc::ENODATA))?;
+        records::open_xattr_value(&self.keys.xattr_value, name.as_bytes(), &sealed).map_err(|_| {
+            log::error!(
+                "an extended attribute of {} failed authentication",
+                self.describe(node)
+            );
+            eio()
+        })
+    }
+
+    /// Lists attribute names.
+    pub fn list_xattr(&self, node: &Node) -> io::Result<Vec<Vec<u8>>> {
+        if node.kind != Kind::File && node.kind != Kind::Dir {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for host in node.handle.list_xattr()? {
+            match records::xattr_plain_name(&self.keys.xattr_name, &host) {
+                None => {}
+                Some(Ok(n)) => out.push(n),
+                Some(Err(_)) => {
+                    log::error!(
+                        "an extended attribute name of {} failed authentication",
+                        self.describe(node)
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes an attribute.
+    pub fn remove_xattr(&self, node: &Node, name: &OsStr) -> io::Result<()> {
+        if self.read_only() {
+            return Err(errno(libc::EROFS));
+        }
+        let host = self.xattr_host(node, name)?;
+        node.handle.remove_xattr(&host)
+    }
+}
