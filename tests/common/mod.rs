@@ -1,0 +1,296 @@
+//! Shared helpers for integration tests that really mount.
+//!
+//! Every test gets its own temporary vault, mount point and runtime folder;
+//! [`Mounted`] unmounts in `Drop`, even when the test panics, so a test run
+//! never leaves a mount behind.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn quire_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_quire"))
+}
+
+/// A temporary world: vault folder, mount point, runtime folder, password file.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub vault: PathBuf,
+    pub mnt: PathBuf,
+    pub pwfile: PathBuf,
+    pub runtime: PathBuf,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::Builder::new()
+            .prefix("quire-test-")
+            .tempdir()
+            .unwrap();
+        let vault = dir.path().join("vault");
+        let mnt = dir.path().join("mnt");
+        let runtime = dir.path().join("run");
+        std::fs::create_dir_all(&mnt).unwrap();
+        std::fs::create_dir_all(&runtime).unwrap();
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
+        World {
+            dir,
+            vault,
+            mnt,
+            pwfile,
+            runtime,
+        }
+    }
+
+    /// A `quire` command with this world's environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(quire_bin());
+        c.env("XDG_RUNTIME_DIR", &self.runtime)
+            .env("HOME", self.dir.path())
+            .env_remove("QUIRE_PASSWORD_FILE")
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// Runs quire with args; returns the output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// `quire init` with cheap KDF parameters (tests only; the default is 64 MiB).
+    pub fn init(&self) -> String {
+        let rk = self.dir.path().join("recovery.txt");
+        let o = self
+            .cmd()
+            .arg("init")
+            .arg(&self.vault)
+            .arg("--password-file")
+            .arg(&self.pwfile)
+            .args(["--kdf-memory", "8", "--kdf-passes", "1"])
+            .arg("--recovery-key-out")
+            .arg(&rk)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::read_to_string(rk).unwrap().trim().to_string()
+    }
+
+    /// Mounts in the background (the user's way) and returns the guard.
+    pub fn mount(&self, extra: &[&str]) -> Mounted<'_> {
+        let o = self.mount_output(extra);
+        assert!(
+            o.status.success(),
+            "mount failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Mounted { world: self }
+    }
+
+    pub fn mount_output(&self, extra: &[&str]) -> Output {
+        self.cmd()
+            .arg("mount")
+            .arg(&self.vault)
+            .arg(&self.mnt)
+            .arg("--password-file")
+            .arg(&self.pwfile)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    pub fn is_mounted(&self) -> bool {
+        is_mounted(&self.mnt)
+    }
+
+    /// All files under the vault folder, recursively.
+    pub fn vault_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(&self.vault, &mut out);
+        out
+    }
+
+    /// The daemon's pid from `quire status --json`.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let o = self.run(&["status", "--json"]);
+        let s = String::from_utf8_lossy(&o.stdout);
+        let i = s.find("\"pid\":")? + 6;
+        s[i..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    }
+}
+
+pub fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(p) else { return };
+    for e in rd.flatten() {
+        let path = e.path();
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            walk(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+pub fn is_mounted(p: &Path) -> bool {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = p.to_str().unwrap().replace(' ', "\\040");
+    text.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+/// A mounted vault; unmounted (and the daemon awaited) on drop.
+pub struct Mounted<'a> {
+    pub world: &'a World,
+}
+
+impl Mounted<'_> {
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.world.mnt.join(rel)
+    }
+
+    /// Unmounts through the CLI and asserts it worked.
+    pub fn unmount(self) {
+        let o = self
+            .world
+            .run(&["unmount", self.world.mnt.to_str().unwrap()]);
+        assert!(
+            o.status.success(),
+            "unmount failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!self.world.is_mounted());
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        if !self.world.is_mounted() {
+            return;
+        }
+        let pid = self.world.daemon_pid();
+        let _ = self
+            .world
+            .run(&["unmount", self.world.mnt.to_str().unwrap()]);
+        if self.world.is_mounted() {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(&self.world.mnt)
+                .output();
+        }
+        if let Some(pid) = pid {
+            wait_gone(pid, Duration::from_secs(10));
+        }
+    }
+}
+
+pub fn wait_gone(pid: i32, limit: Duration) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        // SAFETY: signal 0 only checks existence.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// Runs a shell snippet in `dir`, asserting success; returns stdout.
+pub fn sh(dir: &Path, script: &str) -> String {
+    let o = Command::new("bash")
+        .arg("-euo")
+        .arg("pipefail")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.org")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.org")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "script failed: {script}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts a program is installed (tools/test installs them); a missing
+/// program must fail the run, not silently skip the test.
+pub fn need(program: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{program} is not installed: run tools/test, which installs it"
+    );
+}
+
+/// Whether `needle` occurs in any file under `root` (not following symlinks).
+pub fn contains_bytes(root: &Path, needle: &[u8]) -> Option<PathBuf> {
+    let mut files = Vec::new();
+    walk(root, &mut files);
+    for f in files {
+        let Ok(m) = std::fs::symlink_metadata(&f) else {
+            continue;
+        };
+        if !m.is_file() {
+            if m.file_type().is_symlink()
+                && let Ok(t) = std::fs::read_link(&f)
+                && t.as_os_str()
+                    .as_encoded_bytes()
+                    .windows(needle.len())
+                    .any(|w| w == needle)
+            {
+                return Some(f);
+            }
+            continue;
+        }
+        if let Ok(b) = std::fs::read(&f)
+            && b.windows(needle.len()).any(|w| w == needle)
+        {
+            return Some(f);
+        }
+        if f.as_os_str()
+            .as_encoded_bytes()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            return Some(f);
+        }
+    }
+    None
+}
