@@ -122,8 +122,12 @@ impl World {
     pub fn daemon_pid(&self) -> Option<i32> {
         let o = self.run(&["status", "--json"]);
         let s = String::from_utf8_lossy(&o.stdout);
-        let i = s.find("\"pid\":")? + 6;
-        s[i..]
+        // Other tests' mounts are listed too: pick ours by mount point.
+        let key = format!("{{\"mountpoint\":\"{}\"", self.mnt.display());
+        let rest = &s[s.find(&key)?..];
+        let rest = &rest[..rest.find('}')?];
+        let i = rest.find("\"pid\":")? + 6;
+        rest[i..]
             .split(|c: char| !c.is_ascii_digit())
             .next()?
             .parse()

@@ -1,0 +1,244 @@
+//! Mount lifecycle: sealing by every route, passwords, the recovery key,
+//! idle sealing, read-only mounts, and the canary check that nothing
+//! readable ever reaches the disk.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn canary_never_reaches_the_disk() {
+    let w = World::new();
+    w.init();
+    let canary = format!(
+        "QCANARY{:016x}",
+        (std::process::id() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+    );
+    let m = w.mount(&[]);
+    std::fs::create_dir(m.path(&format!("dir-{canary}"))).unwrap();
+    std::fs::write(
+        m.path(&format!("dir-{canary}/{canary}.md")),
+        format!("body {canary} body"),
+    )
+    .unwrap();
+    std::fs::write(m.path("big.txt"), canary.repeat(5000)).unwrap();
+    std::os::unix::fs::symlink(format!("target-{canary}"), m.path(&format!("ln-{canary}")))
+        .unwrap();
+    sh(
+        &w.mnt,
+        &format!("python3 -c \"import os; os.setxattr('big.txt','user.{canary}',b'{canary}')\""),
+    );
+    std::fs::write(m.path(&"L".repeat(200)), &canary).unwrap();
+    m.unmount();
+    // Every file, name, symlink target and xattr under the vault folder.
+    assert_eq!(contains_bytes(&w.vault, canary.as_bytes()), None);
+    let mut files = Vec::new();
+    walk(&w.vault, &mut files);
+    for f in &files {
+        for x in xattr_dump(f) {
+            assert!(
+                !x.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                "xattr of {f:?}"
+            );
+        }
+    }
+    // The temp folder (our test's own password file aside) and the runtime folder.
+    let tmp = std::env::temp_dir();
+    assert_eq!(contains_bytes(&tmp, canary.as_bytes()), None);
+}
+
+fn xattr_dump(p: &std::path::Path) -> Vec<Vec<u8>> {
+    let out = std::process::Command::new("getfattr")
+        .args(["-d", "-m", "-", "-e", "text"])
+        .arg(p)
+        .output();
+    match out {
+        Ok(o) => vec![o.stdout],
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn sigterm_sigint_and_fusermount_all_seal() {
+    let w = World::new();
+    w.init();
+    for how in ["TERM", "INT", "fusermount"] {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("f"), how).unwrap();
+        let pid = w.daemon_pid().expect("daemon pid in status");
+        match how {
+            "fusermount" => {
+                sh(w.dir.path(), &format!("fusermount3 -u {}", w.mnt.display()));
+            }
+            sig => {
+                sh(w.dir.path(), &format!("kill -{sig} {pid}"));
+            }
+        }
+        assert!(
+            wait_gone(pid, Duration::from_secs(10)),
+            "{how}: daemon still running"
+        );
+        assert!(!w.is_mounted(), "{how}: still mounted");
+        std::mem::forget(m);
+        assert_eq!(w.daemon_pid(), None);
+        let listed = String::from_utf8(w.run(&["status", "--json"]).stdout).unwrap();
+        assert!(!listed.contains(w.mnt.to_str().unwrap()), "{listed}");
+        let m = w.mount(&[]);
+        assert_eq!(std::fs::read_to_string(m.path("f")).unwrap(), how);
+        m.unmount();
+    }
+}
+
+#[test]
+fn killed_daemon_releases_the_lock_and_fsynced_data_survives() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let pid = w.daemon_pid().unwrap();
+    sh(
+        &w.mnt,
+        "python3 -c \"import os; f=open('durable.md','w'); f.write('kept'); f.flush(); os.fsync(f.fileno())\"",
+    );
+    sh(w.dir.path(), &format!("kill -KILL {pid}"));
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    let _ = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg("-z")
+        .arg(&w.mnt)
+        .status();
+    std::mem::forget(m);
+    let m = w.mount(&[]);
+    assert_eq!(
+        std::fs::read_to_string(m.path("durable.md")).unwrap(),
+        "kept"
+    );
+}
+
+#[test]
+fn passwd_and_recovery_key() {
+    let w = World::new();
+    let rk = w.init();
+    let rkfile = w.dir.path().join("rk");
+    std::fs::write(&rkfile, &rk).unwrap();
+    let salt_before = std::fs::read(w.vault.join("quire.conf")).unwrap();
+    let newpw = w.dir.path().join("newpw");
+    std::fs::write(&newpw, "a brand new password\n").unwrap();
+    let o = w
+        .cmd()
+        .arg("passwd")
+        .arg(&w.vault)
+        .arg("--password-file")
+        .arg(&w.pwfile)
+        .arg("--new-password-file")
+        .arg(&newpw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let after = std::fs::read(w.vault.join("quire.conf")).unwrap();
+    assert_ne!(salt_before, after, "fresh salt and wrap");
+    // Old password refused, new one works.
+    assert_eq!(w.mount_output(&[]).status.code(), Some(10));
+    std::fs::copy(&newpw, &w.pwfile).unwrap();
+    w.mount(&[]).unmount();
+    // Forgotten password: the recovery key opens the vault and sets a new one.
+    let o = w
+        .cmd()
+        .arg("passwd")
+        .arg(&w.vault)
+        .arg("--recovery-key-file")
+        .arg(&rkfile)
+        .arg("--new-password-file")
+        .arg(&newpw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The recovery key also mounts directly.
+    let o = w
+        .cmd()
+        .arg("mount")
+        .arg(&w.vault)
+        .arg(&w.mnt)
+        .arg("--recovery-key-file")
+        .arg(&rkfile)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Mounted { world: &w }.unmount();
+    // A typo in the recovery key is reported as such.
+    let mut typo = rk.clone().into_bytes();
+    typo[0] = if typo[0] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&rkfile, typo).unwrap();
+    let o = w
+        .cmd()
+        .arg("mount")
+        .arg(&w.vault)
+        .arg(&w.mnt)
+        .arg("--recovery-key-file")
+        .arg(&rkfile)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(10));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("typo"));
+}
+
+#[test]
+fn idle_seals_only_when_nothing_is_in_use() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&["--idle", "2s"]);
+    // An open file holds the vault open past the idle time.
+    let held = std::fs::File::open({
+        std::fs::write(m.path("open.md"), "x").unwrap();
+        m.path("open.md")
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(w.is_mounted(), "sealed while a file was open");
+    drop(held);
+    // A shell whose working folder is inside the mount also holds it.
+    let mut child = std::process::Command::new("sleep")
+        .arg("5")
+        .current_dir(&w.mnt)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        w.is_mounted(),
+        "sealed while a program was inside the folder"
+    );
+    child.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || !w.is_mounted()),
+        "never sealed when idle"
+    );
+    std::mem::forget(m);
+}
+
+#[test]
+fn read_only_mount_and_status() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("a.md"), "a").unwrap();
+    let st = String::from_utf8(w.run(&["status"]).stdout).unwrap();
+    assert!(
+        st.contains(w.mnt.to_str().unwrap())
+            && st.contains(w.vault.to_str().unwrap())
+            && st.contains("since"),
+        "{st}"
+    );
+    m.unmount();
+    let m = w.mount(&["--read-only"]);
+    assert_eq!(std::fs::read_to_string(m.path("a.md")).unwrap(), "a");
+    let e = std::fs::write(m.path("b.md"), "b").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+    assert!(
+        String::from_utf8(w.run(&["status"]).stdout)
+            .unwrap()
+            .contains("read-only")
+    );
+}
