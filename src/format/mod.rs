@@ -9,6 +9,8 @@ pub mod content;
 pub mod dirid;
 pub mod names;
 pub mod records;
+#[cfg(test)]
+mod vectors;
 
 /// Why a vault config was refused. Every variant maps to a message that
 /// tells the user what to do (see `cli::error`).

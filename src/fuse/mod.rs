@@ -22,8 +22,7 @@ use fuser::{
 pub use activity::Activity;
 use inodes::Inodes;
 
-use crate::store::host::Time;
-use crate::vault::{Attr, DirEntry, Kind, Node, OpenFile, Owner, Tree};
+use crate::vault::{Attr, DirEntry, Kind, Node, OpenFile, Owner, Time, Tree};
 
 /// How long the kernel may cache attributes and entries. Quire is the only
 /// writer of the ciphertext while mounted (the vault lock), so caching is safe.

@@ -18,6 +18,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use crate::store::host::Time;
 pub use content::OpenFile;
 pub use node::{Attr, Kind, Node};
 pub use tree::{DirEntry, Owner, Tree};
