@@ -35,6 +35,9 @@ pub struct Options {
 fn harden() {
     // SAFETY: plain syscalls on this process with valid arguments.
     unsafe {
+        // The kernel has already applied the caller's umask to every mode
+        // it sends; ours must not strip bits a second time.
+        libc::umask(0);
         let zero = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,

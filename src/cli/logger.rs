@@ -66,13 +66,12 @@ fn level() -> log::LevelFilter {
 }
 
 fn install(sink: Sink) {
-    let l = Logger {
-        sink,
-        level: level(),
-    };
+    let level = level();
+    let l = Logger { sink, level };
     if LOGGER.set(l).is_ok() {
         let _ = log::set_logger(LOGGER.get().unwrap());
-        log::set_max_level(log::LevelFilter::Debug);
+        // fuser's per-request debug records are then skipped at the call site.
+        log::set_max_level(level.max(log::LevelFilter::Warn));
     }
 }
 

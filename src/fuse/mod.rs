@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 pub use activity::Activity;
@@ -68,7 +68,15 @@ fn to_time(t: TimeOrNow) -> Time {
 /// A directory handle: a snapshot of the listing taken at opendir (and
 /// re-taken on rewind), so offsets stay stable while entries change.
 struct DirHandle {
-    entries: Vec<(u64, FileType, std::ffi::OsString)>,
+    entries: Vec<Listed>,
+}
+
+/// One entry of a directory snapshot; `entry` is `None` for `.` and `..`.
+struct Listed {
+    ino: u64,
+    kind: FileType,
+    name: std::ffi::OsString,
+    entry: Option<DirEntry>,
 }
 
 /// The mounted filesystem.
@@ -157,15 +165,41 @@ impl QuireFs {
             .ok_or(Errno::EBADF)
     }
 
-    fn listing(&self, dir: &Node) -> io::Result<Vec<(u64, FileType, std::ffi::OsString)>> {
-        let mut v = vec![
-            (1, FileType::Directory, ".".into()),
-            (1, FileType::Directory, "..".into()),
-        ];
-        for DirEntry { name, ino, kind } in self.tree.read_dir(dir)? {
-            v.push((self.inodes.fuse_ino(ino), file_type(kind), name));
+    fn listing(&self, dir: &Node) -> io::Result<Vec<Listed>> {
+        let dot = |name: &str| Listed {
+            ino: 1,
+            kind: FileType::Directory,
+            name: name.into(),
+            entry: None,
+        };
+        let mut v = vec![dot("."), dot("..")];
+        for e in self.tree.read_dir(dir)? {
+            v.push(Listed {
+                ino: self.inodes.fuse_ino(e.ino),
+                kind: file_type(e.kind),
+                name: e.name.clone(),
+                entry: Some(e),
+            });
         }
         Ok(v)
+    }
+
+    fn dir_handle<R>(
+        &self,
+        node: &Node,
+        fh: FileHandle,
+        offset: u64,
+        f: impl FnOnce(&DirHandle) -> R,
+    ) -> Result<R, Errno> {
+        let mut dirs = self.dirs.lock().unwrap();
+        let h = dirs.get_mut(&fh.0).ok_or(Errno::EBADF)?;
+        if offset == 0 && h.entries.len() > 2 {
+            // rewinddir: show the directory as it is now.
+            if let Ok(e) = self.listing(node) {
+                h.entries = e;
+            }
+        }
+        Ok(f(h))
     }
 }
 
@@ -200,6 +234,10 @@ impl Filesystem for QuireFs {
         let _ = config.set_max_write(MAX_WRITE);
         let _ = config.set_max_readahead(MAX_WRITE);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_PARALLEL_DIROPS);
+        // One round trip for a listing and its attributes (ls -l, find, grep -r).
+        let _ = config.add_capabilities(
+            fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
+        );
         if let Some(f) = self.on_init.lock().unwrap().take() {
             f();
         }
@@ -472,22 +510,54 @@ impl Filesystem for QuireFs {
         mut reply: ReplyDirectory,
     ) {
         let node = tri!(reply, self.node(ino));
-        let mut dirs = self.dirs.lock().unwrap();
-        let Some(h) = dirs.get_mut(&fh.0) else {
-            reply.error(Errno::EBADF);
-            return;
-        };
-        if offset == 0 && h.entries.len() > 2 {
-            // rewinddir: show the directory as it is now.
-            if let Ok(e) = self.listing(&node) {
-                h.entries = e;
-            }
-        }
-        for (i, (ino, kind, name)) in h.entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
-                break;
-            }
-        }
+        tri!(
+            reply,
+            self.dir_handle(&node, fh, offset, |h| {
+                for (i, l) in h.entries.iter().enumerate().skip(offset as usize) {
+                    if reply.add(INodeNo(l.ino), (i + 1) as u64, l.kind, &l.name) {
+                        break;
+                    }
+                }
+            })
+        );
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let node = tri!(reply, self.node(ino));
+        let dir_attr = tri!(reply, self.tree.getattr(&node));
+        let dir_attr = self.attr(&dir_attr);
+        tri!(
+            reply,
+            self.dir_handle(&node, fh, offset, |h| {
+                for (i, l) in h.entries.iter().enumerate().skip(offset as usize) {
+                    let off = (i + 1) as u64;
+                    let Some(e) = &l.entry else {
+                        // The kernel takes no reference for "." and "..".
+                        if reply.add(dir_attr.ino, off, &l.name, &TTL, &dir_attr, Generation(0)) {
+                            break;
+                        }
+                        continue;
+                    };
+                    // Entries removed since the snapshot are skipped.
+                    let Ok((child, attr)) = self.tree.lookup_entry(&node, e) else {
+                        continue;
+                    };
+                    let fattr = self.attr(&attr);
+                    if reply.add(fattr.ino, off, &l.name, &TTL, &fattr, Generation(0)) {
+                        break;
+                    }
+                    self.inodes.remember(child, attr.ino);
+                }
+            })
+        );
         reply.ok();
     }
 

@@ -33,6 +33,8 @@ pub struct DirEntry {
     pub ino: u64,
     /// Kind.
     pub kind: Kind,
+    /// Host name, so a later lookup needs no re-encryption.
+    host: OsString,
 }
 
 /// Who a new entry belongs to: set when the daemon runs as root on behalf of
@@ -228,9 +230,20 @@ impl Tree {
                 name: OsStr::from_bytes(&plain).to_owned(),
                 ino: e.ino(),
                 kind,
+                host: host.into(),
             });
         }
         Ok(out)
+    }
+
+    /// Looks up an entry of a listing of `dir` (readdirplus).
+    pub fn lookup_entry(&self, dir: &Node, e: &DirEntry) -> io::Result<(Node, Attr)> {
+        let h = dir.handle.lookup(&e.host)?;
+        let st = h.stat()?;
+        Ok((
+            Node::new(h, Kind::from_mode(st.st_mode)),
+            Attr::from_host(&st),
+        ))
     }
 
     fn finish_new(&self, dir: &Node, host: &str, owner: Option<Owner>) -> io::Result<(Node, Attr)> {
@@ -261,15 +274,21 @@ impl Tree {
         let hn = self.host_name(dir, name)?;
         self.write_sidecar(dir, &hn)?;
         let flags = libc::O_RDWR | libc::O_CREAT | if excl { libc::O_EXCL } else { 0 };
-        // Create owner-writable so the header can be written, then set the mode.
-        let f = dir.handle.open_child(OsStr::new(hn.host()), flags, 0o600)?;
+        // The header must be written, so a mode without owner write is set
+        // only afterwards.
+        let perm = mode & 0o7777;
+        let initial = if perm & 0o200 != 0 { perm } else { 0o600 };
+        let f = dir
+            .handle
+            .open_child(OsStr::new(hn.host()), flags, initial)?;
         let fresh = f.metadata()?.len() == 0;
         if fresh {
             let (h, _) = content::new_header();
             std::os::unix::fs::FileExt::write_all_at(&f, &h, 0)?;
-            let perm: std::fs::Permissions =
-                std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777);
-            f.set_permissions(perm)?;
+            if initial != perm {
+                let p: std::fs::Permissions = std::os::unix::fs::PermissionsExt::from_mode(perm);
+                f.set_permissions(p)?;
+            }
         }
         let (n, a) = self.finish_new(dir, hn.host(), if fresh { owner } else { None })?;
         Ok((n, a, f))
