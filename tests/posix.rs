@@ -1,0 +1,209 @@
+//! POSIX semantics in the spirit of pjdfstest: renames, removals, links,
+//! errors, times, and permissions for another user.
+
+mod common;
+use common::*;
+use std::os::unix::fs::MetadataExt;
+
+fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
+    r.unwrap_err().raw_os_error().unwrap()
+}
+
+#[test]
+fn rename_semantics() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let p = |s: &str| m.path(s);
+    std::fs::write(p("a"), "A").unwrap();
+    std::fs::write(p("b"), "B").unwrap();
+    std::fs::rename(p("a"), p("b")).unwrap();
+    assert_eq!(std::fs::read_to_string(p("b")).unwrap(), "A");
+    assert!(!p("a").exists());
+    std::fs::create_dir_all(p("d1/sub")).unwrap();
+    std::fs::write(p("d1/sub/f"), "deep").unwrap();
+    std::fs::create_dir(p("empty")).unwrap();
+    std::fs::create_dir(p("full")).unwrap();
+    std::fs::write(p("full/x"), "x").unwrap();
+    // Directory over an empty directory replaces it; over a full one fails.
+    std::fs::rename(p("d1"), p("empty")).unwrap();
+    assert_eq!(std::fs::read_to_string(p("empty/sub/f")).unwrap(), "deep");
+    assert_eq!(
+        errno(std::fs::rename(p("empty"), p("full"))),
+        libc::ENOTEMPTY
+    );
+    assert_eq!(errno(std::fs::rename(p("b"), p("full"))), libc::EISDIR);
+    assert_eq!(errno(std::fs::rename(p("full"), p("b"))), libc::ENOTDIR);
+    // Moving a directory into another keeps its children readable.
+    std::fs::rename(p("empty"), p("full/moved")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(p("full/moved/sub/f")).unwrap(),
+        "deep"
+    );
+    // Long names: rename long <-> short, across directories; no stray sidecars.
+    let long = "L".repeat(240);
+    std::fs::write(p(&long), "long").unwrap();
+    std::fs::rename(p(&long), p("full/short")).unwrap();
+    std::fs::rename(p("full/short"), p(&format!("full/{long}"))).unwrap();
+    std::fs::hard_link(p(&format!("full/{long}")), p(&"M".repeat(250))).unwrap();
+    std::fs::remove_file(p(&format!("full/{long}"))).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(p(&"M".repeat(250))).unwrap(),
+        "long"
+    );
+    std::fs::create_dir(p(&"D".repeat(200))).unwrap();
+    std::fs::write(p(&format!("{}/inner", "D".repeat(200))), "i").unwrap();
+    std::fs::rename(p(&"D".repeat(200)), p(&"E".repeat(201))).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(p(&format!("{}/inner", "E".repeat(201)))).unwrap(),
+        "i"
+    );
+    // renameat2 NOREPLACE and EXCHANGE.
+    std::fs::write(p("x"), "X").unwrap();
+    std::fs::write(p("y"), "Y").unwrap();
+    sh(
+        &w.mnt,
+        "python3 -c \"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+AT=-100
+r = libc.renameat2(AT, b'x', AT, b'y', 1)
+assert r == -1 and ctypes.get_errno() == 17, (r, ctypes.get_errno())
+assert libc.renameat2(AT, b'x', AT, b'y', 2) == 0
+assert open('x').read() == 'Y' and open('y').read() == 'X'
+\"",
+    );
+    m.unmount();
+    // Every sidecar in the vault belongs to an existing long entry.
+    for f in w.vault_files() {
+        let name = f.file_name().unwrap().to_str().unwrap().to_string();
+        if let Some(stem) = name.strip_suffix(".lng.name") {
+            assert!(
+                f.with_file_name(format!("{stem}.lng")).exists(),
+                "orphan sidecar {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn removal_errors_links_and_open_unlinked_files() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let p = |s: &str| m.path(s);
+    std::fs::create_dir(p("d")).unwrap();
+    std::fs::write(p("d/f"), "f").unwrap();
+    assert_eq!(errno(std::fs::create_dir(p("d"))), libc::EEXIST);
+    assert_eq!(errno(std::fs::remove_dir(p("d"))), libc::ENOTEMPTY);
+    assert_eq!(errno(std::fs::remove_dir(p("d/f"))), libc::ENOTDIR);
+    assert_eq!(errno(std::fs::remove_file(p("d"))), libc::EISDIR);
+    assert_eq!(
+        errno(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p("d/f"))
+        ),
+        libc::EEXIST
+    );
+    assert_eq!(errno(std::fs::read(p("nope"))), libc::ENOENT);
+    std::fs::hard_link(p("d/f"), p("g")).unwrap();
+    assert_eq!(std::fs::metadata(p("g")).unwrap().nlink(), 2);
+    std::fs::remove_file(p("d/f")).unwrap();
+    assert_eq!(std::fs::metadata(p("g")).unwrap().nlink(), 1);
+    std::fs::remove_dir(p("d")).unwrap();
+    // An unlinked file stays readable and writable through an open handle.
+    use std::io::{Read, Seek, Write};
+    let mut fh = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(p("g"))
+        .unwrap();
+    std::fs::remove_file(p("g")).unwrap();
+    fh.write_all(b"more").unwrap();
+    fh.rewind().unwrap();
+    let mut s = String::new();
+    fh.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "more");
+    drop(fh);
+    assert!(!p("g").exists());
+    // O_TRUNC, special files, long symlink targets.
+    std::fs::write(p("t"), "0123456789").unwrap();
+    std::fs::write(p("t"), "ab").unwrap();
+    assert_eq!(std::fs::read_to_string(p("t")).unwrap(), "ab");
+    sh(
+        &w.mnt,
+        "mkfifo fifo && test -p fifo && python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.bind('sock')\" && test -S sock",
+    );
+    let target = "t/".repeat(1400);
+    std::os::unix::fs::symlink(&target, p("longlink")).unwrap();
+    assert_eq!(
+        std::fs::read_link(p("longlink")).unwrap().to_str().unwrap(),
+        target
+    );
+    assert_eq!(
+        errno(std::os::unix::fs::symlink("x".repeat(3100), p("toolong"))),
+        libc::ENAMETOOLONG
+    );
+    // Times: a write moves mtime and ctime; a read does not move mtime.
+    sh(&w.mnt, "touch -d '2020-01-01' t");
+    let before = std::fs::metadata(p("t")).unwrap();
+    std::fs::read(p("t")).unwrap();
+    assert_eq!(std::fs::metadata(p("t")).unwrap().mtime(), before.mtime());
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(p("t"))
+        .unwrap()
+        .write_all(b"c")
+        .unwrap();
+    let after = std::fs::metadata(p("t")).unwrap();
+    assert!(after.mtime() > before.mtime() && after.ctime() >= before.ctime());
+}
+
+#[test]
+fn other_users_get_their_own_files_and_permission_checks() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (allow_other and a second user)");
+        return;
+    }
+    let w = World::new();
+    w.init();
+    let m = w.mount(&["--allow-other"]);
+    std::fs::set_permissions(&w.dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&w.mnt, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::write(m.path("root-only"), "secret").unwrap();
+    std::fs::set_permissions(
+        m.path("root-only"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let as_nobody = |script: &str| {
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+                script,
+            ])
+            .current_dir(&w.mnt)
+            .output()
+            .unwrap()
+    };
+    let o = as_nobody("umask 022; echo mine > nobody.txt && mkdir nd && cat nobody.txt");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::metadata(m.path("nobody.txt")).unwrap();
+    assert_eq!(
+        (md.uid(), md.gid(), md.mode() & 0o777),
+        (65534, 65534, 0o644)
+    );
+    assert_eq!(std::fs::metadata(m.path("nd")).unwrap().uid(), 65534);
+    let o = as_nobody("cat root-only");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
+    let o = as_nobody("chmod 777 root-only");
+    assert!(!o.status.success());
+}
