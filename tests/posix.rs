@@ -207,3 +207,44 @@ fn other_users_get_their_own_files_and_permission_checks() {
     let o = as_nobody("chmod 777 root-only");
     assert!(!o.status.success());
 }
+
+#[test]
+fn an_unprivileged_user_mounts_and_uses_a_vault() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // Already unprivileged: every other test covers this case.
+        return;
+    }
+    let w = World::new();
+    std::fs::set_permissions(&w.dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let script = format!(
+        "set -e; cd {dir}; Q={q}; export HOME={dir} XDG_RUNTIME_DIR={dir}/nrun
+         echo pw > npw; $Q init nv --password-file npw --kdf-memory 8 --kdf-passes 1 --recovery-key-out nrk 2>/dev/null
+         mkdir nm; $Q mount nv nm --password-file npw
+         trap '$Q unmount nm >/dev/null 2>&1 || fusermount3 -u -z nm' EXIT
+         echo hello > nm/a.txt; mkdir nm/d; ln nm/a.txt nm/d/b
+         python3 -c \"import os; os.setxattr('nm/a.txt','user.x',b'1'); assert os.getxattr('nm/a.txt','user.x')==b'1'\"
+         chmod 200 nm/a.txt; echo more >> nm/a.txt; chmod 600 nm/a.txt
+         mkdir nm/ro; chmod 555 nm/ro; rmdir nm/ro
+         cat nm/d/b",
+        dir = w.dir.path().display(),
+        q = quire_bin().display()
+    );
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().last(),
+        Some("more")
+    );
+    assert!(!is_mounted(&w.dir.path().join("nm")));
+}

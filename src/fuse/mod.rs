@@ -430,8 +430,15 @@ impl Filesystem for QuireFs {
     ) {
         self.activity.touch();
         let of = tri!(reply, self.file(fh));
-        let data = tri!(reply, self.tree.read(&of, offset, size));
-        reply.data(&data);
+        let mut reply = Some(reply);
+        let r = self.tree.read_with(&of, offset, size, |data| {
+            if let Some(r) = reply.take() {
+                r.data(data);
+            }
+        });
+        if let (Err(e), Some(r)) = (r, reply) {
+            r.error(errno_of(&e));
+        }
     }
 
     fn write(

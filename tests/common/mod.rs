@@ -265,12 +265,24 @@ pub fn need(program: &str) {
 
 /// Whether `needle` occurs in any file under `root` (not following symlinks).
 pub fn contains_bytes(root: &Path, needle: &[u8]) -> Option<PathBuf> {
+    contains_bytes_since(root, needle, std::time::SystemTime::UNIX_EPOCH)
+}
+
+/// As [`contains_bytes`], for files modified at or after `since`.
+pub fn contains_bytes_since(
+    root: &Path,
+    needle: &[u8],
+    since: std::time::SystemTime,
+) -> Option<PathBuf> {
     let mut files = Vec::new();
     walk(root, &mut files);
     for f in files {
         let Ok(m) = std::fs::symlink_metadata(&f) else {
             continue;
         };
+        if m.modified().map(|t| t < since).unwrap_or(false) {
+            continue;
+        }
         if !m.is_file() {
             if m.file_type().is_symlink()
                 && let Ok(t) = std::fs::read_link(&f)
