@@ -248,13 +248,20 @@ impl Tree {
 
     fn finish_new(&self, dir: &Node, host: &str, owner: Option<Owner>) -> io::Result<(Node, Attr)> {
         let h = dir.handle.lookup(OsStr::new(host))?;
+        let mut st = h.stat()?;
+        // As root (allow_other), new entries belong to the caller, as on a
+        // local disk; a setgid parent's group is kept.
         if self.chown_new
             && let Some(o) = owner
+            && (st.st_uid != o.uid || st.st_gid != o.gid)
         {
             let parent_setgid = dir.handle.stat()?.st_mode & libc::S_ISGID != 0;
-            h.chown(o.uid, if parent_setgid { u32::MAX } else { o.gid })?;
+            let gid = if parent_setgid { u32::MAX } else { o.gid };
+            if st.st_uid != o.uid || (gid != u32::MAX && st.st_gid != gid) {
+                h.chown(o.uid, gid)?;
+                st = h.stat()?;
+            }
         }
-        let st = h.stat()?;
         Ok((
             Node::new(h, Kind::from_mode(st.st_mode)),
             Attr::from_host(&st),
