@@ -58,6 +58,13 @@ fn rename_semantics() {
         std::fs::read_to_string(p(&format!("{}/inner", "E".repeat(201)))).unwrap(),
         "i"
     );
+    // Renaming one name of an inode onto another name of it does nothing.
+    let (l1, l2) = ("P".repeat(230), "Q".repeat(230));
+    std::fs::write(p(&l1), "same").unwrap();
+    std::fs::hard_link(p(&l1), p(&l2)).unwrap();
+    std::fs::rename(p(&l1), p(&l2)).unwrap();
+    assert_eq!(std::fs::read_to_string(p(&l1)).unwrap(), "same");
+    assert_eq!(std::fs::read_to_string(p(&l2)).unwrap(), "same");
     // renameat2 NOREPLACE and EXCHANGE.
     std::fs::write(p("x"), "X").unwrap();
     std::fs::write(p("y"), "Y").unwrap();
@@ -73,6 +80,25 @@ assert libc.renameat2(AT, b'x', AT, b'y', 2) == 0
 assert open('x').read() == 'Y' and open('y').read() == 'X'
 \"",
     );
+    std::fs::create_dir(p("crashed")).unwrap();
+    m.unmount();
+    // Leftovers of an interrupted mkdir and an orphan sidecar inside a
+    // folder do not keep it from being removed.
+    let host_dir = std::fs::read_dir(w.vault.join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .find(|p| std::fs::read_dir(p).unwrap().count() == 1)
+        .expect("the empty folder `crashed`");
+    std::fs::create_dir(host_dir.join(".quire-mkdir-0011223344556677")).unwrap();
+    std::fs::write(
+        host_dir.join(".quire-mkdir-0011223344556677/quire.dirid"),
+        [0u8; 16],
+    )
+    .unwrap();
+    std::fs::write(host_dir.join(format!("{}.lng.name", "A".repeat(43))), "x").unwrap();
+    let m = w.mount(&[]);
+    std::fs::remove_dir(m.path("crashed")).unwrap();
     m.unmount();
     // Every sidecar in the vault belongs to an existing long entry.
     for f in w.vault_files() {

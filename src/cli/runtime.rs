@@ -45,6 +45,15 @@ pub fn write(mountpoint: &Path, vault: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(&d)?;
+    // In /tmp another user could have made the folder first.
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions.
+    if std::fs::symlink_metadata(&d)?.uid() != unsafe { libc::getuid() } {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} belongs to another user", d.display()),
+        ));
+    }
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -101,6 +110,16 @@ pub fn mounts() -> Vec<MountRecord> {
         let ours = r.first() == Some(&"fuse.quire")
             || (r.first() == Some(&"fuse") && r.get(1) == Some(&"quire"));
         if l.len() < 6 || !ours {
+            continue;
+        }
+        // Only this user's mounts (all of them for root).
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let owner = r
+            .get(2)
+            .and_then(|o| o.split(',').find_map(|kv| kv.strip_prefix("user_id=")))
+            .and_then(|v| v.parse::<u32>().ok());
+        if uid != 0 && owner.is_some_and(|o| o != uid) {
             continue;
         }
         let mountpoint = PathBuf::from(unescape(l[4]));

@@ -419,14 +419,7 @@ impl Tree {
             return Err(errno(libc::ENOTDIR));
         }
         let victim = dir.handle.lookup(host)?;
-        // Anything besides the directory ID (visible or not) makes it non-empty.
-        let others = victim
-            .read_names()?
-            .into_iter()
-            .any(|n| n != OsStr::new(dirid::FILE_NAME));
-        if others {
-            return Err(errno(libc::ENOTEMPTY));
-        }
+        self.check_empty(&victim)?;
         let id = victim.read_child(OsStr::new(dirid::FILE_NAME)).ok();
         // The directory may be read-only (chmod 555): the ID file lives inside.
         let mode = st.st_mode & 0o7777;
@@ -452,6 +445,48 @@ impl Tree {
         Ok(())
     }
 
+    /// ENOTEMPTY unless `dir` holds only its ID. Leftovers of an interrupted
+    /// mkdir (an empty `.quire-mkdir-*`) and sidecars whose entry is gone are
+    /// removed on the way; anything else (a sync tool's file, say) keeps the
+    /// folder non-empty and is logged, so nothing unknown is deleted.
+    fn check_empty(&self, dir: &Handle) -> io::Result<()> {
+        let names = dir.read_names()?;
+        let present: std::collections::HashSet<&OsStr> =
+            names.iter().map(|n| n.as_os_str()).collect();
+        for n in &names {
+            let s = n.to_string_lossy();
+            if s == dirid::FILE_NAME {
+                continue;
+            }
+            if let Some(stem) = s.strip_suffix(".name")
+                && s.ends_with(names::SIDECAR_SUFFIX)
+                && !present.contains(OsStr::new(stem))
+            {
+                dir.unlink_child(n)?;
+                continue;
+            }
+            if s.starts_with(".quire-mkdir-")
+                && let Ok(t) = dir.lookup(n)
+                && t.read_names()
+                    .map(|v| v.iter().all(|c| c == OsStr::new(dirid::FILE_NAME)))
+                    .unwrap_or(false)
+            {
+                let _ = t.chmod(0o700);
+                let _ = t.unlink_child(OsStr::new(dirid::FILE_NAME));
+                dir.rmdir_child(n)?;
+                continue;
+            }
+            if names::classify(&s) == names::Entry::Hidden {
+                log::warn!(
+                    "folder {} holds a foreign file {s}; it stays non-empty",
+                    dir.host_path()
+                );
+            }
+            return Err(errno(libc::ENOTEMPTY));
+        }
+        Ok(())
+    }
+
     /// Renames (flags: `RENAME_NOREPLACE`, `RENAME_EXCHANGE`). A directory
     /// keeps its own ID, so moving a directory is O(1).
     pub fn rename(
@@ -465,8 +500,23 @@ impl Tree {
         self.writable()?;
         let a = self.host_name(dir, name)?;
         let b = self.host_name(to, to_name)?;
-        self.write_sidecar(to, &b)?;
         let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        // Two names of one inode: POSIX says rename does nothing (and the
+        // source's sidecar must stay).
+        if !exchange
+            && let (Ok(x), Ok(y)) = (
+                dir.handle.stat_child(OsStr::new(a.host())),
+                to.handle.stat_child(OsStr::new(b.host())),
+            )
+            && x.st_ino == y.st_ino
+        {
+            return if flags & libc::RENAME_NOREPLACE != 0 {
+                Err(errno(libc::EEXIST))
+            } else {
+                Ok(())
+            };
+        }
+        self.write_sidecar(to, &b)?;
         if exchange {
             self.write_sidecar(dir, &a)?;
         }
@@ -485,13 +535,7 @@ impl Tree {
                     return Ok(());
                 }
                 let victim = to.handle.lookup(OsStr::new(b.host()))?;
-                let others = victim
-                    .read_names()?
-                    .into_iter()
-                    .any(|n| n != OsStr::new(dirid::FILE_NAME));
-                if others {
-                    return Err(errno(libc::ENOTEMPTY));
-                }
+                self.check_empty(&victim)?;
                 if let Ok(id) = victim.read_child(OsStr::new(dirid::FILE_NAME)) {
                     victim.unlink_child(OsStr::new(dirid::FILE_NAME))?;
                     cleared = Some((victim, id));
