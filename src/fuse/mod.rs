@@ -69,6 +69,8 @@ fn to_time(t: TimeOrNow) -> Time {
 /// re-taken on rewind), so offsets stay stable while entries change.
 struct DirHandle {
     entries: Vec<Listed>,
+    /// Whether a readdir has been answered since the snapshot was taken.
+    read: bool,
 }
 
 /// One entry of a directory snapshot; `entry` is `None` for `.` and `..`.
@@ -193,12 +195,13 @@ impl QuireFs {
     ) -> Result<R, Errno> {
         let mut dirs = self.dirs.lock().unwrap();
         let h = dirs.get_mut(&fh.0).ok_or(Errno::EBADF)?;
-        if offset == 0 && h.entries.len() > 2 {
+        if offset == 0 && h.read {
             // rewinddir: show the directory as it is now.
             if let Ok(e) = self.listing(node) {
                 h.entries = e;
             }
         }
+        h.read = true;
         Ok(f(h))
     }
 }
@@ -503,7 +506,13 @@ impl Filesystem for QuireFs {
         let node = tri!(reply, self.node(ino));
         let entries = tri!(reply, self.listing(&node));
         let fh = self.new_fh();
-        self.dirs.lock().unwrap().insert(fh, DirHandle { entries });
+        self.dirs.lock().unwrap().insert(
+            fh,
+            DirHandle {
+                entries,
+                read: false,
+            },
+        );
         self.activity.opened();
         reply.opened(FileHandle(fh), FopenFlags::empty());
     }

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::Arc;
 
 use super::node::{FileKey, Kind, Node};
@@ -255,7 +255,10 @@ impl Tree {
         );
         let write_at = content::block_offset(first);
         let new_csize = content::cipher_size(new_psize);
-        if new_csize > csize {
+        // Host blocks already allocated (ext4 counts delayed allocation
+        // too) cannot run out; only growth beyond them needs a reservation.
+        let allocated = of.file.metadata()?.blocks() * 512;
+        if new_csize > csize && new_csize > allocated {
             // Reserve the space first: a full disk fails here, before any
             // existing byte is touched.
             reserve(&of.file, csize, new_csize - csize)?;

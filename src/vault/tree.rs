@@ -289,8 +289,10 @@ impl Tree {
             .handle
             .open_child(OsStr::new(hn.host()), flags, initial)?;
         let fresh = f.metadata()?.len() == 0;
+        let mut new_id = None;
         if fresh {
-            let (h, _) = content::new_header();
+            let (h, id) = content::new_header();
+            new_id = Some(id);
             std::os::unix::fs::FileExt::write_all_at(&f, &h, 0)?;
             if initial != perm {
                 let p: std::fs::Permissions = std::os::unix::fs::PermissionsExt::from_mode(perm);
@@ -298,6 +300,12 @@ impl Tree {
             }
         }
         let (n, a) = self.finish_new(dir, hn.host(), if fresh { owner } else { None })?;
+        if let Some(id) = new_id {
+            let _ = n.file_key.set(super::node::FileKey {
+                id,
+                key: self.keys.file_key(&id),
+            });
+        }
         Ok((n, a, f))
     }
 
