@@ -244,3 +244,61 @@ fn read_only_mount_and_status() {
             .contains("read-only")
     );
 }
+
+#[test]
+fn daemon_killed_mid_write_leaves_a_vault_that_opens_and_never_shows_garbage() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("before.md"), "written before").unwrap();
+    sh(
+        &w.mnt,
+        "python3 -c \"import os; f=open('before.md','a'); os.fsync(f.fileno())\"",
+    );
+    let pid = w.daemon_pid().unwrap();
+    // A writer streaming a known pattern when the daemon dies.
+    let pattern: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let target = m.path("streaming.bin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::File::create(&target) {
+            for _ in 0..200 {
+                if f.write_all(&pattern).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    sh(w.dir.path(), &format!("kill -KILL {pid}"));
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    let _ = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg("-z")
+        .arg(&w.mnt)
+        .status();
+    writer.join().unwrap();
+    std::mem::forget(m);
+    let m = w.mount(&[]);
+    assert_eq!(
+        std::fs::read_to_string(m.path("before.md")).unwrap(),
+        "written before"
+    );
+    // The interrupted file reads either as a prefix of what was written or
+    // fails with EIO (a torn final block): never as garbage.
+    let expect: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    match std::fs::read(m.path("streaming.bin")) {
+        Ok(b) => {
+            for (i, chunk) in b.chunks(1_000_000).enumerate() {
+                assert_eq!(chunk, &expect[..chunk.len()], "garbage in chunk {i}");
+            }
+        }
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}"),
+    }
+    // The vault stays usable: the torn file can be replaced.
+    std::fs::write(m.path("streaming.bin"), "fresh").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(m.path("streaming.bin")).unwrap(),
+        "fresh"
+    );
+}

@@ -2,6 +2,7 @@
 
 mod common;
 use common::*;
+use std::time::Duration;
 
 #[test]
 fn files_survive_unmount_and_remount() {
@@ -351,4 +352,64 @@ fn sparse_writes_truncate_and_random_io_match_a_model() {
     }
     drop(f);
     assert_eq!(std::fs::read(&p).unwrap(), model);
+}
+
+#[test]
+fn nano_saves_through_a_terminal() {
+    need("nano");
+    need("tmux");
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("nano.md"), "first line\n").unwrap();
+    let session = format!("quire-nano-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(["-L", &session])
+            .args(args)
+            .status()
+            .unwrap()
+    };
+    assert!(
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "-c",
+            w.mnt.to_str().unwrap(),
+            "nano",
+            "--ignorercfiles",
+            "nano.md",
+        ])
+        .success()
+    );
+    struct Kill<'a>(&'a dyn Fn(&[&str]) -> std::process::ExitStatus);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            (self.0)(&["kill-server"]);
+        }
+    }
+    let _k = Kill(&tmux);
+    std::thread::sleep(Duration::from_millis(700));
+    tmux(&["send-keys", "-t", &session, "M-/", "added by nano", "C-o"]);
+    std::thread::sleep(Duration::from_millis(400));
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    std::thread::sleep(Duration::from_millis(400));
+    tmux(&["send-keys", "-t", &session, "C-x"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(
+            m.path("nano.md")
+        )
+        .map(|s| s.contains("added by nano"))
+        .unwrap_or(false)),
+        "nano did not save: {:?}",
+        std::fs::read_to_string(m.path("nano.md"))
+    );
+    let s = std::fs::read_to_string(m.path("nano.md")).unwrap();
+    assert!(s.starts_with("first line\n"), "{s:?}");
 }
