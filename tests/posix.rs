@@ -274,3 +274,66 @@ fn an_unprivileged_user_mounts_and_uses_a_vault() {
     );
     assert!(!is_mounted(&w.dir.path().join("nm")));
 }
+
+#[test]
+fn concurrent_writers_on_one_file_and_parallel_trees() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    // Four threads, four handles, interleaved unaligned regions of one file:
+    // the read-modify-write of shared blocks must not lose anyone's bytes.
+    let path = m.path("shared.bin");
+    std::fs::write(&path, vec![0u8; 4 * 50 * 1000]).unwrap();
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                use std::os::unix::fs::FileExt;
+                let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                for i in 0..50u64 {
+                    // Regions of 1000 bytes: neighbours share 4 KiB blocks.
+                    let off = (i * 4 + t as u64) * 1000;
+                    f.write_all_at(&[t + 1; 1000], off).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let b = std::fs::read(&path).unwrap();
+    for (k, chunk) in b.chunks(1000).enumerate() {
+        assert!(chunk.iter().all(|&c| c == (k % 4) as u8 + 1), "region {k} lost a write");
+    }
+    // Parallel creates, renames and deletes in separate folders.
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let root = m.path(&format!("w{t}"));
+            std::thread::spawn(move || {
+                std::fs::create_dir(&root).unwrap();
+                for i in 0..200 {
+                    let p = root.join(format!("n{i}"));
+                    std::fs::write(&p, format!("{t}-{i}")).unwrap();
+                    if i % 3 == 0 {
+                        std::fs::rename(&p, root.join(format!("r{i}"))).unwrap();
+                    } else if i % 3 == 1 {
+                        std::fs::remove_file(&p).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in workers {
+        t.join().unwrap();
+    }
+    for t in 0..4 {
+        let mut names: Vec<String> = std::fs::read_dir(m.path(&format!("w{t}")))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 133, "w{t}");
+        assert_eq!(std::fs::read_to_string(m.path(&format!("w{t}/r99"))).unwrap(), format!("{t}-99"));
+        assert_eq!(std::fs::read_to_string(m.path(&format!("w{t}/n2"))).unwrap(), format!("{t}-2"));
+    }
+}
