@@ -26,7 +26,7 @@ use crate::vault::{Attr, DirEntry, Kind, Node, OpenFile, Owner, Time, Tree};
 
 /// How long the kernel may cache attributes and entries. Quire is the only
 /// writer of the ciphertext while mounted (the vault lock), so caching is safe.
-const TTL: Duration = Duration::from_secs(1);
+const TTL: Duration = Duration::from_secs(10);
 
 /// Largest write the kernel may send in one request.
 const MAX_WRITE: u32 = 1 << 20;
