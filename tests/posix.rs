@@ -303,7 +303,10 @@ fn concurrent_writers_on_one_file_and_parallel_trees() {
     }
     let b = std::fs::read(&path).unwrap();
     for (k, chunk) in b.chunks(1000).enumerate() {
-        assert!(chunk.iter().all(|&c| c == (k % 4) as u8 + 1), "region {k} lost a write");
+        assert!(
+            chunk.iter().all(|&c| c == (k % 4) as u8 + 1),
+            "region {k} lost a write"
+        );
     }
     // Parallel creates, renames and deletes in separate folders.
     let workers: Vec<_> = (0..4)
@@ -333,7 +336,13 @@ fn concurrent_writers_on_one_file_and_parallel_trees() {
             .collect();
         names.sort();
         assert_eq!(names.len(), 133, "w{t}");
-        assert_eq!(std::fs::read_to_string(m.path(&format!("w{t}/r99"))).unwrap(), format!("{t}-99"));
-        assert_eq!(std::fs::read_to_string(m.path(&format!("w{t}/n2"))).unwrap(), format!("{t}-2"));
+        assert_eq!(
+            std::fs::read_to_string(m.path(&format!("w{t}/r99"))).unwrap(),
+            format!("{t}-99")
+        );
+        assert_eq!(
+            std::fs::read_to_string(m.path(&format!("w{t}/n2"))).unwrap(),
+            format!("{t}-2")
+        );
     }
 }
