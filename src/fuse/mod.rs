@@ -32,7 +32,18 @@ const TTL: Duration = Duration::from_secs(10);
 const MAX_WRITE: u32 = 1 << 20;
 
 fn errno_of(e: &io::Error) -> Errno {
-    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
+    let code = e.raw_os_error().unwrap_or(libc::EIO);
+    if code == libc::EMFILE || code == libc::ENFILE {
+        // Every file the kernel remembers holds one host handle; say once
+        // what to do when that runs out.
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            log::error!(
+                "out of file handles: the vault has more files in use than the open-file limit; raise it (ulimit -n / LimitNOFILE) and remount"
+            )
+        });
+    }
+    Errno::from_i32(code)
 }
 
 fn file_type(k: Kind) -> FileType {
