@@ -346,3 +346,33 @@ fn concurrent_writers_on_one_file_and_parallel_trees() {
         );
     }
 }
+
+#[test]
+fn more_files_than_the_open_file_limit() {
+    // The daemon keeps one host descriptor per file the kernel remembers;
+    // under a small limit it must hand entries back to the kernel instead
+    // of failing with EMFILE.
+    need("prlimit");
+    let w = World::new();
+    w.init();
+    let o = std::process::Command::new("prlimit")
+        .args(["--nofile=1000:1000", "--"])
+        .arg(quire_bin())
+        .arg("mount")
+        .arg(&w.vault)
+        .arg(&w.mnt)
+        .arg("--password-file")
+        .arg(&w.pwfile)
+        .env("XDG_RUNTIME_DIR", &w.runtime)
+        .env("HOME", w.dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _m = Mounted { world: &w };
+    let out = sh(
+        &w.mnt,
+        "for d in $(seq 1 10); do mkdir d$d; for f in $(seq 1 300); do echo \"note $d $f\" > d$d/f$f; done; done; \
+         ls -lR . | grep -c '^-'; grep -rl 'note 7 ' . | wc -l; cat d3/f150; rm -rf d*; ls | wc -l",
+    );
+    assert_eq!(out, "3000\n300\nnote 3 150\n0\n");
+}

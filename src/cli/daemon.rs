@@ -49,6 +49,18 @@ fn harden() {
             rlim_max: 0,
         };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut nofile) == 0 {
+            // Root may go up to the kernel's nr_open; others to their hard limit.
+            let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+                .ok()
+                .and_then(|s| s.trim().parse::<libc::rlim_t>().ok())
+                .unwrap_or(nofile.rlim_max);
+            let want = libc::rlimit {
+                rlim_cur: nr_open.max(nofile.rlim_max),
+                rlim_max: nr_open.max(nofile.rlim_max),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                nofile = want;
+            }
             nofile.rlim_cur = nofile.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &nofile);
         }
@@ -114,6 +126,7 @@ fn serve(
     };
     let activity = Arc::new(Activity::new());
     let fs = QuireFs::new(tree, activity.clone(), None)?;
+    let pressure = fs.pressure();
     let mut session = match fuser::Session::new(fs, &o.mountpoint, &mount_config(&o)) {
         Ok(s) => s,
         Err(e) => {
@@ -145,13 +158,45 @@ fn serve(
             .name("quire-idle".into())
             .spawn(move || idle_watch(&activity, idle, &mp))?;
     }
+    // Keep the nodes' host descriptors under the open-file limit.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let notifier = session.notifier();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("quire-pressure".into())
+            .spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    pressure.wait(Duration::from_millis(200));
+                    let n = pressure.relieve(open_file_limit(), &notifier);
+                    if n > 0 {
+                        log::debug!("asked the kernel to drop {n} cached entries");
+                    }
+                }
+            })?;
+    }
     ready(Ok(()));
     let r = session.run();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     runtime::remove(&o.mountpoint);
     drop(v);
     drop(lock);
     log::info!("unmounted and sealed: keys wiped");
     r.map_err(|e| fail(Code::Io, format!("the filesystem session failed: {e}")))
+}
+
+/// The current soft limit on open files.
+fn open_file_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
+        r.rlim_cur
+    } else {
+        1024
+    }
 }
 
 /// Seals after `idle` without activity, but only with nothing open: a

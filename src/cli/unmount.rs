@@ -55,7 +55,16 @@ pub fn run(a: UnmountArgs) -> Result<()> {
     if let Some(pid) = rec.pid {
         let deadline = Instant::now() + Duration::from_secs(60);
         // SAFETY: kill with signal 0 only checks for existence.
-        while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
+        while unsafe { libc::kill(pid, 0) } == 0 {
+            if Instant::now() >= deadline {
+                return Err(fail(
+                    Code::Other,
+                    format!(
+                        "{} is unmounted, but the daemon (pid {pid}) has not finished sealing after 60 s; see `quire logs`",
+                        mp.display()
+                    ),
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }

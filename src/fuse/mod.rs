@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 pub use activity::Activity;
@@ -76,6 +76,36 @@ fn to_time(t: TimeOrNow) -> Time {
     }
 }
 
+/// Keeps the number of remembered nodes (each holding a host descriptor)
+/// under the open-file limit by asking the kernel to drop the least recently
+/// used entries from its cache; it then forgets them. Must run outside the
+/// FUSE worker threads (a notification from inside a request can deadlock).
+pub struct Pressure(Arc<Inodes>);
+
+impl Pressure {
+    /// One round: if nodes use more than half of `limit` descriptors, ask
+    /// the kernel to drop entries down to a third. Returns how many.
+    pub fn relieve(&self, limit: u64, notifier: &fuser::Notifier) -> usize {
+        self.0.high_water.store(limit / 2, Ordering::Relaxed);
+        let n = self.0.len() as u64;
+        if n <= limit / 2 {
+            return 0;
+        }
+        let victims = self.0.victims((n - limit / 3) as usize);
+        let count = victims.len();
+        for (parent, name) in victims {
+            // ENOENT: the kernel had already dropped it.
+            let _ = notifier.inval_entry(INodeNo(parent), &name);
+        }
+        count
+    }
+
+    /// Waits until the table grows past the high-water mark, or `timeout`.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        self.0.wait(timeout);
+    }
+}
+
 /// A directory handle: a snapshot of the listing taken at opendir (and
 /// re-taken on rewind), so offsets stay stable while entries change.
 struct DirHandle {
@@ -95,7 +125,7 @@ struct Listed {
 /// The mounted filesystem.
 pub struct QuireFs {
     tree: Tree,
-    inodes: Inodes,
+    inodes: Arc<Inodes>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, DirHandle>>,
     next_fh: AtomicU64,
@@ -113,7 +143,7 @@ impl QuireFs {
         let root = tree.root();
         let root_attr = tree.getattr(&root)?;
         Ok(QuireFs {
-            inodes: Inodes::new(root, root_attr.ino),
+            inodes: Arc::new(Inodes::new(root, root_attr.ino)),
             tree,
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
@@ -121,6 +151,12 @@ impl QuireFs {
             activity,
             on_init: Mutex::new(on_init),
         })
+    }
+
+    /// A handle for [`relieve_pressure`], taken before the filesystem moves
+    /// into its session.
+    pub fn pressure(&self) -> Pressure {
+        Pressure(self.inodes.clone())
     }
 
     fn attr(&self, a: &Attr) -> FileAttr {
@@ -155,10 +191,28 @@ impl QuireFs {
         })
     }
 
-    fn entry(&self, reply: ReplyEntry, r: io::Result<(Node, Attr)>) {
+    /// Runs `f`, and if host descriptors have run out, wakes the pressure
+    /// thread and retries for up to a second while the kernel forgets
+    /// entries.
+    fn with_fds<T>(&self, f: impl Fn() -> io::Result<T>) -> io::Result<T> {
+        let mut r = f();
+        for _ in 0..100 {
+            match &r {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                    self.inodes.wake();
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    r = f();
+                }
+                _ => break,
+            }
+        }
+        r
+    }
+
+    fn entry(&self, reply: ReplyEntry, parent: INodeNo, name: &OsStr, r: io::Result<(Node, Attr)>) {
         match r {
             Ok((node, attr)) => {
-                self.inodes.remember(node, attr.ino);
+                self.inodes.remember(node, attr.ino, parent.0, name);
                 reply.entry(&TTL, &self.attr(&attr), Generation(0));
             }
             Err(e) => reply.error(errno_of(&e)),
@@ -266,7 +320,12 @@ impl Filesystem for QuireFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let dir = tri!(reply, self.node(parent));
-        self.entry(reply, self.tree.lookup(&dir, name));
+        self.entry(
+            reply,
+            parent,
+            name,
+            self.with_fds(|| self.tree.lookup(&dir, name)),
+        );
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -344,6 +403,8 @@ impl Filesystem for QuireFs {
         let dir = tri!(reply, self.node(parent));
         self.entry(
             reply,
+            parent,
+            name,
             self.tree
                 .mknod(&dir, name, mode, rdev as u64, Self::owner(req)),
         );
@@ -359,7 +420,12 @@ impl Filesystem for QuireFs {
         reply: ReplyEntry,
     ) {
         let dir = tri!(reply, self.node(parent));
-        self.entry(reply, self.tree.mkdir(&dir, name, mode, Self::owner(req)));
+        self.entry(
+            reply,
+            parent,
+            name,
+            self.tree.mkdir(&dir, name, mode, Self::owner(req)),
+        );
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -385,6 +451,8 @@ impl Filesystem for QuireFs {
         let dir = tri!(reply, self.node(parent));
         self.entry(
             reply,
+            parent,
+            link_name,
             self.tree
                 .symlink(&dir, link_name, target.as_os_str(), Self::owner(req)),
         );
@@ -417,14 +485,15 @@ impl Filesystem for QuireFs {
         let node = tri!(reply, self.node(ino));
         let dir = tri!(reply, self.node(newparent));
         let a = tri!(reply, self.tree.link(&node, &dir, newname));
-        self.inodes.add_lookup(self.inodes.fuse_ino(a.ino));
+        self.inodes
+            .add_lookup(self.inodes.fuse_ino(a.ino), newparent.0, newname);
         reply.entry(&TTL, &self.attr(&a), Generation(0));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let node = tri!(reply, self.node(ino));
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
-        let of = tri!(reply, self.tree.open(node, write));
+        let of = tri!(reply, self.with_fds(|| self.tree.open(node.clone(), write)));
         let fh = self.new_fh();
         self.files.lock().unwrap().insert(fh, Arc::new(of));
         self.activity.opened();
@@ -515,7 +584,7 @@ impl Filesystem for QuireFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let node = tri!(reply, self.node(ino));
-        let entries = tri!(reply, self.listing(&node));
+        let entries = tri!(reply, self.with_fds(|| self.listing(&node)));
         let fh = self.new_fh();
         self.dirs.lock().unwrap().insert(
             fh,
@@ -581,7 +650,7 @@ impl Filesystem for QuireFs {
                     if reply.add(fattr.ino, off, &l.name, &TTL, &fattr, Generation(0)) {
                         break;
                     }
-                    self.inodes.remember(child, attr.ino);
+                    self.inodes.remember(child, attr.ino, ino.0, &l.name);
                 }
             })
         );
@@ -699,9 +768,9 @@ impl Filesystem for QuireFs {
         let excl = flags & libc::O_EXCL != 0;
         let (node, attr, file) = tri!(
             reply,
-            self.tree.create(&dir, name, mode, excl, Self::owner(req))
+            self.with_fds(|| self.tree.create(&dir, name, mode, excl, Self::owner(req)))
         );
-        let node = self.inodes.remember(node, attr.ino);
+        let node = self.inodes.remember(node, attr.ino, parent.0, name);
         let of = self.tree.open_created(node, file);
         let fh = self.new_fh();
         self.files.lock().unwrap().insert(fh, Arc::new(of));
@@ -713,6 +782,27 @@ impl Filesystem for QuireFs {
             FileHandle(fh),
             FopenFlags::FOPEN_KEEP_CACHE,
         );
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        // Files have no holes (sparse ranges are sealed zero blocks), so
+        // SEEK_DATA finds data everywhere and SEEK_HOLE finds only the end.
+        let of = tri!(reply, self.file(fh));
+        let size = tri!(reply, self.tree.getattr(of.node()).map(|a| a.size)) as i64;
+        match whence {
+            libc::SEEK_DATA if offset < size => reply.offset(offset.max(0)),
+            libc::SEEK_HOLE if offset < size => reply.offset(size),
+            libc::SEEK_DATA | libc::SEEK_HOLE => reply.error(Errno::ENXIO),
+            _ => reply.error(Errno::EINVAL),
+        }
     }
 
     fn fallocate(
