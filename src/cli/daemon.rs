@@ -125,7 +125,7 @@ fn serve(
         }
     };
     let activity = Arc::new(Activity::new());
-    let fs = QuireFs::new(tree, activity.clone(), None)?;
+    let fs = QuireFs::new(tree, activity.clone())?;
     let pressure = fs.pressure();
     let mut session = match fuser::Session::new(fs, &o.mountpoint, &mount_config(&o)) {
         Ok(s) => s,

@@ -83,15 +83,18 @@ fn to_time(t: TimeOrNow) -> Time {
 pub struct Pressure(Arc<Inodes>);
 
 impl Pressure {
-    /// One round: if nodes use more than half of `limit` descriptors, ask
-    /// the kernel to drop entries down to a third. Returns how many.
+    /// One round: if nodes use more than 85 % of `limit` descriptors, ask
+    /// the kernel to drop entries down to 70 %. Returns how many. (Below
+    /// that the kernel's cache is left alone: every dropped entry costs a
+    /// lookup later.)
     pub fn relieve(&self, limit: u64, notifier: &fuser::Notifier) -> usize {
-        self.0.high_water.store(limit / 2, Ordering::Relaxed);
+        let high = limit * 85 / 100;
+        self.0.high_water.store(high, Ordering::Relaxed);
         let n = self.0.len() as u64;
-        if n <= limit / 2 {
+        if n <= high {
             return 0;
         }
-        let victims = self.0.victims((n - limit / 3) as usize);
+        let victims = self.0.victims((n - limit * 70 / 100) as usize);
         let count = victims.len();
         for (parent, name) in victims {
             // ENOENT: the kernel had already dropped it.
@@ -130,16 +133,11 @@ pub struct QuireFs {
     dirs: Mutex<HashMap<u64, DirHandle>>,
     next_fh: AtomicU64,
     activity: Arc<Activity>,
-    on_init: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl QuireFs {
-    /// Wraps an opened tree. `on_init` runs once the kernel handshake is done.
-    pub fn new(
-        tree: Tree,
-        activity: Arc<Activity>,
-        on_init: Option<Box<dyn FnOnce() + Send>>,
-    ) -> io::Result<QuireFs> {
+    /// Wraps an opened tree.
+    pub fn new(tree: Tree, activity: Arc<Activity>) -> io::Result<QuireFs> {
         let root = tree.root();
         let root_attr = tree.getattr(&root)?;
         Ok(QuireFs {
@@ -149,7 +147,6 @@ impl QuireFs {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             activity,
-            on_init: Mutex::new(on_init),
         })
     }
 
@@ -306,9 +303,6 @@ impl Filesystem for QuireFs {
         let _ = config.add_capabilities(
             fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
         );
-        if let Some(f) = self.on_init.lock().unwrap().take() {
-            f();
-        }
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 fn cstr(b: &[u8]) -> io::Result<CString> {
@@ -439,15 +439,4 @@ impl Handle {
         // SAFETY: valid C strings.
         check(unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) })
     }
-}
-
-/// Converts a host name read from a directory into a `String` if it is
-/// valid UTF-8 (every name Quire writes is ASCII).
-pub fn host_name_str(n: &OsStr) -> Option<&str> {
-    n.to_str()
-}
-
-/// Builds an `OsString` from bytes.
-pub fn os(b: Vec<u8>) -> OsString {
-    OsString::from_vec(b)
 }

@@ -179,11 +179,6 @@ impl Tree {
         })
     }
 
-    /// Reads up to `size` bytes at `off`.
-    pub fn read(&self, of: &OpenFile, off: u64, size: u32) -> io::Result<Vec<u8>> {
-        self.read_with(of, off, size, |b| b.to_vec())
-    }
-
     /// Writes `data` at `off`, growing the file (with sealed zero blocks
     /// across any gap) as needed.
     pub fn write(&self, of: &OpenFile, off: u64, data: &[u8]) -> io::Result<usize> {
