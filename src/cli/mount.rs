@@ -100,6 +100,12 @@ fn check_fuse() -> Result<()> {
 }
 
 fn prepare_mountpoint(mp: &Path, is_default: bool) -> Result<()> {
+    if runtime::find(mp).is_some() && runtime::is_dead(mp) {
+        // A daemon that was killed leaves its mount behind ("transport
+        // endpoint is not connected"): clean it up instead of refusing.
+        let _ = super::daemon::unmount_cmd(mp, true);
+        runtime::remove(mp);
+    }
     if runtime::find(mp).is_some() {
         return Err(fail(
             Code::Busy,

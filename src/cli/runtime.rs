@@ -146,6 +146,11 @@ pub fn mounts() -> Vec<MountRecord> {
     out
 }
 
+/// Whether the mount at `p` has lost its daemon (ENOTCONN).
+pub fn is_dead(p: &Path) -> bool {
+    matches!(std::fs::metadata(p), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN))
+}
+
 /// Whether `p` is currently a Quire mount point.
 pub fn find(p: &Path) -> Option<MountRecord> {
     mounts().into_iter().find(|m| m.mountpoint == p)

@@ -54,10 +54,16 @@ pub fn run(a: StatusArgs) -> Result<()> {
         return Ok(());
     }
     for m in mounts {
+        let dead = runtime::is_dead(&m.mountpoint);
         println!(
-            "{}{}",
+            "{}{}{}",
             m.mountpoint.display(),
-            if m.read_only { " (read-only)" } else { "" }
+            if m.read_only { " (read-only)" } else { "" },
+            if dead {
+                " (daemon gone: run `quire unmount` to clean up)"
+            } else {
+                ""
+            }
         );
         if let Some(v) = &m.vault {
             println!("  vault: {}", v.display());
