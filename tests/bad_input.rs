@@ -368,3 +368,48 @@ fn unmount_when_nothing_is_mounted_and_init_over_existing() {
         .unwrap();
     assert_eq!(&b, b"QUIR");
 }
+
+#[test]
+fn tampered_xattr_value_reads_as_eio() {
+    let w = World::new();
+    w.init();
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("n.md"), "n").unwrap();
+        sh(
+            &w.mnt,
+            "python3 -c \"import os; os.setxattr('n.md','user.tag',b'private')\"",
+        );
+        m.unmount();
+    }
+    let f = only_file(&w);
+    let out = sh(
+        w.dir.path(),
+        &format!(
+            "getfattr -d -m '^user.q.' -e hex {} | grep '^user.q.'",
+            f.display()
+        ),
+    );
+    let (name, hex) = out.trim().split_once('=').unwrap();
+    let mut v: Vec<u8> = (2..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    v[14] ^= 1;
+    let new_hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
+    sh(
+        w.dir.path(),
+        &format!("setfattr -n {name} -v 0x{new_hex} {}", f.display()),
+    );
+    let m = w.mount(&[]);
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import os,sys\ntry:\n os.getxattr(sys.argv[1],'user.tag'); print('read')\nexcept OSError as e: print(e.errno)")
+        .arg(m.path("n.md"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        libc::EIO.to_string()
+    );
+}

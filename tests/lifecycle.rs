@@ -300,3 +300,25 @@ fn daemon_killed_mid_write_leaves_a_vault_that_opens_and_never_shows_garbage() {
         "fresh"
     );
 }
+
+#[test]
+fn daemon_has_no_core_dumps_and_locks_its_keys() {
+    let w = World::new();
+    w.init();
+    let _m = w.mount(&[]);
+    let pid = w.daemon_pid().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert!(core.split_whitespace().nth(4) == Some("0"), "{core}");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmLck:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(locked > 0, "no key page is locked in memory:\n{status}");
+}

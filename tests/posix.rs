@@ -356,7 +356,7 @@ fn more_files_than_the_open_file_limit() {
     let w = World::new();
     w.init();
     let o = std::process::Command::new("prlimit")
-        .args(["--nofile=1000:1000", "--"])
+        .args(["--nofile=500:500", "--"])
         .arg(quire_bin())
         .arg("mount")
         .arg(&w.vault)

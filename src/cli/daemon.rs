@@ -116,6 +116,7 @@ fn serve(
     ready: impl FnOnce(Result<(), (Code, String)>),
 ) -> Result<()> {
     harden();
+    v.relock_keys();
     let tree = match v.tree(o.read_only) {
         Ok(t) => t,
         Err(e) => {
@@ -127,6 +128,10 @@ fn serve(
     let activity = Arc::new(Activity::new());
     let fs = QuireFs::new(tree, activity.clone())?;
     let pressure = fs.pressure();
+    {
+        let p = pressure.clone();
+        crate::store::host::on_fd_pressure(move || p.wake());
+    }
     let mut session = match fuser::Session::new(fs, &o.mountpoint, &mount_config(&o)) {
         Ok(s) => s,
         Err(e) => {
@@ -162,6 +167,8 @@ fn serve(
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let notifier = session.notifier();
+        // Sets the high-water mark before the first request can arrive.
+        pressure.relieve(open_file_limit(), &notifier);
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("quire-pressure".into())

@@ -23,7 +23,12 @@ pub struct AeadKey(Aes256Gcm);
 impl AeadKey {
     /// Expands a 256-bit key.
     pub fn new(key: &Key32) -> Self {
-        AeadKey(Aes256Gcm::new_from_slice(key.expose()).expect("32-byte key"))
+        Self::from_bytes(key.expose())
+    }
+
+    /// Expands a 256-bit key held by the caller in zeroizing storage.
+    pub fn from_bytes(key: &[u8; 32]) -> Self {
+        AeadKey(Aes256Gcm::new_from_slice(key).expect("32-byte key"))
     }
 
     /// Seals `plain` into `out` (which must be `plain.len() + OVERHEAD` long)

@@ -19,6 +19,11 @@ impl NameKey {
         NameKey(key)
     }
 
+    /// See [`super::secret::Secret::relock`].
+    pub fn relock(&self) {
+        self.0.relock();
+    }
+
     fn cipher(&self) -> Aes256Siv {
         Aes256Siv::new_from_slice(self.0.expose()).expect("64-byte key")
     }

@@ -34,10 +34,19 @@ impl<const N: usize> Secret<N> {
     }
 }
 
+impl<const N: usize> Secret<N> {
+    /// Locks the bytes in memory again: memory locks are not inherited
+    /// across fork(2), so the daemon calls this after it forks.
+    pub fn relock(&self) {
+        lock_memory(self.0.as_ptr(), N);
+    }
+}
+
 impl<const N: usize> Drop for Secret<N> {
     fn drop(&mut self) {
+        // Wiped, but not unlocked: mlock is per page, not per allocation,
+        // and another secret may share the page.
         self.0.zeroize();
-        unlock_memory(self.0.as_ptr(), N);
     }
 }
 
@@ -46,13 +55,6 @@ fn lock_memory(ptr: *const u8, len: usize) {
     // SAFETY: ptr..ptr+len is a live allocation owned by the caller.
     unsafe {
         libc::mlock(ptr.cast(), len);
-    }
-}
-
-fn unlock_memory(ptr: *const u8, len: usize) {
-    // SAFETY: as above; munlock of unlocked memory is harmless.
-    unsafe {
-        libc::munlock(ptr.cast(), len);
     }
 }
 
@@ -75,6 +77,11 @@ impl MasterKey {
         hk.expand(label, &mut out)
             .expect("HKDF output length is a small constant");
         Secret::from_bytes(&mut out)
+    }
+
+    /// See [`Secret::relock`].
+    pub fn relock(&self) {
+        self.0.relock();
     }
 
     /// All per-purpose keys of an unlocked vault.
@@ -108,16 +115,27 @@ pub struct SubKeys {
 
 impl SubKeys {
     /// The AEAD key of one file, bound to its random 128-bit file ID.
+    /// (Per-file keys are wiped on drop but not locked in memory: there can
+    /// be thousands; the keys they derive from are locked.)
     pub fn file_key(&self, file_id: &[u8; 16]) -> AeadKey {
         let hk = hkdf::Hkdf::<sha2::Sha256>::from_prk(self.content.expose())
             .expect("32-byte PRK is valid");
         let mut info = [0u8; 13 + 16];
         info[..13].copy_from_slice(labels::FILE_KEY);
         info[13..].copy_from_slice(file_id);
-        let mut out = [0u8; 32];
-        hk.expand(&info, &mut out)
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        hk.expand(&info, &mut out[..])
             .expect("HKDF output length is a small constant");
-        AeadKey::new(&Secret::from_bytes(&mut out))
+        AeadKey::from_bytes(&out)
+    }
+
+    /// Locks every subkey in memory, including the expanded AES key
+    /// schedules held inline in this struct (see [`Secret::relock`]).
+    pub fn relock(&self) {
+        self.content.relock();
+        self.names.relock();
+        self.xattr_name.relock();
+        lock_memory((self as *const Self).cast(), std::mem::size_of::<Self>());
     }
 }
 

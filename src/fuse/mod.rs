@@ -80,27 +80,38 @@ fn to_time(t: TimeOrNow) -> Time {
 /// under the open-file limit by asking the kernel to drop the least recently
 /// used entries from its cache; it then forgets them. Must run outside the
 /// FUSE worker threads (a notification from inside a request can deadlock).
+#[derive(Clone)]
 pub struct Pressure(Arc<Inodes>);
 
 impl Pressure {
-    /// One round: if nodes use more than 85 % of `limit` descriptors, ask
-    /// the kernel to drop entries down to 70 %. Returns how many. (Below
-    /// that the kernel's cache is left alone: every dropped entry costs a
-    /// lookup later.)
+    /// One round: once nodes use all but a reserve of the `limit`
+    /// descriptors (an eighth of it, at least 128, kept for open files and
+    /// the daemon itself), ask the kernel to drop the least recently used
+    /// entries until twice the reserve is free. Below that the kernel's cache
+    /// is left alone: every dropped entry costs a lookup later. Relief must
+    /// come early: an entry cannot be dropped while a request holds its
+    /// folder, so waiting until descriptors run out could stall.
     pub fn relieve(&self, limit: u64, notifier: &fuser::Notifier) -> usize {
-        let high = limit * 85 / 100;
+        let reserve = (limit / 8).max(128).min(limit / 2);
+        let high = limit - reserve;
+        let low = limit.saturating_sub(2 * reserve);
         self.0.high_water.store(high, Ordering::Relaxed);
         let n = self.0.len() as u64;
         if n <= high {
             return 0;
         }
-        let victims = self.0.victims((n - limit * 70 / 100) as usize);
+        let victims = self.0.victims((n - low) as usize);
         let count = victims.len();
         for (parent, name) in victims {
             // ENOENT: the kernel had already dropped it.
             let _ = notifier.inval_entry(INodeNo(parent), &name);
         }
         count
+    }
+
+    /// Wakes the pressure thread at once (host descriptors ran out).
+    pub fn wake(&self) {
+        self.0.wake();
     }
 
     /// Waits until the table grows past the high-water mark, or `timeout`.
@@ -186,24 +197,6 @@ impl QuireFs {
             uid: req.uid(),
             gid: req.gid(),
         })
-    }
-
-    /// Runs `f`, and if host descriptors have run out, wakes the pressure
-    /// thread and retries for up to a second while the kernel forgets
-    /// entries.
-    fn with_fds<T>(&self, f: impl Fn() -> io::Result<T>) -> io::Result<T> {
-        let mut r = f();
-        for _ in 0..100 {
-            match &r {
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
-                    self.inodes.wake();
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    r = f();
-                }
-                _ => break,
-            }
-        }
-        r
     }
 
     fn entry(&self, reply: ReplyEntry, parent: INodeNo, name: &OsStr, r: io::Result<(Node, Attr)>) {
@@ -314,12 +307,7 @@ impl Filesystem for QuireFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let dir = tri!(reply, self.node(parent));
-        self.entry(
-            reply,
-            parent,
-            name,
-            self.with_fds(|| self.tree.lookup(&dir, name)),
-        );
+        self.entry(reply, parent, name, self.tree.lookup(&dir, name));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -487,7 +475,7 @@ impl Filesystem for QuireFs {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let node = tri!(reply, self.node(ino));
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
-        let of = tri!(reply, self.with_fds(|| self.tree.open(node.clone(), write)));
+        let of = tri!(reply, self.tree.open(node, write));
         let fh = self.new_fh();
         self.files.lock().unwrap().insert(fh, Arc::new(of));
         self.activity.opened();
@@ -578,7 +566,7 @@ impl Filesystem for QuireFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let node = tri!(reply, self.node(ino));
-        let entries = tri!(reply, self.with_fds(|| self.listing(&node)));
+        let entries = tri!(reply, self.listing(&node));
         let fh = self.new_fh();
         self.dirs.lock().unwrap().insert(
             fh,
@@ -636,9 +624,13 @@ impl Filesystem for QuireFs {
                         }
                         continue;
                     };
-                    // Entries removed since the snapshot are skipped.
-                    let Ok((child, attr)) = self.tree.lookup_entry(&node, e) else {
-                        continue;
+                    let (child, attr) = match self.tree.lookup_entry(&node, e) {
+                        Ok(x) => x,
+                        // Removed since the snapshot: skipped.
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                        // Anything else ends this batch; the kernel asks
+                        // again from here rather than missing an entry.
+                        Err(_) => break,
                     };
                     let fattr = self.attr(&attr);
                     if reply.add(fattr.ino, off, &l.name, &TTL, &fattr, Generation(0)) {
@@ -762,7 +754,7 @@ impl Filesystem for QuireFs {
         let excl = flags & libc::O_EXCL != 0;
         let (node, attr, file) = tri!(
             reply,
-            self.with_fds(|| self.tree.create(&dir, name, mode, excl, Self::owner(req)))
+            self.tree.create(&dir, name, mode, excl, Self::owner(req))
         );
         let node = self.inodes.remember(node, attr.ino, parent.0, name);
         let of = self.tree.open_created(node, file);

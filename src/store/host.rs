@@ -12,6 +12,35 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+static FD_PRESSURE: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+
+/// Registers what to do when this process runs out of file descriptors
+/// (the daemon asks the kernel to forget cached entries, which frees the
+/// handles that the layers above hold for them).
+pub fn on_fd_pressure(f: impl Fn() + Send + Sync + 'static) {
+    let _ = FD_PRESSURE.set(Box::new(f));
+}
+
+/// Runs `f`; on EMFILE/ENFILE, signals the pressure hook and retries for up
+/// to a second before giving up.
+fn with_fds<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut r = f();
+    for _ in 0..100 {
+        match &r {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                match FD_PRESSURE.get() {
+                    Some(hook) => hook(),
+                    None => return r,
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                r = f();
+            }
+            _ => break,
+        }
+    }
+    r
+}
+
 fn cstr(b: &[u8]) -> io::Result<CString> {
     CString::new(b).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
@@ -128,46 +157,53 @@ impl Handle {
     /// A handle on a child (not following symlinks).
     pub fn lookup(&self, name: &OsStr) -> io::Result<Handle> {
         let c = cstr(name.as_bytes())?;
-        // SAFETY: valid fd and C string.
-        let fd = unsafe {
-            libc::openat(
-                self.fd(),
-                c.as_ptr(),
-                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        };
-        Self::from_fd(fd)
+        with_fds(|| {
+            // SAFETY: valid fd and C string.
+            let fd = unsafe {
+                libc::openat(
+                    self.fd(),
+                    c.as_ptr(),
+                    libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            };
+            Self::from_fd(fd)
+        })
     }
 
     /// Opens this inode for I/O (`O_RDONLY`, `O_RDWR`, …).
     pub fn open_file(&self, flags: libc::c_int) -> io::Result<File> {
         let p = self.proc_path();
-        // SAFETY: valid C string.
-        let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fresh fd we own.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        with_fds(|| {
+            // SAFETY: valid C string.
+            let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: fresh fd we own.
+            Ok(unsafe { File::from_raw_fd(fd) })
+        })
     }
 
     /// Opens (possibly creating) a child for I/O.
     pub fn open_child(&self, name: &OsStr, flags: libc::c_int, mode: u32) -> io::Result<File> {
         let c = cstr(name.as_bytes())?;
-        // SAFETY: valid fd and C string.
-        let fd = unsafe {
-            libc::openat(
-                self.fd(),
-                c.as_ptr(),
-                flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                mode,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fresh fd we own.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        // EMFILE is reported before anything is created, so a retry is safe.
+        with_fds(|| {
+            // SAFETY: valid fd and C string.
+            let fd = unsafe {
+                libc::openat(
+                    self.fd(),
+                    c.as_ptr(),
+                    flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                    mode,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: fresh fd we own.
+            Ok(unsafe { File::from_raw_fd(fd) })
+        })
     }
 
     /// Reads a whole small child file.
@@ -322,12 +358,16 @@ impl Handle {
         check(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), ts.as_ptr(), 0) })
     }
 
+    /// Iterates this directory's entries.
+    pub fn read_dir(&self) -> io::Result<std::fs::ReadDir> {
+        let p = self.proc_path_buf();
+        with_fds(|| std::fs::read_dir(&p))
+    }
+
     /// Names in this directory (without `.` and `..`).
     pub fn read_names(&self) -> io::Result<Vec<OsString>> {
-        let p = self.proc_path();
-        let path = Path::new(OsStr::from_bytes(p.as_bytes()));
         let mut v = Vec::new();
-        for e in std::fs::read_dir(path)? {
+        for e in self.read_dir()? {
             v.push(e?.file_name());
         }
         Ok(v)

@@ -254,9 +254,10 @@ impl UnlockedVault {
             .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))
     }
 
-    /// The log key, for the daemon's encrypted log.
-    pub fn log_key(&self) -> &crate::crypto::AeadKey {
-        &self.keys.log
+    /// Locks the master key and subkeys in memory again (after fork).
+    pub fn relock_keys(&self) {
+        self.master.relock();
+        self.keys.relock();
     }
 }
 

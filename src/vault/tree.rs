@@ -174,9 +174,8 @@ impl Tree {
     /// authenticate are logged and skipped.
     pub fn read_dir(&self, dir: &Node) -> io::Result<Vec<DirEntry>> {
         let id = self.dir_id(dir)?;
-        let p = dir.handle.proc_path_buf();
         let mut out = Vec::new();
-        for e in std::fs::read_dir(p)? {
+        for e in dir.handle.read_dir()? {
             let e = e?;
             let host = e.file_name();
             let Some(host) = host.to_str() else { continue };
