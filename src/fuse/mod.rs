@@ -161,7 +161,7 @@ impl QuireFs {
         })
     }
 
-    /// A handle for [`relieve_pressure`], taken before the filesystem moves
+    /// A handle for [`Pressure::relieve`], taken before the filesystem moves
     /// into its session.
     pub fn pressure(&self) -> Pressure {
         Pressure(self.inodes.clone())
