@@ -92,7 +92,13 @@ impl Tree {
 
     /// Plaintext size from the host size; a torn tail is an error.
     fn sizes(&self, node: &Node, file: &File) -> io::Result<(u64, u64)> {
-        let csize = file.metadata()?.len();
+        self.sizes_and_allocated(node, file).map(|(c, p, _)| (c, p))
+    }
+
+    /// Host size, plaintext size and host bytes allocated, from one fstat.
+    fn sizes_and_allocated(&self, node: &Node, file: &File) -> io::Result<(u64, u64, u64)> {
+        let meta = file.metadata()?;
+        let csize = meta.len();
         let psize = content::plain_size(csize).ok_or_else(|| {
             log::error!(
                 "file {} has a truncated last block ({csize} bytes)",
@@ -100,7 +106,7 @@ impl Tree {
             );
             eio()
         })?;
-        Ok((csize, psize))
+        Ok((csize, psize, meta.blocks() * 512))
     }
 
     /// Decrypts blocks `first..=last` (which must exist).
@@ -203,7 +209,7 @@ impl Tree {
         if data.is_empty() {
             return Ok(());
         }
-        let (csize, psize) = self.sizes(&of.node, &of.file)?;
+        let (csize, psize, allocated) = self.sizes_and_allocated(&of.node, &of.file)?;
         let csize = self.ensure_header(of, csize)?;
         let k = self.key(&of.node, &of.file)?;
         let end = off + data.len() as u64;
@@ -252,7 +258,6 @@ impl Tree {
         let new_csize = content::cipher_size(new_psize);
         // Host blocks already allocated (ext4 counts delayed allocation
         // too) cannot run out; only growth beyond them needs a reservation.
-        let allocated = of.file.metadata()?.blocks() * 512;
         if new_csize > csize && new_csize > allocated {
             // Reserve the space first: a full disk fails here, before any
             // existing byte is touched.
