@@ -94,13 +94,21 @@ impl Inodes {
         let ino = self.fuse_ino(host);
         let t = self.now();
         let mut m = self.map.lock().unwrap();
-        let e = m.entry(ino).or_insert_with(|| Entry {
-            node: Arc::new(node),
-            lookups: 0,
-            parent,
-            name: OsString::new(),
-            used: t,
-        });
+        let e = match m.entry(ino) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let e = o.into_mut();
+                // Seen again, perhaps by another name: a lazy node follows.
+                e.node.adopt_location(&node);
+                e
+            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(Entry {
+                node: Arc::new(node),
+                lookups: 0,
+                parent,
+                name: OsString::new(),
+                used: t,
+            }),
+        };
         e.lookups += 1;
         if ino != 1 {
             e.parent = parent;
@@ -108,7 +116,7 @@ impl Inodes {
             e.used = t;
         }
         let node = e.node.clone();
-        if m.len() as u64 > self.high_water.load(Ordering::Relaxed) {
+        if crate::vault::open_handles() as u64 > self.high_water.load(Ordering::Relaxed) {
             drop(m);
             self.wake();
         }
@@ -153,18 +161,13 @@ impl Inodes {
         }
     }
 
-    /// Number of remembered nodes.
-    pub(crate) fn len(&self) -> usize {
-        self.map.lock().unwrap().len()
-    }
-
     /// The `count` least recently used entries (files before folders), as
     /// (parent, name) for the kernel to drop from its cache.
     pub(crate) fn victims(&self, count: usize) -> Vec<(u64, OsString)> {
         let m = self.map.lock().unwrap();
         let mut v: Vec<(bool, u64, u64, &OsString)> = m
             .iter()
-            .filter(|(ino, e)| **ino != 1 && !e.name.is_empty())
+            .filter(|(ino, e)| **ino != 1 && !e.name.is_empty() && e.node.holds_handle())
             .map(|(_, e)| {
                 (
                     e.node.kind() == crate::vault::Kind::Dir,

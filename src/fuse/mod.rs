@@ -96,7 +96,7 @@ impl Pressure {
         let high = limit - reserve;
         let low = limit.saturating_sub(2 * reserve);
         self.0.high_water.store(high, Ordering::Relaxed);
-        let n = self.0.len() as u64;
+        let n = crate::vault::open_handles() as u64;
         if n <= high {
             return 0;
         }
@@ -412,6 +412,14 @@ impl Filesystem for QuireFs {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let dir = tri!(reply, self.node(parent));
+        // A file that keeps another name, or is open, must stay reachable
+        // once this name is gone: give its node a handle first.
+        if let Ok((host_ino, links)) = self.tree.child_links(&dir, name)
+            && let Some(n) = self.inodes.get(self.inodes.fuse_ino(host_ino))
+            && (links > 1 || n.is_open())
+        {
+            tri!(reply, n.pin());
+        }
         tri!(reply, self.tree.unlink(&dir, name));
         reply.ok();
     }
@@ -452,7 +460,29 @@ impl Filesystem for QuireFs {
     ) {
         let a = tri!(reply, self.node(parent));
         let b = tri!(reply, self.node(newparent));
+        let known = |dir: &Node, n: &OsStr| {
+            self.tree
+                .child_links(dir, n)
+                .ok()
+                .and_then(|(ino, links)| Some((self.inodes.get(self.inodes.fuse_ino(ino))?, links)))
+        };
+        let moved = known(&a, name);
+        let replaced = known(&b, newname);
+        let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
+        if !exchange
+            && let Some((n, links)) = &replaced
+            && (*links > 1 || n.is_open())
+        {
+            tri!(reply, n.pin());
+        }
         tri!(reply, self.tree.rename(&a, name, &b, newname, flags.bits()));
+        // Lazy nodes follow their names.
+        if let Some((n, _)) = moved {
+            let _ = self.tree.relocate(&n, &b, newname);
+        }
+        if exchange && let Some((n, _)) = replaced {
+            let _ = self.tree.relocate(&n, &a, name);
+        }
         reply.ok();
     }
 

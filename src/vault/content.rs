@@ -33,21 +33,21 @@ impl Tree {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
         let file = if write {
-            match node.handle.open_file(libc::O_RDWR) {
+            match node.handle()?.open_file(libc::O_RDWR) {
                 Ok(f) => f,
                 // A write-only file (mode 0200) as a non-root user: the kernel
                 // already allowed the write; read access is ours to add.
                 Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
-                    let mode = node.handle.stat()?.st_mode & 0o7777;
-                    node.handle.chmod(mode | 0o600)?;
-                    let f = node.handle.open_file(libc::O_RDWR);
-                    node.handle.chmod(mode)?;
+                    let mode = node.handle()?.stat()?.st_mode & 0o7777;
+                    node.handle()?.chmod(mode | 0o600)?;
+                    let f = node.handle()?.open_file(libc::O_RDWR);
+                    node.handle()?.chmod(mode)?;
                     f?
                 }
                 Err(e) => return Err(e),
             }
         } else {
-            node.handle.open_file(libc::O_RDONLY)?
+            node.handle()?.open_file(libc::O_RDONLY)?
         };
         // Sequential reads are the common case (editors, grep, cp): a larger
         // host readahead window keeps cold reads streaming.
@@ -55,6 +55,8 @@ impl Tree {
         unsafe {
             libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
         }
+        node.opens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(OpenFile {
             node,
             file,
@@ -64,6 +66,8 @@ impl Tree {
 
     /// Wraps a host file just created by [`Tree::create`].
     pub fn open_created(&self, node: Arc<Node>, file: File) -> OpenFile {
+        node.opens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         OpenFile {
             node,
             file,
@@ -339,6 +343,14 @@ fn reserve(file: &File, off: u64, len: u64) -> io::Result<()> {
     match e.raw_os_error() {
         Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(()),
         _ => Err(e),
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        self.node
+            .opens
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 pub use crate::store::host::Time;
 pub use content::OpenFile;
-pub use node::{Attr, Kind, Node};
+pub use node::{Attr, Kind, Node, open_handles};
 pub use tree::{DirEntry, Owner, Tree};
 
 use crate::crypto::kdf::Argon2Params;

@@ -1,6 +1,9 @@
 //! A node of an unlocked vault's tree, and its plaintext attributes.
 
-use std::sync::{OnceLock, RwLock};
+use std::ffi::OsString;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::crypto::AeadKey;
@@ -114,30 +117,143 @@ pub(crate) struct FileKey {
     pub(crate) key: AeadKey,
 }
 
+/// Number of nodes currently holding a host handle (one descriptor each).
+static HANDLES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many host descriptors nodes hold right now.
+pub fn open_handles() -> usize {
+    HANDLES.load(Ordering::Relaxed)
+}
+
 /// One node of the tree. Shared by every name (hard link) and open handle of
 /// the same host inode, so the content lock covers them all.
+///
+/// Folders hold an `O_PATH` handle from the start. Other nodes are lazy:
+/// they remember where they were seen (parent folder and host name) and
+/// open their handle only when an operation needs it, so listing, creating
+/// and removing files costs no descriptor. The fuse layer keeps the location
+/// current across renames ([`Node::relocate`]) and pins a node whose name is
+/// about to go away while another name or an open file may still reach it.
 pub struct Node {
-    pub(crate) handle: Handle,
+    pub(crate) ino: u64,
+    fd: OnceLock<Handle>,
+    loc: Mutex<Option<(Arc<Node>, OsString)>>,
     pub(crate) kind: Kind,
     pub(crate) dir_id: OnceLock<[u8; 16]>,
     /// Serialises writers against readers of the content blocks.
     pub(crate) io: RwLock<()>,
     pub(crate) file_key: OnceLock<FileKey>,
+    /// Open file handles on this node.
+    pub(crate) opens: AtomicUsize,
 }
 
 impl Node {
-    pub(crate) fn new(handle: Handle, kind: Kind) -> Node {
+    pub(crate) fn new(handle: Handle, kind: Kind, ino: u64) -> Node {
+        let fd = OnceLock::new();
+        let _ = fd.set(handle);
+        HANDLES.fetch_add(1, Ordering::Relaxed);
         Node {
-            handle,
+            ino,
+            fd,
+            loc: Mutex::new(None),
             kind,
             dir_id: OnceLock::new(),
             io: RwLock::new(()),
             file_key: OnceLock::new(),
+            opens: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn lazy(parent: Arc<Node>, host: OsString, kind: Kind, ino: u64) -> Node {
+        Node {
+            ino,
+            fd: OnceLock::new(),
+            loc: Mutex::new(Some((parent, host))),
+            kind,
+            dir_id: OnceLock::new(),
+            io: RwLock::new(()),
+            file_key: OnceLock::new(),
+            opens: AtomicUsize::new(0),
+        }
+    }
+
+    /// The node's host handle, opened on first use.
+    pub(crate) fn handle(&self) -> io::Result<&Handle> {
+        if let Some(h) = self.fd.get() {
+            return Ok(h);
+        }
+        let (parent, host) = self
+            .loc
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ESTALE))?;
+        let h = parent.handle()?.lookup(&host)?;
+        if h.stat()?.st_ino != self.ino {
+            // The name now belongs to another file.
+            return Err(io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        if self.fd.set(h).is_ok() {
+            HANDLES.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(self.fd.get().expect("just set"))
+    }
+
+    /// Opens the handle now, so the node stays reachable after its name goes.
+    pub fn pin(&self) -> io::Result<()> {
+        self.handle().map(|_| ())
+    }
+
+    /// Records a new name of a lazy node (after a rename or a lookup).
+    pub(crate) fn relocate(&self, parent: Arc<Node>, host: OsString) {
+        if self.fd.get().is_none() {
+            *self.loc.lock().unwrap_or_else(|e| e.into_inner()) = Some((parent, host));
+        }
+    }
+
+    /// Takes over `other`'s location if this node is still lazy (a second
+    /// lookup of the same inode, perhaps by another name).
+    pub fn adopt_location(&self, other: &Node) {
+        if self.fd.get().is_some() {
+            return;
+        }
+        if let Some((p, h)) = other.loc.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            self.relocate(p, h);
+        }
+    }
+
+    /// Host path for log lines (ciphertext only).
+    pub(crate) fn describe(&self) -> String {
+        if let Some(h) = self.fd.get() {
+            return h.host_path();
+        }
+        match &*self.loc.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((p, host)) => format!("{}/{}", p.describe(), host.to_string_lossy()),
+            None => "<unknown host path>".into(),
         }
     }
 
     /// The node's kind.
     pub fn kind(&self) -> Kind {
         self.kind
+    }
+
+    /// Whether a file handle is open on this node (it must then stay
+    /// reachable after its name goes: see [`Node::pin`]).
+    pub fn is_open(&self) -> bool {
+        self.opens.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether the node holds a host descriptor.
+    pub fn holds_handle(&self) -> bool {
+        self.fd.get().is_some()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.fd.get().is_some() {
+            HANDLES.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }

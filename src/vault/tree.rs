@@ -57,7 +57,8 @@ pub struct Tree {
 
 impl Tree {
     pub(crate) fn new(keys: Arc<SubKeys>, root: Handle, read_only: bool) -> io::Result<Tree> {
-        let root = Arc::new(Node::new(root, Kind::Dir));
+        let ino = root.stat()?.st_ino;
+        let root = Arc::new(Node::new(root, Kind::Dir, ino));
         let t = Tree {
             keys,
             root,
@@ -89,7 +90,7 @@ impl Tree {
 
     /// A host path for log lines: the ciphertext path, never a plaintext name.
     pub(crate) fn describe(&self, node: &Node) -> String {
-        node.handle.host_path()
+        node.describe()
     }
 
     pub(crate) fn dir_id(&self, dir: &Node) -> io::Result<[u8; 16]> {
@@ -100,7 +101,7 @@ impl Tree {
             return Err(errno(libc::ENOTDIR));
         }
         let bytes = dir
-            .handle
+            .handle()?
             .read_child(OsStr::new(dirid::FILE_NAME))
             .map_err(|e| {
                 log::error!(
@@ -137,7 +138,7 @@ impl Tree {
     fn write_sidecar(&self, dir: &Node, hn: &names::HostName) -> io::Result<()> {
         if let names::HostName::Long { sidecar, full, .. } = hn {
             match dir
-                .handle
+                .handle()?
                 .create_child_with(OsStr::new(sidecar), full.as_bytes(), 0o600)
             {
                 Ok(()) => {}
@@ -149,25 +150,51 @@ impl Tree {
     }
 
     fn remove_sidecar(&self, dir: &Node, hn: &names::HostName) {
-        if let names::HostName::Long { sidecar, .. } = hn {
-            let _ = dir.handle.unlink_child(OsStr::new(sidecar));
+        if let names::HostName::Long { sidecar, .. } = hn
+            && let Ok(h) = dir.handle()
+        {
+            let _ = h.unlink_child(OsStr::new(sidecar));
         }
     }
 
     /// Looks up `name` in `dir`.
-    pub fn lookup(&self, dir: &Node, name: &OsStr) -> io::Result<(Node, Attr)> {
+    pub fn lookup(&self, dir: &Arc<Node>, name: &OsStr) -> io::Result<(Node, Attr)> {
         let hn = self.host_name(dir, name)?;
-        let h = dir.handle.lookup(OsStr::new(hn.host()))?;
-        let st = h.stat()?;
-        Ok((
-            Node::new(h, Kind::from_mode(st.st_mode)),
-            Attr::from_host(&st),
-        ))
+        self.node_at(dir, OsStr::new(hn.host()))
+    }
+
+    /// A node for the entry `host` of `dir`: folders get their handle now,
+    /// everything else lazily (see [`Node`]).
+    fn node_at(&self, dir: &Arc<Node>, host: &OsStr) -> io::Result<(Node, Attr)> {
+        let st = dir.handle()?.stat_child(host)?;
+        let kind = Kind::from_mode(st.st_mode);
+        let node = if kind == Kind::Dir {
+            let h = dir.handle()?.lookup(host)?;
+            let st = h.stat()?;
+            return Ok((Node::new(h, kind, st.st_ino), Attr::from_host(&st)));
+        } else {
+            Node::lazy(dir.clone(), host.to_owned(), kind, st.st_ino)
+        };
+        Ok((node, Attr::from_host(&st)))
+    }
+
+    /// Host inode number and link count of `name` in `dir`.
+    pub fn child_links(&self, dir: &Node, name: &OsStr) -> io::Result<(u64, u64)> {
+        let hn = self.host_name(dir, name)?;
+        let st = dir.handle()?.stat_child(OsStr::new(hn.host()))?;
+        Ok((st.st_ino, st.st_nlink))
+    }
+
+    /// Records that a lazy node is now `name` in `dir` (after a rename).
+    pub fn relocate(&self, node: &Node, dir: &Arc<Node>, name: &OsStr) -> io::Result<()> {
+        let hn = self.host_name(dir, name)?;
+        node.relocate(dir.clone(), OsStr::new(hn.host()).to_owned());
+        Ok(())
     }
 
     /// Current attributes of a node.
     pub fn getattr(&self, node: &Node) -> io::Result<Attr> {
-        Ok(Attr::from_host(&node.handle.stat()?))
+        Ok(Attr::from_host(&node.handle()?.stat()?))
     }
 
     /// Lists a directory's visible entries. Entries whose names fail to
@@ -175,7 +202,7 @@ impl Tree {
     pub fn read_dir(&self, dir: &Node) -> io::Result<Vec<DirEntry>> {
         let id = self.dir_id(dir)?;
         let mut out = Vec::new();
-        for e in dir.handle.read_dir()? {
+        for e in dir.handle()?.read_dir()? {
             let e = e?;
             let host = e.file_name();
             let Some(host) = host.to_str() else { continue };
@@ -183,7 +210,7 @@ impl Tree {
                 names::Entry::Hidden => continue,
                 names::Entry::Direct(s) => s.to_string(),
                 names::Entry::Long(h) => {
-                    let side = dir.handle.read_child(OsStr::new(&names::sidecar_of(h)));
+                    let side = dir.handle()?.read_child(OsStr::new(&names::sidecar_of(h)));
                     match side {
                         Ok(b) if names::sidecar_matches(h, &String::from_utf8_lossy(&b)) => {
                             String::from_utf8_lossy(&b).into_owned()
@@ -236,41 +263,38 @@ impl Tree {
     }
 
     /// Looks up an entry of a listing of `dir` (readdirplus).
-    pub fn lookup_entry(&self, dir: &Node, e: &DirEntry) -> io::Result<(Node, Attr)> {
-        let h = dir.handle.lookup(&e.host)?;
-        let st = h.stat()?;
-        Ok((
-            Node::new(h, Kind::from_mode(st.st_mode)),
-            Attr::from_host(&st),
-        ))
+    pub fn lookup_entry(&self, dir: &Arc<Node>, e: &DirEntry) -> io::Result<(Node, Attr)> {
+        self.node_at(dir, &e.host)
     }
 
-    fn finish_new(&self, dir: &Node, host: &str, owner: Option<Owner>) -> io::Result<(Node, Attr)> {
-        let h = dir.handle.lookup(OsStr::new(host))?;
-        let mut st = h.stat()?;
+    fn finish_new(
+        &self,
+        dir: &Arc<Node>,
+        host: &str,
+        owner: Option<Owner>,
+    ) -> io::Result<(Node, Attr)> {
+        let (node, attr) = self.node_at(dir, OsStr::new(host))?;
         // As root (allow_other), new entries belong to the caller, as on a
         // local disk; a setgid parent's group is kept.
         if self.chown_new
             && let Some(o) = owner
-            && (st.st_uid != o.uid || st.st_gid != o.gid)
+            && (attr.uid != o.uid || attr.gid != o.gid)
         {
-            let parent_setgid = dir.handle.stat()?.st_mode & libc::S_ISGID != 0;
+            let parent_setgid = dir.handle()?.stat()?.st_mode & libc::S_ISGID != 0;
             let gid = if parent_setgid { u32::MAX } else { o.gid };
-            if st.st_uid != o.uid || (gid != u32::MAX && st.st_gid != gid) {
-                h.chown(o.uid, gid)?;
-                st = h.stat()?;
+            if attr.uid != o.uid || (gid != u32::MAX && attr.gid != gid) {
+                node.handle()?.chown(o.uid, gid)?;
+                let attr = self.getattr(&node)?;
+                return Ok((node, attr));
             }
         }
-        Ok((
-            Node::new(h, Kind::from_mode(st.st_mode)),
-            Attr::from_host(&st),
-        ))
+        Ok((node, attr))
     }
 
     /// Creates a regular file with a fresh header; returns it opened for I/O.
     pub fn create(
         &self,
-        dir: &Node,
+        dir: &Arc<Node>,
         name: &OsStr,
         mode: u32,
         excl: bool,
@@ -285,7 +309,7 @@ impl Tree {
         let perm = mode & 0o7777;
         let initial = if perm & 0o200 != 0 { perm } else { 0o600 };
         let f = dir
-            .handle
+            .handle()?
             .open_child(OsStr::new(hn.host()), flags, initial)?;
         let fresh = f.metadata()?.len() == 0;
         let mut new_id = None;
@@ -311,7 +335,7 @@ impl Tree {
     /// Creates a special file (FIFO, socket, device) or an empty regular file.
     pub fn mknod(
         &self,
-        dir: &Node,
+        dir: &Arc<Node>,
         name: &OsStr,
         mode: u32,
         rdev: u64,
@@ -325,7 +349,8 @@ impl Tree {
         }
         let hn = self.host_name(dir, name)?;
         self.write_sidecar(dir, &hn)?;
-        dir.handle.mknod_child(OsStr::new(hn.host()), mode, rdev)?;
+        dir.handle()?
+            .mknod_child(OsStr::new(hn.host()), mode, rdev)?;
         self.finish_new(dir, hn.host(), owner)
     }
 
@@ -334,7 +359,7 @@ impl Tree {
     /// crash never leaves a directory without its ID.
     pub fn mkdir(
         &self,
-        dir: &Node,
+        dir: &Arc<Node>,
         name: &OsStr,
         mode: u32,
         owner: Option<Owner>,
@@ -342,25 +367,25 @@ impl Tree {
         self.writable()?;
         let hn = self.host_name(dir, name)?;
         let tmp = format!(".quire-mkdir-{}", hex(&random::bytes::<8>()));
-        dir.handle.mkdir_child(OsStr::new(&tmp), 0o700)?;
+        dir.handle()?.mkdir_child(OsStr::new(&tmp), 0o700)?;
         let prepared = (|| {
-            let t = dir.handle.lookup(OsStr::new(&tmp))?;
+            let t = dir.handle()?.lookup(OsStr::new(&tmp))?;
             t.create_child_with(OsStr::new(dirid::FILE_NAME), &random::bytes::<16>(), 0o400)?;
             t.chmod(mode & 0o7777)?;
             self.write_sidecar(dir, &hn)?;
-            dir.handle.rename_child(
+            dir.handle()?.rename_child(
                 OsStr::new(&tmp),
-                &dir.handle,
+                dir.handle()?,
                 OsStr::new(hn.host()),
                 libc::RENAME_NOREPLACE,
             )
         })();
         if let Err(e) = prepared {
-            if let Ok(t) = dir.handle.lookup(OsStr::new(&tmp)) {
+            if let Ok(t) = dir.handle()?.lookup(OsStr::new(&tmp)) {
                 let _ = t.chmod(0o700);
                 let _ = t.unlink_child(OsStr::new(dirid::FILE_NAME));
             }
-            let _ = dir.handle.rmdir_child(OsStr::new(&tmp));
+            let _ = dir.handle()?.rmdir_child(OsStr::new(&tmp));
             return Err(e);
         }
         self.finish_new(dir, hn.host(), owner)
@@ -369,7 +394,7 @@ impl Tree {
     /// Creates a symlink; the target is sealed (docs/FORMAT.md §6).
     pub fn symlink(
         &self,
-        dir: &Node,
+        dir: &Arc<Node>,
         name: &OsStr,
         target: &OsStr,
         owner: Option<Owner>,
@@ -381,14 +406,14 @@ impl Tree {
         let hn = self.host_name(dir, name)?;
         self.write_sidecar(dir, &hn)?;
         let sealed = records::seal_symlink(&self.keys.symlink, target.as_bytes());
-        dir.handle
+        dir.handle()?
             .symlink_child(OsStr::new(&sealed), OsStr::new(hn.host()))?;
         self.finish_new(dir, hn.host(), owner)
     }
 
     /// Reads a symlink's plaintext target.
     pub fn readlink(&self, node: &Node) -> io::Result<Vec<u8>> {
-        let host = node.handle.readlink()?;
+        let host = node.handle()?.readlink()?;
         records::open_symlink(&self.keys.symlink, &host).map_err(|_| {
             log::error!("symlink {} failed authentication", self.describe(node));
             eio()
@@ -403,7 +428,8 @@ impl Tree {
         }
         let hn = self.host_name(dir, name)?;
         self.write_sidecar(dir, &hn)?;
-        node.handle.link_into(&dir.handle, OsStr::new(hn.host()))?;
+        node.handle()?
+            .link_into(dir.handle()?, OsStr::new(hn.host()))?;
         self.getattr(node)
     }
 
@@ -411,7 +437,7 @@ impl Tree {
     pub fn unlink(&self, dir: &Node, name: &OsStr) -> io::Result<()> {
         self.writable()?;
         let hn = self.host_name(dir, name)?;
-        dir.handle.unlink_child(OsStr::new(hn.host()))?;
+        dir.handle()?.unlink_child(OsStr::new(hn.host()))?;
         self.remove_sidecar(dir, &hn);
         Ok(())
     }
@@ -421,11 +447,11 @@ impl Tree {
         self.writable()?;
         let hn = self.host_name(dir, name)?;
         let host = OsStr::new(hn.host());
-        let st = dir.handle.stat_child(host)?;
+        let st = dir.handle()?.stat_child(host)?;
         if Kind::from_mode(st.st_mode) != Kind::Dir {
             return Err(errno(libc::ENOTDIR));
         }
-        let victim = dir.handle.lookup(host)?;
+        let victim = dir.handle()?.lookup(host)?;
         self.check_empty(&victim)?;
         let id = victim.read_child(OsStr::new(dirid::FILE_NAME)).ok();
         // The directory may be read-only (chmod 555): the ID file lives inside.
@@ -439,7 +465,7 @@ impl Tree {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),
         }
-        if let Err(e) = dir.handle.rmdir_child(host) {
+        if let Err(e) = dir.handle()?.rmdir_child(host) {
             if let Some(id) = id {
                 let _ = victim.create_child_with(OsStr::new(dirid::FILE_NAME), &id, 0o400);
             }
@@ -512,8 +538,8 @@ impl Tree {
         // source's sidecar must stay).
         if !exchange
             && let (Ok(x), Ok(y)) = (
-                dir.handle.stat_child(OsStr::new(a.host())),
-                to.handle.stat_child(OsStr::new(b.host())),
+                dir.handle()?.stat_child(OsStr::new(a.host())),
+                to.handle()?.stat_child(OsStr::new(b.host())),
             )
             && x.st_ino == y.st_ino
         {
@@ -531,8 +557,8 @@ impl Tree {
         // its ID file, so the host would say ENOTEMPTY. Clear it first.
         let mut cleared: Option<(Handle, Vec<u8>)> = None;
         if !exchange && flags & libc::RENAME_NOREPLACE == 0 {
-            let src = dir.handle.stat_child(OsStr::new(a.host()))?;
-            if let Ok(dst) = to.handle.stat_child(OsStr::new(b.host()))
+            let src = dir.handle()?.stat_child(OsStr::new(a.host()))?;
+            if let Ok(dst) = to.handle()?.stat_child(OsStr::new(b.host()))
                 && Kind::from_mode(dst.st_mode) == Kind::Dir
             {
                 if Kind::from_mode(src.st_mode) != Kind::Dir {
@@ -541,7 +567,7 @@ impl Tree {
                 if src.st_ino == dst.st_ino {
                     return Ok(());
                 }
-                let victim = to.handle.lookup(OsStr::new(b.host()))?;
+                let victim = to.handle()?.lookup(OsStr::new(b.host()))?;
                 self.check_empty(&victim)?;
                 if let Ok(id) = victim.read_child(OsStr::new(dirid::FILE_NAME)) {
                     victim.unlink_child(OsStr::new(dirid::FILE_NAME))?;
@@ -549,9 +575,9 @@ impl Tree {
                 }
             }
         }
-        if let Err(e) = dir.handle.rename_child(
+        if let Err(e) = dir.handle()?.rename_child(
             OsStr::new(a.host()),
-            &to.handle,
+            to.handle()?,
             OsStr::new(b.host()),
             flags,
         ) {
@@ -572,31 +598,31 @@ impl Tree {
         if node.kind == Kind::Symlink {
             return Err(errno(libc::EOPNOTSUPP));
         }
-        node.handle.chmod(mode & 0o7777)
+        node.handle()?.chmod(mode & 0o7777)
     }
 
     /// Changes owner and/or group (`None` leaves one unchanged).
     pub fn chown(&self, node: &Node, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
         self.writable()?;
-        node.handle
+        node.handle()?
             .chown(uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))
     }
 
     /// Sets access and modification times.
     pub fn utimens(&self, node: &Node, atime: Time, mtime: Time) -> io::Result<()> {
         self.writable()?;
-        node.handle
+        node.handle()?
             .utimens(atime, mtime, node.kind == Kind::Symlink)
     }
 
     /// Host filesystem usage, as `statfs` shows it.
     pub fn statfs(&self) -> io::Result<libc::statvfs> {
-        self.root.handle.statvfs()
+        self.root.handle()?.statvfs()
     }
 
     /// fsyncs a directory.
     pub fn fsync_dir(&self, dir: &Node) -> io::Result<()> {
-        dir.handle.fsync(false)
+        dir.handle()?.fsync(false)
     }
 }
 

@@ -36,7 +36,7 @@ impl Tree {
         }
         let host = self.xattr_host(node, name)?;
         let sealed = records::seal_xattr_value(&self.keys.xattr_value, name.as_bytes(), value);
-        node.handle.set_xattr(&host, &sealed, flags)
+        node.handle()?.set_xattr(&host, &sealed, flags)
     }
 
     /// Gets an attribute's value.
@@ -50,7 +50,7 @@ impl Tree {
             Err(e) => return Err(e),
         };
         let sealed = node
-            .handle
+            .handle()?
             .get_xattr(&host)?
             .ok_or_else(|| errno(libc::ENODATA))?;
         records::open_xattr_value(&self.keys.xattr_value, name.as_bytes(), &sealed).map_err(|_| {
@@ -68,7 +68,7 @@ impl Tree {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
-        for host in node.handle.list_xattr()? {
+        for host in node.handle()?.list_xattr()? {
             match records::xattr_plain_name(&self.keys.xattr_name, &host) {
                 None => {}
                 Some(Ok(n)) => out.push(n),
@@ -89,6 +89,6 @@ impl Tree {
             return Err(errno(libc::EROFS));
         }
         let host = self.xattr_host(node, name)?;
-        node.handle.remove_xattr(&host)
+        node.handle()?.remove_xattr(&host)
     }
 }
