@@ -209,6 +209,11 @@ impl QuireFs {
         }
     }
 
+    /// The node the kernel still holds for a host inode, if any.
+    fn known(&self, host_ino: u64) -> Option<Arc<Node>> {
+        self.inodes.get(self.inodes.fuse_ino(host_ino))
+    }
+
     fn new_fh(&self) -> u64 {
         self.next_fh.fetch_add(1, Ordering::Relaxed)
     }
@@ -412,15 +417,7 @@ impl Filesystem for QuireFs {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let dir = tri!(reply, self.node(parent));
-        // A file that keeps another name, or is open, must stay reachable
-        // once this name is gone: give its node a handle first.
-        if let Ok((host_ino, links)) = self.tree.child_links(&dir, name)
-            && let Some(n) = self.inodes.get(self.inodes.fuse_ino(host_ino))
-            && (links > 1 || n.is_open())
-        {
-            tri!(reply, n.pin());
-        }
-        tri!(reply, self.tree.unlink(&dir, name));
+        tri!(reply, self.tree.unlink(&dir, name, |i| self.known(i)));
         reply.ok();
     }
 
@@ -460,29 +457,11 @@ impl Filesystem for QuireFs {
     ) {
         let a = tri!(reply, self.node(parent));
         let b = tri!(reply, self.node(newparent));
-        let known = |dir: &Node, n: &OsStr| {
+        tri!(
+            reply,
             self.tree
-                .child_links(dir, n)
-                .ok()
-                .and_then(|(ino, links)| Some((self.inodes.get(self.inodes.fuse_ino(ino))?, links)))
-        };
-        let moved = known(&a, name);
-        let replaced = known(&b, newname);
-        let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
-        if !exchange
-            && let Some((n, links)) = &replaced
-            && (*links > 1 || n.is_open())
-        {
-            tri!(reply, n.pin());
-        }
-        tri!(reply, self.tree.rename(&a, name, &b, newname, flags.bits()));
-        // Lazy nodes follow their names.
-        if let Some((n, _)) = moved {
-            let _ = self.tree.relocate(&n, &b, newname);
-        }
-        if exchange && let Some((n, _)) = replaced {
-            let _ = self.tree.relocate(&n, &a, name);
-        }
+                .rename(&a, name, &b, newname, flags.bits(), |i| self.known(i))
+        );
         reply.ok();
     }
 

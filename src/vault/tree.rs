@@ -178,20 +178,6 @@ impl Tree {
         Ok((node, Attr::from_host(&st)))
     }
 
-    /// Host inode number and link count of `name` in `dir`.
-    pub fn child_links(&self, dir: &Node, name: &OsStr) -> io::Result<(u64, u64)> {
-        let hn = self.host_name(dir, name)?;
-        let st = dir.handle()?.stat_child(OsStr::new(hn.host()))?;
-        Ok((st.st_ino, st.st_nlink))
-    }
-
-    /// Records that a lazy node is now `name` in `dir` (after a rename).
-    pub fn relocate(&self, node: &Node, dir: &Arc<Node>, name: &OsStr) -> io::Result<()> {
-        let hn = self.host_name(dir, name)?;
-        node.relocate(dir.clone(), OsStr::new(hn.host()).to_owned());
-        Ok(())
-    }
-
     /// Current attributes of a node.
     pub fn getattr(&self, node: &Node) -> io::Result<Attr> {
         Ok(Attr::from_host(&node.handle()?.stat()?))
@@ -434,10 +420,20 @@ impl Tree {
     }
 
     /// Removes a non-directory name.
-    pub fn unlink(&self, dir: &Node, name: &OsStr) -> io::Result<()> {
+    /// `known` maps a host inode number to the node the caller (the FUSE
+    /// inode table) still holds for it, if any.
+    pub fn unlink(
+        &self,
+        dir: &Node,
+        name: &OsStr,
+        known: impl Fn(u64) -> Option<Arc<Node>>,
+    ) -> io::Result<()> {
         self.writable()?;
         let hn = self.host_name(dir, name)?;
-        dir.handle()?.unlink_child(OsStr::new(hn.host()))?;
+        let host = OsStr::new(hn.host());
+        let st = dir.handle()?.stat_child(host)?;
+        keep_reachable(known(st.st_ino).as_deref(), st.st_nlink)?;
+        dir.handle()?.unlink_child(host)?;
         self.remove_sidecar(dir, &hn);
         Ok(())
     }
@@ -524,30 +520,36 @@ impl Tree {
     /// keeps its own ID, so moving a directory is O(1).
     pub fn rename(
         &self,
-        dir: &Node,
+        dir: &Arc<Node>,
         name: &OsStr,
-        to: &Node,
+        to: &Arc<Node>,
         to_name: &OsStr,
         flags: u32,
+        known: impl Fn(u64) -> Option<Arc<Node>>,
     ) -> io::Result<()> {
         self.writable()?;
         let a = self.host_name(dir, name)?;
         let b = self.host_name(to, to_name)?;
+        let (ah, bh) = (OsStr::new(a.host()), OsStr::new(b.host()));
         let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        let src = dir.handle()?.stat_child(ah)?;
+        let dst = to.handle()?.stat_child(bh).ok();
         // Two names of one inode: POSIX says rename does nothing (and the
         // source's sidecar must stay).
         if !exchange
-            && let (Ok(x), Ok(y)) = (
-                dir.handle()?.stat_child(OsStr::new(a.host())),
-                to.handle()?.stat_child(OsStr::new(b.host())),
-            )
-            && x.st_ino == y.st_ino
+            && let Some(d) = &dst
+            && d.st_ino == src.st_ino
         {
             return if flags & libc::RENAME_NOREPLACE != 0 {
                 Err(errno(libc::EEXIST))
             } else {
                 Ok(())
             };
+        }
+        let moved = known(src.st_ino);
+        let replaced = dst.as_ref().and_then(|d| known(d.st_ino));
+        if !exchange && let (Some(n), Some(d)) = (&replaced, &dst) {
+            keep_reachable(Some(n), d.st_nlink)?;
         }
         self.write_sidecar(to, &b)?;
         if exchange {
@@ -556,31 +558,22 @@ impl Tree {
         // Renaming a directory over an empty one: the host target still holds
         // its ID file, so the host would say ENOTEMPTY. Clear it first.
         let mut cleared: Option<(Handle, Vec<u8>)> = None;
-        if !exchange && flags & libc::RENAME_NOREPLACE == 0 {
-            let src = dir.handle()?.stat_child(OsStr::new(a.host()))?;
-            if let Ok(dst) = to.handle()?.stat_child(OsStr::new(b.host()))
-                && Kind::from_mode(dst.st_mode) == Kind::Dir
-            {
-                if Kind::from_mode(src.st_mode) != Kind::Dir {
-                    return Err(errno(libc::EISDIR));
-                }
-                if src.st_ino == dst.st_ino {
-                    return Ok(());
-                }
-                let victim = to.handle()?.lookup(OsStr::new(b.host()))?;
-                self.check_empty(&victim)?;
-                if let Ok(id) = victim.read_child(OsStr::new(dirid::FILE_NAME)) {
-                    victim.unlink_child(OsStr::new(dirid::FILE_NAME))?;
-                    cleared = Some((victim, id));
-                }
+        if !exchange
+            && flags & libc::RENAME_NOREPLACE == 0
+            && let Some(d) = &dst
+            && Kind::from_mode(d.st_mode) == Kind::Dir
+        {
+            if Kind::from_mode(src.st_mode) != Kind::Dir {
+                return Err(errno(libc::EISDIR));
+            }
+            let victim = to.handle()?.lookup(bh)?;
+            self.check_empty(&victim)?;
+            if let Ok(id) = victim.read_child(OsStr::new(dirid::FILE_NAME)) {
+                victim.unlink_child(OsStr::new(dirid::FILE_NAME))?;
+                cleared = Some((victim, id));
             }
         }
-        if let Err(e) = dir.handle()?.rename_child(
-            OsStr::new(a.host()),
-            to.handle()?,
-            OsStr::new(b.host()),
-            flags,
-        ) {
+        if let Err(e) = dir.handle()?.rename_child(ah, to.handle()?, bh, flags) {
             if let Some((victim, id)) = cleared {
                 let _ = victim.create_child_with(OsStr::new(dirid::FILE_NAME), &id, 0o400);
             }
@@ -588,6 +581,13 @@ impl Tree {
         }
         if !exchange && a.host() != b.host() {
             self.remove_sidecar(dir, &a);
+        }
+        // Lazy nodes follow their names.
+        if let Some(n) = moved {
+            n.relocate(to.clone(), bh.to_owned());
+        }
+        if exchange && let Some(n) = replaced {
+            n.relocate(dir.clone(), ah.to_owned());
         }
         Ok(())
     }
@@ -623,6 +623,15 @@ impl Tree {
     /// fsyncs a directory.
     pub fn fsync_dir(&self, dir: &Node) -> io::Result<()> {
         dir.handle()?.fsync(false)
+    }
+}
+
+/// A node about to lose a name while another link or an open file still
+/// reaches it gets its handle now (see [`Node`]).
+fn keep_reachable(node: Option<&Node>, links: u64) -> io::Result<()> {
+    match node {
+        Some(n) if links > 1 || n.is_open() => n.pin(),
+        _ => Ok(()),
     }
 }
 
