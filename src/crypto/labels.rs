@@ -22,6 +22,16 @@ pub const XATTR_VALUE: &[u8] = b"quire/v1/xattr-value";
 pub const LOG: &[u8] = b"quire/v1/log";
 /// Reserved for the search index (issue 4).
 pub const INDEX: &[u8] = b"quire/v1/index";
+/// Crash-undo journal subkey; each journal generation's key is derived from
+/// it with this label followed by the 16-byte generation ID.
+pub const UNDO: &[u8] = b"quire/v1/undo";
+/// History subkey; each history stream's key is derived from it with this
+/// label followed by the 16-byte stream ID.
+pub const HISTORY: &[u8] = b"quire/v1/history";
+/// Keyed chunk hash and chunk-boundary table of history streams.
+pub const CHUNK_HASH: &[u8] = b"quire/v1/chunk-hash";
+/// AES-GCM key for trash entry records.
+pub const TRASH: &[u8] = b"quire/v1/trash";
 
 #[cfg(test)]
 mod tests {
@@ -37,6 +47,10 @@ mod tests {
             super::XATTR_VALUE,
             super::LOG,
             super::INDEX,
+            super::UNDO,
+            super::HISTORY,
+            super::CHUNK_HASH,
+            super::TRASH,
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

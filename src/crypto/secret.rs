@@ -93,6 +93,10 @@ impl MasterKey {
             xattr_name: NameKey::new(self.derive::<64>(vault_id, labels::XATTR_NAME)),
             xattr_value: AeadKey::new(&self.derive::<32>(vault_id, labels::XATTR_VALUE)),
             log: AeadKey::new(&self.derive::<32>(vault_id, labels::LOG)),
+            undo: self.derive::<32>(vault_id, labels::UNDO),
+            history: self.derive::<32>(vault_id, labels::HISTORY),
+            chunk_hash: self.derive::<32>(vault_id, labels::CHUNK_HASH),
+            trash: AeadKey::new(&self.derive::<32>(vault_id, labels::TRASH)),
         }
     }
 }
@@ -111,6 +115,14 @@ pub struct SubKeys {
     pub xattr_value: AeadKey,
     /// Daemon log records.
     pub log: AeadKey,
+    /// Crash-undo journal: per-generation keys derive from it.
+    pub undo: Key32,
+    /// History streams: per-stream keys derive from it.
+    pub history: Key32,
+    /// Keyed chunk hashes and the chunker's boundary table.
+    pub chunk_hash: Key32,
+    /// Trash entry records.
+    pub trash: AeadKey,
 }
 
 impl SubKeys {
@@ -118,25 +130,42 @@ impl SubKeys {
     /// (Per-file keys are wiped on drop but not locked in memory: there can
     /// be thousands; the keys they derive from are locked.)
     pub fn file_key(&self, file_id: &[u8; 16]) -> AeadKey {
-        let hk = hkdf::Hkdf::<sha2::Sha256>::from_prk(self.content.expose())
-            .expect("32-byte PRK is valid");
-        let mut info = [0u8; 13 + 16];
-        info[..13].copy_from_slice(labels::FILE_KEY);
-        info[13..].copy_from_slice(file_id);
-        let mut out = zeroize::Zeroizing::new([0u8; 32]);
-        hk.expand(&info, &mut out[..])
-            .expect("HKDF output length is a small constant");
-        AeadKey::from_bytes(&out)
+        expand_with_id(&self.content, labels::FILE_KEY, file_id)
+    }
+
+    /// The key of one crash-undo journal generation.
+    pub fn undo_key(&self, generation: &[u8; 16]) -> AeadKey {
+        expand_with_id(&self.undo, labels::UNDO, generation)
+    }
+
+    /// The key of one history stream.
+    pub fn history_key(&self, stream: &[u8; 16]) -> AeadKey {
+        expand_with_id(&self.history, labels::HISTORY, stream)
     }
 
     /// Locks every subkey in memory, including the expanded AES key
     /// schedules held inline in this struct (see [`Secret::relock`]).
     pub fn relock(&self) {
         self.content.relock();
+        self.undo.relock();
+        self.history.relock();
+        self.chunk_hash.relock();
         self.names.relock();
         self.xattr_name.relock();
         lock_memory((self as *const Self).cast(), std::mem::size_of::<Self>());
     }
+}
+
+/// HKDF-Expand(prk = `base`, info = `label ‖ id`) as an AES-256-GCM key.
+fn expand_with_id(base: &Key32, label: &[u8], id: &[u8; 16]) -> AeadKey {
+    let hk = hkdf::Hkdf::<sha2::Sha256>::from_prk(base.expose()).expect("32-byte PRK is valid");
+    let mut info = Vec::with_capacity(label.len() + 16);
+    info.extend_from_slice(label);
+    info.extend_from_slice(id);
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
+    hk.expand(&info, &mut out[..])
+        .expect("HKDF output length is a small constant");
+    AeadKey::from_bytes(&out)
 }
 
 /// A password typed by the user; wiped on drop.

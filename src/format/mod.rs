@@ -9,6 +9,8 @@ pub mod content;
 pub mod dirid;
 pub mod names;
 pub mod records;
+pub mod stream;
+pub mod undo;
 #[cfg(test)]
 mod vectors;
 

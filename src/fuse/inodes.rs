@@ -97,8 +97,14 @@ impl Inodes {
         let e = match m.entry(ino) {
             std::collections::hash_map::Entry::Occupied(o) => {
                 let e = o.into_mut();
-                // Seen again, perhaps by another name: a lazy node follows.
-                e.node.adopt_location(&node);
+                if e.node.is_dead() {
+                    // The host reused a deleted file's inode number: this is
+                    // another file (regression test: crash.rs found it).
+                    e.node = Arc::new(node);
+                } else {
+                    // Seen again, perhaps by another name: a lazy node follows.
+                    e.node.adopt_location(&node);
+                }
                 e
             }
             std::collections::hash_map::Entry::Vacant(v) => v.insert(Entry {

@@ -32,7 +32,10 @@ const TTL: Duration = Duration::from_secs(10);
 const MAX_WRITE: u32 = 1 << 20;
 
 fn errno_of(e: &io::Error) -> Errno {
-    let code = e.raw_os_error().unwrap_or(libc::EIO);
+    let code = e.raw_os_error().unwrap_or_else(|| {
+        log::error!("internal error reported as EIO: {:?}", e.kind());
+        libc::EIO
+    });
     if code == libc::EMFILE || code == libc::ENFILE {
         // Every file the kernel remembers holds one host handle; say once
         // what to do when that runs out.
@@ -297,6 +300,9 @@ impl Filesystem for QuireFs {
         let _ = config.set_max_write(MAX_WRITE);
         let _ = config.set_max_readahead(MAX_WRITE);
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_PARALLEL_DIROPS);
+        // open(O_TRUNC) arrives as one request, so truncating and rewriting
+        // a file is one change that a crash rolls back whole.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC);
         // One round trip for a listing and its attributes (ls -l, find, grep -r).
         let _ = config.add_capabilities(
             fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
@@ -485,6 +491,9 @@ impl Filesystem for QuireFs {
         let node = tri!(reply, self.node(ino));
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let of = tri!(reply, self.tree.open(node, write));
+        if write && flags.0 & libc::O_TRUNC != 0 {
+            tri!(reply, self.tree.truncate(&of, 0));
+        }
         let fh = self.new_fh();
         self.files.lock().unwrap().insert(fh, Arc::new(of));
         self.activity.opened();
@@ -537,10 +546,15 @@ impl Filesystem for QuireFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        // close() waits for flush (release is sent after it returns), so
+        // this is where a close commits.
+        if let Ok(of) = self.file(fh) {
+            tri!(reply, self.tree.flush(&of));
+        }
         reply.ok();
     }
 
@@ -554,8 +568,10 @@ impl Filesystem for QuireFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        if self.files.lock().unwrap().remove(&fh.0).is_some() {
+        let of = self.files.lock().unwrap().remove(&fh.0);
+        if let Some(of) = of {
             self.activity.closed();
+            tri!(reply, self.tree.release(&of));
         }
         reply.ok();
     }
@@ -767,6 +783,13 @@ impl Filesystem for QuireFs {
         );
         let node = self.inodes.remember(node, attr.ino, parent.0, name);
         let of = self.tree.open_created(node, file);
+        let mut attr = attr;
+        // The name may have existed after all (created meanwhile by another
+        // process): O_TRUNC is ours to honour (FUSE_ATOMIC_O_TRUNC).
+        if flags & libc::O_TRUNC != 0 && attr.size > 0 {
+            tri!(reply, self.tree.truncate(&of, 0));
+            attr = tri!(reply, self.tree.getattr(of.node()));
+        }
         let fh = self.new_fh();
         self.files.lock().unwrap().insert(fh, Arc::new(of));
         self.activity.opened();

@@ -16,6 +16,8 @@ pub const LOCK: &str = "quire.lock";
 pub const DATA: &str = "d";
 /// Name of the encrypted log file.
 pub const LOG: &str = "quire.log";
+/// Name of the crash-undo journal.
+pub const UNDO: &str = "quire.undo";
 
 /// Paths inside one vault folder (docs/FORMAT.md §1).
 #[derive(Debug, Clone)]
@@ -52,5 +54,10 @@ impl Layout {
     /// `quire.log`.
     pub fn log(&self) -> PathBuf {
         self.root.join(LOG)
+    }
+
+    /// `quire.undo`.
+    pub fn undo(&self) -> PathBuf {
+        self.root.join(UNDO)
     }
 }

@@ -57,6 +57,10 @@ impl Tree {
         }
         node.opens
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if write {
+            node.writers
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(OpenFile {
             node,
             file,
@@ -67,6 +71,8 @@ impl Tree {
     /// Wraps a host file just created by [`Tree::create`].
     pub fn open_created(&self, node: Arc<Node>, file: File) -> OpenFile {
         node.opens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        node.writers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         OpenFile {
             node,
@@ -213,8 +219,8 @@ impl Tree {
         if data.is_empty() {
             return Ok(());
         }
-        let (csize, psize, allocated) = self.sizes_and_allocated(&of.node, &of.file)?;
-        let csize = self.ensure_header(of, csize)?;
+        let (committed, psize, allocated) = self.sizes_and_allocated(&of.node, &of.file)?;
+        let csize = self.ensure_header(of, committed)?;
         let k = self.key(&of.node, &of.file)?;
         let end = off + data.len() as u64;
         let new_psize = psize.max(end);
@@ -258,6 +264,7 @@ impl Tree {
             range_end == new_psize,
             &mut sealed,
         );
+        self.before_change(of, committed, first, last)?;
         let write_at = content::block_offset(first);
         let new_csize = content::cipher_size(new_psize);
         // Host blocks already allocated (ext4 counts delayed allocation
@@ -295,9 +302,11 @@ impl Tree {
             return of.file.set_len(csize);
         }
         if size == 0 {
+            self.before_change(of, csize, 0, u64::MAX)?;
             return of.file.set_len(csize.min(content::HEADER_LEN));
         }
         let b = (size - 1) / BLOCK;
+        self.before_change(of, csize, b, u64::MAX)?;
         let mut p = self.read_blocks(&of.node, &of.file, psize, b, b)?;
         p.truncate((size - b * BLOCK) as usize);
         let k = self.key(&of.node, &of.file)?;
@@ -310,16 +319,66 @@ impl Tree {
     /// Truncates a file that is not open (setattr without a handle).
     pub fn truncate_node(&self, node: Arc<Node>, size: u64) -> io::Result<()> {
         let of = self.open(node, true)?;
-        self.truncate(&of, size)
+        let r = self.truncate(&of, size);
+        let c = self.release(&of);
+        r.and(c)
     }
 
-    /// fsync / fdatasync.
+    /// fsync / fdatasync: the content is durable and becomes what a crash
+    /// rolls back to.
     pub fn fsync(&self, of: &OpenFile, datasync: bool) -> io::Result<()> {
         if datasync {
-            of.file.sync_data()
+            of.file.sync_data()?;
         } else {
-            of.file.sync_all()
+            of.file.sync_all()?;
         }
+        self.commit(&of.node)
+    }
+
+    /// A close of a descriptor on this handle (`close` waits for it): the
+    /// changes so far are committed.
+    pub fn flush(&self, of: &OpenFile) -> io::Result<()> {
+        if of.writable {
+            self.commit(&of.node)?;
+        }
+        Ok(())
+    }
+
+    /// Closes a handle (once per handle). The last writer's close commits
+    /// its changes.
+    pub fn release(&self, of: &OpenFile) -> io::Result<()> {
+        if of.writable
+            && of
+                .node
+                .writers
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+                == 1
+        {
+            self.commit(&of.node)?;
+        }
+        Ok(())
+    }
+
+    /// Commits a node's changes in progress (see [`super::journal`]).
+    pub(crate) fn commit(&self, node: &Node) -> io::Result<()> {
+        let _g = node.io.write().unwrap_or_else(|e| e.into_inner());
+        self.journal.commit(&node.undo).map(|_| ())
+    }
+
+    /// Journals blocks `first..=last` (as committed at host size `csize`)
+    /// before they change.
+    fn before_change(&self, of: &OpenFile, csize: u64, first: u64, last: u64) -> io::Result<()> {
+        let k = self.key(&of.node, &of.file)?;
+        let locate = || {
+            let (dir, host) = of.node.location()?;
+            let id = self.dir_id(&dir).ok()?;
+            Some((
+                id,
+                std::os::unix::ffi::OsStrExt::as_bytes(host.as_os_str()).to_vec(),
+            ))
+        };
+        self.journal
+            .before_change(&of.node.undo, locate, &of.file, &k.id, csize, first, last)
     }
 }
 

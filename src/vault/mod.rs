@@ -7,6 +7,7 @@
 //! [`Error`] variant; `cli` alone turns them into messages and exit codes.
 
 pub mod content;
+pub mod journal;
 pub mod logfile;
 pub mod node;
 pub mod recovery;
@@ -216,11 +217,20 @@ fn create_private_dir(p: &Path) -> Result<(), Error> {
 }
 
 /// Takes the vault lock, mapping a held lock to [`Error::Busy`].
+/// A daemon that was just killed can hold the lock for a moment while the
+/// kernel tears it down, so a busy lock is retried briefly.
 pub fn lock(layout: &Layout) -> Result<VaultLock, Error> {
-    VaultLock::try_acquire(layout).map_err(|e| match e {
-        LockError::Busy => Error::Busy(layout.root().to_owned()),
-        LockError::Io(e) => io_err("opening quire.lock")(e),
-    })
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    loop {
+        match VaultLock::try_acquire(layout) {
+            Ok(l) => return Ok(l),
+            Err(LockError::Busy) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(LockError::Busy) => return Err(Error::Busy(layout.root().to_owned())),
+            Err(LockError::Io(e)) => return Err(io_err("opening quire.lock")(e)),
+        }
+    }
 }
 
 impl UnlockedVault {
@@ -250,7 +260,20 @@ impl UnlockedVault {
     pub fn tree(&self, read_only: bool) -> Result<Tree, Error> {
         let root =
             Handle::open_path(&self.layout.data()).map_err(io_err("opening the data folder"))?;
-        Tree::new(self.keys.clone(), root, read_only)
+        let (journal, recovered) = journal::Journal::open(
+            self.layout.undo(),
+            &self.layout.data(),
+            self.keys.clone(),
+            read_only,
+        )
+        .map_err(io_err("rolling back changes interrupted by a crash"))?;
+        if recovered.files > 0 {
+            log::warn!(
+                "{} file(s) interrupted by a crash were rolled back to their last saved content",
+                recovered.files
+            );
+        }
+        Tree::new(self.keys.clone(), root, read_only, journal)
             .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))
     }
 

@@ -145,6 +145,14 @@ pub struct Node {
     pub(crate) file_key: OnceLock<FileKey>,
     /// Open file handles on this node.
     pub(crate) opens: AtomicUsize,
+    /// Handles open for writing: the last one to close commits.
+    pub(crate) writers: AtomicUsize,
+    /// Crash-undo state between a first change and its commit.
+    pub(crate) undo: Mutex<Option<super::journal::Session>>,
+    /// Set once the file's last name is gone and nothing holds it open: its
+    /// host inode number may then be reused by a new file, which must get a
+    /// fresh node (not this one's cached key).
+    dead: std::sync::atomic::AtomicBool,
 }
 
 impl Node {
@@ -161,6 +169,9 @@ impl Node {
             io: RwLock::new(()),
             file_key: OnceLock::new(),
             opens: AtomicUsize::new(0),
+            writers: AtomicUsize::new(0),
+            undo: Mutex::new(None),
+            dead: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -174,6 +185,9 @@ impl Node {
             io: RwLock::new(()),
             file_key: OnceLock::new(),
             opens: AtomicUsize::new(0),
+            writers: AtomicUsize::new(0),
+            undo: Mutex::new(None),
+            dead: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -206,17 +220,19 @@ impl Node {
 
     /// Records a new name of a lazy node (after a rename or a lookup).
     pub(crate) fn relocate(&self, parent: Arc<Node>, host: OsString) {
-        if self.fd.get().is_none() {
-            *self.loc.lock().unwrap_or_else(|e| e.into_inner()) = Some((parent, host));
-        }
+        // Kept current even once the handle is open: the crash journal and
+        // history find a file by its folder and host name.
+        *self.loc.lock().unwrap_or_else(|e| e.into_inner()) = Some((parent, host));
+    }
+
+    /// Where the node was last seen: its folder and host name.
+    pub(crate) fn location(&self) -> Option<(Arc<Node>, OsString)> {
+        self.loc.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Takes over `other`'s location if this node is still lazy (a second
     /// lookup of the same inode, perhaps by another name).
     pub fn adopt_location(&self, other: &Node) {
-        if self.fd.get().is_some() {
-            return;
-        }
         if let Some((p, h)) = other.loc.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             self.relocate(p, h);
         }
@@ -242,6 +258,17 @@ impl Node {
     /// reachable after its name goes: see [`Node::pin`]).
     pub fn is_open(&self) -> bool {
         self.opens.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether the file this node stood for is gone (see the field).
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn mark_dead_if_gone(&self, links_before: u64) {
+        if links_before <= 1 && !self.is_open() && self.kind != Kind::Dir {
+            self.dead.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Whether the node holds a host descriptor.

@@ -53,10 +53,16 @@ pub struct Tree {
     root: Arc<Node>,
     chown_new: bool,
     read_only: bool,
+    pub(crate) journal: super::journal::Journal,
 }
 
 impl Tree {
-    pub(crate) fn new(keys: Arc<SubKeys>, root: Handle, read_only: bool) -> io::Result<Tree> {
+    pub(crate) fn new(
+        keys: Arc<SubKeys>,
+        root: Handle,
+        read_only: bool,
+        journal: super::journal::Journal,
+    ) -> io::Result<Tree> {
         let ino = root.stat()?.st_ino;
         let root = Arc::new(Node::new(root, Kind::Dir, ino));
         let t = Tree {
@@ -65,6 +71,7 @@ impl Tree {
             // SAFETY: geteuid has no preconditions.
             chown_new: unsafe { libc::geteuid() } == 0,
             read_only,
+            journal,
         };
         t.dir_id(&t.root)?;
         Ok(t)
@@ -171,7 +178,9 @@ impl Tree {
         let node = if kind == Kind::Dir {
             let h = dir.handle()?.lookup(host)?;
             let st = h.stat()?;
-            return Ok((Node::new(h, kind, st.st_ino), Attr::from_host(&st)));
+            let n = Node::new(h, kind, st.st_ino);
+            n.relocate(dir.clone(), host.to_owned());
+            return Ok((n, Attr::from_host(&st)));
         } else {
             Node::lazy(dir.clone(), host.to_owned(), kind, st.st_ino)
         };
@@ -432,8 +441,15 @@ impl Tree {
         let hn = self.host_name(dir, name)?;
         let host = OsStr::new(hn.host());
         let st = dir.handle()?.stat_child(host)?;
-        keep_reachable(known(st.st_ino).as_deref(), st.st_nlink)?;
+        let node = known(st.st_ino);
+        if let Some(n) = &node {
+            self.commit(n)?;
+        }
+        keep_reachable(node.as_deref(), st.st_nlink)?;
         dir.handle()?.unlink_child(host)?;
+        if let Some(n) = &node {
+            n.mark_dead_if_gone(st.st_nlink);
+        }
         self.remove_sidecar(dir, &hn);
         Ok(())
     }
@@ -548,6 +564,11 @@ impl Tree {
         }
         let moved = known(src.st_ino);
         let replaced = dst.as_ref().and_then(|d| known(d.st_ino));
+        // The journal names files by host path: changes in progress are
+        // committed before a path changes.
+        for n in moved.iter().chain(replaced.iter()) {
+            self.commit(n)?;
+        }
         if !exchange && let (Some(n), Some(d)) = (&replaced, &dst) {
             keep_reachable(Some(n), d.st_nlink)?;
         }
@@ -581,6 +602,9 @@ impl Tree {
         }
         if !exchange && a.host() != b.host() {
             self.remove_sidecar(dir, &a);
+        }
+        if !exchange && let (Some(n), Some(d)) = (&replaced, &dst) {
+            n.mark_dead_if_gone(d.st_nlink);
         }
         // Lazy nodes follow their names.
         if let Some(n) = moved {

@@ -1,0 +1,135 @@
+//! Record bodies of the crash-undo journal `quire.undo` (docs/FORMAT.md §12),
+//! framed and sealed as a stream (§11) with magic `QUIREUND`.
+
+/// Stream magic of `quire.undo`.
+pub const MAGIC: &[u8; 8] = b"QUIREUND";
+/// Frame kind: a file starts changing.
+pub const BEGIN: u8 = 1;
+/// Frame kind: the saved ciphertext of one block before it is overwritten.
+pub const BLOCK: u8 = 2;
+/// Frame kind: the changes of a session are committed.
+pub const END: u8 = 3;
+
+/// One decoded journal record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// `session u64 ‖ file ID (16) ‖ committed host size u64 ‖ directory
+    /// ID (16) ‖ host name`: the file is found by its folder's ID (stable
+    /// across folder renames) and its host (ciphertext) name.
+    Begin {
+        /// Session number, unique within a journal generation.
+        session: u64,
+        /// The file's content ID (its header), checked before undoing.
+        file_id: [u8; 16],
+        /// Host size at the last commit.
+        size: u64,
+        /// ID of the folder holding the file.
+        dir_id: [u8; 16],
+        /// Host name of the file in that folder.
+        name: Vec<u8>,
+    },
+    /// `session u64 ‖ block index u64 ‖ sealed block as it was`.
+    Block {
+        /// Session number.
+        session: u64,
+        /// Block index.
+        index: u64,
+        /// The block's host bytes at the last commit.
+        bytes: Vec<u8>,
+    },
+    /// `session u64`.
+    End {
+        /// Session number.
+        session: u64,
+    },
+}
+
+impl Record {
+    /// Frame kind and body bytes.
+    pub fn encode(&self) -> (u8, Vec<u8>) {
+        match self {
+            Record::Begin {
+                session,
+                file_id,
+                size,
+                dir_id,
+                name,
+            } => {
+                let mut b = Vec::with_capacity(48 + name.len());
+                b.extend_from_slice(&session.to_be_bytes());
+                b.extend_from_slice(file_id);
+                b.extend_from_slice(&size.to_be_bytes());
+                b.extend_from_slice(dir_id);
+                b.extend_from_slice(name);
+                (BEGIN, b)
+            }
+            Record::Block {
+                session,
+                index,
+                bytes,
+            } => {
+                let mut b = Vec::with_capacity(16 + bytes.len());
+                b.extend_from_slice(&session.to_be_bytes());
+                b.extend_from_slice(&index.to_be_bytes());
+                b.extend_from_slice(bytes);
+                (BLOCK, b)
+            }
+            Record::End { session } => (END, session.to_be_bytes().to_vec()),
+        }
+    }
+
+    /// Decodes a body of the given kind; `None` if malformed or unknown.
+    pub fn decode(kind: u8, b: &[u8]) -> Option<Record> {
+        let u64_at = |i: usize| -> Option<u64> {
+            Some(u64::from_be_bytes(b.get(i..i + 8)?.try_into().ok()?))
+        };
+        match kind {
+            BEGIN if b.len() > 48 => Some(Record::Begin {
+                session: u64_at(0)?,
+                file_id: b[8..24].try_into().ok()?,
+                size: u64_at(24)?,
+                dir_id: b[32..48].try_into().ok()?,
+                name: b[48..].to_vec(),
+            }),
+            BLOCK if b.len() > 16 => Some(Record::Block {
+                session: u64_at(0)?,
+                index: u64_at(8)?,
+                bytes: b[16..].to_vec(),
+            }),
+            END if b.len() == 8 => Some(Record::End {
+                session: u64_at(0)?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        for r in [
+            Record::Begin {
+                session: 7,
+                file_id: [1; 16],
+                size: 4124,
+                dir_id: [2; 16],
+                name: b"abcdef".to_vec(),
+            },
+            Record::Block {
+                session: 7,
+                index: 3,
+                bytes: vec![9; 4124],
+            },
+            Record::End { session: 7 },
+        ] {
+            let (k, b) = r.encode();
+            assert_eq!(Record::decode(k, &b), Some(r));
+        }
+        assert_eq!(Record::decode(9, &[0; 8]), None);
+        assert_eq!(Record::decode(END, &[0; 7]), None);
+        assert_eq!(Record::decode(BEGIN, &[0; 48]), None);
+    }
+}

@@ -1,0 +1,421 @@
+//! The crash-undo journal `quire.undo` (docs/FORMAT.md §12): what makes
+//! every file read, after a daemon is killed at any instant, as either its
+//! last committed content or the new one, never a mix or a torn block.
+//!
+//! A file's content changes in place. Before the first change after a
+//! commit, a BEGIN record notes the file's committed host size and path;
+//! before a block that existed at the commit is overwritten, its sealed
+//! bytes are saved in a BLOCK record. A commit (the last writer's close, an
+//! fsync, a rename or unlink of the file) writes END. On the next unlock,
+//! every session without END is rolled back: saved blocks are written back
+//! and the file is cut to its committed size.
+//!
+//! Records are written with one `write` each and before the change they
+//! protect, so a killed daemon (whose writes the host kernel still holds)
+//! always leaves enough to undo. Against power loss, only fsync'd data is
+//! promised (see docs/THREAT_MODEL.md).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::crypto::{AeadKey, SubKeys, random};
+use crate::format::content;
+use crate::format::stream;
+use crate::format::undo::{self, Record};
+
+/// Journal size past which it is started afresh once no file is dirty.
+const RESET_AT: u64 = 1 << 20;
+
+/// Per-file state between a first change and its commit.
+pub(crate) struct Session {
+    id: u64,
+    /// Blocks that existed at the commit; only these need saving.
+    committed_blocks: u64,
+    saved: HashSet<u64>,
+    /// False for a file the journal cannot name (already unlinked): a crash
+    /// loses it anyway.
+    tracked: bool,
+}
+
+struct Inner {
+    file: Option<File>,
+    generation: [u8; 16],
+    key: Option<AeadKey>,
+    len: u64,
+    next_session: u64,
+    live: usize,
+}
+
+/// The vault's crash-undo journal.
+pub struct Journal {
+    path: PathBuf,
+    data: PathBuf,
+    keys: Arc<SubKeys>,
+    inner: Mutex<Inner>,
+}
+
+/// What recovery did at unlock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Recovered {
+    /// Files rolled back to their last committed content.
+    pub files: usize,
+    /// Sessions that could not be undone (file gone or replaced).
+    pub skipped: usize,
+}
+
+impl Journal {
+    /// Opens the journal of the vault whose data folder is `data`, first
+    /// rolling back any session a crash left open (read-write only).
+    pub(crate) fn open(
+        path: PathBuf,
+        data: &Path,
+        keys: Arc<SubKeys>,
+        read_only: bool,
+    ) -> io::Result<(Journal, Recovered)> {
+        let data = std::fs::canonicalize(data)?;
+        let j = Journal {
+            path,
+            data,
+            keys,
+            inner: Mutex::new(Inner {
+                file: None,
+                generation: [0; 16],
+                key: None,
+                len: 0,
+                next_session: 0,
+                live: 0,
+            }),
+        };
+        let mut rec = Recovered::default();
+        match std::fs::read(&j.path) {
+            Ok(bytes) => {
+                if read_only {
+                    log::warn!(
+                        "{} holds changes interrupted by a crash; mount read-write to roll them back",
+                        j.path.display()
+                    );
+                } else {
+                    rec = j.recover(&bytes)?;
+                    std::fs::remove_file(&j.path)?;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok((j, rec))
+    }
+
+    fn recover(&self, bytes: &[u8]) -> io::Result<Recovered> {
+        let mut rec = Recovered::default();
+        let generation = match stream::parse_header(undo::MAGIC, bytes) {
+            Ok(g) => g,
+            Err(e) => {
+                log::error!(
+                    "{} is not a readable undo journal ({e:?}); ignoring it",
+                    self.path.display()
+                );
+                return Ok(rec);
+            }
+        };
+        let key = self.keys.undo_key(&generation);
+        let frames = stream::open_all(&key, undo::MAGIC, &generation, bytes);
+        if frames.tampered {
+            log::error!(
+                "{}: a record at byte {} failed authentication; later records ignored",
+                self.path.display(),
+                frames.end
+            );
+        }
+        struct Open {
+            file_id: [u8; 16],
+            size: u64,
+            dir_id: [u8; 16],
+            name: Vec<u8>,
+            blocks: Vec<(u64, Vec<u8>)>,
+        }
+        let mut open: HashMap<u64, Open> = HashMap::new();
+        for f in frames.frames {
+            match Record::decode(f.kind, &f.body) {
+                Some(Record::Begin {
+                    session,
+                    file_id,
+                    size,
+                    dir_id,
+                    name,
+                }) => {
+                    open.insert(
+                        session,
+                        Open {
+                            file_id,
+                            size,
+                            dir_id,
+                            name,
+                            blocks: Vec::new(),
+                        },
+                    );
+                }
+                Some(Record::Block {
+                    session,
+                    index,
+                    bytes,
+                }) => {
+                    if let Some(o) = open.get_mut(&session) {
+                        o.blocks.push((index, bytes));
+                    }
+                }
+                Some(Record::End { session }) => {
+                    open.remove(&session);
+                }
+                None => log::error!("{}: malformed record skipped", self.path.display()),
+            }
+        }
+        if open.is_empty() {
+            return Ok(rec);
+        }
+        let dirs = folders_by_id(&self.data)?;
+        let mut sessions: Vec<_> = open.into_values().collect();
+        sessions.sort_by(|a, b| a.name.cmp(&b.name));
+        for s in sessions {
+            let name = std::ffi::OsStr::from_bytes(&s.name);
+            let plain_component = matches!(
+                Path::new(name).components().collect::<Vec<_>>()[..],
+                [std::path::Component::Normal(_)]
+            );
+            let Some(dir) = dirs.get(&s.dir_id).filter(|_| plain_component) else {
+                rec.skipped += 1;
+                continue;
+            };
+            let host = dir.join(name);
+            match undo_file(&host, &s.file_id, s.size, &s.blocks) {
+                Ok(true) => {
+                    rec.files += 1;
+                    log::warn!(
+                        "rolled {} back to its last saved content (interrupted by a crash)",
+                        host.display()
+                    );
+                }
+                Ok(false) => {
+                    rec.skipped += 1;
+                    log::warn!(
+                        "{} changed identity since the crash; left as it is",
+                        host.display()
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => rec.skipped += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(rec)
+    }
+
+    fn append(&self, inner: &mut Inner, records: &[Record]) -> io::Result<()> {
+        if inner.file.is_none() {
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&self.path)?;
+            inner.generation = random::bytes::<16>();
+            let h = stream::header(undo::MAGIC, &inner.generation);
+            f.write_all(&h)?;
+            inner.key = Some(self.keys.undo_key(&inner.generation));
+            inner.len = h.len() as u64;
+            inner.file = Some(f);
+        }
+        let key = inner.key.as_ref().expect("set with the file");
+        let mut buf = Vec::new();
+        for r in records {
+            let (kind, body) = r.encode();
+            let at = inner.len + buf.len() as u64;
+            buf.extend_from_slice(&stream::seal_frame(
+                key,
+                undo::MAGIC,
+                &inner.generation,
+                at,
+                kind,
+                &body,
+            ));
+        }
+        let f = inner.file.as_ref().expect("opened above");
+        if let Err(e) = f.write_all_at(&buf, inner.len) {
+            // Nothing after a failed record may be trusted: cut it off.
+            let _ = f.set_len(inner.len);
+            return Err(e);
+        }
+        inner.len += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Called under the node's content lock before blocks
+    /// `first..=last` of `file` (host size `csize`) are rewritten or cut.
+    /// `locate` names the file (folder ID, host name) if it still has a name.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn before_change(
+        &self,
+        slot: &Mutex<Option<Session>>,
+        locate: impl FnOnce() -> Option<([u8; 16], Vec<u8>)>,
+        file: &File,
+        file_id: &[u8; 16],
+        csize: u64,
+        first: u64,
+        last: u64,
+    ) -> io::Result<()> {
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = match &*slot {
+            Some(_) => None,
+            None => {
+                let path = locate();
+                Some((
+                    Session {
+                        id: inner.next_session,
+                        committed_blocks: content::plain_size(csize)
+                            .map(content::block_count)
+                            .unwrap_or(0),
+                        saved: HashSet::new(),
+                        tracked: path.is_some(),
+                    },
+                    path,
+                ))
+            }
+        };
+        let mut records = Vec::new();
+        if let Some((s, Some((dir_id, name)))) = &fresh {
+            records.push(Record::Begin {
+                session: s.id,
+                file_id: *file_id,
+                size: csize,
+                dir_id: *dir_id,
+                name: name.clone(),
+            });
+        }
+        let s = match &fresh {
+            Some((s, _)) => s,
+            None => slot.as_ref().expect("checked above"),
+        };
+        let last = last.min(s.committed_blocks.saturating_sub(1));
+        if s.tracked && s.committed_blocks > 0 {
+            for b in first..=last {
+                if s.saved.contains(&b) {
+                    continue;
+                }
+                let from = content::block_offset(b);
+                let to = content::block_offset(b + 1).min(csize);
+                if to <= from {
+                    continue;
+                }
+                let mut bytes = vec![0u8; (to - from) as usize];
+                file.read_exact_at(&mut bytes, from)?;
+                records.push(Record::Block {
+                    session: s.id,
+                    index: b,
+                    bytes,
+                });
+            }
+        }
+        if !records.is_empty() {
+            self.append(&mut inner, &records)?;
+        }
+        if let Some((s, _)) = fresh {
+            inner.next_session += 1;
+            inner.live += 1;
+            *slot = Some(s);
+        }
+        let s = slot.as_mut().expect("set above");
+        if s.tracked && s.committed_blocks > 0 {
+            for b in first..=last {
+                s.saved.insert(b);
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits a node's changes: its current content becomes what a crash
+    /// rolls back to. Returns whether there was anything to commit.
+    pub(crate) fn commit(&self, slot: &Mutex<Option<Session>>) -> io::Result<bool> {
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(s) = slot.take() else {
+            return Ok(false);
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.live = inner.live.saturating_sub(1);
+        if s.tracked {
+            self.append(&mut inner, &[Record::End { session: s.id }])?;
+        }
+        if inner.live == 0 && inner.len > RESET_AT {
+            // Start a new generation: nothing in the old one is needed.
+            if let Some(f) = inner.file.take() {
+                f.set_len(0)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Files being changed right now.
+    pub fn dirty(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).live
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        if inner.file.is_some() && inner.live == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Maps every folder's ID to its host path (a walk, done only when a crash
+/// left something to undo).
+fn folders_by_id(data: &Path) -> io::Result<HashMap<[u8; 16], PathBuf>> {
+    let mut out = HashMap::new();
+    let mut stack = vec![data.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(b) = std::fs::read(d.join(crate::format::dirid::FILE_NAME))
+            && let Some(id) = crate::format::dirid::parse(&b)
+        {
+            out.insert(id, d.clone());
+        }
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes saved blocks back and cuts the file to its committed size.
+/// `Ok(false)` if the file at that path is another file now.
+fn undo_file(host: &Path, id: &[u8; 16], size: u64, blocks: &[(u64, Vec<u8>)]) -> io::Result<bool> {
+    let f = OpenOptions::new().read(true).write(true).open(host)?;
+    let mut h = [0u8; content::HEADER_LEN as usize];
+    let len = f.metadata()?.len();
+    if len >= content::HEADER_LEN {
+        f.read_exact_at(&mut h, 0)?;
+        match content::parse_header(&h) {
+            Ok(found) if &found == id => {}
+            _ => return Ok(false),
+        }
+    } else if size > 0 {
+        // The header itself is older than the session: cannot be ours.
+        return Ok(false);
+    }
+    let mut done = HashSet::new();
+    for (index, bytes) in blocks {
+        if done.insert(*index) {
+            f.write_all_at(bytes, content::block_offset(*index))?;
+        }
+    }
+    f.set_len(size)?;
+    f.sync_all()?;
+    Ok(true)
+}

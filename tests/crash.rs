@@ -1,0 +1,346 @@
+//! Crash safety (issue 3): the daemon is SIGKILLed at random instants while
+//! a writer saves, rewrites, renames and deletes files; after each remount
+//! every file must read as its last committed content or, for the operation
+//! in flight, the new one: never a mix, never an I/O error.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 56) as u8).collect()
+    }
+}
+
+/// What may be found at a name after the crash.
+#[derive(Clone)]
+enum Expect {
+    Content(Vec<u8>),
+    Absent,
+}
+
+impl std::fmt::Debug for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expect::Absent => write!(f, "absent"),
+            Expect::Content(c) => write!(f, "{} bytes {:02x?}", c.len(), &c[..c.len().min(4)]),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Model {
+    /// Committed state.
+    files: BTreeMap<String, Vec<u8>>,
+    /// Alternatives allowed for names touched by the operation in flight.
+    pending: BTreeMap<String, Vec<Expect>>,
+    /// Recent operations, for failure messages.
+    log: Vec<String>,
+}
+
+const NAMES: [&str; 6] = ["a.md", "b.md", "c.txt", "d.bin", "e.md", "f.db"];
+
+fn with_change(old: &[u8], off: usize, data: &[u8]) -> Vec<u8> {
+    let mut v = old.to_vec();
+    if v.len() < off + data.len() {
+        v.resize(off + data.len(), 0);
+    }
+    v[off..off + data.len()].copy_from_slice(data);
+    v
+}
+
+/// close(2) with its error: a close whose flush failed did not commit.
+fn close(f: std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    // SAFETY: we own the descriptor.
+    if unsafe { libc::close(f.into_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn write_chunked(f: &mut std::fs::File, data: &[u8], rng: &mut Rng) -> std::io::Result<()> {
+    let mut pos = 0;
+    while pos < data.len() {
+        let n = (1 + rng.below(48 * 1024) as usize).min(data.len() - pos);
+        f.write_all(&data[pos..pos + n])?;
+        pos += n;
+    }
+    Ok(())
+}
+
+/// One random operation. `Err` once the daemon is gone; the pending
+/// alternatives are left in the model.
+fn step(dir: &Path, m: &Mutex<Model>, rng: &mut Rng) -> std::io::Result<()> {
+    let name = NAMES[rng.below(NAMES.len() as u64) as usize].to_string();
+    let p = dir.join(&name);
+    let old = m.lock().unwrap().files.get(&name).cloned();
+    let old_expect = match &old {
+        Some(c) => Expect::Content(c.clone()),
+        None => Expect::Absent,
+    };
+    let set_pending = |alts: Vec<(String, Vec<Expect>)>| {
+        let mut g = m.lock().unwrap();
+        let desc = format!("{alts:?}");
+        g.log.push(desc.chars().take(300).collect());
+        g.pending = alts.into_iter().collect();
+    };
+    let commit = |changes: Vec<(String, Option<Vec<u8>>)>| {
+        let mut g = m.lock().unwrap();
+        for (n, c) in changes {
+            match c {
+                Some(c) => g.files.insert(n, c),
+                None => g.files.remove(&n),
+            };
+        }
+        g.pending.clear();
+    };
+    match rng.below(6) {
+        // Save in place (truncate and write), perhaps with fsync.
+        0 | 1 => {
+            let new = {
+                let n = rng.below(300 * 1024) as usize;
+                rng.bytes(n)
+            };
+            let mut alts = vec![old_expect, Expect::Content(new.clone())];
+            if old.is_none() {
+                alts.push(Expect::Content(Vec::new()));
+            }
+            set_pending(vec![(name.clone(), alts)]);
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&p)?;
+            write_chunked(&mut f, &new, rng)?;
+            if rng.below(3) == 0 {
+                f.sync_all()?;
+                commit(vec![(name.clone(), Some(new.clone()))]);
+            }
+            close(f)?;
+            commit(vec![(name, Some(new))]);
+        }
+        // Rewrite a region of an existing file (a database page, say).
+        2 => {
+            let Some(old) = old else { return Ok(()) };
+            let off = rng.below(old.len() as u64 + 4096) as usize;
+            let data = {
+                let n = 1 + rng.below(100 * 1024) as usize;
+                rng.bytes(n)
+            };
+            let new = with_change(&old, off, &data);
+            set_pending(vec![(
+                name.clone(),
+                vec![Expect::Content(old), Expect::Content(new.clone())],
+            )]);
+            let f = OpenOptions::new().write(true).open(&p)?;
+            let mut pos = 0;
+            while pos < data.len() {
+                let n = (1 + rng.below(20 * 1024) as usize).min(data.len() - pos);
+                f.write_all_at(&data[pos..pos + n], (off + pos) as u64)?;
+                pos += n;
+            }
+            close(f)?;
+            commit(vec![(name, Some(new))]);
+        }
+        // Atomic save: temporary file, then rename over.
+        3 => {
+            let new = {
+                let n = rng.below(200 * 1024) as usize;
+                rng.bytes(n)
+            };
+            set_pending(vec![(
+                name.clone(),
+                vec![old_expect, Expect::Content(new.clone())],
+            )]);
+            let tmp = dir.join(format!(".{name}.tmp"));
+            let mut f = std::fs::File::create(&tmp)?;
+            write_chunked(&mut f, &new, rng)?;
+            close(f)?;
+            std::fs::rename(&tmp, &p)?;
+            commit(vec![(name, Some(new))]);
+        }
+        // Rename to another name.
+        4 => {
+            let Some(c) = old else { return Ok(()) };
+            let to = NAMES[rng.below(NAMES.len() as u64) as usize].to_string();
+            if to == name {
+                return Ok(());
+            }
+            let to_old = match m.lock().unwrap().files.get(&to) {
+                Some(c) => Expect::Content(c.clone()),
+                None => Expect::Absent,
+            };
+            set_pending(vec![
+                (
+                    name.clone(),
+                    vec![Expect::Content(c.clone()), Expect::Absent],
+                ),
+                (to.clone(), vec![to_old, Expect::Content(c.clone())]),
+            ]);
+            std::fs::rename(&p, dir.join(&to))?;
+            commit(vec![(name, None), (to, Some(c))]);
+        }
+        // Delete.
+        _ => {
+            if old.is_none() {
+                return Ok(());
+            }
+            set_pending(vec![(name.clone(), vec![old_expect, Expect::Absent])]);
+            std::fs::remove_file(&p)?;
+            commit(vec![(name, None)]);
+        }
+    }
+    Ok(())
+}
+
+fn verify(dir: &Path, m: &Model, round: u64) {
+    for name in NAMES {
+        let found = match std::fs::read(dir.join(name)) {
+            Ok(c) => Some(c),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                eprintln!("round {round}: reading {name} failed: {e}");
+                panic!("round {round}: reading {name} failed: {e}")
+            }
+        };
+        let allowed: Vec<Expect> = match m.pending.get(name) {
+            Some(alts) => alts.clone(),
+            None => vec![match m.files.get(name) {
+                Some(c) => Expect::Content(c.clone()),
+                None => Expect::Absent,
+            }],
+        };
+        let ok = allowed.iter().any(|a| match (a, &found) {
+            (Expect::Absent, None) => true,
+            (Expect::Content(c), Some(f)) => c == f,
+            _ => false,
+        });
+        if !ok {
+            for l in m.log.iter().rev().take(12).rev() {
+                eprintln!("{l}");
+            }
+            eprintln!(
+                "round {round}: {name} wrong: found {:?}",
+                found.as_ref().map(|f| f.len())
+            );
+        }
+        assert!(
+            ok,
+            "round {round}: {name} is neither its committed nor its new content \
+             (found {:?} bytes; allowed {:?})",
+            found.as_ref().map(|f| f.len()),
+            allowed
+                .iter()
+                .map(|a| match a {
+                    Expect::Absent => "absent".to_string(),
+                    Expect::Content(c) => format!("{} bytes", c.len()),
+                })
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn sigkill_at_random_instants_leaves_old_or_new() {
+    let rounds: u64 = std::env::var("QUIRE_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let w = World::new();
+    w.init();
+    let model = Arc::new(Mutex::new(Model::default()));
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let work: PathBuf = w.mnt.join("work");
+    for round in 0..rounds {
+        let o = w.mount_output(&[]);
+        if !o.status.success() {
+            let lock = w.vault.join("quire.lock");
+            let holders = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "for p in /proc/[0-9]*; do ls -l $p/fd 2>/dev/null | grep -q '{}' && echo $p $(cat $p/cmdline | tr '\\0' ' ') $(grep -E 'State|Threads' $p/status | tr '\\n' ' '); done",
+                    lock.display()
+                ))
+                .output()
+                .unwrap();
+            panic!(
+                "round {round}: mount failed: {}\nlock holders: {}",
+                String::from_utf8_lossy(&o.stderr),
+                String::from_utf8_lossy(&holders.stdout)
+            );
+        }
+        let m = Mounted { world: &w };
+        if round == 0 {
+            std::fs::create_dir(&work).unwrap();
+        } else {
+            verify(&work, &model.lock().unwrap(), round);
+            model
+                .lock()
+                .unwrap()
+                .log
+                .push(format!("--- crash, round {round}"));
+            let mut g = model.lock().unwrap();
+            // What is on disk now is the committed state.
+            let pending = std::mem::take(&mut g.pending);
+            for name in pending.keys() {
+                match std::fs::read(work.join(name)) {
+                    Ok(c) => {
+                        g.files.insert(name.clone(), c);
+                    }
+                    Err(_) => {
+                        g.files.remove(name);
+                    }
+                }
+            }
+        }
+        let pid = w.daemon_pid().expect("daemon pid");
+        let (tm, tw) = (model.clone(), work.clone());
+        let seed = rng.next() | 1;
+        let t = std::thread::spawn(move || {
+            let mut r = Rng(seed);
+            loop {
+                if step(&tw, &tm, &mut r).is_err() {
+                    return;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(5 + rng.below(120)));
+        // SAFETY: plain kill of the daemon we started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert!(wait_gone(pid, Duration::from_secs(10)));
+        t.join().unwrap();
+        std::mem::forget(m);
+        // Give the kernel a moment to notice the dead connection.
+        let _ = std::process::Command::new("fusermount3")
+            .arg("-u")
+            .arg("-z")
+            .arg(&w.mnt)
+            .output();
+    }
+    let m = w.mount(&[]);
+    verify(&work, &model.lock().unwrap(), rounds);
+    m.unmount();
+}
