@@ -27,10 +27,15 @@ pub const FLAG_LONG_NAMES: u32 = 1 << 1;
 pub const FLAG_LAST_BLOCK_AAD: u32 = 1 << 2;
 /// Feature flag: user extended attributes are stored encrypted.
 pub const FLAG_XATTRS: u32 = 1 << 3;
+/// Feature flag: notes keep history streams and a trash (§13–14). Vaults
+/// created before it have no history; readers without it refuse the vault.
+pub const FLAG_HISTORY: u32 = 1 << 4;
 /// Every flag this build understands.
-pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;
+pub const KNOWN_FLAGS: u32 =
+    FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS | FLAG_HISTORY;
 /// Flags every version-1 vault has.
-pub const REQUIRED_FLAGS: u32 = KNOWN_FLAGS;
+pub const REQUIRED_FLAGS: u32 =
+    FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;
 
 const HEADER_LEN: usize = 8 + 2 + 4 + 16 + 1;
 const WRAPPED_LEN: usize = 12 + 32 + 16;
@@ -120,7 +125,7 @@ impl Config {
     pub fn new() -> Self {
         Config {
             version: VERSION,
-            flags: REQUIRED_FLAGS,
+            flags: KNOWN_FLAGS,
             vault_id: random::bytes(),
             slots: Vec::new(),
         }

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod content;
 pub mod dirid;
+pub mod history;
 pub mod names;
 pub mod records;
 pub mod stream;

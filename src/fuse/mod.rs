@@ -4,6 +4,7 @@
 
 mod activity;
 mod inodes;
+mod views;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -147,6 +148,11 @@ pub struct QuireFs {
     dirs: Mutex<HashMap<u64, DirHandle>>,
     next_fh: AtomicU64,
     activity: Arc<Activity>,
+    views: views::Views,
+    /// Open versions (read-only, decrypted in memory, wiped on release).
+    vfiles: Mutex<HashMap<u64, Arc<zeroize::Zeroizing<Vec<u8>>>>>,
+    /// Open virtual folders.
+    vdirs: Mutex<HashMap<u64, Vec<views::VEntry>>>,
 }
 
 impl QuireFs {
@@ -161,6 +167,9 @@ impl QuireFs {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             activity,
+            views: views::Views::default(),
+            vfiles: Mutex::new(HashMap::new()),
+            vdirs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -192,7 +201,19 @@ impl QuireFs {
 
     fn node(&self, ino: INodeNo) -> Result<Arc<Node>, Errno> {
         self.activity.touch();
+        if views::is_virtual(ino.0) {
+            // Everything not answered by the views is a change: refused.
+            return Err(Errno::EROFS);
+        }
         self.inodes.get(ino.0).ok_or(Errno::ESTALE)
+    }
+
+    /// Owner shown for virtual entries: the vault root's.
+    fn view_owner(&self) -> (u32, u32) {
+        self.tree
+            .getattr(&self.tree.root())
+            .map(|a| (a.uid, a.gid))
+            .unwrap_or((0, 0))
     }
 
     fn owner(req: &Request) -> Option<Owner> {
@@ -317,15 +338,39 @@ impl Filesystem for QuireFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let (uid, gid) = self.view_owner();
+        if parent.0 == 1 && name == views::HISTORY && self.tree.keeps_history() {
+            let a = tri!(reply, self.views.history_root(&self.tree, uid, gid));
+            return reply.entry(&views::VTTL, &a, Generation(0));
+        }
+        if parent.0 == 1 && name == views::TRASH && self.tree.keeps_history() {
+            let a = tri!(reply, self.views.trash_root(&self.tree, uid, gid));
+            return reply.entry(&views::VTTL, &a, Generation(0));
+        }
+        if views::is_virtual(parent.0) {
+            let a = tri!(
+                reply,
+                self.views.lookup(&self.tree, parent.0, name, uid, gid)
+            );
+            return reply.entry(&views::VTTL, &a, Generation(0));
+        }
         let dir = tri!(reply, self.node(parent));
         self.entry(reply, parent, name, self.tree.lookup(&dir, name));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        if views::is_virtual(ino.0) {
+            return;
+        }
         self.inodes.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if views::is_virtual(ino.0) {
+            let (uid, gid) = self.view_owner();
+            let a = tri!(reply, self.views.getattr(&self.tree, ino.0, uid, gid));
+            return reply.attr(&views::VTTL, &a);
+        }
         let node = tri!(reply, self.node(ino));
         let a = tri!(reply, self.tree.getattr(&node));
         reply.attr(&TTL, &self.attr(&a));
@@ -488,8 +533,18 @@ impl Filesystem for QuireFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let node = tri!(reply, self.node(ino));
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        if views::is_virtual(ino.0) {
+            if write {
+                return reply.error(Errno::EROFS);
+            }
+            let c = tri!(reply, self.views.content(&self.tree, ino.0));
+            let fh = self.new_fh();
+            self.vfiles.lock().unwrap().insert(fh, Arc::new(c));
+            self.activity.opened();
+            return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+        }
+        let node = tri!(reply, self.node(ino));
         let of = tri!(reply, self.tree.open(node, write));
         if write && flags.0 & libc::O_TRUNC != 0 {
             tri!(reply, self.tree.truncate(&of, 0));
@@ -512,6 +567,12 @@ impl Filesystem for QuireFs {
         reply: ReplyData,
     ) {
         self.activity.touch();
+        let v = self.vfiles.lock().unwrap().get(&fh.0).cloned();
+        if let Some(v) = v {
+            let start = (offset as usize).min(v.len());
+            let end = start.saturating_add(size as usize).min(v.len());
+            return reply.data(&v[start..end]);
+        }
         let of = tri!(reply, self.file(fh));
         let mut reply = Some(reply);
         let r = self.tree.read_with(&of, offset, size, |data| {
@@ -568,6 +629,10 @@ impl Filesystem for QuireFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if self.vfiles.lock().unwrap().remove(&fh.0).is_some() {
+            self.activity.closed();
+            return reply.ok();
+        }
         let of = self.files.lock().unwrap().remove(&fh.0);
         if let Some(of) = of {
             self.activity.closed();
@@ -590,6 +655,14 @@ impl Filesystem for QuireFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if views::is_virtual(ino.0) {
+            let (uid, gid) = self.view_owner();
+            let list = tri!(reply, self.views.list(&self.tree, ino.0, uid, gid));
+            let fh = self.new_fh();
+            self.vdirs.lock().unwrap().insert(fh, list);
+            self.activity.opened();
+            return reply.opened(FileHandle(fh), FopenFlags::empty());
+        }
         let node = tri!(reply, self.node(ino));
         let entries = tri!(reply, self.listing(&node));
         let fh = self.new_fh();
@@ -612,6 +685,23 @@ impl Filesystem for QuireFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        if views::is_virtual(ino.0) {
+            if let Some(list) = self.vdirs.lock().unwrap().get(&fh.0) {
+                let dots = [
+                    (ino.0, FileType::Directory, OsStr::new(".")),
+                    (1, FileType::Directory, OsStr::new("..")),
+                ];
+                let all = dots
+                    .into_iter()
+                    .chain(list.iter().map(|e| (e.ino, e.kind, e.name.as_os_str())));
+                for (i, (eino, kind, name)) in all.enumerate().skip(offset as usize) {
+                    if reply.add(INodeNo(eino), (i + 1) as u64, kind, name) {
+                        break;
+                    }
+                }
+            }
+            return reply.ok();
+        }
         let node = tri!(reply, self.node(ino));
         tri!(
             reply,
@@ -634,6 +724,22 @@ impl Filesystem for QuireFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        if views::is_virtual(ino.0) {
+            let (uid, gid) = self.view_owner();
+            let me = tri!(reply, self.views.getattr(&self.tree, ino.0, uid, gid));
+            if let Some(list) = self.vdirs.lock().unwrap().get(&fh.0) {
+                let dots = [(OsStr::new("."), me), (OsStr::new(".."), me)];
+                let all = dots
+                    .into_iter()
+                    .chain(list.iter().map(|e| (e.name.as_os_str(), e.attr)));
+                for (i, (name, a)) in all.enumerate().skip(offset as usize) {
+                    if reply.add(a.ino, (i + 1) as u64, name, &views::VTTL, &a, Generation(0)) {
+                        break;
+                    }
+                }
+            }
+            return reply.ok();
+        }
         let node = tri!(reply, self.node(ino));
         let dir_attr = tri!(reply, self.tree.getattr(&node));
         let dir_attr = self.attr(&dir_attr);
@@ -676,7 +782,9 @@ impl Filesystem for QuireFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        if self.dirs.lock().unwrap().remove(&fh.0).is_some() {
+        if self.dirs.lock().unwrap().remove(&fh.0).is_some()
+            || self.vdirs.lock().unwrap().remove(&fh.0).is_some()
+        {
             self.activity.closed();
         }
         reply.ok();
@@ -725,6 +833,9 @@ impl Filesystem for QuireFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if views::is_virtual(ino.0) {
+            return reply.error(Errno::ENODATA);
+        }
         let node = tri!(reply, self.node(ino));
         let v = tri!(reply, self.tree.get_xattr(&node, name));
         if size == 0 {
@@ -737,6 +848,9 @@ impl Filesystem for QuireFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if views::is_virtual(ino.0) {
+            return reply.size(0);
+        }
         let node = tri!(reply, self.node(ino));
         let names = tri!(reply, self.tree.list_xattr(&node));
         let mut buf = Vec::new();
@@ -761,6 +875,9 @@ impl Filesystem for QuireFs {
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
         // default_permissions: the kernel checks modes itself.
+        if views::is_virtual(ino.0) {
+            return reply.ok();
+        }
         tri!(reply, self.node(ino));
         reply.ok();
     }

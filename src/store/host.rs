@@ -113,6 +113,11 @@ impl Handle {
         self.0.as_raw_fd()
     }
 
+    /// A second handle on the same inode (`dup`).
+    pub fn clone_handle(&self) -> io::Result<Handle> {
+        Ok(Handle(self.0.try_clone()?))
+    }
+
     /// `/proc/self/fd/N`: reopens the inode with real access modes.
     fn proc_path(&self) -> CString {
         CString::new(format!("/proc/self/fd/{}", self.fd())).expect("no NUL")

@@ -100,6 +100,35 @@ impl Tree {
         }))
     }
 
+    /// Host and plaintext sizes of an open host file.
+    pub(crate) fn sizes_of(&self, node: &Node, file: &File) -> io::Result<(u64, u64)> {
+        self.sizes(node, file)
+    }
+
+    /// The whole plaintext of a file of `psize` bytes.
+    pub(crate) fn read_all_plain(
+        &self,
+        node: &Node,
+        file: &File,
+        psize: u64,
+    ) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+        if psize == 0 {
+            return Ok(zeroize::Zeroizing::new(Vec::new()));
+        }
+        let mut out = zeroize::Zeroizing::new(Vec::new());
+        let mut sealed = zeroize::Zeroizing::new(Vec::new());
+        self.read_blocks_into(
+            node,
+            file,
+            psize,
+            0,
+            content::block_count(psize) - 1,
+            &mut sealed,
+            &mut out,
+        )?;
+        Ok(out)
+    }
+
     /// Plaintext size from the host size; a torn tail is an error.
     fn sizes(&self, node: &Node, file: &File) -> io::Result<(u64, u64)> {
         self.sizes_and_allocated(node, file).map(|(c, p, _)| (c, p))
@@ -265,6 +294,9 @@ impl Tree {
             &mut sealed,
         );
         self.before_change(of, committed, first, last)?;
+        of.node
+            .changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let write_at = content::block_offset(first);
         let new_csize = content::cipher_size(new_psize);
         // Host blocks already allocated (ext4 counts delayed allocation
@@ -288,6 +320,11 @@ impl Tree {
         }
         let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
         let (csize, psize) = self.sizes(&of.node, &of.file)?;
+        if size != psize {
+            of.node
+                .changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if size > psize {
             let mut pos = psize;
             while pos < size {
@@ -332,7 +369,24 @@ impl Tree {
         } else {
             of.file.sync_all()?;
         }
-        self.commit(&of.node)
+        self.commit(&of.node)?;
+        // A file that stays open and is fsync'd often (a database) gets a
+        // version at most every CHECKPOINT_EVERY; its close records the last.
+        let due = of
+            .node
+            .last_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|t| t.elapsed() >= super::history::CHECKPOINT_EVERY);
+        if due
+            && of
+                .node
+                .changed
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.save_version(&of.node, crate::format::history::Origin::Checkpoint);
+        }
+        Ok(())
     }
 
     /// A close of a descriptor on this handle (`close` waits for it): the
@@ -344,17 +398,28 @@ impl Tree {
         Ok(())
     }
 
-    /// Closes a handle (once per handle). The last writer's close commits
-    /// its changes.
+    /// Closes a handle (once per handle, after its last descriptor is
+    /// closed). The last writer's close commits its changes, and a handle
+    /// that wrote records a version: not at every `close` (flush), since a
+    /// shell's `>` closes a duplicate descriptor right after truncating.
     pub fn release(&self, of: &OpenFile) -> io::Result<()> {
-        if of.writable
-            && of
-                .node
-                .writers
-                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
-                == 1
+        if !of.writable {
+            return Ok(());
+        }
+        if of
+            .node
+            .writers
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
         {
             self.commit(&of.node)?;
+        }
+        if of
+            .node
+            .changed
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.save_version(&of.node, crate::format::history::Origin::Save);
         }
         Ok(())
     }

@@ -7,10 +7,13 @@
 //! [`Error`] variant; `cli` alone turns them into messages and exit codes.
 
 pub mod content;
+pub mod debris;
+pub mod history;
 pub mod journal;
 pub mod logfile;
 pub mod node;
 pub mod recovery;
+pub mod trash;
 pub mod tree;
 pub mod xattr;
 
@@ -273,7 +276,8 @@ impl UnlockedVault {
                 recovered.files
             );
         }
-        Tree::new(self.keys.clone(), root, read_only, journal)
+        let history = self.config.flags & crate::format::config::FLAG_HISTORY != 0;
+        Tree::new(self.keys.clone(), root, read_only, journal, history)
             .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))
     }
 

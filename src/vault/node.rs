@@ -153,6 +153,16 @@ pub struct Node {
     /// host inode number may then be reused by a new file, which must get a
     /// fresh node (not this one's cached key).
     dead: std::sync::atomic::AtomicBool,
+    /// Written since the last version was recorded.
+    pub(crate) changed: std::sync::atomic::AtomicBool,
+    /// Serialises history saves of this node.
+    pub(crate) history: Mutex<()>,
+    /// The end of its history stream, as last written.
+    pub(crate) tail: super::history::TailSlot,
+    /// When a version was last recorded (or found unchanged).
+    pub(crate) last_version: Mutex<Option<std::time::Instant>>,
+    /// When this mount created the file, if it did.
+    pub(crate) created: OnceLock<std::time::Instant>,
 }
 
 impl Node {
@@ -172,7 +182,17 @@ impl Node {
             writers: AtomicUsize::new(0),
             undo: Mutex::new(None),
             dead: std::sync::atomic::AtomicBool::new(false),
+            changed: std::sync::atomic::AtomicBool::new(false),
+            history: Mutex::new(()),
+            tail: Mutex::new(None),
+            last_version: Mutex::new(None),
+            created: OnceLock::new(),
         }
+    }
+
+    /// A node for a host file outside the tree (a trash entry's content).
+    pub(crate) fn detached(handle: Handle, ino: u64) -> Node {
+        Node::new(handle, Kind::File, ino)
     }
 
     pub(crate) fn lazy(parent: Arc<Node>, host: OsString, kind: Kind, ino: u64) -> Node {
@@ -188,6 +208,11 @@ impl Node {
             writers: AtomicUsize::new(0),
             undo: Mutex::new(None),
             dead: std::sync::atomic::AtomicBool::new(false),
+            changed: std::sync::atomic::AtomicBool::new(false),
+            history: Mutex::new(()),
+            tail: Mutex::new(None),
+            last_version: Mutex::new(None),
+            created: OnceLock::new(),
         }
     }
 

@@ -54,6 +54,8 @@ pub struct Tree {
     chown_new: bool,
     read_only: bool,
     pub(crate) journal: super::journal::Journal,
+    /// Whether this vault keeps history (feature flag, docs/FORMAT.md §2.1).
+    pub(crate) history: Option<super::history::Chunker>,
 }
 
 impl Tree {
@@ -62,16 +64,18 @@ impl Tree {
         root: Handle,
         read_only: bool,
         journal: super::journal::Journal,
+        history: bool,
     ) -> io::Result<Tree> {
         let ino = root.stat()?.st_ino;
         let root = Arc::new(Node::new(root, Kind::Dir, ino));
         let t = Tree {
-            keys,
             root,
             // SAFETY: geteuid has no preconditions.
             chown_new: unsafe { libc::geteuid() } == 0,
             read_only,
+            history: history.then(|| super::history::Chunker::new(&keys.chunk_hash)),
             journal,
+            keys,
         };
         t.dir_id(&t.root)?;
         Ok(t)
@@ -82,9 +86,18 @@ impl Tree {
         self.root.clone()
     }
 
+    /// Whether this vault keeps history (and a trash).
+    pub fn keeps_history(&self) -> bool {
+        self.history.is_some()
+    }
+
     /// Whether the tree was opened read-only.
     pub fn read_only(&self) -> bool {
         self.read_only
+    }
+
+    pub(crate) fn writable_check(&self) -> io::Result<()> {
+        self.writable()
     }
 
     fn writable(&self) -> io::Result<()> {
@@ -139,6 +152,19 @@ impl Tree {
         }
         let id = self.dir_id(dir)?;
         Ok(names::encode(&self.keys.names.encrypt(&id, b)))
+    }
+
+    /// The host name for a new entry `name` in `dir` (long-name sidecar
+    /// written).
+    pub(crate) fn host_name_for(&self, dir: &Node, name: &OsStr) -> io::Result<String> {
+        let hn = self.host_name(dir, name)?;
+        self.write_sidecar(dir, &hn)?;
+        Ok(hn.host().to_string())
+    }
+
+    /// The host name `name` has in `dir`.
+    pub(crate) fn host_name_of(&self, dir: &Node, name: &OsStr) -> io::Result<OsString> {
+        Ok(OsString::from(self.host_name(dir, name)?.host()))
     }
 
     /// Writes the sidecar of a long name (idempotent).
@@ -318,6 +344,9 @@ impl Tree {
             }
         }
         let (n, a) = self.finish_new(dir, hn.host(), if fresh { owner } else { None })?;
+        if fresh {
+            let _ = n.created.set(std::time::Instant::now());
+        }
         if let Some(id) = new_id {
             let _ = n.file_key.set(super::node::FileKey {
                 id,
@@ -433,7 +462,7 @@ impl Tree {
     /// inode table) still holds for it, if any.
     pub fn unlink(
         &self,
-        dir: &Node,
+        dir: &Arc<Node>,
         name: &OsStr,
         known: impl Fn(u64) -> Option<Arc<Node>>,
     ) -> io::Result<()> {
@@ -446,7 +475,17 @@ impl Tree {
             self.commit(n)?;
         }
         keep_reachable(node.as_deref(), st.st_nlink)?;
-        dir.handle()?.unlink_child(host)?;
+        let trashed = self.trash_file(
+            dir,
+            name,
+            host,
+            &st,
+            node.as_deref(),
+            super::trash::Reason::Deleted,
+        )?;
+        if !trashed {
+            dir.handle()?.unlink_child(host)?;
+        }
         if let Some(n) = &node {
             n.mark_dead_if_gone(st.st_nlink);
         }
@@ -455,7 +494,7 @@ impl Tree {
     }
 
     /// Removes an empty directory.
-    pub fn rmdir(&self, dir: &Node, name: &OsStr) -> io::Result<()> {
+    pub fn rmdir(&self, dir: &Arc<Node>, name: &OsStr) -> io::Result<()> {
         self.writable()?;
         let hn = self.host_name(dir, name)?;
         let host = OsStr::new(hn.host());
@@ -464,7 +503,9 @@ impl Tree {
             return Err(errno(libc::ENOTDIR));
         }
         let victim = dir.handle()?.lookup(host)?;
-        self.check_empty(&victim)?;
+        let victim_node = Arc::new(Node::new(victim.clone_handle()?, Kind::Dir, st.st_ino));
+        victim_node.relocate(dir.clone(), host.to_owned());
+        self.check_empty(&victim, Some(&victim_node))?;
         let id = victim.read_child(OsStr::new(dirid::FILE_NAME)).ok();
         // The directory may be read-only (chmod 555): the ID file lives inside.
         let mode = st.st_mode & 0o7777;
@@ -494,7 +535,7 @@ impl Tree {
     /// mkdir (an empty `.quire-mkdir-*`) and sidecars whose entry is gone are
     /// removed on the way; anything else (a sync tool's file, say) keeps the
     /// folder non-empty and is logged, so nothing unknown is deleted.
-    fn check_empty(&self, dir: &Handle) -> io::Result<()> {
+    fn check_empty(&self, dir: &Handle, node: Option<&Arc<Node>>) -> io::Result<()> {
         let names = dir.read_names()?;
         let present: std::collections::HashSet<&OsStr> =
             names.iter().map(|n| n.as_os_str()).collect();
@@ -508,6 +549,13 @@ impl Tree {
                 && !present.contains(OsStr::new(stem))
             {
                 dir.unlink_child(n)?;
+                continue;
+            }
+            if let Some(stem) = s.strip_suffix(crate::format::history::SUFFIX)
+                && !present.contains(OsStr::new(stem))
+            {
+                // The history of a note that is gone: kept in the trash.
+                self.trash_orphan_history(dir, node, n)?;
                 continue;
             }
             if s.starts_with(".quire-mkdir-")
@@ -564,6 +612,11 @@ impl Tree {
         }
         let moved = known(src.st_ino);
         let replaced = dst.as_ref().and_then(|d| known(d.st_ino));
+        let carry = !exchange
+            && Kind::from_mode(src.st_mode) == Kind::File
+            && self.history.is_some()
+            && self.versioned_name(to, bh);
+        let src_versioned = carry && self.versioned_name(dir, ah);
         // The journal names files by host path: changes in progress are
         // committed before a path changes.
         for n in moved.iter().chain(replaced.iter()) {
@@ -588,7 +641,7 @@ impl Tree {
                 return Err(errno(libc::EISDIR));
             }
             let victim = to.handle()?.lookup(bh)?;
-            self.check_empty(&victim)?;
+            self.check_empty(&victim, None)?;
             if let Ok(id) = victim.read_child(OsStr::new(dirid::FILE_NAME)) {
                 victim.unlink_child(OsStr::new(dirid::FILE_NAME))?;
                 cleared = Some((victim, id));
@@ -607,11 +660,31 @@ impl Tree {
             n.mark_dead_if_gone(d.st_nlink);
         }
         // Lazy nodes follow their names.
-        if let Some(n) = moved {
+        if let Some(n) = &moved {
             n.relocate(to.clone(), bh.to_owned());
         }
         if exchange && let Some(n) = replaced {
             n.relocate(dir.clone(), ah.to_owned());
+        }
+        if carry {
+            // A rename to a name that keeps history is a save of that name
+            // (how most editors save); a plain rename takes the note's own
+            // history along. A rename to debris (vim's note → note~) leaves
+            // the history with the path.
+            if dst.is_none() && src_versioned {
+                let _ = dir.handle()?.rename_child(
+                    &super::history::stream_name(ah),
+                    to.handle()?,
+                    &super::history::stream_name(bh),
+                    libc::RENAME_NOREPLACE,
+                );
+            }
+            let node = match moved {
+                Some(n) => n,
+                None => Arc::new(self.node_at(to, bh)?.0),
+            };
+            node.relocate(to.clone(), bh.to_owned());
+            self.save_version(&node, crate::format::history::Origin::Save);
         }
         Ok(())
     }

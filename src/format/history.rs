@@ -1,0 +1,163 @@
+//! History streams (docs/FORMAT.md §13): the saved versions of one note, as
+//! a sealed record stream (§11) with magic `QUIREHIS`, stored next to the
+//! note as `<host name>.qh`.
+//!
+//! ```text
+//! CHUNK   (kind 1): chunk plaintext
+//! VERSION (kind 2): time i64 (ns since the Unix epoch, UTC) ‖ size u64 ‖
+//!                   content hash (32) ‖ origin u8 ‖ chunk count u32 ‖
+//!                   count × (frame offset u64 ‖ length u32 ‖ chunk hash (16))
+//! ```
+
+/// Stream magic.
+pub const MAGIC: &[u8; 8] = b"QUIREHIS";
+/// Frame kind of a chunk.
+pub const CHUNK: u8 = 1;
+/// Frame kind of a version record.
+pub const VERSION: u8 = 2;
+/// Suffix of a history stream next to its note's host name.
+pub const SUFFIX: &str = ".qh";
+
+/// Why a version was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A save (close after writing, or a rename over the note).
+    Save = 0,
+    /// `quire restore` made an old version current again.
+    Restore = 1,
+    /// An fsync of a file that stays open (coalesced).
+    Checkpoint = 2,
+}
+
+impl Origin {
+    fn from_u8(b: u8) -> Option<Origin> {
+        match b {
+            0 => Some(Origin::Save),
+            1 => Some(Origin::Restore),
+            2 => Some(Origin::Checkpoint),
+            _ => None,
+        }
+    }
+
+    /// A word for listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Save => "save",
+            Origin::Restore => "restore",
+            Origin::Checkpoint => "checkpoint",
+        }
+    }
+}
+
+/// One chunk reference of a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRef {
+    /// Offset of the CHUNK frame in the stream.
+    pub offset: u64,
+    /// Plaintext length.
+    pub len: u32,
+    /// Keyed hash of the plaintext (first 16 bytes of HMAC-SHA256).
+    pub hash: [u8; 16],
+}
+
+/// A decoded VERSION record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// Save time, ns since the epoch.
+    pub time_ns: i64,
+    /// Plaintext size.
+    pub size: u64,
+    /// Keyed hash of the whole content.
+    pub hash: [u8; 32],
+    /// Why it was recorded.
+    pub origin: Origin,
+    /// The chunks, in order.
+    pub chunks: Vec<ChunkRef>,
+}
+
+const FIXED: usize = 8 + 8 + 32 + 1 + 4;
+const PER_CHUNK: usize = 8 + 4 + 16;
+
+impl Version {
+    /// Body bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(FIXED + PER_CHUNK * self.chunks.len());
+        b.extend_from_slice(&self.time_ns.to_be_bytes());
+        b.extend_from_slice(&self.size.to_be_bytes());
+        b.extend_from_slice(&self.hash);
+        b.push(self.origin as u8);
+        b.extend_from_slice(&(self.chunks.len() as u32).to_be_bytes());
+        for c in &self.chunks {
+            b.extend_from_slice(&c.offset.to_be_bytes());
+            b.extend_from_slice(&c.len.to_be_bytes());
+            b.extend_from_slice(&c.hash);
+        }
+        b
+    }
+
+    /// Decodes a body; `None` if malformed (sizes must add up).
+    pub fn decode(b: &[u8]) -> Option<Version> {
+        if b.len() < FIXED {
+            return None;
+        }
+        let n = u32::from_be_bytes(b[49..53].try_into().ok()?) as usize;
+        if b.len() != FIXED + n * PER_CHUNK {
+            return None;
+        }
+        let mut chunks = Vec::with_capacity(n);
+        for i in 0..n {
+            let c = &b[FIXED + i * PER_CHUNK..FIXED + (i + 1) * PER_CHUNK];
+            chunks.push(ChunkRef {
+                offset: u64::from_be_bytes(c[..8].try_into().ok()?),
+                len: u32::from_be_bytes(c[8..12].try_into().ok()?),
+                hash: c[12..28].try_into().ok()?,
+            });
+        }
+        let v = Version {
+            time_ns: i64::from_be_bytes(b[..8].try_into().ok()?),
+            size: u64::from_be_bytes(b[8..16].try_into().ok()?),
+            hash: b[16..48].try_into().ok()?,
+            origin: Origin::from_u8(b[48])?,
+            chunks,
+        };
+        (v.chunks.iter().map(|c| c.len as u64).sum::<u64>() == v.size).then_some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_consistency() {
+        let v = Version {
+            time_ns: 1_764_000_000_000_000_000,
+            size: 5,
+            hash: [7; 32],
+            origin: Origin::Restore,
+            chunks: vec![
+                ChunkRef {
+                    offset: 26,
+                    len: 2,
+                    hash: [1; 16],
+                },
+                ChunkRef {
+                    offset: 70,
+                    len: 3,
+                    hash: [2; 16],
+                },
+            ],
+        };
+        let b = v.encode();
+        assert_eq!(b.len(), 53 + 2 * 28);
+        assert_eq!(Version::decode(&b), Some(v.clone()));
+        // Sizes that do not add up, unknown origins, short bodies.
+        let mut bad = v.clone();
+        bad.size = 6;
+        assert_eq!(Version::decode(&bad.encode()), None);
+        let mut b2 = b.clone();
+        b2[48] = 9;
+        assert_eq!(Version::decode(&b2), None);
+        assert_eq!(Version::decode(&b[..60]), None);
+    }
+}

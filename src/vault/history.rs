@@ -1,0 +1,566 @@
+//! Note history (docs/FORMAT.md §13): every save of a note appends a
+//! version to its history stream `<host name>.qh`, next to the note, so
+//! folder renames carry histories along for free and a note renamed keeps
+//! its history.
+//!
+//! Content is split into chunks by a keyed content-defined chunker (a gear
+//! rolling hash, 2–64 KiB, 8 KiB on average); a chunk equal to one of the
+//! previous version's is referenced, not stored again, so a small edit of a
+//! large file stores about one chunk, and an unchanged save stores nothing.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::debris;
+use super::node::{Kind, Node};
+use super::tree::{Tree, eio};
+use crate::crypto::{AeadKey, Key32, random};
+use crate::format::history::{self as fmt, ChunkRef, Origin, Version};
+use crate::format::{names, stream};
+
+/// Files larger than this are not versioned (documented in the README).
+pub const MAX_VERSIONED: u64 = 64 << 20;
+/// An fsync of a file that stays open records a version only if the last
+/// one is older than this (a database would otherwise make one per
+/// transaction).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(600);
+
+const MIN_CHUNK: usize = 2 << 10;
+const MAX_CHUNK: usize = 64 << 10;
+const MASK: u64 = (1 << 13) - 1;
+
+/// The keyed chunker and hasher of one vault.
+pub struct Chunker {
+    gear: Box<[u64; 256]>,
+    mac: Hmac<Sha256>,
+}
+
+impl Chunker {
+    /// Derives the boundary table and hash key from the chunk-hash subkey.
+    pub(crate) fn new(key: &Key32) -> Chunker {
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("any key length");
+        let mut gear = Box::new([0u64; 256]);
+        for (i, g) in gear.iter_mut().enumerate() {
+            let mut m = mac.clone();
+            m.update(b"gear");
+            m.update(&[i as u8]);
+            let out = m.finalize().into_bytes();
+            *g = u64::from_be_bytes(out[..8].try_into().expect("8 bytes"));
+        }
+        Chunker { gear, mac }
+    }
+
+    /// Chunk boundaries of `data` (end offsets).
+    pub fn cut(&self, data: &[u8]) -> Vec<usize> {
+        let mut ends = Vec::new();
+        let mut start = 0;
+        while start < data.len() {
+            let rest = &data[start..];
+            if rest.len() <= MIN_CHUNK {
+                ends.push(data.len());
+                break;
+            }
+            let limit = rest.len().min(MAX_CHUNK);
+            let mut h: u64 = 0;
+            let mut cut = limit;
+            for (i, &b) in rest[..limit].iter().enumerate().skip(MIN_CHUNK) {
+                h = (h << 1).wrapping_add(self.gear[b as usize]);
+                if h & MASK == 0 {
+                    cut = i + 1;
+                    break;
+                }
+            }
+            start += cut;
+            ends.push(start);
+        }
+        ends
+    }
+
+    /// Keyed hash of `data`.
+    pub fn hash(&self, data: &[u8]) -> [u8; 32] {
+        let mut m = self.mac.clone();
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
+}
+
+/// One version as listed.
+#[derive(Debug, Clone)]
+pub struct VersionInfo {
+    /// 1-based, oldest first.
+    pub number: usize,
+    /// When it was saved.
+    pub time: SystemTime,
+    /// Plaintext size.
+    pub size: u64,
+    /// Why it was recorded.
+    pub origin: Origin,
+}
+
+/// What a node remembers of its stream between saves, so a save does not
+/// re-read the whole stream.
+pub(crate) struct Tail {
+    id: [u8; 16],
+    end: u64,
+    last: Option<Version>,
+}
+
+/// An opened history stream.
+struct Stream {
+    file: File,
+    id: [u8; 16],
+    key: AeadKey,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DDTHH.MM.SS` in local time: how versions are named (dots, as
+/// a `:` upsets some tools).
+pub fn stamp(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as libc::time_t)
+        .unwrap_or(0);
+    // SAFETY: localtime_r writes only into `tm`.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe { libc::localtime_r(&secs, &mut tm) };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}.{:02}.{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+/// Unique names for versions in order (`.2`, `.3` … for equal seconds).
+pub fn stamps(times: &[SystemTime]) -> Vec<String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    times
+        .iter()
+        .map(|t| {
+            let l = stamp(*t);
+            let n = seen.entry(l.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 { l } else { format!("{l}.{n}") }
+        })
+        .collect()
+}
+
+/// Host name of the history stream of the entry `host`.
+pub(crate) fn stream_name(host: &OsStr) -> OsString {
+    let mut s = host.to_owned();
+    s.push(fmt::SUFFIX);
+    s
+}
+
+impl Tree {
+    fn open_stream(&self, file: File, create: bool) -> io::Result<Option<Stream>> {
+        let len = file.metadata()?.len();
+        if len == 0 {
+            if !create {
+                return Ok(None);
+            }
+            let id = random::bytes::<16>();
+            file.write_all_at(&stream::header(fmt::MAGIC, &id), 0)?;
+            let key = self.keys.history_key(&id);
+            return Ok(Some(Stream { file, id, key }));
+        }
+        let mut h = [0u8; stream::HEADER_LEN as usize];
+        file.read_exact_at(&mut h, 0).map_err(|_| eio())?;
+        let id = stream::parse_header(fmt::MAGIC, &h).map_err(|e| {
+            log::error!("a history stream has a bad header ({e:?})");
+            eio()
+        })?;
+        let key = self.keys.history_key(&id);
+        Ok(Some(Stream { file, id, key }))
+    }
+
+    /// Reads a whole stream: versions (with their frame offsets) and the
+    /// end of the last good frame. Chunk frames are not decrypted.
+    fn scan(&self, s: &Stream) -> io::Result<(Vec<(u64, Version)>, u64)> {
+        let bytes = Zeroizing::new(read_all(&s.file)?);
+        let mut pos = stream::HEADER_LEN as usize;
+        let mut out = Vec::new();
+        while pos + stream::FRAME_HEADER as usize <= bytes.len() {
+            let fh: [u8; 5] = bytes[pos..pos + 5].try_into().expect("5 bytes");
+            let Some((len, kind)) = stream::parse_frame_header(&fh) else {
+                log::error!("a history stream has a corrupt frame at byte {pos}");
+                return Err(eio());
+            };
+            let start = pos + stream::FRAME_HEADER as usize;
+            let end = start + len as usize;
+            if end > bytes.len() {
+                break; // torn tail of an interrupted save
+            }
+            if kind == fmt::VERSION {
+                let body = stream::open_frame(
+                    &s.key,
+                    fmt::MAGIC,
+                    &s.id,
+                    pos as u64,
+                    kind,
+                    &bytes[start..end],
+                )
+                .map_err(|_| {
+                    log::error!("a version record at byte {pos} failed authentication");
+                    eio()
+                })?;
+                let v = Version::decode(&body).ok_or_else(|| {
+                    log::error!("a version record at byte {pos} is malformed");
+                    eio()
+                })?;
+                out.push((pos as u64, v));
+            }
+            pos = end;
+        }
+        Ok((out, pos as u64))
+    }
+
+    fn read_chunk(&self, s: &Stream, c: &ChunkRef) -> io::Result<Zeroizing<Vec<u8>>> {
+        let mut fh = [0u8; 5];
+        s.file.read_exact_at(&mut fh, c.offset).map_err(|_| eio())?;
+        let (len, kind) = stream::parse_frame_header(&fh).ok_or_else(eio)?;
+        if kind != fmt::CHUNK {
+            return Err(eio());
+        }
+        let mut sealed = vec![0u8; len as usize];
+        s.file
+            .read_exact_at(&mut sealed, c.offset + stream::FRAME_HEADER)
+            .map_err(|_| eio())?;
+        let plain = stream::open_frame(&s.key, fmt::MAGIC, &s.id, c.offset, kind, &sealed)
+            .map_err(|_| {
+                log::error!("a history chunk at byte {} failed authentication", c.offset);
+                eio()
+            })?;
+        if plain.len() != c.len as usize {
+            return Err(eio());
+        }
+        Ok(Zeroizing::new(plain))
+    }
+
+    /// The plaintext name of `host` in `dir`, if it decrypts.
+    pub(crate) fn plain_name(&self, dir: &Node, host: &OsStr) -> Option<Vec<u8>> {
+        let id = self.dir_id(dir).ok()?;
+        let h = host.to_str()?;
+        let encoded = match names::classify(h) {
+            names::Entry::Hidden => return None,
+            names::Entry::Direct(s) => s.to_string(),
+            names::Entry::Long(hash) => {
+                let b = dir
+                    .handle()
+                    .ok()?
+                    .read_child(OsStr::new(&names::sidecar_of(hash)))
+                    .ok()?;
+                String::from_utf8(b).ok()?
+            }
+        };
+        let sealed = names::decode(&encoded)?;
+        self.keys.names.decrypt(&id, &sealed).ok()
+    }
+
+    /// Whether the entry `host` of `dir` keeps history: not debris, and not
+    /// inside an excluded folder (`.git`).
+    pub(crate) fn versioned_name(&self, dir: &Arc<Node>, host: &OsStr) -> bool {
+        if self.history.is_none() {
+            return false;
+        }
+        match self.plain_name(dir, host) {
+            Some(n) if !debris::is_debris(&n) => {}
+            _ => return false,
+        }
+        let mut d = dir.clone();
+        for _ in 0..256 {
+            let Some((parent, h)) = d.location() else {
+                return true; // the root
+            };
+            if self
+                .plain_name(&parent, &h)
+                .is_some_and(|n| debris::is_excluded_folder(&n))
+            {
+                return false;
+            }
+            d = parent;
+        }
+        true
+    }
+
+    /// Records the current content of `node` as a version if it differs
+    /// from the last one. Errors are logged, not returned: a note whose
+    /// history cannot be written is still saved.
+    pub(crate) fn save_version(&self, node: &Node, origin: Origin) {
+        if let Err(e) = self.try_save_version(node, origin) {
+            log::error!("could not record a version of {}: {e}", self.describe(node));
+        }
+    }
+
+    fn try_save_version(&self, node: &Node, origin: Origin) -> io::Result<()> {
+        let Some(chunker) = &self.history else {
+            return Ok(());
+        };
+        if node.kind != Kind::File || self.read_only() {
+            return Ok(());
+        }
+        let Some((dir, host)) = node.location() else {
+            return Ok(());
+        };
+        if !self.versioned_name(&dir, &host) {
+            return Ok(());
+        }
+        let content = {
+            let f = node.handle()?.open_file(libc::O_RDONLY)?;
+            let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
+            let (_, psize) = self.sizes_of(node, &f)?;
+            if psize > MAX_VERSIONED {
+                return Ok(());
+            }
+            self.read_all_plain(node, &f, psize)?
+        };
+        let side = stream_name(&host);
+        let f = dir
+            .handle()?
+            .open_child(&side, libc::O_RDWR | libc::O_CREAT, 0o600)?;
+        let s = self.open_stream(f, true)?.expect("created");
+        let _g = node.history.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tail = node.tail.lock().unwrap_or_else(|e| e.into_inner());
+        let len = s.file.metadata()?.len();
+        let t = match tail.take() {
+            Some(t) if t.id == s.id && t.end == len => t,
+            _ => {
+                let (versions, end) = self.scan(&s)?;
+                Tail {
+                    id: s.id,
+                    end,
+                    last: versions.into_iter().last().map(|(_, v)| v),
+                }
+            }
+        };
+        let hash = chunker.hash(&content);
+        if t.last.as_ref().is_some_and(|v| v.hash == hash) {
+            *tail = Some(t);
+            *node.last_version.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            return Ok(());
+        }
+        let known: HashMap<[u8; 16], ChunkRef> = t
+            .last
+            .iter()
+            .flat_map(|v| v.chunks.iter().map(|c| (c.hash, *c)))
+            .collect();
+        let mut buf = Vec::new();
+        let mut refs = Vec::new();
+        let mut start = 0;
+        for end in chunker.cut(&content) {
+            let piece = &content[start..end];
+            let mut h = [0u8; 16];
+            h.copy_from_slice(&chunker.hash(piece)[..16]);
+            match known.get(&h) {
+                Some(c) if c.len as usize == piece.len() => refs.push(*c),
+                _ => {
+                    let at = t.end + buf.len() as u64;
+                    buf.extend_from_slice(&stream::seal_frame(
+                        &s.key,
+                        fmt::MAGIC,
+                        &s.id,
+                        at,
+                        fmt::CHUNK,
+                        piece,
+                    ));
+                    refs.push(ChunkRef {
+                        offset: at,
+                        len: piece.len() as u32,
+                        hash: h,
+                    });
+                }
+            }
+            start = end;
+        }
+        let v = Version {
+            time_ns: now_ns(),
+            size: content.len() as u64,
+            hash,
+            origin,
+            chunks: refs,
+        };
+        let at = t.end + buf.len() as u64;
+        buf.extend_from_slice(&stream::seal_frame(
+            &s.key,
+            fmt::MAGIC,
+            &s.id,
+            at,
+            fmt::VERSION,
+            &v.encode(),
+        ));
+        if len > t.end {
+            // A torn frame from an interrupted save.
+            s.file.set_len(t.end)?;
+        }
+        if let Err(e) = s.file.write_all_at(&buf, t.end) {
+            let _ = s.file.set_len(t.end);
+            return Err(e);
+        }
+        *tail = Some(Tail {
+            id: s.id,
+            end: t.end + buf.len() as u64,
+            last: Some(v),
+        });
+        *node.last_version.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        Ok(())
+    }
+
+    fn stream_at(&self, dir: &Node, host: &OsStr) -> io::Result<Option<Stream>> {
+        match dir
+            .handle()?
+            .open_child(&stream_name(host), libc::O_RDONLY, 0)
+        {
+            Ok(f) => self.open_stream(f, false),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The versions of the note `name` in `dir`, oldest first (empty if it
+    /// has none).
+    pub fn versions(&self, dir: &Node, name: &OsStr) -> io::Result<Vec<VersionInfo>> {
+        let host = self.host_name_of(dir, name)?;
+        self.versions_at(dir, &host)
+    }
+
+    pub(crate) fn versions_at(&self, dir: &Node, host: &OsStr) -> io::Result<Vec<VersionInfo>> {
+        let Some(s) = self.stream_at(dir, host)? else {
+            return Ok(Vec::new());
+        };
+        let (versions, _) = self.scan(&s)?;
+        Ok(versions
+            .into_iter()
+            .enumerate()
+            .map(|(i, (_, v))| VersionInfo {
+                number: i + 1,
+                time: UNIX_EPOCH + Duration::from_nanos(v.time_ns.max(0) as u64),
+                size: v.size,
+                origin: v.origin,
+            })
+            .collect())
+    }
+
+    /// The content of version `number` (1-based) of `name` in `dir`.
+    pub fn version_content(
+        &self,
+        dir: &Node,
+        name: &OsStr,
+        number: usize,
+    ) -> io::Result<Zeroizing<Vec<u8>>> {
+        let host = self.host_name_of(dir, name)?;
+        self.version_content_at(dir, &host, number)
+    }
+
+    pub(crate) fn version_content_at(
+        &self,
+        dir: &Node,
+        host: &OsStr,
+        number: usize,
+    ) -> io::Result<Zeroizing<Vec<u8>>> {
+        let s = self
+            .stream_at(dir, host)?
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let (versions, _) = self.scan(&s)?;
+        let (_, v) = versions
+            .get(number.wrapping_sub(1))
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let mut out = Zeroizing::new(Vec::with_capacity(v.size as usize));
+        for c in &v.chunks {
+            out.extend_from_slice(&self.read_chunk(&s, c)?);
+        }
+        if let Some(ch) = &self.history
+            && ch.hash(&out) != v.hash
+        {
+            log::error!("a version's content does not match its hash");
+            return Err(eio());
+        }
+        Ok(out)
+    }
+}
+
+fn read_all(f: &File) -> io::Result<Vec<u8>> {
+    let len = f.metadata()?.len();
+    let mut v = vec![0u8; len as usize];
+    f.read_exact_at(&mut v, 0)?;
+    Ok(v)
+}
+
+/// Used by [`super::node::Node`].
+pub(crate) type TailSlot = Mutex<Option<Tail>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunker() -> Chunker {
+        Chunker::new(&Key32::from_bytes(&mut [5u8; 32]))
+    }
+
+    fn pseudo(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_cover_the_data_within_bounds() {
+        let c = chunker();
+        for n in [0usize, 1, 2048, 2049, 10_000, 300_000] {
+            let d = pseudo(n, 9);
+            let ends = c.cut(&d);
+            assert_eq!(ends.last().copied().unwrap_or(0), n);
+            let mut prev = 0;
+            for (i, &e) in ends.iter().enumerate() {
+                let len = e - prev;
+                assert!(len <= MAX_CHUNK);
+                assert!(len >= MIN_CHUNK || i == ends.len() - 1, "{len}");
+                prev = e;
+            }
+        }
+    }
+
+    #[test]
+    fn an_insertion_changes_few_chunks() {
+        let c = chunker();
+        let a = pseudo(1 << 20, 3);
+        let mut b = a.clone();
+        b.splice(500_000..500_000, b"an inserted sentence".iter().copied());
+        let set = |d: &[u8]| {
+            let mut s = std::collections::HashSet::new();
+            let mut p = 0;
+            for e in c.cut(d) {
+                s.insert(c.hash(&d[p..e]));
+                p = e;
+            }
+            s
+        };
+        let (sa, sb) = (set(&a), set(&b));
+        let new = sb.difference(&sa).count();
+        assert!(new <= 3, "{new} new chunks of {}", sb.len());
+        assert!(sa.len() > 50);
+    }
+}

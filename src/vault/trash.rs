@@ -1,0 +1,417 @@
+//! The trash (docs/FORMAT.md §14): a deleted note is moved, with its history
+//! stream, into `d/quire.trash/<entry>/` beside a sealed record of where it
+//! was; it can be restored, and is purged after the vault's retention
+//! window. Purging is plan-then-apply: [`plan_purge`] is a pure function of
+//! (entries, policy, now), so tests use a fixed clock.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::debris;
+use super::history::stream_name;
+use super::node::{Kind, Node};
+use super::tree::{Tree, eio, hex};
+use crate::crypto::random;
+use crate::store::host::Handle;
+
+/// Folder of the trash inside the data root (its `.` hides it).
+pub const FOLDER: &str = "quire.trash";
+/// Content file of an entry.
+const CONTENT: &str = "c";
+/// Metadata record of an entry.
+const META: &str = "m";
+/// The vault's trash settings record.
+const SETTINGS: &str = "settings";
+/// Default retention window.
+pub const DEFAULT_KEEP_DAYS: u32 = 60;
+
+/// Why a note is in the trash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Deleted by a user or program.
+    Deleted = 0,
+    /// Its expiry date passed.
+    Expired = 1,
+    /// History of a path whose note was gone when its folder was removed.
+    History = 2,
+}
+
+impl Reason {
+    /// A word for listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Deleted => "deleted",
+            Reason::Expired => "expired",
+            Reason::History => "history",
+        }
+    }
+}
+
+/// One trash entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Entry ID (hex), its folder name.
+    pub id: String,
+    /// Path in the vault when it was trashed (no leading `/`).
+    pub path: Vec<u8>,
+    /// When.
+    pub deleted: SystemTime,
+    /// Why.
+    pub reason: Reason,
+    /// Plaintext size of the content (0 for a history-only entry).
+    pub size: u64,
+    /// Whether the content file is there (not for history-only entries).
+    pub has_content: bool,
+}
+
+/// The trash policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Days an entry is kept.
+    pub keep: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            keep: Duration::from_secs(DEFAULT_KEEP_DAYS as u64 * 86_400),
+        }
+    }
+}
+
+/// Entries whose window has passed at `now`, oldest first.
+pub fn plan_purge(entries: &[Entry], policy: Policy, now: SystemTime) -> Vec<Entry> {
+    let mut v: Vec<Entry> = entries
+        .iter()
+        .filter(|e| e.deleted + policy.keep <= now)
+        .cloned()
+        .collect();
+    v.sort_by_key(|e| e.deleted);
+    v
+}
+
+fn meta_aad(id: &str) -> Vec<u8> {
+    let mut a = b"quire/v1/trash/".to_vec();
+    a.extend_from_slice(id.as_bytes());
+    a
+}
+
+/// `time i64 ns ‖ reason u8 ‖ path`.
+fn encode_meta(deleted: SystemTime, reason: Reason, path: &[u8]) -> Vec<u8> {
+    let ns = deleted
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let mut b = ns.to_be_bytes().to_vec();
+    b.push(reason as u8);
+    b.extend_from_slice(path);
+    b
+}
+
+fn decode_meta(b: &[u8]) -> Option<(SystemTime, Reason, Vec<u8>)> {
+    if b.len() < 10 {
+        return None;
+    }
+    let ns = i64::from_be_bytes(b[..8].try_into().ok()?);
+    let reason = match b[8] {
+        0 => Reason::Deleted,
+        1 => Reason::Expired,
+        2 => Reason::History,
+        _ => return None,
+    };
+    Some((
+        UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64),
+        reason,
+        b[9..].to_vec(),
+    ))
+}
+
+impl Tree {
+    fn trash_dir(&self, create: bool) -> io::Result<Option<Handle>> {
+        let root = self.root();
+        match root.handle()?.lookup(OsStr::new(FOLDER)) {
+            Ok(h) => Ok(Some(h)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
+                match root.handle()?.mkdir_child(OsStr::new(FOLDER), 0o700) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+                root.handle()?.lookup(OsStr::new(FOLDER)).map(Some)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The plaintext path of folder `dir` (empty for the root).
+    pub(crate) fn plain_path(&self, dir: &Arc<Node>) -> Option<Vec<u8>> {
+        let mut parts = Vec::new();
+        let mut d = dir.clone();
+        while let Some((parent, host)) = d.location() {
+            parts.push(self.plain_name(&parent, &host)?);
+            d = parent;
+        }
+        parts.reverse();
+        Some(parts.join(&b'/'))
+    }
+
+    fn new_entry(&self, path: &[u8], reason: Reason) -> io::Result<(Handle, String)> {
+        let t = self.trash_dir(true)?.expect("created");
+        let id = hex(&random::bytes::<16>());
+        t.mkdir_child(OsStr::new(&id), 0o700)?;
+        let e = t.lookup(OsStr::new(&id))?;
+        let sealed = self.keys.trash.seal(
+            &meta_aad(&id),
+            &encode_meta(SystemTime::now(), reason, path),
+        );
+        e.create_child_with(OsStr::new(META), &sealed, 0o600)?;
+        Ok((e, id))
+    }
+
+    /// Decides, for a file about to lose its last name, whether it goes
+    /// to the trash, and moves it there. `Ok(false)`: unlink it as usual.
+    pub(crate) fn trash_file(
+        &self,
+        dir: &Arc<Node>,
+        name: &OsStr,
+        host: &OsStr,
+        st: &libc::stat,
+        node: Option<&Node>,
+        reason: Reason,
+    ) -> io::Result<bool> {
+        if self.history.is_none()
+            || Kind::from_mode(st.st_mode) != Kind::File
+            || st.st_nlink > 1
+            || !self.versioned_name(dir, host)
+        {
+            return Ok(false);
+        }
+        let short_lived = node
+            .and_then(|n| n.created.get())
+            .is_some_and(|t| t.elapsed() < debris::SHORT_LIVED);
+        let side = stream_name(host);
+        if short_lived {
+            // Created and removed within seconds: a temporary file. Its
+            // history is the versions it made itself, if any.
+            let _ = dir.handle()?.unlink_child(&side);
+            return Ok(false);
+        }
+        let mut path = self.plain_path(dir).ok_or_else(eio)?;
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(name.as_bytes());
+        let (entry, _) = self.new_entry(&path, reason)?;
+        dir.handle()?
+            .rename_child(host, &entry, OsStr::new(CONTENT), 0)?;
+        match dir
+            .handle()?
+            .rename_child(&side, &entry, &stream_name(OsStr::new(CONTENT)), 0)
+        {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(true)
+    }
+
+    /// Moves an orphan history stream (its note gone) of `dir` to the
+    /// trash, so removing the folder loses nothing.
+    pub(crate) fn trash_orphan_history(
+        &self,
+        dir: &Handle,
+        dir_node: Option<&Arc<Node>>,
+        side: &OsStr,
+    ) -> io::Result<()> {
+        let stem = side
+            .as_bytes()
+            .strip_suffix(crate::format::history::SUFFIX.as_bytes())
+            .unwrap_or(side.as_bytes());
+        let mut path = dir_node
+            .and_then(|d| self.plain_path(d))
+            .unwrap_or_default();
+        let name = dir_node
+            .and_then(|d| self.plain_name(d, OsStr::from_bytes(stem)))
+            .unwrap_or_else(|| b"(unnamed)".to_vec());
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(&name);
+        let (entry, _) = self.new_entry(&path, Reason::History)?;
+        dir.rename_child(side, &entry, &stream_name(OsStr::new(CONTENT)), 0)
+    }
+
+    /// Every trash entry; unreadable ones are logged and skipped.
+    pub fn trash_entries(&self) -> io::Result<Vec<Entry>> {
+        let Some(t) = self.trash_dir(false)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for id in t.read_names()? {
+            let Some(ids) = id.to_str() else { continue };
+            if ids == SETTINGS || ids.len() != 32 {
+                continue;
+            }
+            let Ok(e) = t.lookup(&id) else { continue };
+            let meta = e
+                .read_child(OsStr::new(META))
+                .ok()
+                .and_then(|b| self.keys.trash.open(&meta_aad(ids), &b).ok())
+                .and_then(|b| decode_meta(&b));
+            let Some((deleted, reason, path)) = meta else {
+                log::error!("trash entry {ids} has a missing or tampered record; skipped");
+                continue;
+            };
+            let (has_content, size) = match e.stat_child(OsStr::new(CONTENT)) {
+                Ok(st) => (
+                    true,
+                    crate::format::content::plain_size(st.st_size as u64).unwrap_or(0),
+                ),
+                Err(_) => (false, 0),
+            };
+            out.push(Entry {
+                id: ids.to_string(),
+                path,
+                deleted,
+                reason,
+                size,
+                has_content,
+            });
+        }
+        out.sort_by_key(|e| e.deleted);
+        Ok(out)
+    }
+
+    fn entry_handle(&self, id: &str) -> io::Result<Handle> {
+        let t = self
+            .trash_dir(false)?
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        t.lookup(OsStr::new(id))
+    }
+
+    /// The content of a trashed note.
+    pub fn trash_content(&self, id: &str) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+        let e = self.entry_handle(id)?;
+        let h = e.lookup(OsStr::new(CONTENT))?;
+        let st = h.stat()?;
+        let node = Node::detached(h, st.st_ino);
+        let f = node.handle()?.open_file(libc::O_RDONLY)?;
+        let (_, psize) = self.sizes_of(&node, &f)?;
+        self.read_all_plain(&node, &f, psize)
+    }
+
+    /// Puts a trashed note back at its path (or, if that name is taken, at
+    /// `name (restored …)`), creating missing folders. Returns the path.
+    pub fn trash_restore(&self, id: &str) -> io::Result<Vec<u8>> {
+        self.writable_check()?;
+        let entries = self.trash_entries()?;
+        let entry = entries
+            .iter()
+            .find(|e| e.id == id)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let eh = self.entry_handle(id)?;
+        let mut parts: Vec<&[u8]> = entry.path.split(|&b| b == b'/').collect();
+        let file = parts.pop().unwrap_or(b"restored");
+        let mut dir = self.root();
+        for p in parts {
+            let name = OsStr::from_bytes(p);
+            let next = match self.lookup(&dir, name) {
+                Ok((n, a)) if a.kind == Kind::Dir => n,
+                Ok(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    self.mkdir(&dir, name, 0o700, None)?;
+                    self.lookup(&dir, name)?.0
+                }
+                Err(e) => return Err(e),
+            };
+            dir = Arc::new(next);
+        }
+        let mut name = file.to_vec();
+        if self.lookup(&dir, OsStr::from_bytes(&name)).is_ok() {
+            let stamp = crate::vault::history::stamp(SystemTime::now());
+            name = [file, format!(" (restored {stamp})").as_bytes()].concat();
+        }
+        let hn = self.host_name_for(&dir, OsStr::from_bytes(&name))?;
+        let host = OsString::from(&hn);
+        if entry.has_content {
+            eh.rename_child(
+                OsStr::new(CONTENT),
+                dir.handle()?,
+                &host,
+                libc::RENAME_NOREPLACE,
+            )?;
+        }
+        let _ = eh.rename_child(
+            &stream_name(OsStr::new(CONTENT)),
+            dir.handle()?,
+            &stream_name(&host),
+            libc::RENAME_NOREPLACE,
+        );
+        self.remove_entry(id)?;
+        let mut path = self.plain_path(&dir).unwrap_or_default();
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(&name);
+        Ok(path)
+    }
+
+    fn remove_entry(&self, id: &str) -> io::Result<()> {
+        let t = self
+            .trash_dir(false)?
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let e = t.lookup(OsStr::new(id))?;
+        for n in e.read_names()? {
+            e.unlink_child(&n)?;
+        }
+        t.rmdir_child(OsStr::new(id))
+    }
+
+    /// Deletes trash entries for good (content, versions and record).
+    pub fn purge(&self, entries: &[Entry]) -> io::Result<usize> {
+        self.writable_check()?;
+        let mut n = 0;
+        for e in entries {
+            self.remove_entry(&e.id)?;
+            log::info!("purged trash entry {}", e.id);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The vault's trash policy.
+    pub fn trash_policy(&self) -> Policy {
+        let days = self
+            .trash_dir(false)
+            .ok()
+            .flatten()
+            .and_then(|t| t.read_child(OsStr::new(SETTINGS)).ok())
+            .and_then(|b| self.keys.trash.open(b"quire/v1/trash-settings", &b).ok())
+            .and_then(|b| {
+                b.get(..4)
+                    .map(|d| u32::from_be_bytes(d.try_into().unwrap()))
+            })
+            .unwrap_or(DEFAULT_KEEP_DAYS);
+        Policy {
+            keep: Duration::from_secs(days as u64 * 86_400),
+        }
+    }
+
+    /// Sets the retention window of the trash.
+    pub fn set_trash_days(&self, days: u32) -> io::Result<()> {
+        self.writable_check()?;
+        let t = self.trash_dir(true)?.expect("created");
+        let sealed = self
+            .keys
+            .trash
+            .seal(b"quire/v1/trash-settings", &days.to_be_bytes());
+        let tmp = OsStr::new("settings.tmp");
+        let _ = t.unlink_child(tmp);
+        t.create_child_with(tmp, &sealed, 0o600)?;
+        t.rename_child(tmp, &t, OsStr::new(SETTINGS), 0)
+    }
+}
