@@ -5,6 +5,7 @@
 //! `control` → `cli`.
 
 pub mod cli;
+pub mod control;
 pub mod crypto;
 pub mod format;
 pub mod fuse;

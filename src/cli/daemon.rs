@@ -126,6 +126,8 @@ fn serve(
         }
     };
     let activity = Arc::new(Activity::new());
+    let tree = Arc::new(tree);
+    let weak = Arc::downgrade(&tree);
     let fs = QuireFs::new(tree, activity.clone())?;
     let pressure = fs.pressure();
     {
@@ -141,6 +143,12 @@ fn serve(
         }
     };
     let _ = runtime::write(&o.mountpoint, v.path());
+    if let Err(e) = crate::control::serve(&runtime::socket_path(&o.mountpoint), weak.clone()) {
+        log::warn!("no control socket ({e}): history and trash commands need the vault sealed");
+    }
+    if !o.read_only {
+        start_purger(weak);
+    }
     log::info!("mounted (pid {})", std::process::id());
 
     // Signals seal the vault: unmount (lazily), and the session loop ends.
@@ -186,10 +194,38 @@ fn serve(
     let r = session.run();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     runtime::remove(&o.mountpoint);
+    // `run` consumed the session: the filesystem, its tree (journal
+    // closed) and the tree's keys are gone already.
     drop(v);
     drop(lock);
     log::info!("unmounted and sealed: keys wiped");
     r.map_err(|e| fail(Code::Io, format!("the filesystem session failed: {e}")))
+}
+
+/// Purges trash entries past the vault's window at mount and then hourly.
+fn start_purger(tree: std::sync::Weak<crate::vault::Tree>) {
+    let _ = std::thread::Builder::new()
+        .name("quire-purge".into())
+        .spawn(move || {
+            loop {
+                {
+                    let Some(t) = tree.upgrade() else { return };
+                    let plan = t.trash_entries().map(|e| {
+                        crate::vault::trash::plan_purge(
+                            &e,
+                            t.trash_policy(),
+                            std::time::SystemTime::now(),
+                        )
+                    });
+                    match plan.and_then(|p| t.purge(&p)) {
+                        Ok(0) => {}
+                        Ok(n) => log::info!("purged {n} trash entries past the retention window"),
+                        Err(e) => log::error!("purging the trash failed: {e}"),
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        });
 }
 
 /// The current soft limit on open files.

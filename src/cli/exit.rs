@@ -36,6 +36,10 @@ pub enum Code {
     Io = 19,
     /// No password was given, the two entries differed, or the user said no.
     Cancelled = 20,
+    /// `quire check` found problems.
+    CheckFailed = 21,
+    /// No such note, version or trash entry.
+    NotFound = 22,
 }
 
 /// An error the CLI knows how to explain.

@@ -1,8 +1,10 @@
 //! Layer 4: the command line. One file per command; [`exit`] is the only
 //! place that turns errors into messages and exit codes (docs/CLI.md).
 
+mod check;
 mod daemon;
 pub mod exit;
+mod history;
 mod init;
 mod logger;
 mod mount;
@@ -11,6 +13,8 @@ mod password;
 mod paths;
 mod runtime;
 mod status;
+mod target;
+mod trash;
 mod unmount;
 
 use std::path::PathBuf;
@@ -85,6 +89,18 @@ enum Command {
     },
     /// Show the daemon's (encrypted) log of a vault.
     Logs(daemon::LogsArgs),
+    /// List the saved versions of a note (numbered from 1, oldest first).
+    Log(history::LogArgs),
+    /// Print a saved version of a note (the latest by default).
+    Show(history::ShowArgs),
+    /// Show what changed between two versions, or since a version (unified diff).
+    Diff(history::DiffArgs),
+    /// Make an old version the current content again (as a new version).
+    Restore(history::RestoreArgs),
+    /// List deleted notes; restore, purge or empty the trash.
+    Trash(trash::TrashArgs),
+    /// Verify every note, name, version and trash entry of a vault.
+    Check(check::CheckArgs),
 }
 
 /// Entry point: parses arguments, runs the command, returns the exit code.
@@ -97,6 +113,12 @@ pub fn main() -> i32 {
         Command::Status(a) => status::run(a),
         Command::Passwd(a) => passwd::run(a),
         Command::Logs(a) => daemon::logs(a),
+        Command::Log(a) => history::log(a),
+        Command::Show(a) => history::show(a),
+        Command::Diff(a) => history::diff(a),
+        Command::Restore(a) => history::restore(a),
+        Command::Trash(a) => trash::run(a),
+        Command::Check(a) => check::run(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "quire", &mut std::io::stdout());
             Ok(())
@@ -126,4 +148,13 @@ fn man(dir: &std::path::Path) -> anyhow::Result<()> {
         std::fs::write(dir.join(format!("{name}.1")), buf)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

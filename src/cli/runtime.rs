@@ -37,6 +37,11 @@ fn record_path(mountpoint: &Path) -> PathBuf {
     dir().join(format!("{name}.mount"))
 }
 
+/// The control socket of the daemon mounted at `mountpoint`.
+pub fn socket_path(mountpoint: &Path) -> PathBuf {
+    record_path(mountpoint).with_extension("sock")
+}
+
 /// Writes this daemon's record.
 pub fn write(mountpoint: &Path, vault: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -71,6 +76,7 @@ pub fn write(mountpoint: &Path, vault: &Path) -> std::io::Result<()> {
 /// Removes this daemon's record.
 pub fn remove(mountpoint: &Path) {
     let _ = std::fs::remove_file(record_path(mountpoint));
+    let _ = std::fs::remove_file(socket_path(mountpoint));
 }
 
 fn unescape(s: &str) -> String {

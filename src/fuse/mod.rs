@@ -142,7 +142,7 @@ struct Listed {
 
 /// The mounted filesystem.
 pub struct QuireFs {
-    tree: Tree,
+    tree: Arc<Tree>,
     inodes: Arc<Inodes>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, DirHandle>>,
@@ -157,7 +157,7 @@ pub struct QuireFs {
 
 impl QuireFs {
     /// Wraps an opened tree.
-    pub fn new(tree: Tree, activity: Arc<Activity>) -> io::Result<QuireFs> {
+    pub fn new(tree: Arc<Tree>, activity: Arc<Activity>) -> io::Result<QuireFs> {
         let root = tree.root();
         let root_attr = tree.getattr(&root)?;
         Ok(QuireFs {

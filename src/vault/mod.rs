@@ -6,6 +6,7 @@
 //! Error policy: every failure a user can cause or fix is a distinct
 //! [`Error`] variant; `cli` alone turns them into messages and exit codes.
 
+pub mod check;
 pub mod content;
 pub mod debris;
 pub mod history;

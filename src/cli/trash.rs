@@ -1,0 +1,180 @@
+//! `quire trash`: list, restore, purge and empty the trash.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use super::exit::{Code, fail};
+use super::target::{Conn, TargetArgs, connect};
+use crate::control::{Request, Response, TrashOut};
+use crate::vault::history::stamp;
+
+/// `quire trash`.
+#[derive(Args, Debug)]
+pub struct TrashArgs {
+    #[command(subcommand)]
+    action: Option<Action>,
+    /// Print JSON (listing).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Action {
+    /// Put a deleted note back (at its old path, or beside it if taken).
+    Restore {
+        /// The note's path when it was deleted (the newest such entry), or
+        /// an entry ID from `quire trash --json`.
+        path: PathBuf,
+    },
+    /// Delete for good what is past the retention window.
+    Purge {
+        /// Only show what would be purged.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete everything in the trash for good.
+    Empty {
+        /// Only show what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Set how many days deleted notes are kept (default 60).
+    Keep {
+        /// Days.
+        days: u32,
+    },
+}
+
+fn entries(r: Response) -> Result<Vec<TrashOut>> {
+    match r {
+        Response::Trash { entries } => Ok(entries),
+        _ => Err(fail(Code::Io, "unexpected answer from the daemon")),
+    }
+}
+
+fn print(entries: &[TrashOut], json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(entries)?)?;
+        return Ok(());
+    }
+    if entries.is_empty() {
+        writeln!(out, "The trash is empty.")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<19}  {:<8}  {:>10}  path",
+        "deleted", "reason", "bytes"
+    )?;
+    for e in entries {
+        let t = UNIX_EPOCH + Duration::from_nanos(e.deleted_ns.max(0) as u64);
+        writeln!(
+            out,
+            "{:<19}  {:<8}  {:>10}  {}",
+            stamp(t),
+            e.reason,
+            e.size,
+            e.path
+        )?;
+    }
+    Ok(())
+}
+
+/// `quire trash`.
+pub fn run(a: TrashArgs) -> Result<()> {
+    let (c, _) = connect(&a.target, None)?;
+    match a.action {
+        None => print(&entries(c.call(Request::TrashList)?)?, a.json),
+        Some(Action::Restore { path }) => restore(&c, &a.target, &path),
+        Some(Action::Purge { dry_run }) => {
+            let done = entries(c.call(Request::Purge {
+                dry_run,
+                all: false,
+            })?)?;
+            print(&done, a.json)?;
+            eprintln!(
+                "{} {} entr{}",
+                if dry_run { "Would purge" } else { "Purged" },
+                done.len(),
+                if done.len() == 1 { "y" } else { "ies" }
+            );
+            Ok(())
+        }
+        Some(Action::Empty { dry_run, yes }) => {
+            if !dry_run && !yes {
+                let n = entries(c.call(Request::TrashList)?)?.len();
+                if n == 0 {
+                    eprintln!("The trash is empty.");
+                    return Ok(());
+                }
+                if !super::password::confirm(&format!(
+                    "Delete {n} trashed note(s) and their history for good?"
+                )) {
+                    return Err(fail(Code::Cancelled, "nothing was deleted"));
+                }
+            }
+            let done = entries(c.call(Request::Purge { dry_run, all: true })?)?;
+            eprintln!(
+                "{} {} entr{}",
+                if dry_run { "Would delete" } else { "Deleted" },
+                done.len(),
+                if done.len() == 1 { "y" } else { "ies" }
+            );
+            Ok(())
+        }
+        Some(Action::Keep { days }) => {
+            if days == 0 {
+                return Err(fail(Code::Usage, "keep at least 1 day"));
+            }
+            c.call(Request::SetTrashDays { days })?;
+            eprintln!("Deleted notes are now kept {days} days.");
+            Ok(())
+        }
+    }
+}
+
+fn restore(c: &Conn, t: &TargetArgs, path: &std::path::Path) -> Result<()> {
+    let all = entries(c.call(Request::TrashList)?)?;
+    let typed = path.to_string_lossy().to_string();
+    // A path in the mount, as typed, or a vault path, or an entry ID.
+    let (_, rel) = connect(t, Some(path)).unwrap_or_else(|_| {
+        (
+            Conn::Remote {
+                socket: PathBuf::new(),
+                mountpoint: PathBuf::new(),
+            },
+            typed.clone(),
+        )
+    });
+    let e = all
+        .iter()
+        .rev()
+        .find(|e| e.path == rel || e.path == typed.trim_start_matches('/'))
+        .or_else(|| {
+            all.iter()
+                .find(|e| e.id.starts_with(&typed) && typed.len() >= 6)
+        })
+        .ok_or_else(|| {
+            fail(
+                Code::NotFound,
+                format!("nothing named {typed} is in the trash"),
+            )
+        })?;
+    match c.call(Request::TrashRestore { id: e.id.clone() })? {
+        Response::Restored { path } => {
+            eprintln!("Restored {} as {path}", e.path);
+            Ok(())
+        }
+        _ => Err(fail(Code::Io, "unexpected answer from the daemon")),
+    }
+}

@@ -1,0 +1,234 @@
+//! `quire check`: verifies every name, block, history stream and trash
+//! entry of a vault, and reports problems by path (plaintext where the
+//! path still decrypts, else the host path).
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::history::stream_name;
+use super::node::{Kind, Node};
+use super::tree::Tree;
+use crate::format::{dirid, history, names};
+
+/// One problem found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Problem {
+    /// Where (vault path, or host path for undecryptable names).
+    pub path: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// What a check found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Notes and other files verified.
+    pub files: u64,
+    /// Folders walked.
+    pub folders: u64,
+    /// Versions verified.
+    pub versions: u64,
+    /// Trash entries verified.
+    pub trash_entries: u64,
+    /// Plaintext bytes verified.
+    pub bytes: u64,
+    /// Problems, in walk order.
+    pub problems: Vec<Problem>,
+}
+
+fn join(base: &str, name: &str) -> String {
+    if base.is_empty() {
+        name.to_string()
+    } else {
+        format!("{base}/{name}")
+    }
+}
+
+impl Tree {
+    /// Verifies the whole vault; `progress` gets the number of items done.
+    pub fn check(&self, progress: &mut dyn FnMut(u64)) -> io::Result<Report> {
+        let mut r = Report::default();
+        self.check_dir(&self.root(), "", &mut r, progress)?;
+        self.check_trash(&mut r)?;
+        Ok(r)
+    }
+
+    /// Number of host entries to verify (for a progress bar's total).
+    pub fn check_size(&self) -> u64 {
+        fn count(p: &std::path::Path) -> u64 {
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return 0;
+            };
+            rd.flatten()
+                .map(|e| {
+                    1 + if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        count(&e.path())
+                    } else {
+                        0
+                    }
+                })
+                .sum()
+        }
+        count(
+            &self
+                .root()
+                .handle()
+                .map(|h| h.proc_path_buf())
+                .unwrap_or_default(),
+        )
+    }
+
+    fn check_dir(
+        &self,
+        dir: &Arc<Node>,
+        path: &str,
+        r: &mut Report,
+        progress: &mut dyn FnMut(u64),
+    ) -> io::Result<()> {
+        r.folders += 1;
+        let host_dir = dir.handle()?.host_path();
+        let names_here = dir.handle()?.read_names()?;
+        for host in names_here {
+            progress(r.files + r.folders + r.versions);
+            let Some(h) = host.to_str() else { continue };
+            if h == dirid::FILE_NAME || h.ends_with(names::SIDECAR_SUFFIX) {
+                continue;
+            }
+            if path.is_empty() && h == super::trash::FOLDER {
+                continue;
+            }
+            if let Some(stem) = h.strip_suffix(history::SUFFIX) {
+                let who = self
+                    .plain_name(dir, OsStr::new(stem))
+                    .map(|n| join(path, &String::from_utf8_lossy(&n)))
+                    .unwrap_or_else(|| format!("{host_dir}/{h}"));
+                self.check_stream(dir, OsStr::new(stem), &who, r);
+                continue;
+            }
+            if names::classify(h) == names::Entry::Hidden {
+                continue;
+            }
+            let Some(plain) = self.plain_name(dir, &host) else {
+                r.problems.push(Problem {
+                    path: format!("{host_dir}/{h}"),
+                    problem: "the name failed authentication (tampered or foreign)".into(),
+                });
+                continue;
+            };
+            let p = join(path, &String::from_utf8_lossy(&plain));
+            let st = match dir.handle()?.stat_child(&host) {
+                Ok(st) => st,
+                Err(e) => {
+                    r.problems.push(Problem {
+                        path: p,
+                        problem: format!("cannot be read: {e}"),
+                    });
+                    continue;
+                }
+            };
+            match Kind::from_mode(st.st_mode) {
+                Kind::Dir => match self.lookup(dir, OsStr::from_bytes(&plain)) {
+                    Ok((n, _)) => self.check_dir(&Arc::new(n), &p, r, progress)?,
+                    Err(e) => r.problems.push(Problem {
+                        path: p,
+                        problem: format!("folder cannot be opened: {e}"),
+                    }),
+                },
+                Kind::File => {
+                    r.files += 1;
+                    let res = (|| {
+                        let (n, _) = self.lookup(dir, OsStr::from_bytes(&plain))?;
+                        let f = n.handle()?.open_file(libc::O_RDONLY)?;
+                        let (_, psize) = self.sizes_of(&n, &f)?;
+                        self.read_all_plain(&n, &f, psize).map(|c| c.len() as u64)
+                    })();
+                    match res {
+                        Ok(b) => r.bytes += b,
+                        Err(e) => r.problems.push(Problem {
+                            path: p,
+                            problem: format!("content does not authenticate ({e})"),
+                        }),
+                    }
+                }
+                Kind::Symlink => {
+                    r.files += 1;
+                    let res = self
+                        .lookup(dir, OsStr::from_bytes(&plain))
+                        .and_then(|(n, _)| self.readlink(&n));
+                    if let Err(e) = res {
+                        r.problems.push(Problem {
+                            path: p,
+                            problem: format!("symlink target does not authenticate ({e})"),
+                        });
+                    }
+                }
+                _ => r.files += 1,
+            }
+        }
+        Ok(())
+    }
+
+    fn check_stream(&self, dir: &Node, host: &OsStr, who: &str, r: &mut Report) {
+        match self.versions_at(dir, host) {
+            Ok(vs) => {
+                for v in vs {
+                    r.versions += 1;
+                    if let Err(e) = self.version_content_at(dir, host, v.number) {
+                        r.problems.push(Problem {
+                            path: who.to_string(),
+                            problem: format!("version {} does not authenticate ({e})", v.number),
+                        });
+                    }
+                }
+            }
+            Err(e) => r.problems.push(Problem {
+                path: who.to_string(),
+                problem: format!("history stream does not authenticate ({e})"),
+            }),
+        }
+    }
+
+    fn check_trash(&self, r: &mut Report) -> io::Result<()> {
+        let root = self.root();
+        let Ok(t) = root.handle()?.lookup(OsStr::new(super::trash::FOLDER)) else {
+            return Ok(());
+        };
+        let entries = self.trash_entries()?;
+        for id in t.read_names()? {
+            let Some(ids) = id.to_str() else { continue };
+            if ids.len() == 32 && !entries.iter().any(|e| e.id == ids) {
+                r.problems.push(Problem {
+                    path: format!(".trash entry {ids}"),
+                    problem: "its record is missing or does not authenticate".into(),
+                });
+            }
+        }
+        for e in entries {
+            r.trash_entries += 1;
+            let who = format!(".trash/{}", String::from_utf8_lossy(&e.path));
+            if e.has_content
+                && let Err(err) = self.trash_content(&e.id)
+            {
+                r.problems.push(Problem {
+                    path: who.clone(),
+                    problem: format!("content does not authenticate ({err})"),
+                });
+            }
+            if let Ok(h) = t.lookup(OsStr::new(&e.id)) {
+                let ino = h.stat()?.st_ino;
+                let n = Node::new(h, Kind::Dir, ino);
+                if n.handle()?
+                    .stat_child(&stream_name(OsStr::new("c")))
+                    .is_ok()
+                {
+                    self.check_stream(&n, OsStr::new("c"), &who, r);
+                }
+            }
+        }
+        Ok(())
+    }
+}
