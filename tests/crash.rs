@@ -343,4 +343,17 @@ fn sigkill_at_random_instants_leaves_old_or_new() {
     let m = w.mount(&[]);
     verify(&work, &model.lock().unwrap(), rounds);
     m.unmount();
+    // The whole vault verifies: every block, name, version and trash entry.
+    let o = w.run(&[
+        "check",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "quire check: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

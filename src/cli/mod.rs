@@ -48,18 +48,19 @@ pub struct PasswordArgs {
         long,
         value_name = "FILE",
         env = "QUIRE_PASSWORD_FILE",
-        conflicts_with = "password_command"
+        conflicts_with = "password_command",
+        global = true
     )]
     password_file: Option<PathBuf>,
     /// Run CMD with `sh -c` and use the first line it prints as the password.
-    #[arg(long, value_name = "CMD")]
+    #[arg(long, value_name = "CMD", global = true)]
     password_command: Option<String>,
     /// Unlock with the recovery key instead of the password (asked on the
     /// terminal, or read from --recovery-key-file).
-    #[arg(long)]
+    #[arg(long, global = true)]
     recovery_key: bool,
     /// Read the recovery key from FILE (implies --recovery-key).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     recovery_key_file: Option<PathBuf>,
 }
 

@@ -18,10 +18,10 @@ use crate::vault::{LockedVault, Tree, UnlockedVault};
 pub struct TargetArgs {
     /// Work on the sealed vault at VAULT (asks for the password); PATH is
     /// then a path inside the vault.
-    #[arg(long, value_name = "VAULT")]
+    #[arg(long, value_name = "VAULT", global = true)]
     pub vault: Option<PathBuf>,
     /// With several vaults mounted: the one mounted at DIR.
-    #[arg(long, value_name = "DIR", conflicts_with = "vault")]
+    #[arg(long, value_name = "DIR", conflicts_with = "vault", global = true)]
     pub mountpoint: Option<PathBuf>,
     #[command(flatten)]
     pub password: PasswordArgs,

@@ -18,7 +18,7 @@ pub struct TrashArgs {
     #[command(subcommand)]
     action: Option<Action>,
     /// Print JSON (listing).
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
     #[command(flatten)]
     target: TargetArgs,

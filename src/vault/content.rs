@@ -231,7 +231,13 @@ impl Tree {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
         let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
-        self.write_locked(of, off, data)?;
+        TOUCHED.set(false);
+        if let Err(e) = self.write_locked(of, off, data) {
+            if TOUCHED.get() {
+                self.undo_after_error(of);
+            }
+            return Err(e);
+        }
         Ok(data.len())
     }
 
@@ -240,6 +246,7 @@ impl Tree {
             return Ok(csize);
         }
         let (h, _) = content::new_header();
+        modifying()?;
         of.file.write_all_at(&h, 0)?;
         Ok(content::HEADER_LEN)
     }
@@ -306,11 +313,21 @@ impl Tree {
             // existing byte is touched.
             reserve(&of.file, csize, new_csize - csize)?;
         }
-        if let Err(e) = of.file.write_all_at(&sealed, write_at) {
+        if let Err(e) = modifying().and_then(|_| of.file.write_all_at(&sealed, write_at)) {
             let _ = of.file.set_len(csize);
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Puts a file back to its last commit after a failed change.
+    fn undo_after_error(&self, of: &OpenFile) {
+        if let Err(e) = self.journal.rollback(&of.node.undo, &of.file) {
+            log::error!(
+                "could not undo a failed write to {} ({e}); the next mount will",
+                self.describe(&of.node)
+            );
+        }
     }
 
     /// Sets the plaintext size (truncate or extend with zeros).
@@ -319,6 +336,15 @@ impl Tree {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
         let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
+        TOUCHED.set(false);
+        let r = self.truncate_locked(of, size);
+        if r.is_err() && TOUCHED.get() {
+            self.undo_after_error(of);
+        }
+        r
+    }
+
+    fn truncate_locked(&self, of: &OpenFile, size: u64) -> io::Result<()> {
         let (csize, psize) = self.sizes(&of.node, &of.file)?;
         if size != psize {
             of.node
@@ -340,6 +366,7 @@ impl Tree {
         }
         if size == 0 {
             self.before_change(of, csize, 0, u64::MAX)?;
+            modifying()?;
             return of.file.set_len(csize.min(content::HEADER_LEN));
         }
         let b = (size - 1) / BLOCK;
@@ -349,7 +376,9 @@ impl Tree {
         let k = self.key(&of.node, &of.file)?;
         let mut sealed = Vec::new();
         content::seal_blocks(&k.key, &k.id, b, &p, true, &mut sealed);
+        modifying()?;
         of.file.write_all_at(&sealed, content::block_offset(b))?;
+        modifying()?;
         of.file.set_len(content::cipher_size(size))
     }
 
@@ -364,6 +393,7 @@ impl Tree {
     /// fsync / fdatasync: the content is durable and becomes what a crash
     /// rolls back to.
     pub fn fsync(&self, of: &OpenFile, datasync: bool) -> io::Result<()> {
+        crate::store::fault::point()?;
         if datasync {
             of.file.sync_data()?;
         } else {
@@ -445,6 +475,21 @@ impl Tree {
         self.journal
             .before_change(&of.node.undo, locate, &of.file, &k.id, csize, first, last)
     }
+}
+
+thread_local! {
+    /// Set once a request has started changing a file's bytes: an error
+    /// after that point may have left blocks half-written.
+    static TOUCHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the start of a change to a file's bytes (and is where the
+/// fault-injection layer can fail it). An error before any such point left
+/// the file as it was, so acknowledged earlier writes stay; an error after
+/// it may have torn blocks, so the file is rolled back to its last commit.
+fn modifying() -> io::Result<()> {
+    TOUCHED.set(true);
+    crate::store::fault::point()
 }
 
 /// Allocates host blocks beyond the end without changing the size, so that

@@ -410,7 +410,8 @@ impl Tree {
             // A torn frame from an interrupted save.
             s.file.set_len(t.end)?;
         }
-        if let Err(e) = s.file.write_all_at(&buf, t.end) {
+        if let Err(e) = crate::store::fault::point().and_then(|_| s.file.write_all_at(&buf, t.end))
+        {
             let _ = s.file.set_len(t.end);
             return Err(e);
         }

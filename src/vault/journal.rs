@@ -243,7 +243,7 @@ impl Journal {
             ));
         }
         let f = inner.file.as_ref().expect("opened above");
-        if let Err(e) = f.write_all_at(&buf, inner.len) {
+        if let Err(e) = crate::store::fault::point().and_then(|_| f.write_all_at(&buf, inner.len)) {
             // Nothing after a failed record may be trusted: cut it off.
             let _ = f.set_len(inner.len);
             return Err(e);
@@ -355,6 +355,61 @@ impl Journal {
             }
         }
         Ok(true)
+    }
+
+    /// Undoes a node's changes since its last commit, in place (after a
+    /// failed write: the file goes back to its committed content instead of
+    /// keeping half a change). The saved blocks are read back from the
+    /// journal. If this fails too, the session stays open and the next
+    /// unlock rolls it back.
+    pub(crate) fn rollback(&self, slot: &Mutex<Option<Session>>, file: &File) -> io::Result<()> {
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(s) = slot.as_ref() else {
+            return Ok(());
+        };
+        if !s.tracked {
+            return Ok(());
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (Some(f), Some(key)) = (inner.file.as_ref(), inner.key.as_ref()) else {
+            return Ok(());
+        };
+        let mut bytes = vec![0u8; inner.len as usize];
+        f.read_exact_at(&mut bytes, 0)?;
+        let frames = stream::open_all(key, undo::MAGIC, &inner.generation, &bytes);
+        let mut size = None;
+        let mut blocks = Vec::new();
+        for fr in frames.frames {
+            match Record::decode(fr.kind, &fr.body) {
+                Some(Record::Begin {
+                    session, size: z, ..
+                }) if session == s.id => size = Some(z),
+                Some(Record::Block {
+                    session,
+                    index,
+                    bytes,
+                }) if session == s.id => blocks.push((index, bytes)),
+                _ => {}
+            }
+        }
+        let Some(size) = size else {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        };
+        let mut done = HashSet::new();
+        for (index, b) in &blocks {
+            if done.insert(*index) {
+                crate::store::fault::point()?;
+                file.write_all_at(b, content::block_offset(*index))?;
+            }
+        }
+        crate::store::fault::point()?;
+        file.set_len(size)?;
+        let id = s.id;
+        self.append(&mut inner, &[Record::End { session: id }])?;
+        inner.live = inner.live.saturating_sub(1);
+        *slot = None;
+        log::warn!("a write failed; the file was put back as it was at its last save");
+        Ok(())
     }
 
     /// Files being changed right now.

@@ -415,3 +415,55 @@ impl Tree {
         t.rename_child(tmp, &t, OsStr::new(SETTINGS), 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, days_ago: u64, now: SystemTime) -> Entry {
+        Entry {
+            id: id.into(),
+            path: format!("notes/{id}.md").into_bytes(),
+            deleted: now - Duration::from_secs(days_ago * 86_400),
+            reason: Reason::Deleted,
+            size: 10,
+            has_content: true,
+        }
+    }
+
+    #[test]
+    fn purge_plan_with_a_fixed_clock() {
+        // 2026-11-25T12:00:00Z
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_608_000);
+        let entries = vec![
+            entry("a", 61, now),
+            entry("b", 60, now),
+            entry("c", 59, now),
+            entry("d", 0, now),
+            entry("e", 400, now),
+        ];
+        let plan = plan_purge(&entries, Policy::default(), now);
+        let ids: Vec<&str> = plan.iter().map(|e| e.id.as_str()).collect();
+        // Oldest first; exactly 60 days old is due.
+        assert_eq!(ids, ["e", "a", "b"]);
+        // A shorter window, and a clock one day later.
+        let week = Policy {
+            keep: Duration::from_secs(7 * 86_400),
+        };
+        assert_eq!(plan_purge(&entries, week, now).len(), 4);
+        let later = now + Duration::from_secs(86_400);
+        assert_eq!(plan_purge(&entries, Policy::default(), later).len(), 4);
+        assert!(plan_purge(&[], Policy::default(), now).is_empty());
+    }
+
+    #[test]
+    fn meta_round_trip() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_608_000);
+        let b = encode_meta(t, Reason::Expired, b"a/b.md");
+        assert_eq!(
+            decode_meta(&b),
+            Some((t, Reason::Expired, b"a/b.md".to_vec()))
+        );
+        assert_eq!(decode_meta(&b[..9]), None);
+    }
+}
