@@ -89,7 +89,7 @@ fn every_failing_write_leaves_old_or_new() {
         // Old, new, or the new content as far as the writes the program
         // was told succeeded (a failure before anything was touched keeps
         // them, as a local disk does); never a torn block.
-        let acknowledged = now.len() % 5000 == 0 || now.len() == new.len();
+        let acknowledged = now.len().is_multiple_of(5000) || now.len() == new.len();
         assert!(
             now == old || (now.len() <= new.len() && now[..] == new[..now.len()] && acknowledged),
             "fault at write {k}: the note is neither old nor new ({} bytes)",
