@@ -57,7 +57,7 @@ fn every_failing_write_leaves_old_or_new() {
     for k in 0..200 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v");
-        quire::vault::init(&path, &pw(), Argon2Params::MIN).unwrap();
+        quire::vault::init(&path, &pw(), Argon2Params::MIN, true).unwrap();
         {
             let (_v, t) = open(&path);
             save(&t, "note.md", &old).unwrap();

@@ -30,6 +30,9 @@ pub struct InitArgs {
     /// Write the recovery key to FILE (mode 0600) instead of printing it.
     #[arg(long, value_name = "FILE")]
     recovery_key_out: Option<PathBuf>,
+    /// Keep no history of saves and no trash (deleting is final).
+    #[arg(long)]
+    no_history: bool,
 }
 
 /// Argon2id cost of the password slot.
@@ -70,6 +73,7 @@ pub fn run(a: InitArgs) -> Result<()> {
         a.password_file.as_deref(),
         a.password_command.as_deref(),
         a.recovery_key_out.as_deref(),
+        !a.no_history,
     )?;
     Ok(())
 }
@@ -81,6 +85,7 @@ pub fn create(
     pw_file: Option<&std::path::Path>,
     pw_cmd: Option<&str>,
     rk_out: Option<&std::path::Path>,
+    history: bool,
 ) -> Result<vault::UnlockedVault> {
     if path.exists() && std::fs::read_dir(path)?.next().is_some() {
         return Err(vault::Error::Exists(path.to_owned()).into());
@@ -90,7 +95,7 @@ pub fn create(
     let Created {
         vault,
         recovery_key,
-    } = vault::init(path, &pw, params)?;
+    } = vault::init(path, &pw, params, history)?;
     match rk_out {
         Some(f) => {
             use std::io::Write;

@@ -195,6 +195,7 @@ pub fn run(a: MountArgs) -> Result<()> {
                 a.password.password_file.as_deref(),
                 a.password.password_command.as_deref(),
                 None,
+                true,
             )?;
             let lock = vault::lock(&vault::open_layout(&vault_path))?;
             prepare_mountpoint(&mp, is_default_mp)?;

@@ -124,10 +124,16 @@ pub struct VEntry {
     pub attr: FileAttr,
 }
 
+type Listing = (Vec<crate::vault::history::VersionInfo>, Vec<String>);
+type Recent = HashMap<(u64, OsString), (std::time::Instant, Arc<Listing>)>;
+
 /// The table of virtual inodes.
 #[derive(Default)]
 pub struct Views {
     table: Mutex<(Vec<V>, HashMap<Key, usize>)>,
+    /// Recent version listings: `ls -l` looks up every entry just listed,
+    /// and each would otherwise read the stream again.
+    recent: Mutex<Recent>,
 }
 
 fn enoent() -> io::Error {
@@ -147,6 +153,22 @@ impl Views {
         t.0.push(v);
         t.1.insert(key, i);
         VIRT | i as u64
+    }
+
+    fn listing(&self, tree: &Tree, dir: &Node, file: &OsStr) -> io::Result<Arc<Listing>> {
+        let key = (tree.getattr(dir)?.ino, file.to_owned());
+        let mut r = self.recent.lock().unwrap();
+        if let Some((t, l)) = r.get(&key)
+            && t.elapsed() < VTTL
+        {
+            return Ok(l.clone());
+        }
+        let versions = tree.versions(dir, file)?;
+        let times: Vec<_> = versions.iter().map(|v| v.time).collect();
+        let l = Arc::new((versions, labels(&times)));
+        r.retain(|_, (t, _)| t.elapsed() < VTTL);
+        r.insert(key, (std::time::Instant::now(), l.clone()));
+        Ok(l)
     }
 
     fn get(&self, ino: u64) -> io::Result<V> {
@@ -251,9 +273,8 @@ impl Views {
             };
         }
         if let V::HistFile(dir, file) = v {
-            let versions = tree.versions(dir, file)?;
-            let times: Vec<_> = versions.iter().map(|v| v.time).collect();
-            let labels = labels(&times);
+            let l = self.listing(tree, dir, file)?;
+            let (versions, labels) = (&l.0, &l.1);
             let i = labels
                 .iter()
                 .position(|l| OsStr::new(l) == name)
@@ -321,10 +342,9 @@ impl Views {
             return Ok(out);
         }
         if let V::HistFile(dir, file) = &v {
-            let versions = tree.versions(dir, file)?;
-            let times: Vec<_> = versions.iter().map(|v| v.time).collect();
+            let l = self.listing(tree, dir, file)?;
             let dir_ino = tree.getattr(dir)?.ino;
-            for (ver, l) in versions.iter().zip(labels(&times)) {
+            for (ver, l) in l.0.iter().zip(l.1.iter()) {
                 let c = V::Version {
                     dir: dir.clone(),
                     name: file.clone(),

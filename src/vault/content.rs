@@ -20,6 +20,8 @@ pub struct OpenFile {
     node: Arc<Node>,
     file: File,
     writable: bool,
+    /// Written through this handle since its last close (flush).
+    wrote: std::sync::atomic::AtomicBool,
 }
 
 impl Tree {
@@ -65,6 +67,7 @@ impl Tree {
             node,
             file,
             writable: write,
+            wrote: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -78,6 +81,7 @@ impl Tree {
             node,
             file,
             writable: true,
+            wrote: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -232,6 +236,7 @@ impl Tree {
         }
         let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
         TOUCHED.set(false);
+        of.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = self.write_locked(of, off, data) {
             if TOUCHED.get() {
                 self.undo_after_error(of);
@@ -414,24 +419,38 @@ impl Tree {
                 .changed
                 .swap(false, std::sync::atomic::Ordering::AcqRel)
         {
-            self.save_version(&of.node, crate::format::history::Origin::Checkpoint);
+            self.save_version_from(
+                &of.node,
+                &of.file,
+                crate::format::history::Origin::Checkpoint,
+            );
         }
         Ok(())
     }
 
     /// A close of a descriptor on this handle (`close` waits for it): the
     /// changes so far are committed.
+    ///
+    /// A handle that wrote records a version here, while `close` waits (the
+    /// release comes later, when the next save may already be under way).
+    /// Not for a handle that only truncated: a shell's `>` closes a
+    /// duplicate descriptor right after truncating, before writing.
     pub fn flush(&self, of: &OpenFile) -> io::Result<()> {
         if of.writable {
             self.commit(&of.node)?;
+            if of.wrote.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                of.node
+                    .changed
+                    .store(false, std::sync::atomic::Ordering::Release);
+                self.save_version_from(&of.node, &of.file, crate::format::history::Origin::Save);
+            }
         }
         Ok(())
     }
 
     /// Closes a handle (once per handle, after its last descriptor is
-    /// closed). The last writer's close commits its changes, and a handle
-    /// that wrote records a version: not at every `close` (flush), since a
-    /// shell's `>` closes a duplicate descriptor right after truncating.
+    /// closed). The last writer's close commits its changes; a change not
+    /// yet recorded (a truncate without a write) becomes a version.
     pub fn release(&self, of: &OpenFile) -> io::Result<()> {
         if !of.writable {
             return Ok(());
@@ -449,7 +468,7 @@ impl Tree {
             .changed
             .swap(false, std::sync::atomic::Ordering::AcqRel)
         {
-            self.save_version(&of.node, crate::format::history::Origin::Save);
+            self.save_version_from(&of.node, &of.file, crate::format::history::Origin::Save);
         }
         Ok(())
     }

@@ -285,32 +285,48 @@ impl Tree {
             Some(n) if !debris::is_debris(&n) => {}
             _ => return false,
         }
-        let mut d = dir.clone();
-        for _ in 0..256 {
-            let Some((parent, h)) = d.location() else {
-                return true; // the root
-            };
-            if self
-                .plain_name(&parent, &h)
-                .is_some_and(|n| debris::is_excluded_folder(&n))
-            {
-                return false;
-            }
-            d = parent;
+        self.folder_versioned(dir, 0)
+    }
+
+    /// Whether notes in folder `d` keep history: no `.git` above. Cached
+    /// on the folder's node.
+    fn folder_versioned(&self, d: &Arc<Node>, depth: u32) -> bool {
+        if let Some(v) = d.versioned.get() {
+            return *v;
         }
-        true
+        let v = match d.location() {
+            None => true, // the root
+            Some(_) if depth > 256 => true,
+            Some((parent, h)) => {
+                !self
+                    .plain_name(&parent, &h)
+                    .is_some_and(|n| debris::is_excluded_folder(&n))
+                    && self.folder_versioned(&parent, depth + 1)
+            }
+        };
+        let _ = d.versioned.set(v);
+        v
     }
 
     /// Records the current content of `node` as a version if it differs
     /// from the last one. Errors are logged, not returned: a note whose
     /// history cannot be written is still saved.
     pub(crate) fn save_version(&self, node: &Node, origin: Origin) {
-        if let Err(e) = self.try_save_version(node, origin) {
+        self.save_version_inner(node, None, origin)
+    }
+
+    /// [`Tree::save_version`] reading through a descriptor already open.
+    pub(crate) fn save_version_from(&self, node: &Node, file: &File, origin: Origin) {
+        self.save_version_inner(node, Some(file), origin)
+    }
+
+    fn save_version_inner(&self, node: &Node, file: Option<&File>, origin: Origin) {
+        if let Err(e) = self.try_save_version(node, file, origin) {
             log::error!("could not record a version of {}: {e}", self.describe(node));
         }
     }
 
-    fn try_save_version(&self, node: &Node, origin: Origin) -> io::Result<()> {
+    fn try_save_version(&self, node: &Node, file: Option<&File>, origin: Origin) -> io::Result<()> {
         let Some(chunker) = &self.history else {
             return Ok(());
         };
@@ -324,24 +340,56 @@ impl Tree {
             return Ok(());
         }
         let content = {
-            let f = node.handle()?.open_file(libc::O_RDONLY)?;
+            let opened;
+            let f = match file {
+                Some(f) => f,
+                None => {
+                    opened = node.handle()?.open_file(libc::O_RDONLY)?;
+                    &opened
+                }
+            };
             let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
-            let (_, psize) = self.sizes_of(node, &f)?;
+            let (_, psize) = self.sizes_of(node, f)?;
             if psize > MAX_VERSIONED {
                 return Ok(());
             }
-            self.read_all_plain(node, &f, psize)?
+            self.read_all_plain(node, f, psize)?
         };
         let side = stream_name(&host);
-        let f = dir
-            .handle()?
-            .open_child(&side, libc::O_RDWR | libc::O_CREAT, 0o600)?;
-        let s = self.open_stream(f, true)?.expect("created");
         let _g = node.history.lock().unwrap_or_else(|e| e.into_inner());
+        // A new note's first version: create the stream, header and frames
+        // written at once.
+        let (s, fresh) = match dir.handle()?.open_child(
+            &side,
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+        ) {
+            Ok(file) => {
+                let id = random::bytes::<16>();
+                let key = self.keys.history_key(&id);
+                (Stream { file, id, key }, true)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let f = dir.handle()?.open_child(&side, libc::O_RDWR, 0)?;
+                (self.open_stream(f, true)?.expect("created"), false)
+            }
+            Err(e) => return Err(e),
+        };
         let mut tail = node.tail.lock().unwrap_or_else(|e| e.into_inner());
-        let len = s.file.metadata()?.len();
+        let len = if fresh { 0 } else { s.file.metadata()?.len() };
         let t = match tail.take() {
+            _ if fresh => Tail {
+                id: s.id,
+                end: stream::HEADER_LEN,
+                last: None,
+            },
             Some(t) if t.id == s.id && t.end == len => t,
+            // Just created: nothing to read.
+            _ if len == stream::HEADER_LEN => Tail {
+                id: s.id,
+                end: len,
+                last: None,
+            },
             _ => {
                 let (versions, end) = self.scan(&s)?;
                 Tail {
@@ -365,10 +413,17 @@ impl Tree {
         let mut buf = Vec::new();
         let mut refs = Vec::new();
         let mut start = 0;
-        for end in chunker.cut(&content) {
+        let ends = chunker.cut(&content);
+        let whole = ends.len() == 1;
+        for end in ends {
             let piece = &content[start..end];
             let mut h = [0u8; 16];
-            h.copy_from_slice(&chunker.hash(piece)[..16]);
+            if whole {
+                // One chunk: its hash is the content's.
+                h.copy_from_slice(&hash[..16]);
+            } else {
+                h.copy_from_slice(&chunker.hash(piece)[..16]);
+            }
             match known.get(&h) {
                 Some(c) if c.len as usize == piece.len() => refs.push(*c),
                 _ => {
@@ -406,18 +461,27 @@ impl Tree {
             fmt::VERSION,
             &v.encode(),
         ));
+        let end = t.end + buf.len() as u64;
+        let (write_at, bytes) = if fresh {
+            let mut all = stream::header(fmt::MAGIC, &s.id);
+            all.extend_from_slice(&buf);
+            (0, all)
+        } else {
+            (t.end, buf)
+        };
         if len > t.end {
             // A torn frame from an interrupted save.
             s.file.set_len(t.end)?;
         }
-        if let Err(e) = crate::store::fault::point().and_then(|_| s.file.write_all_at(&buf, t.end))
+        if let Err(e) =
+            crate::store::fault::point().and_then(|_| s.file.write_all_at(&bytes, write_at))
         {
-            let _ = s.file.set_len(t.end);
+            let _ = s.file.set_len(if fresh { 0 } else { t.end });
             return Err(e);
         }
         *tail = Some(Tail {
             id: s.id,
-            end: t.end + buf.len() as u64,
+            end,
             last: Some(v),
         });
         *node.last_version.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());

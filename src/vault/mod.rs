@@ -170,7 +170,14 @@ pub struct Created {
 }
 
 /// Creates a new vault at `path` (which must not exist or be empty).
-pub fn init(path: &Path, password: &Password, params: Argon2Params) -> Result<Created, Error> {
+/// Creates a vault at `path`. `history: false` makes a vault without
+/// versions and trash (feature flag 0x10 clear; docs/FORMAT.md §13).
+pub fn init(
+    path: &Path,
+    password: &Password,
+    params: Argon2Params,
+    history: bool,
+) -> Result<Created, Error> {
     if path.exists() {
         let empty = std::fs::read_dir(path)
             .map_err(io_err(format!("reading {}", path.display())))?
@@ -193,6 +200,9 @@ pub fn init(path: &Path, password: &Password, params: Argon2Params) -> Result<Cr
     let master = MasterKey::generate();
     let rk = Key32::random();
     let mut config = Config::new();
+    if !history {
+        config.flags &= !crate::format::config::FLAG_HISTORY;
+    }
     config.add_password_slot(&master, password, params);
     config.add_recovery_slot(&master, &rk);
     atomic::write(&layout.config(), &config.to_bytes()).map_err(io_err("writing quire.conf"))?;

@@ -163,6 +163,8 @@ pub struct Node {
     pub(crate) last_version: Mutex<Option<std::time::Instant>>,
     /// When this mount created the file, if it did.
     pub(crate) created: OnceLock<std::time::Instant>,
+    /// For a folder: whether its notes keep history (no `.git` above).
+    pub(crate) versioned: OnceLock<bool>,
 }
 
 impl Node {
@@ -187,6 +189,7 @@ impl Node {
             tail: Mutex::new(None),
             last_version: Mutex::new(None),
             created: OnceLock::new(),
+            versioned: OnceLock::new(),
         }
     }
 
@@ -213,6 +216,7 @@ impl Node {
             tail: Mutex::new(None),
             last_version: Mutex::new(None),
             created: OnceLock::new(),
+            versioned: OnceLock::new(),
         }
     }
 

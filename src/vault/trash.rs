@@ -168,7 +168,14 @@ impl Tree {
             &meta_aad(&id),
             &encode_meta(SystemTime::now(), reason, path),
         );
-        e.create_child_with(OsStr::new(META), &sealed, 0o600)?;
+        // Not fsync'd (nor is the rename that follows): like the unlink it
+        // replaces, a trash move is durable at the next sync.
+        let mut f = e.open_child(
+            OsStr::new(META),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+        )?;
+        std::io::Write::write_all(&mut f, &sealed)?;
         Ok((e, id))
     }
 
