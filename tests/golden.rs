@@ -72,3 +72,54 @@ fn golden_v1_opens_with_password_and_recovery_key() {
     assert!(m.path("big.bin").exists());
     m.unmount();
 }
+
+#[test]
+fn golden_v1_history_opens_with_its_versions_and_trash() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-history");
+    let w = World::new();
+    copy_dir(&golden.join("vault"), &w.vault);
+    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let m = w.mount(&["--read-only"]);
+    let note = m.path("clients/anna.md");
+    assert_eq!(
+        std::fs::read_to_string(&note).unwrap(),
+        "Anna, third session.\n"
+    );
+    let vs: Vec<String> = {
+        let mut v: Vec<String> = std::fs::read_dir(m.path(".history/clients/anna.md"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(vs.len(), 3, "{vs:?}");
+    for (i, want) in [
+        "Anna, first session.\n",
+        "Anna, second session.\n",
+        "Anna, third session.\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let o = w.run(&[
+            "show",
+            note.to_str().unwrap(),
+            "--version",
+            &(i + 1).to_string(),
+        ]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), *want);
+    }
+    assert_eq!(
+        std::fs::read_to_string(m.path(".trash/old.md")).unwrap(),
+        "deleted note\n"
+    );
+    m.unmount();
+    let o = w.run(&[
+        "check",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}

@@ -150,7 +150,7 @@ fn editors_save_into_one_history_and_leave_no_debris() {
         sh(
             &w.mnt,
             &format!(
-                "vim -Nu NONE -n -es -c 'set backup writebackup backupcopy=no' -c 'normal Go{word}' -c wq note.md"
+                "vim -Nu NONE -es -c 'set backup writebackup backupcopy=no swapfile' -c 'normal Go{word}' -c wq note.md"
             ),
         );
     }
@@ -256,4 +256,57 @@ fn deleted_notes_go_to_the_trash_with_their_history() {
     assert!(left.is_empty(), "{left:?}");
     let o = w.run(&["trash", "restore", "nothing-here.md"]);
     assert_eq!(o.status.code(), Some(22));
+}
+
+#[test]
+fn tampered_history_and_trash_are_reported_never_shown() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    sh(&w.mnt, "echo one > a.md && echo gone > b.md");
+    wait_versions(&w, &m.path("a.md"), 1);
+    std::thread::sleep(Duration::from_millis(1100));
+    sh(&w.mnt, "echo two > a.md");
+    wait_versions(&w, &m.path("a.md"), 2);
+    std::thread::sleep(Duration::from_secs(5));
+    sh(&w.mnt, "rm b.md");
+    m.unmount();
+    // Flip one bit in the middle of the history stream, and in the trash record.
+    let files = w.vault_files();
+    let qh = files
+        .iter()
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "qh") && !p.to_string_lossy().contains("quire.trash")
+        })
+        .unwrap();
+    let mut b = std::fs::read(qh).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x10;
+    std::fs::write(qh, &b).unwrap();
+    let meta = files.iter().find(|p| p.ends_with("m")).unwrap();
+    let mut b = std::fs::read(meta).unwrap();
+    b[20] ^= 1;
+    std::fs::write(meta, &b).unwrap();
+    let vault = w.vault.to_str().unwrap();
+    let pw = w.pwfile.to_str().unwrap();
+    let o = w.run(&["check", vault, "--password-file", pw]);
+    assert_eq!(o.status.code(), Some(21));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("PROBLEM  a.md:"), "{out}");
+    assert!(out.contains("trash entry"), "{out}");
+    // The note itself still reads; its damaged history is an error, not garbage.
+    let m = w.mount(&[]);
+    assert_eq!(std::fs::read_to_string(m.path("a.md")).unwrap(), "two\n");
+    let o = w.run(&["show", m.path("a.md").to_str().unwrap(), "--version", "1"]);
+    assert!(!o.status.success());
+    assert!(o.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("does not authenticate"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(std::fs::read_dir(m.path(".history/a.md")).is_err());
+    // The tampered trash entry is hidden (and logged), not shown as garbage.
+    let o = w.run(&["trash", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
 }

@@ -27,7 +27,7 @@ pub const FLAG_LONG_NAMES: u32 = 1 << 1;
 pub const FLAG_LAST_BLOCK_AAD: u32 = 1 << 2;
 /// Feature flag: user extended attributes are stored encrypted.
 pub const FLAG_XATTRS: u32 = 1 << 3;
-/// Feature flag: notes keep history streams and a trash (§13–14). Vaults
+/// Feature flag: notes keep history streams and a trash (§12–13). Vaults
 /// created before it have no history; readers without it refuse the vault.
 pub const FLAG_HISTORY: u32 = 1 << 4;
 /// Every flag this build understands.

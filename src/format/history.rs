@@ -1,5 +1,5 @@
-//! History streams (docs/FORMAT.md §13): the saved versions of one note, as
-//! a sealed record stream (§11) with magic `QUIREHIS`, stored next to the
+//! History streams (docs/FORMAT.md §12): the saved versions of one note, as
+//! a sealed record stream (§10) with magic `QUIREHIS`, stored next to the
 //! note as `<host name>.qh`.
 //!
 //! ```text

@@ -1,6 +1,6 @@
-//! Sealed record streams (docs/FORMAT.md §11): an append-only file of
-//! framed AES-256-GCM records, used by the crash-undo journal (§12) and the
-//! history streams (§13).
+//! Sealed record streams (docs/FORMAT.md §10): an append-only file of
+//! framed AES-256-GCM records, used by the crash-undo journal (§11) and the
+//! history streams (§12).
 //!
 //! ```text
 //! header: magic (8) ‖ version u16 = 1 ‖ stream ID (16)            26 bytes

@@ -1,5 +1,5 @@
-//! Record bodies of the crash-undo journal `quire.undo` (docs/FORMAT.md §12),
-//! framed and sealed as a stream (§11) with magic `QUIREUND`.
+//! Record bodies of the crash-undo journal `quire.undo` (docs/FORMAT.md §11),
+//! framed and sealed as a stream (§10) with magic `QUIREUND`.
 
 /// Stream magic of `quire.undo`.
 pub const MAGIC: &[u8; 8] = b"QUIREUND";

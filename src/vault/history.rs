@@ -1,4 +1,4 @@
-//! Note history (docs/FORMAT.md §13): every save of a note appends a
+//! Note history (docs/FORMAT.md §12): every save of a note appends a
 //! version to its history stream `<host name>.qh`, next to the note, so
 //! folder renames carry histories along for free and a note renamed keeps
 //! its history.

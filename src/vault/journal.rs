@@ -1,4 +1,4 @@
-//! The crash-undo journal `quire.undo` (docs/FORMAT.md §12): what makes
+//! The crash-undo journal `quire.undo` (docs/FORMAT.md §11): what makes
 //! every file read, after a daemon is killed at any instant, as either its
 //! last committed content or the new one, never a mix or a torn block.
 //!

@@ -171,7 +171,7 @@ pub struct Created {
 
 /// Creates a new vault at `path` (which must not exist or be empty).
 /// Creates a vault at `path`. `history: false` makes a vault without
-/// versions and trash (feature flag 0x10 clear; docs/FORMAT.md §13).
+/// versions and trash (feature flag 0x10 clear; docs/FORMAT.md §12).
 pub fn init(
     path: &Path,
     password: &Password,

@@ -1,4 +1,4 @@
-//! The trash (docs/FORMAT.md §14): a deleted note is moved, with its history
+//! The trash (docs/FORMAT.md §13): a deleted note is moved, with its history
 //! stream, into `d/quire.trash/<entry>/` beside a sealed record of where it
 //! was; it can be restored, and is purged after the vault's retention
 //! window. Purging is plan-then-apply: [`plan_purge`] is a pure function of
