@@ -34,6 +34,21 @@ fn canary_never_reaches_the_disk() {
         &format!("python3 -c \"import os; os.setxattr('big.txt','user.{canary}',b'{canary}')\""),
     );
     std::fs::write(m.path(&"L".repeat(200)), &canary).unwrap();
+    // History (a second version) and the trash (a note deleted after a
+    // remount, so not "short-lived"), and the commands that read them.
+    std::fs::write(m.path("big.txt"), canary.repeat(4000)).unwrap();
+    std::fs::write(m.path(&format!("gone-{canary}.md")), &canary).unwrap();
+    m.unmount();
+    let m = w.mount(&[]);
+    std::fs::remove_file(m.path(&format!("gone-{canary}.md"))).unwrap();
+    for args in [
+        vec!["log", "big.txt"],
+        vec!["show", "big.txt", "--version", "1"],
+        vec!["trash"],
+    ] {
+        assert!(w.run(&args).status.success(), "{args:?}");
+    }
+    assert!(std::fs::read_dir(m.path(".history")).is_ok());
     m.unmount();
     // Every file, name, symlink target and xattr under the vault folder.
     assert_eq!(contains_bytes(&w.vault, canary.as_bytes()), None);

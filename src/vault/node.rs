@@ -254,6 +254,12 @@ impl Node {
         *self.loc.lock().unwrap_or_else(|e| e.into_inner()) = Some((parent, host));
     }
 
+    /// Forgets the node's name (its last link is gone): history and the
+    /// crash journal then leave it alone.
+    pub(crate) fn clear_location(&self) {
+        *self.loc.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// Where the node was last seen: its folder and host name.
     pub(crate) fn location(&self) -> Option<(Arc<Node>, OsString)> {
         self.loc.lock().unwrap_or_else(|e| e.into_inner()).clone()

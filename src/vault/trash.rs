@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::debris;
 use super::history::stream_name;
 use super::node::{Kind, Node};
-use super::tree::{Tree, eio, hex};
+use super::tree::{Tree, hex};
 use crate::crypto::random;
 use crate::store::host::Handle;
 
@@ -207,7 +207,8 @@ impl Tree {
             let _ = dir.handle()?.unlink_child(&side);
             return Ok(false);
         }
-        let mut path = self.plain_path(dir).ok_or_else(eio)?;
+        // (A folder whose name no longer decrypts: the note keeps its name.)
+        let mut path = self.plain_path(dir).unwrap_or_default();
         if !path.is_empty() {
             path.push(b'/');
         }

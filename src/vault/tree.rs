@@ -488,6 +488,9 @@ impl Tree {
         }
         if let Some(n) = &node {
             n.mark_dead_if_gone(st.st_nlink);
+            if st.st_nlink <= 1 && n.holds_handle() {
+                n.clear_location();
+            }
         }
         self.remove_sidecar(dir, &hn);
         Ok(())
