@@ -297,6 +297,18 @@ fn sigkill_at_random_instants_leaves_old_or_new() {
             std::fs::create_dir(&work).unwrap();
         } else {
             verify(&work, &model.lock().unwrap(), round);
+            // The whole vault verifies (through the daemon): blocks, names,
+            // history streams and trash entries. Every 25 rounds: the
+            // history grows with every round, and so does a full check.
+            if round % 25 == 0 {
+                let o = w.run(&["check"]);
+                assert!(
+                    o.status.success(),
+                    "round {round}: quire check: {}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
             model
                 .lock()
                 .unwrap()
