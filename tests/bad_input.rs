@@ -292,6 +292,10 @@ fn full_disk_gives_enospc_and_keeps_earlier_data() {
     }
     let _u = Umount(w.vault.clone());
     w.init();
+    // A note from an earlier mount: deleting it later goes to the trash.
+    let m = w.mount(&[]);
+    std::fs::write(m.path("old.md"), vec![b'o'; 300_000]).unwrap();
+    m.unmount();
     let m = w.mount(&[]);
     let keep: Vec<u8> = (0..100_000u32).map(|i| (i % 97) as u8).collect();
     std::fs::write(m.path("keep.bin"), &keep).unwrap();
@@ -316,6 +320,9 @@ fn full_disk_gives_enospc_and_keeps_earlier_data() {
     assert_eq!(std::fs::read(m.path("keep.bin")).unwrap(), keep);
     let g = std::fs::read(m.path("grow.bin")).unwrap();
     assert!(g.len() as u64 >= written && g.iter().all(|&b| b == 7));
+    // Deleting still works on a full disk (the trash cannot grow, so the
+    // note is deleted for good rather than refused).
+    std::fs::remove_file(m.path("old.md")).unwrap();
     // Overwriting in place still works; freeing space lets writes continue.
     std::fs::remove_file(m.path("grow.bin")).unwrap();
     std::fs::write(m.path("after.txt"), "ok").unwrap();

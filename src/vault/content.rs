@@ -22,6 +22,9 @@ pub struct OpenFile {
     writable: bool,
     /// Written through this handle since its last close (flush).
     wrote: std::sync::atomic::AtomicBool,
+    /// Changed through this handle (written or truncated) and not yet
+    /// recorded as a version.
+    unrecorded: std::sync::atomic::AtomicBool,
 }
 
 impl Tree {
@@ -68,6 +71,7 @@ impl Tree {
             file,
             writable: write,
             wrote: std::sync::atomic::AtomicBool::new(false),
+            unrecorded: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -82,6 +86,7 @@ impl Tree {
             file,
             writable: true,
             wrote: std::sync::atomic::AtomicBool::new(false),
+            unrecorded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -237,6 +242,8 @@ impl Tree {
         let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
         TOUCHED.set(false);
         of.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
+        of.unrecorded
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = self.write_locked(of, off, data) {
             if TOUCHED.get() {
                 self.undo_after_error(of);
@@ -355,6 +362,8 @@ impl Tree {
             of.node
                 .changed
                 .store(true, std::sync::atomic::Ordering::Relaxed);
+            of.unrecorded
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         if size > psize {
             let mut pos = psize;
@@ -439,6 +448,8 @@ impl Tree {
         if of.writable {
             self.commit(&of.node)?;
             if of.wrote.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                of.unrecorded
+                    .store(false, std::sync::atomic::Ordering::Release);
                 of.node
                     .changed
                     .store(false, std::sync::atomic::Ordering::Release);
@@ -463,9 +474,11 @@ impl Tree {
         {
             self.commit(&of.node)?;
         }
+        // Only this handle's own unrecorded change (a truncate without a
+        // write): the release comes after `close` returned, when another
+        // handle may be in the middle of the next save.
         if of
-            .node
-            .changed
+            .unrecorded
             .swap(false, std::sync::atomic::Ordering::AcqRel)
         {
             self.save_version_from(&of.node, &of.file, crate::format::history::Origin::Save);

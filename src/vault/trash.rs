@@ -163,20 +163,32 @@ impl Tree {
         let t = self.trash_dir(true)?.expect("created");
         let id = hex(&random::bytes::<16>());
         t.mkdir_child(OsStr::new(&id), 0o700)?;
-        let e = t.lookup(OsStr::new(&id))?;
-        let sealed = self.keys.trash.seal(
-            &meta_aad(&id),
-            &encode_meta(SystemTime::now(), reason, path),
-        );
-        // Not fsync'd (nor is the rename that follows): like the unlink it
-        // replaces, a trash move is durable at the next sync.
-        let mut f = e.open_child(
-            OsStr::new(META),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
-            0o600,
-        )?;
-        std::io::Write::write_all(&mut f, &sealed)?;
-        Ok((e, id))
+        let made = (|| {
+            let e = t.lookup(OsStr::new(&id))?;
+            let sealed = self.keys.trash.seal(
+                &meta_aad(&id),
+                &encode_meta(SystemTime::now(), reason, path),
+            );
+            // Not fsync'd (nor is the rename that follows): like the unlink it
+            // replaces, a trash move is durable at the next sync.
+            let mut f = e.open_child(
+                OsStr::new(META),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                0o600,
+            )?;
+            std::io::Write::write_all(&mut f, &sealed)?;
+            Ok(e)
+        })();
+        match made {
+            Ok(e) => Ok((e, id)),
+            Err(err) => {
+                if let Ok(e) = t.lookup(OsStr::new(&id)) {
+                    let _ = e.unlink_child(OsStr::new(META));
+                }
+                let _ = t.rmdir_child(OsStr::new(&id));
+                Err(err)
+            }
+        }
     }
 
     /// Decides, for a file about to lose its last name, whether it goes
@@ -213,7 +225,15 @@ impl Tree {
             path.push(b'/');
         }
         path.extend_from_slice(name.as_bytes());
-        let (entry, _) = self.new_entry(&path, reason)?;
+        let entry = match self.new_entry(&path, reason) {
+            Ok((e, _)) => e,
+            Err(e) => {
+                // A full disk must not stop a user from deleting to make room.
+                log::warn!("the trash cannot take a deleted file ({e}); it is deleted for good");
+                let _ = dir.handle()?.unlink_child(&side);
+                return Ok(false);
+            }
+        };
         dir.handle()?
             .rename_child(host, &entry, OsStr::new(CONTENT), 0)?;
         match dir

@@ -682,12 +682,15 @@ impl Tree {
                     libc::RENAME_NOREPLACE,
                 );
             }
+            // The rename itself is done: history is best effort from here.
             let node = match moved {
-                Some(n) => n,
-                None => Arc::new(self.node_at(to, bh)?.0),
+                Some(n) => Some(n),
+                None => self.node_at(to, bh).ok().map(|(n, _)| Arc::new(n)),
             };
-            node.relocate(to.clone(), bh.to_owned());
-            self.save_version(&node, crate::format::history::Origin::Save);
+            if let Some(node) = node {
+                node.relocate(to.clone(), bh.to_owned());
+                self.save_version(&node, crate::format::history::Origin::Save);
+            }
         }
         Ok(())
     }
