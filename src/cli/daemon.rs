@@ -210,6 +210,11 @@ fn start_purger(tree: std::sync::Weak<crate::vault::Tree>) {
             loop {
                 {
                     let Some(t) = tree.upgrade() else { return };
+                    if let Ok(n) = t.tidy_trash()
+                        && n > 0
+                    {
+                        log::info!("removed {n} leftovers of interrupted moves to the trash");
+                    }
                     let plan = t.trash_entries().map(|e| {
                         crate::vault::trash::plan_purge(
                             &e,

@@ -200,7 +200,14 @@ impl Tree {
         let entries = self.trash_entries()?;
         for id in t.read_names()? {
             let Some(ids) = id.to_str() else { continue };
-            if ids.len() == 32 && !entries.iter().any(|e| e.id == ids) {
+            // An entry with a record and something in it, not listed: its
+            // record failed. (Empty ones are crash leftovers, tidied away.)
+            let has_record = t.lookup(&id).is_ok_and(|e| {
+                e.stat_child(OsStr::new("m")).is_ok()
+                    && (e.stat_child(OsStr::new("c")).is_ok()
+                        || e.stat_child(&stream_name(OsStr::new("c"))).is_ok())
+            });
+            if ids.len() == 32 && has_record && !entries.iter().any(|e| e.id == ids) {
                 r.problems.push(Problem {
                     path: format!(".trash entry {ids}"),
                     problem: "its record is missing or does not authenticate".into(),

@@ -496,6 +496,19 @@ impl Tree {
     /// before they change.
     fn before_change(&self, of: &OpenFile, csize: u64, first: u64, last: u64) -> io::Result<()> {
         let k = self.key(&of.node, &of.file)?;
+        // The first change since the last save: a note saved only once
+        // gets its stream now, while its content is still intact.
+        if self.history.is_some()
+            && csize > content::HEADER_LEN
+            && of
+                .node
+                .undo
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none()
+        {
+            self.keep_first_version(&of.node, Some(&of.file), true);
+        }
         let locate = || {
             let (dir, host) = of.node.location()?;
             let id = self.dir_id(&dir).ok()?;

@@ -321,12 +321,37 @@ impl Tree {
     }
 
     fn save_version_inner(&self, node: &Node, file: Option<&File>, origin: Origin) {
-        if let Err(e) = self.try_save_version(node, file, origin) {
+        if let Err(e) = self.try_save_version(node, file, origin, Mode::Append) {
             log::error!("could not record a version of {}: {e}", self.describe(node));
         }
     }
 
-    fn try_save_version(&self, node: &Node, file: Option<&File>, origin: Origin) -> io::Result<()> {
+    /// Before a note's content changes or goes (its first change after a
+    /// save, a rename of it or over it): if it has no stream yet, its
+    /// current content — so far only implicitly its first version — is
+    /// written as version 1, dated by its modification time. `locked`: the
+    /// caller holds the node's content lock.
+    pub(crate) fn keep_first_version(&self, node: &Node, file: Option<&File>, locked: bool) {
+        let mode = if locked {
+            Mode::FirstLocked
+        } else {
+            Mode::First
+        };
+        if let Err(e) = self.try_save_version(node, file, Origin::Save, mode) {
+            log::error!(
+                "could not record the first version of {}: {e}",
+                self.describe(node)
+            );
+        }
+    }
+
+    fn try_save_version(
+        &self,
+        node: &Node,
+        file: Option<&File>,
+        origin: Origin,
+        mode: Mode,
+    ) -> io::Result<()> {
         let Some(chunker) = &self.history else {
             return Ok(());
         };
@@ -339,6 +364,17 @@ impl Tree {
         if !self.versioned_name(&dir, &host) {
             return Ok(());
         }
+        let side = stream_name(&host);
+        // Lazy first version: a note without a stream is its own version 1,
+        // so writing a note once (most notes) stores it once. The stream is
+        // made only when that content is about to change or move.
+        let exists = dir.handle()?.stat_child(&side).is_ok();
+        match mode {
+            Mode::Append if !exists && origin != Origin::Restore => return Ok(()),
+            Mode::First | Mode::FirstLocked if exists => return Ok(()),
+            _ => {}
+        }
+        let mut time_ns = now_ns();
         let content = {
             let opened;
             let f = match file {
@@ -348,14 +384,19 @@ impl Tree {
                     &opened
                 }
             };
-            let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
+            let _g = (mode != Mode::FirstLocked)
+                .then(|| node.io.read().unwrap_or_else(|e| e.into_inner()));
             let (_, psize) = self.sizes_of(node, f)?;
-            if psize > MAX_VERSIONED {
+            if psize > MAX_VERSIONED || (psize == 0 && mode != Mode::Append) {
                 return Ok(());
+            }
+            if mode != Mode::Append {
+                use std::os::unix::fs::MetadataExt;
+                let m = f.metadata()?;
+                time_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
             }
             self.read_all_plain(node, f, psize)?
         };
-        let side = stream_name(&host);
         let _g = node.history.lock().unwrap_or_else(|e| e.into_inner());
         // A new note's first version: create the stream, header and frames
         // written at once.
@@ -446,7 +487,7 @@ impl Tree {
             start = end;
         }
         let v = Version {
-            time_ns: now_ns(),
+            time_ns,
             size: content.len() as u64,
             hash,
             origin,
@@ -507,12 +548,12 @@ impl Tree {
     }
 
     pub(crate) fn versions_at(&self, dir: &Node, host: &OsStr) -> io::Result<Vec<VersionInfo>> {
-        let Some(s) = self.stream_at(dir, host)? else {
-            return Ok(Vec::new());
+        let versions = match self.stream_at(dir, host)? {
+            Some(s) => self.scan(&s)?.0,
+            None => Vec::new(),
         };
-        let (versions, _) = self.scan(&s)?;
-        Ok(versions
-            .into_iter()
+        let mut out: Vec<VersionInfo> = versions
+            .iter()
             .enumerate()
             .map(|(i, (_, v))| VersionInfo {
                 number: i + 1,
@@ -520,7 +561,52 @@ impl Tree {
                 size: v.size,
                 origin: v.origin,
             })
-            .collect())
+            .collect();
+        if let Some((time, size, _)) =
+            self.implicit_current(dir, host, versions.last().map(|(_, v)| v))?
+        {
+            out.push(VersionInfo {
+                number: out.len() + 1,
+                time,
+                size,
+                origin: Origin::Save,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The note's current content when it is not the stream's last version
+    /// (a note saved once has no stream: it is its own version 1).
+    fn implicit_current(
+        &self,
+        dir: &Node,
+        host: &OsStr,
+        last: Option<&Version>,
+    ) -> io::Result<Option<Implicit>> {
+        let Some(chunker) = &self.history else {
+            return Ok(None);
+        };
+        let st = match dir.handle()?.stat_child(host) {
+            Ok(st) if Kind::from_mode(st.st_mode) == Kind::File => st,
+            _ => return Ok(None),
+        };
+        let h = dir.handle()?.lookup(host)?;
+        let n = Node::detached(h, st.st_ino);
+        let f = n.handle()?.open_file(libc::O_RDONLY)?;
+        let (_, psize) = self.sizes_of(&n, &f)?;
+        if psize > MAX_VERSIONED || (psize == 0 && last.is_none()) {
+            return Ok(None);
+        }
+        let content = self.read_all_plain(&n, &f, psize)?;
+        if last.is_some_and(|v| v.hash == chunker.hash(&content)) {
+            return Ok(None);
+        }
+        let time = UNIX_EPOCH
+            + Duration::new(
+                st.st_mtime.max(0) as u64,
+                st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+            );
+        Ok(Some((time, psize, content)))
     }
 
     /// The content of version `number` (1-based) of `name` in `dir`.
@@ -540,16 +626,24 @@ impl Tree {
         host: &OsStr,
         number: usize,
     ) -> io::Result<Zeroizing<Vec<u8>>> {
-        let s = self
-            .stream_at(dir, host)?
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        let (versions, _) = self.scan(&s)?;
+        let stream = self.stream_at(dir, host)?;
+        let versions = match &stream {
+            Some(s) => self.scan(s)?.0,
+            None => Vec::new(),
+        };
+        if number == versions.len() + 1
+            && let Some((_, _, c)) =
+                self.implicit_current(dir, host, versions.last().map(|(_, v)| v))?
+        {
+            return Ok(c);
+        }
         let (_, v) = versions
             .get(number.wrapping_sub(1))
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let s = stream.as_ref().expect("a version implies a stream");
         let mut out = Zeroizing::new(Vec::with_capacity(v.size as usize));
         for c in &v.chunks {
-            out.extend_from_slice(&self.read_chunk(&s, c)?);
+            out.extend_from_slice(&self.read_chunk(s, c)?);
         }
         if let Some(ch) = &self.history
             && ch.hash(&out) != v.hash
@@ -630,6 +724,22 @@ fn read_all(f: &File) -> io::Result<Vec<u8>> {
     let mut v = vec![0u8; len as usize];
     f.read_exact_at(&mut v, 0)?;
     Ok(v)
+}
+
+/// A note's current content as an implicit last version: (modified, size,
+/// content).
+type Implicit = (SystemTime, u64, Zeroizing<Vec<u8>>);
+
+/// What a save does about a note without a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A save: appends if the stream exists (else the note is implicitly
+    /// its first version).
+    Append,
+    /// Writes the current content as version 1 if there is no stream.
+    First,
+    /// [`Mode::First`] with the node's content lock already held.
+    FirstLocked,
 }
 
 /// Used by [`super::node::Node`].

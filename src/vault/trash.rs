@@ -162,9 +162,12 @@ impl Tree {
     fn new_entry(&self, path: &[u8], reason: Reason) -> io::Result<(Handle, String)> {
         let t = self.trash_dir(true)?.expect("created");
         let id = hex(&random::bytes::<16>());
-        t.mkdir_child(OsStr::new(&id), 0o700)?;
+        // Made under a temporary name and renamed into place, so a crash
+        // never leaves an entry without its record.
+        let tmp = format!("{id}.tmp");
+        t.mkdir_child(OsStr::new(&tmp), 0o700)?;
         let made = (|| {
-            let e = t.lookup(OsStr::new(&id))?;
+            let e = t.lookup(OsStr::new(&tmp))?;
             let sealed = self.keys.trash.seal(
                 &meta_aad(&id),
                 &encode_meta(SystemTime::now(), reason, path),
@@ -177,15 +180,21 @@ impl Tree {
                 0o600,
             )?;
             std::io::Write::write_all(&mut f, &sealed)?;
+            t.rename_child(
+                OsStr::new(&tmp),
+                &t,
+                OsStr::new(&id),
+                libc::RENAME_NOREPLACE,
+            )?;
             Ok(e)
         })();
         match made {
             Ok(e) => Ok((e, id)),
             Err(err) => {
-                if let Ok(e) = t.lookup(OsStr::new(&id)) {
+                if let Ok(e) = t.lookup(OsStr::new(&tmp)) {
                     let _ = e.unlink_child(OsStr::new(META));
                 }
-                let _ = t.rmdir_child(OsStr::new(&id));
+                let _ = t.rmdir_child(OsStr::new(&tmp));
                 Err(err)
             }
         }
@@ -301,6 +310,10 @@ impl Tree {
                 ),
                 Err(_) => (false, 0),
             };
+            if !has_content && e.stat_child(&stream_name(OsStr::new(CONTENT))).is_err() {
+                // A move into the trash interrupted by a crash: nothing in it.
+                continue;
+            }
             out.push(Entry {
                 id: ids.to_string(),
                 path,
@@ -319,6 +332,36 @@ impl Tree {
             .trash_dir(false)?
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         t.lookup(OsStr::new(id))
+    }
+
+    /// Removes what interrupted trash moves left: temporary entry folders
+    /// and entries with nothing in them.
+    pub fn tidy_trash(&self) -> io::Result<usize> {
+        self.writable_check()?;
+        let Some(t) = self.trash_dir(false)? else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for name in t.read_names()? {
+            let Some(s) = name.to_str() else { continue };
+            if s == SETTINGS || s == "settings.tmp" {
+                continue;
+            }
+            let Ok(e) = t.lookup(&name) else { continue };
+            let empty = e.stat_child(OsStr::new(CONTENT)).is_err()
+                && e.stat_child(&stream_name(OsStr::new(CONTENT))).is_err();
+            if s.ends_with(".tmp") || (s.len() == 32 && empty) {
+                if !empty {
+                    continue;
+                }
+                for c in e.read_names()? {
+                    e.unlink_child(&c)?;
+                }
+                t.rmdir_child(&name)?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// The content of a trashed note.

@@ -620,6 +620,29 @@ impl Tree {
             && self.history.is_some()
             && self.versioned_name(to, bh);
         let src_versioned = carry && self.versioned_name(dir, ah);
+        // Content about to move away from a name or be replaced: a note
+        // that so far was only implicitly its first version gets it written.
+        if self.history.is_some() && !exchange {
+            let keep = |d: &Arc<Node>, h: &OsStr, known: &Option<Arc<Node>>| {
+                if !self.versioned_name(d, h) {
+                    return;
+                }
+                let n = known
+                    .clone()
+                    .or_else(|| self.node_at(d, h).ok().map(|(n, _)| Arc::new(n)));
+                if let Some(n) = n {
+                    self.keep_first_version(&n, None, false);
+                }
+            };
+            if Kind::from_mode(src.st_mode) == Kind::File {
+                keep(dir, ah, &moved);
+            }
+            if let Some(d) = &dst
+                && Kind::from_mode(d.st_mode) == Kind::File
+            {
+                keep(to, bh, &replaced);
+            }
+        }
         // The journal names files by host path: changes in progress are
         // committed before a path changes.
         for n in moved.iter().chain(replaced.iter()) {
