@@ -302,13 +302,22 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
                 },
             )?;
             let p = mp.join(&path);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&p)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&p)?;
+                f.write_all(&data)?;
+                f.sync_all()
+            };
+            write().map_err(|e| match e.raw_os_error() {
+                Some(libc::EROFS) => fail(
+                    Code::Io,
+                    "the vault is mounted read-only: remount it read-write to restore",
+                ),
+                _ => fail(Code::Io, format!("writing {}: {e}", p.display())),
+            })?;
         }
         None => {
             c.call(Request::Restore {

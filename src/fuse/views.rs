@@ -259,6 +259,10 @@ impl Views {
         if let Some(dir) = self.dir_of(tree, v) {
             let (node, attr) = tree.lookup(&dir, name)?;
             return match attr.kind {
+                Kind::Dir if crate::vault::debris::is_excluded_folder(name.as_encoded_bytes()) => {
+                    Err(enoent())
+                }
+                Kind::File if !tree.keeps_history_of(&dir, name) => Err(enoent()),
                 Kind::Dir => {
                     let ino = attr.ino;
                     let v = V::HistDir(Arc::new(node));
@@ -313,7 +317,14 @@ impl Views {
         let mut out = Vec::new();
         if let Some(dir) = self.dir_of(tree, &v) {
             for e in tree.read_dir(&dir)? {
-                if !matches!(e.kind, Kind::Dir | Kind::File) {
+                let shown = match e.kind {
+                    Kind::Dir => {
+                        !crate::vault::debris::is_excluded_folder(e.name.as_encoded_bytes())
+                    }
+                    Kind::File => tree.keeps_history_of(&dir, &e.name),
+                    _ => false,
+                };
+                if !shown {
                     continue;
                 }
                 if let Ok((ino, c)) = self.child(tree, &v, &e.name) {

@@ -547,6 +547,13 @@ impl Tree {
         self.versions_at(dir, &host)
     }
 
+    /// Whether the entry `name` of `dir` keeps history (not debris, not in
+    /// a `.git` folder).
+    pub fn keeps_history_of(&self, dir: &Arc<Node>, name: &OsStr) -> bool {
+        self.host_name_of(dir, name)
+            .is_ok_and(|h| self.versioned_name(dir, &h))
+    }
+
     pub(crate) fn versions_at(&self, dir: &Node, host: &OsStr) -> io::Result<Vec<VersionInfo>> {
         let versions = match self.stream_at(dir, host)? {
             Some(s) => self.scan(&s)?.0,
