@@ -3,10 +3,10 @@
 //! folder renames carry histories along for free and a note renamed keeps
 //! its history.
 //!
-//! Content is split into chunks by a keyed content-defined chunker (a gear
-//! rolling hash, 2–64 KiB, 8 KiB on average); a chunk equal to one of the
-//! previous version's is referenced, not stored again, so a small edit of a
-//! large file stores about one chunk, and an unchanged save stores nothing.
+//! Content is split into chunks by the keyed content-defined chunker of
+//! [`super::chunker`]; a chunk equal to one of the previous version's is
+//! referenced, not stored again, so a small edit of a large file stores
+//! about one chunk, and an unchanged save stores nothing.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -16,14 +16,12 @@ use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::debris;
 use super::node::{Kind, Node};
 use super::tree::{Tree, eio};
-use crate::crypto::{AeadKey, Key32, random};
+use crate::crypto::{AeadKey, random};
 use crate::format::history::{self as fmt, ChunkRef, Origin, Version};
 use crate::format::{names, stream};
 
@@ -33,65 +31,6 @@ pub const MAX_VERSIONED: u64 = 64 << 20;
 /// one is older than this (a database would otherwise make one per
 /// transaction).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(600);
-
-const MIN_CHUNK: usize = 2 << 10;
-const MAX_CHUNK: usize = 64 << 10;
-const MASK: u64 = (1 << 13) - 1;
-
-/// The keyed chunker and hasher of one vault.
-pub struct Chunker {
-    gear: Box<[u64; 256]>,
-    mac: Hmac<Sha256>,
-}
-
-impl Chunker {
-    /// Derives the boundary table and hash key from the chunk-hash subkey.
-    pub(crate) fn new(key: &Key32) -> Chunker {
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("any key length");
-        let mut gear = Box::new([0u64; 256]);
-        for (i, g) in gear.iter_mut().enumerate() {
-            let mut m = mac.clone();
-            m.update(b"gear");
-            m.update(&[i as u8]);
-            let out = m.finalize().into_bytes();
-            *g = u64::from_be_bytes(out[..8].try_into().expect("8 bytes"));
-        }
-        Chunker { gear, mac }
-    }
-
-    /// Chunk boundaries of `data` (end offsets).
-    pub fn cut(&self, data: &[u8]) -> Vec<usize> {
-        let mut ends = Vec::new();
-        let mut start = 0;
-        while start < data.len() {
-            let rest = &data[start..];
-            if rest.len() <= MIN_CHUNK {
-                ends.push(data.len());
-                break;
-            }
-            let limit = rest.len().min(MAX_CHUNK);
-            let mut h: u64 = 0;
-            let mut cut = limit;
-            for (i, &b) in rest[..limit].iter().enumerate().skip(MIN_CHUNK) {
-                h = (h << 1).wrapping_add(self.gear[b as usize]);
-                if h & MASK == 0 {
-                    cut = i + 1;
-                    break;
-                }
-            }
-            start += cut;
-            ends.push(start);
-        }
-        ends
-    }
-
-    /// Keyed hash of `data`.
-    pub fn hash(&self, data: &[u8]) -> [u8; 32] {
-        let mut m = self.mac.clone();
-        m.update(data);
-        m.finalize().into_bytes().into()
-    }
-}
 
 /// One version as listed.
 #[derive(Debug, Clone)]
@@ -662,70 +601,6 @@ impl Tree {
     }
 }
 
-impl Tree {
-    /// Resolves a `/`-separated path in the vault to (folder, name).
-    pub fn resolve(&self, path: &[u8]) -> io::Result<(Arc<Node>, OsString)> {
-        use std::os::unix::ffi::OsStrExt;
-        let parts: Vec<&[u8]> = path
-            .split(|&b| b == b'/')
-            .filter(|p| !p.is_empty() && *p != b".")
-            .collect();
-        if parts.iter().any(|p| *p == b"..") {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        let Some((name, dirs)) = parts.split_last() else {
-            return Err(io::Error::from_raw_os_error(libc::EISDIR));
-        };
-        let mut dir = self.root();
-        for d in dirs {
-            let (n, a) = self.lookup(&dir, OsStr::from_bytes(d))?;
-            if a.kind != Kind::Dir {
-                return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
-            }
-            dir = Arc::new(n);
-        }
-        Ok((dir, OsStr::from_bytes(name).to_owned()))
-    }
-
-    /// The current content of the note `name` in `dir`.
-    pub fn read_current(&self, dir: &Arc<Node>, name: &OsStr) -> io::Result<Zeroizing<Vec<u8>>> {
-        let (n, a) = self.lookup(dir, name)?;
-        if a.kind != Kind::File {
-            return Err(io::Error::from_raw_os_error(libc::EISDIR));
-        }
-        let f = n.handle()?.open_file(libc::O_RDONLY)?;
-        let _g = n.io.read().unwrap_or_else(|e| e.into_inner());
-        let (_, psize) = self.sizes_of(&n, &f)?;
-        self.read_all_plain(&n, &f, psize)
-    }
-
-    /// Makes version `number` of `name` in `dir` its current content again;
-    /// recorded as a new version (origin "restore"): nothing is lost.
-    pub fn restore_version(&self, dir: &Arc<Node>, name: &OsStr, number: usize) -> io::Result<()> {
-        let content = self.version_content(dir, name, number)?;
-        let node = match self.lookup(dir, name) {
-            Ok((n, _)) => Arc::new(n),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                let (n, _, _) = self.create(dir, name, 0o600, true, None)?;
-                Arc::new(n)
-            }
-            Err(e) => return Err(e),
-        };
-        let of = self.open(node.clone(), true)?;
-        let r = (|| {
-            self.truncate(&of, 0)?;
-            self.write(&of, 0, &content)?;
-            self.flush(&of)
-        })();
-        node.changed
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        self.release(&of)?;
-        r?;
-        self.save_version(&node, Origin::Restore);
-        Ok(())
-    }
-}
-
 fn read_all(f: &File) -> io::Result<Vec<u8>> {
     let len = f.metadata()?.len();
     let mut v = vec![0u8; len as usize];
@@ -751,62 +626,3 @@ enum Mode {
 
 /// Used by [`super::node::Node`].
 pub(crate) type TailSlot = Mutex<Option<Tail>>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chunker() -> Chunker {
-        Chunker::new(&Key32::from_bytes(&mut [5u8; 32]))
-    }
-
-    fn pseudo(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
-
-    #[test]
-    fn chunks_cover_the_data_within_bounds() {
-        let c = chunker();
-        for n in [0usize, 1, 2048, 2049, 10_000, 300_000] {
-            let d = pseudo(n, 9);
-            let ends = c.cut(&d);
-            assert_eq!(ends.last().copied().unwrap_or(0), n);
-            let mut prev = 0;
-            for (i, &e) in ends.iter().enumerate() {
-                let len = e - prev;
-                assert!(len <= MAX_CHUNK);
-                assert!(len >= MIN_CHUNK || i == ends.len() - 1, "{len}");
-                prev = e;
-            }
-        }
-    }
-
-    #[test]
-    fn an_insertion_changes_few_chunks() {
-        let c = chunker();
-        let a = pseudo(1 << 20, 3);
-        let mut b = a.clone();
-        b.splice(500_000..500_000, b"an inserted sentence".iter().copied());
-        let set = |d: &[u8]| {
-            let mut s = std::collections::HashSet::new();
-            let mut p = 0;
-            for e in c.cut(d) {
-                s.insert(c.hash(&d[p..e]));
-                p = e;
-            }
-            s
-        };
-        let (sa, sb) = (set(&a), set(&b));
-        let new = sb.difference(&sa).count();
-        assert!(new <= 3, "{new} new chunks of {}", sb.len());
-        assert!(sa.len() > 50);
-    }
-}

@@ -7,13 +7,16 @@
 //! [`Error`] variant; `cli` alone turns them into messages and exit codes.
 
 pub mod check;
+pub mod chunker;
 pub mod content;
 pub mod debris;
 pub mod history;
 pub mod journal;
 pub mod logfile;
 pub mod node;
+pub mod notes;
 pub mod recovery;
+pub mod rename;
 pub mod trash;
 pub mod tree;
 pub mod xattr;

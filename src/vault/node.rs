@@ -132,7 +132,7 @@ pub fn open_handles() -> usize {
 /// they remember where they were seen (parent folder and host name) and
 /// open their handle only when an operation needs it, so listing, creating
 /// and removing files costs no descriptor. The fuse layer keeps the location
-/// current across renames ([`Node::relocate`]) and pins a node whose name is
+/// current across renames (`Node::relocate`) and pins a node whose name is
 /// about to go away while another name or an open file may still reach it.
 pub struct Node {
     pub(crate) ino: u64,

@@ -20,7 +20,7 @@ pub(crate) fn eio() -> io::Error {
     io::Error::from_raw_os_error(libc::EIO)
 }
 
-fn errno(e: i32) -> io::Error {
+pub(crate) fn errno(e: i32) -> io::Error {
     io::Error::from_raw_os_error(e)
 }
 
@@ -55,7 +55,7 @@ pub struct Tree {
     read_only: bool,
     pub(crate) journal: super::journal::Journal,
     /// Whether this vault keeps history (feature flag, docs/FORMAT.md §2.1).
-    pub(crate) history: Option<super::history::Chunker>,
+    pub(crate) history: Option<super::chunker::Chunker>,
 }
 
 impl Tree {
@@ -73,7 +73,7 @@ impl Tree {
             // SAFETY: geteuid has no preconditions.
             chown_new: unsafe { libc::geteuid() } == 0,
             read_only,
-            history: history.then(|| super::history::Chunker::new(&keys.chunk_hash)),
+            history: history.then(|| super::chunker::Chunker::new(&keys.chunk_hash)),
             journal,
             keys,
         };
@@ -100,7 +100,7 @@ impl Tree {
         self.writable()
     }
 
-    fn writable(&self) -> io::Result<()> {
+    pub(crate) fn writable(&self) -> io::Result<()> {
         if self.read_only {
             Err(errno(libc::EROFS))
         } else {
@@ -142,7 +142,7 @@ impl Tree {
         Ok(*dir.dir_id.get_or_init(|| id))
     }
 
-    fn host_name(&self, dir: &Node, name: &OsStr) -> io::Result<names::HostName> {
+    pub(crate) fn host_name(&self, dir: &Node, name: &OsStr) -> io::Result<names::HostName> {
         let b = name.as_bytes();
         if b.len() > names::MAX_PLAIN {
             return Err(errno(libc::ENAMETOOLONG));
@@ -168,7 +168,7 @@ impl Tree {
     }
 
     /// Writes the sidecar of a long name (idempotent).
-    fn write_sidecar(&self, dir: &Node, hn: &names::HostName) -> io::Result<()> {
+    pub(crate) fn write_sidecar(&self, dir: &Node, hn: &names::HostName) -> io::Result<()> {
         if let names::HostName::Long { sidecar, full, .. } = hn {
             match dir
                 .handle()?
@@ -182,7 +182,7 @@ impl Tree {
         Ok(())
     }
 
-    fn remove_sidecar(&self, dir: &Node, hn: &names::HostName) {
+    pub(crate) fn remove_sidecar(&self, dir: &Node, hn: &names::HostName) {
         if let names::HostName::Long { sidecar, .. } = hn
             && let Ok(h) = dir.handle()
         {
@@ -198,7 +198,7 @@ impl Tree {
 
     /// A node for the entry `host` of `dir`: folders get their handle now,
     /// everything else lazily (see [`Node`]).
-    fn node_at(&self, dir: &Arc<Node>, host: &OsStr) -> io::Result<(Node, Attr)> {
+    pub(crate) fn node_at(&self, dir: &Arc<Node>, host: &OsStr) -> io::Result<(Node, Attr)> {
         let st = dir.handle()?.stat_child(host)?;
         let kind = Kind::from_mode(st.st_mode);
         let node = if kind == Kind::Dir {
@@ -496,228 +496,6 @@ impl Tree {
         Ok(())
     }
 
-    /// Removes an empty directory.
-    pub fn rmdir(&self, dir: &Arc<Node>, name: &OsStr) -> io::Result<()> {
-        self.writable()?;
-        let hn = self.host_name(dir, name)?;
-        let host = OsStr::new(hn.host());
-        let st = dir.handle()?.stat_child(host)?;
-        if Kind::from_mode(st.st_mode) != Kind::Dir {
-            return Err(errno(libc::ENOTDIR));
-        }
-        let victim = dir.handle()?.lookup(host)?;
-        let victim_node = Arc::new(Node::new(victim.clone_handle()?, Kind::Dir, st.st_ino));
-        victim_node.relocate(dir.clone(), host.to_owned());
-        self.check_empty(&victim, Some(&victim_node))?;
-        let id = victim.read_child(OsStr::new(dirid::FILE_NAME)).ok();
-        // The directory may be read-only (chmod 555): the ID file lives inside.
-        let mode = st.st_mode & 0o7777;
-        let restore_mode = mode & 0o200 == 0;
-        if restore_mode {
-            victim.chmod(mode | 0o700)?;
-        }
-        match victim.unlink_child(OsStr::new(dirid::FILE_NAME)) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
-        if let Err(e) = dir.handle()?.rmdir_child(host) {
-            if let Some(id) = id {
-                let _ = victim.create_child_with(OsStr::new(dirid::FILE_NAME), &id, 0o400);
-            }
-            if restore_mode {
-                let _ = victim.chmod(mode);
-            }
-            return Err(e);
-        }
-        self.remove_sidecar(dir, &hn);
-        Ok(())
-    }
-
-    /// ENOTEMPTY unless `dir` holds only its ID. Leftovers of an interrupted
-    /// mkdir (an empty `.quire-mkdir-*`) and sidecars whose entry is gone are
-    /// removed on the way; anything else (a sync tool's file, say) keeps the
-    /// folder non-empty and is logged, so nothing unknown is deleted.
-    fn check_empty(&self, dir: &Handle, node: Option<&Arc<Node>>) -> io::Result<()> {
-        let names = dir.read_names()?;
-        let present: std::collections::HashSet<&OsStr> =
-            names.iter().map(|n| n.as_os_str()).collect();
-        for n in &names {
-            let s = n.to_string_lossy();
-            if s == dirid::FILE_NAME {
-                continue;
-            }
-            if let Some(stem) = s.strip_suffix(".name")
-                && s.ends_with(names::SIDECAR_SUFFIX)
-                && !present.contains(OsStr::new(stem))
-            {
-                dir.unlink_child(n)?;
-                continue;
-            }
-            if let Some(stem) = s.strip_suffix(crate::format::history::SUFFIX)
-                && !present.contains(OsStr::new(stem))
-            {
-                // The history of a note that is gone: kept in the trash.
-                self.trash_orphan_history(dir, node, n)?;
-                continue;
-            }
-            if s.starts_with(".quire-mkdir-")
-                && let Ok(t) = dir.lookup(n)
-                && t.read_names()
-                    .map(|v| v.iter().all(|c| c == OsStr::new(dirid::FILE_NAME)))
-                    .unwrap_or(false)
-            {
-                let _ = t.chmod(0o700);
-                let _ = t.unlink_child(OsStr::new(dirid::FILE_NAME));
-                dir.rmdir_child(n)?;
-                continue;
-            }
-            if names::classify(&s) == names::Entry::Hidden {
-                log::warn!(
-                    "folder {} holds a foreign file {s}; it stays non-empty",
-                    dir.host_path()
-                );
-            }
-            return Err(errno(libc::ENOTEMPTY));
-        }
-        Ok(())
-    }
-
-    /// Renames (flags: `RENAME_NOREPLACE`, `RENAME_EXCHANGE`). A directory
-    /// keeps its own ID, so moving a directory is O(1).
-    pub fn rename(
-        &self,
-        dir: &Arc<Node>,
-        name: &OsStr,
-        to: &Arc<Node>,
-        to_name: &OsStr,
-        flags: u32,
-        known: impl Fn(u64) -> Option<Arc<Node>>,
-    ) -> io::Result<()> {
-        self.writable()?;
-        let a = self.host_name(dir, name)?;
-        let b = self.host_name(to, to_name)?;
-        let (ah, bh) = (OsStr::new(a.host()), OsStr::new(b.host()));
-        let exchange = flags & libc::RENAME_EXCHANGE != 0;
-        let src = dir.handle()?.stat_child(ah)?;
-        let dst = to.handle()?.stat_child(bh).ok();
-        // Two names of one inode: POSIX says rename does nothing (and the
-        // source's sidecar must stay).
-        if !exchange
-            && let Some(d) = &dst
-            && d.st_ino == src.st_ino
-        {
-            return if flags & libc::RENAME_NOREPLACE != 0 {
-                Err(errno(libc::EEXIST))
-            } else {
-                Ok(())
-            };
-        }
-        let moved = known(src.st_ino);
-        let replaced = dst.as_ref().and_then(|d| known(d.st_ino));
-        let carry = !exchange
-            && Kind::from_mode(src.st_mode) == Kind::File
-            && self.history.is_some()
-            && self.versioned_name(to, bh);
-        let src_versioned = carry && self.versioned_name(dir, ah);
-        // Content about to move away from a name or be replaced: a note
-        // that so far was only implicitly its first version gets it written.
-        if self.history.is_some() && !exchange {
-            let keep = |d: &Arc<Node>, h: &OsStr, known: &Option<Arc<Node>>| {
-                if !self.versioned_name(d, h) {
-                    return;
-                }
-                let n = known
-                    .clone()
-                    .or_else(|| self.node_at(d, h).ok().map(|(n, _)| Arc::new(n)));
-                if let Some(n) = n {
-                    self.keep_first_version(&n, None, false);
-                }
-            };
-            if Kind::from_mode(src.st_mode) == Kind::File {
-                keep(dir, ah, &moved);
-            }
-            if let Some(d) = &dst
-                && Kind::from_mode(d.st_mode) == Kind::File
-            {
-                keep(to, bh, &replaced);
-            }
-        }
-        // The journal names files by host path: changes in progress are
-        // committed before a path changes.
-        for n in moved.iter().chain(replaced.iter()) {
-            self.commit(n)?;
-        }
-        if !exchange && let (Some(n), Some(d)) = (&replaced, &dst) {
-            keep_reachable(Some(n), d.st_nlink)?;
-        }
-        self.write_sidecar(to, &b)?;
-        if exchange {
-            self.write_sidecar(dir, &a)?;
-        }
-        // Renaming a directory over an empty one: the host target still holds
-        // its ID file, so the host would say ENOTEMPTY. Clear it first.
-        let mut cleared: Option<(Handle, Vec<u8>)> = None;
-        if !exchange
-            && flags & libc::RENAME_NOREPLACE == 0
-            && let Some(d) = &dst
-            && Kind::from_mode(d.st_mode) == Kind::Dir
-        {
-            if Kind::from_mode(src.st_mode) != Kind::Dir {
-                return Err(errno(libc::EISDIR));
-            }
-            let victim = to.handle()?.lookup(bh)?;
-            self.check_empty(&victim, None)?;
-            if let Ok(id) = victim.read_child(OsStr::new(dirid::FILE_NAME)) {
-                victim.unlink_child(OsStr::new(dirid::FILE_NAME))?;
-                cleared = Some((victim, id));
-            }
-        }
-        if let Err(e) = dir.handle()?.rename_child(ah, to.handle()?, bh, flags) {
-            if let Some((victim, id)) = cleared {
-                let _ = victim.create_child_with(OsStr::new(dirid::FILE_NAME), &id, 0o400);
-            }
-            return Err(e);
-        }
-        if !exchange && a.host() != b.host() {
-            self.remove_sidecar(dir, &a);
-        }
-        if !exchange && let (Some(n), Some(d)) = (&replaced, &dst) {
-            n.mark_dead_if_gone(d.st_nlink);
-        }
-        // Lazy nodes follow their names.
-        if let Some(n) = &moved {
-            n.relocate(to.clone(), bh.to_owned());
-        }
-        if exchange && let Some(n) = replaced {
-            n.relocate(dir.clone(), ah.to_owned());
-        }
-        if carry {
-            // A rename to a name that keeps history is a save of that name
-            // (how most editors save); a plain rename takes the note's own
-            // history along. A rename to debris (vim's note → note~) leaves
-            // the history with the path.
-            if dst.is_none() && src_versioned {
-                let _ = dir.handle()?.rename_child(
-                    &super::history::stream_name(ah),
-                    to.handle()?,
-                    &super::history::stream_name(bh),
-                    libc::RENAME_NOREPLACE,
-                );
-            }
-            // The rename itself is done: history is best effort from here.
-            let node = match moved {
-                Some(n) => Some(n),
-                None => self.node_at(to, bh).ok().map(|(n, _)| Arc::new(n)),
-            };
-            if let Some(node) = node {
-                node.relocate(to.clone(), bh.to_owned());
-                self.save_version(&node, crate::format::history::Origin::Save);
-            }
-        }
-        Ok(())
-    }
-
     /// Changes permission bits.
     pub fn chmod(&self, node: &Node, mode: u32) -> io::Result<()> {
         self.writable()?;
@@ -754,7 +532,7 @@ impl Tree {
 
 /// A node about to lose a name while another link or an open file still
 /// reaches it gets its handle now (see [`Node`]).
-fn keep_reachable(node: Option<&Node>, links: u64) -> io::Result<()> {
+pub(crate) fn keep_reachable(node: Option<&Node>, links: u64) -> io::Result<()> {
     match node {
         Some(n) if links > 1 || n.is_open() => n.pin(),
         _ => Ok(()),

@@ -1,0 +1,76 @@
+//! Path-level note operations for the CLI and the control socket: finding
+//! a note by its path in the vault, reading it, restoring an old version.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use super::node::{Kind, Node};
+use super::tree::Tree;
+use crate::format::history::Origin;
+
+impl Tree {
+    /// Resolves a `/`-separated path in the vault to (folder, name).
+    pub fn resolve(&self, path: &[u8]) -> io::Result<(Arc<Node>, OsString)> {
+        use std::os::unix::ffi::OsStrExt;
+        let parts: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|p| !p.is_empty() && *p != b".")
+            .collect();
+        if parts.iter().any(|p| *p == b"..") {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let Some((name, dirs)) = parts.split_last() else {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        };
+        let mut dir = self.root();
+        for d in dirs {
+            let (n, a) = self.lookup(&dir, OsStr::from_bytes(d))?;
+            if a.kind != Kind::Dir {
+                return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+            }
+            dir = Arc::new(n);
+        }
+        Ok((dir, OsStr::from_bytes(name).to_owned()))
+    }
+
+    /// The current content of the note `name` in `dir`.
+    pub fn read_current(&self, dir: &Arc<Node>, name: &OsStr) -> io::Result<Zeroizing<Vec<u8>>> {
+        let (n, a) = self.lookup(dir, name)?;
+        if a.kind != Kind::File {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        let f = n.handle()?.open_file(libc::O_RDONLY)?;
+        let _g = n.io.read().unwrap_or_else(|e| e.into_inner());
+        let (_, psize) = self.sizes_of(&n, &f)?;
+        self.read_all_plain(&n, &f, psize)
+    }
+
+    /// Makes version `number` of `name` in `dir` its current content again;
+    /// recorded as a new version (origin "restore"): nothing is lost.
+    pub fn restore_version(&self, dir: &Arc<Node>, name: &OsStr, number: usize) -> io::Result<()> {
+        let content = self.version_content(dir, name, number)?;
+        let node = match self.lookup(dir, name) {
+            Ok((n, _)) => Arc::new(n),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let (n, _, _) = self.create(dir, name, 0o600, true, None)?;
+                Arc::new(n)
+            }
+            Err(e) => return Err(e),
+        };
+        let of = self.open(node.clone(), true)?;
+        let r = (|| {
+            self.truncate(&of, 0)?;
+            self.write(&of, 0, &content)?;
+            self.flush(&of)
+        })();
+        node.changed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.release(&of)?;
+        r?;
+        self.save_version(&node, Origin::Restore);
+        Ok(())
+    }
+}
