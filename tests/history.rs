@@ -310,3 +310,72 @@ fn tampered_history_and_trash_are_reported_never_shown() {
     let o = w.run(&["trash", "--json"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
 }
+
+#[test]
+fn a_busy_database_gets_few_versions_and_two_mounts_need_a_choice() {
+    need("sqlite3");
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    // 200 transactions, each fsync'd by SQLite (rollback journal and WAL
+    // side files are debris), in one process that keeps the file open.
+    let mut script = String::from("PRAGMA journal_mode=DELETE; CREATE TABLE t(x);\n");
+    for i in 0..200 {
+        script.push_str(&format!("INSERT INTO t VALUES ({i});\n"));
+    }
+    std::fs::write(w.dir.path().join("s.sql"), &script).unwrap();
+    sh(
+        &w.mnt,
+        &format!(
+            "sqlite3 db.sqlite < {}",
+            w.dir.path().join("s.sql").display()
+        ),
+    );
+    let n = sh(&w.mnt, "sqlite3 db.sqlite 'SELECT count(*) FROM t'");
+    assert_eq!(n.trim(), "200");
+    std::thread::sleep(Duration::from_millis(300));
+    let vs = versions(&w, &m.path("db.sqlite"));
+    assert!(
+        !vs.is_empty() && vs.len() <= 4,
+        "{} versions for 200 transactions",
+        vs.len()
+    );
+    assert_eq!(ls(&m.path(".history")), vec!["db.sqlite".to_string()]);
+
+    // A second vault mounted: a path inside either mount finds its vault;
+    // a bare path needs --mountpoint.
+    let w2 = World {
+        dir: tempfile::Builder::new()
+            .prefix("quire-test-")
+            .tempdir()
+            .unwrap(),
+        vault: std::path::PathBuf::new(),
+        mnt: std::path::PathBuf::new(),
+        pwfile: w.pwfile.clone(),
+        runtime: w.runtime.clone(),
+    };
+    let w2 = World {
+        vault: w2.dir.path().join("vault"),
+        mnt: w2.dir.path().join("mnt"),
+        ..w2
+    };
+    std::fs::create_dir_all(&w2.mnt).unwrap();
+    w2.init();
+    let m2 = w2.mount(&[]);
+    std::fs::write(m2.path("other.md"), "other vault\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let o = w.run(&["log", m2.path("other.md").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = w.run(&["log", "other.md"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--mountpoint"));
+    let o = w.run(&["log", "--mountpoint", w2.mnt.to_str().unwrap(), "other.md"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    m2.unmount();
+    m.unmount();
+}
