@@ -316,6 +316,8 @@ impl IntoErrno for io::Error {
     }
 }
 
+mod ops;
+
 impl Filesystem for QuireFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE);
@@ -338,24 +340,7 @@ impl Filesystem for QuireFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let (uid, gid) = self.view_owner();
-        if parent.0 == 1 && name == views::HISTORY && self.tree.keeps_history() {
-            let a = tri!(reply, self.views.history_root(&self.tree, uid, gid));
-            return reply.entry(&views::VTTL, &a, Generation(0));
-        }
-        if parent.0 == 1 && name == views::TRASH && self.tree.keeps_history() {
-            let a = tri!(reply, self.views.trash_root(&self.tree, uid, gid));
-            return reply.entry(&views::VTTL, &a, Generation(0));
-        }
-        if views::is_virtual(parent.0) {
-            let a = tri!(
-                reply,
-                self.views.lookup(&self.tree, parent.0, name, uid, gid)
-            );
-            return reply.entry(&views::VTTL, &a, Generation(0));
-        }
-        let dir = tri!(reply, self.node(parent));
-        self.entry(reply, parent, name, self.tree.lookup(&dir, name));
+        self.op_lookup(_req, parent, name, reply)
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -366,14 +351,7 @@ impl Filesystem for QuireFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        if views::is_virtual(ino.0) {
-            let (uid, gid) = self.view_owner();
-            let a = tri!(reply, self.views.getattr(&self.tree, ino.0, uid, gid));
-            return reply.attr(&views::VTTL, &a);
-        }
-        let node = tri!(reply, self.node(ino));
-        let a = tri!(reply, self.tree.getattr(&node));
-        reply.attr(&TTL, &self.attr(&a));
+        self.op_getattr(_req, ino, _fh, reply)
     }
 
     fn setattr(
@@ -394,38 +372,14 @@ impl Filesystem for QuireFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let node = tri!(reply, self.node(ino));
-        if let Some(m) = mode {
-            tri!(reply, self.tree.chmod(&node, m));
-        }
-        if uid.is_some() || gid.is_some() {
-            tri!(reply, self.tree.chown(&node, uid, gid));
-        }
-        if let Some(s) = size {
-            if node.kind() == Kind::Dir {
-                reply.error(Errno::EISDIR);
-                return;
-            }
-            let open = fh.and_then(|fh| self.files.lock().unwrap().get(&fh.0).cloned());
-            let r = match open {
-                Some(of) if of.writable() => self.tree.truncate(&of, s),
-                _ => self.tree.truncate_node(node.clone(), s),
-            };
-            tri!(reply, r);
-        }
-        if atime.is_some() || mtime.is_some() {
-            let a = atime.map(to_time).unwrap_or(Time::Omit);
-            let m = mtime.map(to_time).unwrap_or(Time::Omit);
-            tri!(reply, self.tree.utimens(&node, a, m));
-        }
-        let a = tri!(reply, self.tree.getattr(&node));
-        reply.attr(&TTL, &self.attr(&a));
+        self.op_setattr(
+            _req, ino, mode, uid, gid, size, atime, mtime, _ctime, fh, _crtime, _chgtime,
+            _bkuptime, _flags, reply,
+        )
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        let node = tri!(reply, self.node(ino));
-        let t = tri!(reply, self.tree.readlink(&node));
-        reply.data(&t);
+        self.op_readlink(_req, ino, reply)
     }
 
     fn mknod(
@@ -438,14 +392,7 @@ impl Filesystem for QuireFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let dir = tri!(reply, self.node(parent));
-        self.entry(
-            reply,
-            parent,
-            name,
-            self.tree
-                .mknod(&dir, name, mode, rdev as u64, Self::owner(req)),
-        );
+        self.op_mknod(req, parent, name, mode, _umask, rdev, reply)
     }
 
     fn mkdir(
@@ -457,25 +404,15 @@ impl Filesystem for QuireFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        let dir = tri!(reply, self.node(parent));
-        self.entry(
-            reply,
-            parent,
-            name,
-            self.tree.mkdir(&dir, name, mode, Self::owner(req)),
-        );
+        self.op_mkdir(req, parent, name, mode, _umask, reply)
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let dir = tri!(reply, self.node(parent));
-        tri!(reply, self.tree.unlink(&dir, name, |i| self.known(i)));
-        reply.ok();
+        self.op_unlink(_req, parent, name, reply)
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let dir = tri!(reply, self.node(parent));
-        tri!(reply, self.tree.rmdir(&dir, name));
-        reply.ok();
+        self.op_rmdir(_req, parent, name, reply)
     }
 
     fn symlink(
@@ -486,14 +423,7 @@ impl Filesystem for QuireFs {
         target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        let dir = tri!(reply, self.node(parent));
-        self.entry(
-            reply,
-            parent,
-            link_name,
-            self.tree
-                .symlink(&dir, link_name, target.as_os_str(), Self::owner(req)),
-        );
+        self.op_symlink(req, parent, link_name, target, reply)
     }
 
     fn rename(
@@ -506,14 +436,7 @@ impl Filesystem for QuireFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let a = tri!(reply, self.node(parent));
-        let b = tri!(reply, self.node(newparent));
-        tri!(
-            reply,
-            self.tree
-                .rename(&a, name, &b, newname, flags.bits(), |i| self.known(i))
-        );
-        reply.ok();
+        self.op_rename(_req, parent, name, newparent, newname, flags, reply)
     }
 
     fn link(
@@ -524,35 +447,11 @@ impl Filesystem for QuireFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let node = tri!(reply, self.node(ino));
-        let dir = tri!(reply, self.node(newparent));
-        let a = tri!(reply, self.tree.link(&node, &dir, newname));
-        self.inodes
-            .add_lookup(self.inodes.fuse_ino(a.ino), newparent.0, newname);
-        reply.entry(&TTL, &self.attr(&a), Generation(0));
+        self.op_link(_req, ino, newparent, newname, reply)
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
-        if views::is_virtual(ino.0) {
-            if write {
-                return reply.error(Errno::EROFS);
-            }
-            let c = tri!(reply, self.views.content(&self.tree, ino.0));
-            let fh = self.new_fh();
-            self.vfiles.lock().unwrap().insert(fh, Arc::new(c));
-            self.activity.opened();
-            return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
-        }
-        let node = tri!(reply, self.node(ino));
-        let of = tri!(reply, self.tree.open(node, write));
-        if write && flags.0 & libc::O_TRUNC != 0 {
-            tri!(reply, self.tree.truncate(&of, 0));
-        }
-        let fh = self.new_fh();
-        self.files.lock().unwrap().insert(fh, Arc::new(of));
-        self.activity.opened();
-        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+        self.op_open(_req, ino, flags, reply)
     }
 
     fn read(
@@ -566,23 +465,7 @@ impl Filesystem for QuireFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.activity.touch();
-        let v = self.vfiles.lock().unwrap().get(&fh.0).cloned();
-        if let Some(v) = v {
-            let start = (offset as usize).min(v.len());
-            let end = start.saturating_add(size as usize).min(v.len());
-            return reply.data(&v[start..end]);
-        }
-        let of = tri!(reply, self.file(fh));
-        let mut reply = Some(reply);
-        let r = self.tree.read_with(&of, offset, size, |data| {
-            if let Some(r) = reply.take() {
-                r.data(data);
-            }
-        });
-        if let (Err(e), Some(r)) = (r, reply) {
-            r.error(errno_of(&e));
-        }
+        self.op_read(_req, _ino, fh, offset, size, _flags, _lock_owner, reply)
     }
 
     fn write(
@@ -597,10 +480,17 @@ impl Filesystem for QuireFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        self.activity.touch();
-        let of = tri!(reply, self.file(fh));
-        let n = tri!(reply, self.tree.write(&of, offset, data));
-        reply.written(n as u32);
+        self.op_write(
+            _req,
+            _ino,
+            fh,
+            offset,
+            data,
+            _write_flags,
+            _flags,
+            _lock_owner,
+            reply,
+        )
     }
 
     fn flush(
@@ -611,12 +501,7 @@ impl Filesystem for QuireFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // close() waits for flush (release is sent after it returns), so
-        // this is where a close commits.
-        if let Ok(of) = self.file(fh) {
-            tri!(reply, self.tree.flush(&of));
-        }
-        reply.ok();
+        self.op_flush(_req, _ino, fh, _lock_owner, reply)
     }
 
     fn release(
@@ -629,16 +514,7 @@ impl Filesystem for QuireFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        if self.vfiles.lock().unwrap().remove(&fh.0).is_some() {
-            self.activity.closed();
-            return reply.ok();
-        }
-        let of = self.files.lock().unwrap().remove(&fh.0);
-        if let Some(of) = of {
-            self.activity.closed();
-            tri!(reply, self.tree.release(&of));
-        }
-        reply.ok();
+        self.op_release(_req, _ino, fh, _flags, _lock_owner, _flush, reply)
     }
 
     fn fsync(
@@ -649,32 +525,11 @@ impl Filesystem for QuireFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let of = tri!(reply, self.file(fh));
-        tri!(reply, self.tree.fsync(&of, datasync));
-        reply.ok();
+        self.op_fsync(_req, _ino, fh, datasync, reply)
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        if views::is_virtual(ino.0) {
-            let (uid, gid) = self.view_owner();
-            let list = tri!(reply, self.views.list(&self.tree, ino.0, uid, gid));
-            let fh = self.new_fh();
-            self.vdirs.lock().unwrap().insert(fh, list);
-            self.activity.opened();
-            return reply.opened(FileHandle(fh), FopenFlags::empty());
-        }
-        let node = tri!(reply, self.node(ino));
-        let entries = tri!(reply, self.listing(&node));
-        let fh = self.new_fh();
-        self.dirs.lock().unwrap().insert(
-            fh,
-            DirHandle {
-                entries,
-                read: false,
-            },
-        );
-        self.activity.opened();
-        reply.opened(FileHandle(fh), FopenFlags::empty());
+        self.op_opendir(_req, ino, _flags, reply)
     }
 
     fn readdir(
@@ -683,37 +538,9 @@ impl Filesystem for QuireFs {
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        if views::is_virtual(ino.0) {
-            if let Some(list) = self.vdirs.lock().unwrap().get(&fh.0) {
-                let dots = [
-                    (ino.0, FileType::Directory, OsStr::new(".")),
-                    (1, FileType::Directory, OsStr::new("..")),
-                ];
-                let all = dots
-                    .into_iter()
-                    .chain(list.iter().map(|e| (e.ino, e.kind, e.name.as_os_str())));
-                for (i, (eino, kind, name)) in all.enumerate().skip(offset as usize) {
-                    if reply.add(INodeNo(eino), (i + 1) as u64, kind, name) {
-                        break;
-                    }
-                }
-            }
-            return reply.ok();
-        }
-        let node = tri!(reply, self.node(ino));
-        tri!(
-            reply,
-            self.dir_handle(&node, fh, offset, |h| {
-                for (i, l) in h.entries.iter().enumerate().skip(offset as usize) {
-                    if reply.add(INodeNo(l.ino), (i + 1) as u64, l.kind, &l.name) {
-                        break;
-                    }
-                }
-            })
-        );
-        reply.ok();
+        self.op_readdir(_req, ino, fh, offset, reply)
     }
 
     fn readdirplus(
@@ -722,56 +549,9 @@ impl Filesystem for QuireFs {
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
-        if views::is_virtual(ino.0) {
-            let (uid, gid) = self.view_owner();
-            let me = tri!(reply, self.views.getattr(&self.tree, ino.0, uid, gid));
-            if let Some(list) = self.vdirs.lock().unwrap().get(&fh.0) {
-                let dots = [(OsStr::new("."), me), (OsStr::new(".."), me)];
-                let all = dots
-                    .into_iter()
-                    .chain(list.iter().map(|e| (e.name.as_os_str(), e.attr)));
-                for (i, (name, a)) in all.enumerate().skip(offset as usize) {
-                    if reply.add(a.ino, (i + 1) as u64, name, &views::VTTL, &a, Generation(0)) {
-                        break;
-                    }
-                }
-            }
-            return reply.ok();
-        }
-        let node = tri!(reply, self.node(ino));
-        let dir_attr = tri!(reply, self.tree.getattr(&node));
-        let dir_attr = self.attr(&dir_attr);
-        tri!(
-            reply,
-            self.dir_handle(&node, fh, offset, |h| {
-                for (i, l) in h.entries.iter().enumerate().skip(offset as usize) {
-                    let off = (i + 1) as u64;
-                    let Some(e) = &l.entry else {
-                        // The kernel takes no reference for "." and "..".
-                        if reply.add(dir_attr.ino, off, &l.name, &TTL, &dir_attr, Generation(0)) {
-                            break;
-                        }
-                        continue;
-                    };
-                    let (child, attr) = match self.tree.lookup_entry(&node, e) {
-                        Ok(x) => x,
-                        // Removed since the snapshot: skipped.
-                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-                        // Anything else ends this batch; the kernel asks
-                        // again from here rather than missing an entry.
-                        Err(_) => break,
-                    };
-                    let fattr = self.attr(&attr);
-                    if reply.add(fattr.ino, off, &l.name, &TTL, &fattr, Generation(0)) {
-                        break;
-                    }
-                    self.inodes.remember(child, attr.ino, ino.0, &l.name);
-                }
-            })
-        );
-        reply.ok();
+        self.op_readdirplus(_req, ino, fh, offset, reply)
     }
 
     fn releasedir(
@@ -782,12 +562,7 @@ impl Filesystem for QuireFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        if self.dirs.lock().unwrap().remove(&fh.0).is_some()
-            || self.vdirs.lock().unwrap().remove(&fh.0).is_some()
-        {
-            self.activity.closed();
-        }
-        reply.ok();
+        self.op_releasedir(_req, _ino, fh, _flags, reply)
     }
 
     fn fsyncdir(
@@ -798,23 +573,11 @@ impl Filesystem for QuireFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let node = tri!(reply, self.node(ino));
-        tri!(reply, self.tree.fsync_dir(&node));
-        reply.ok();
+        self.op_fsyncdir(_req, ino, _fh, _datasync, reply)
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let s = tri!(reply, self.tree.statfs());
-        reply.statfs(
-            s.f_blocks,
-            s.f_bfree,
-            s.f_bavail,
-            s.f_files,
-            s.f_ffree,
-            s.f_bsize as u32,
-            255,
-            s.f_frsize as u32,
-        );
+        self.op_statfs(_req, _ino, reply)
     }
 
     fn setxattr(
@@ -827,59 +590,23 @@ impl Filesystem for QuireFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let node = tri!(reply, self.node(ino));
-        tri!(reply, self.tree.set_xattr(&node, name, value, flags));
-        reply.ok();
+        self.op_setxattr(_req, ino, name, value, flags, _position, reply)
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if views::is_virtual(ino.0) {
-            return reply.error(Errno::ENODATA);
-        }
-        let node = tri!(reply, self.node(ino));
-        let v = tri!(reply, self.tree.get_xattr(&node, name));
-        if size == 0 {
-            reply.size(v.len() as u32);
-        } else if v.len() > size as usize {
-            reply.error(Errno::ERANGE);
-        } else {
-            reply.data(&v);
-        }
+        self.op_getxattr(_req, ino, name, size, reply)
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if views::is_virtual(ino.0) {
-            return reply.size(0);
-        }
-        let node = tri!(reply, self.node(ino));
-        let names = tri!(reply, self.tree.list_xattr(&node));
-        let mut buf = Vec::new();
-        for n in names {
-            buf.extend_from_slice(&n);
-            buf.push(0);
-        }
-        if size == 0 {
-            reply.size(buf.len() as u32);
-        } else if buf.len() > size as usize {
-            reply.error(Errno::ERANGE);
-        } else {
-            reply.data(&buf);
-        }
+        self.op_listxattr(_req, ino, size, reply)
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let node = tri!(reply, self.node(ino));
-        tri!(reply, self.tree.remove_xattr(&node, name));
-        reply.ok();
+        self.op_removexattr(_req, ino, name, reply)
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
-        // default_permissions: the kernel checks modes itself.
-        if views::is_virtual(ino.0) {
-            return reply.ok();
-        }
-        tri!(reply, self.node(ino));
-        reply.ok();
+        self.op_access(_req, ino, _mask, reply)
     }
 
     fn create(
@@ -892,31 +619,7 @@ impl Filesystem for QuireFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let dir = tri!(reply, self.node(parent));
-        let excl = flags & libc::O_EXCL != 0;
-        let (node, attr, file) = tri!(
-            reply,
-            self.tree.create(&dir, name, mode, excl, Self::owner(req))
-        );
-        let node = self.inodes.remember(node, attr.ino, parent.0, name);
-        let of = self.tree.open_created(node, file);
-        let mut attr = attr;
-        // The name may have existed after all (created meanwhile by another
-        // process): O_TRUNC is ours to honour (FUSE_ATOMIC_O_TRUNC).
-        if flags & libc::O_TRUNC != 0 && attr.size > 0 {
-            tri!(reply, self.tree.truncate(&of, 0));
-            attr = tri!(reply, self.tree.getattr(of.node()));
-        }
-        let fh = self.new_fh();
-        self.files.lock().unwrap().insert(fh, Arc::new(of));
-        self.activity.opened();
-        reply.created(
-            &TTL,
-            &self.attr(&attr),
-            Generation(0),
-            FileHandle(fh),
-            FopenFlags::FOPEN_KEEP_CACHE,
-        );
+        self.op_create(req, parent, name, mode, _umask, flags, reply)
     }
 
     fn lseek(
@@ -928,16 +631,7 @@ impl Filesystem for QuireFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
-        // Files have no holes (sparse ranges are sealed zero blocks), so
-        // SEEK_DATA finds data everywhere and SEEK_HOLE finds only the end.
-        let of = tri!(reply, self.file(fh));
-        let size = tri!(reply, self.tree.getattr(of.node()).map(|a| a.size)) as i64;
-        match whence {
-            libc::SEEK_DATA if offset < size => reply.offset(offset.max(0)),
-            libc::SEEK_HOLE if offset < size => reply.offset(size),
-            libc::SEEK_DATA | libc::SEEK_HOLE => reply.error(Errno::ENXIO),
-            _ => reply.error(Errno::EINVAL),
-        }
+        self.op_lseek(_req, _ino, fh, offset, whence, reply)
     }
 
     fn fallocate(
@@ -950,17 +644,6 @@ impl Filesystem for QuireFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        if mode != 0 {
-            // Punching holes or zeroing ranges would need sealed zero blocks
-            // in place; not offered, as on several local filesystems.
-            reply.error(Errno::EOPNOTSUPP);
-            return;
-        }
-        let of = tri!(reply, self.file(fh));
-        let size = tri!(reply, self.tree.getattr(of.node()).map(|a| a.size));
-        if offset + length > size {
-            tri!(reply, self.tree.truncate(&of, offset + length));
-        }
-        reply.ok();
+        self.op_fallocate(_req, _ino, fh, offset, length, mode, reply)
     }
 }
