@@ -532,6 +532,20 @@ impl Tree {
         let Some(chunker) = &self.history else {
             return Ok(None);
         };
+        // Only notes of the tree (not a trash entry's content) that are not
+        // debris have an implicit current version.
+        let in_tree = dir.dir_id.get().is_some()
+            || dir
+                .handle()?
+                .stat_child(OsStr::new(crate::format::dirid::FILE_NAME))
+                .is_ok();
+        if !in_tree
+            || self
+                .plain_name(dir, host)
+                .is_none_or(|n| debris::is_debris(&n))
+        {
+            return Ok(None);
+        }
         let st = match dir.handle()?.stat_child(host) {
             Ok(st) if Kind::from_mode(st.st_mode) == Kind::File => st,
             _ => return Ok(None),
