@@ -62,8 +62,12 @@ fn every_save_is_a_version_browsable_with_ls_cat_diff_and_grep() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(versions(&w, &note).len(), 3);
 
-    // .history is reachable by name only.
+    // .history is reachable by name only, and its name is taken.
     assert!(!ls(&w.mnt).contains(&".history".to_string()));
+    let e = std::fs::create_dir(m.path(".history")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+    assert!(std::fs::write(m.path(".trash"), "x").is_err());
+    assert!(std::fs::rename(&note, m.path(".trash")).is_err());
     let hist = m.path(".history/session.md");
     let names = ls(&hist);
     assert_eq!(names.len(), 3, "{names:?}");

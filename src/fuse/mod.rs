@@ -208,6 +208,18 @@ impl QuireFs {
         self.inodes.get(ino.0).ok_or(Errno::ESTALE)
     }
 
+    /// `.history` and `.trash` at the root are the virtual views: no real
+    /// entry may take those names (it would be hidden behind them).
+    fn reserved(&self, parent: INodeNo, name: &OsStr) -> Result<(), Errno> {
+        if parent.0 == 1
+            && self.tree.keeps_history()
+            && (name == views::HISTORY || name == views::TRASH)
+        {
+            return Err(Errno::EEXIST);
+        }
+        Ok(())
+    }
+
     /// Owner shown for virtual entries: the vault root's.
     fn view_owner(&self) -> (u32, u32) {
         self.tree

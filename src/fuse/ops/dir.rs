@@ -49,6 +49,7 @@ impl QuireFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        tri!(reply, self.reserved(parent, name));
         let dir = tri!(reply, self.node(parent));
         self.entry(
             reply,
@@ -68,6 +69,7 @@ impl QuireFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        tri!(reply, self.reserved(parent, name));
         let dir = tri!(reply, self.node(parent));
         self.entry(
             reply,
@@ -109,6 +111,7 @@ impl QuireFs {
         target: &std::path::Path,
         reply: ReplyEntry,
     ) {
+        tri!(reply, self.reserved(parent, link_name));
         let dir = tri!(reply, self.node(parent));
         self.entry(
             reply,
@@ -129,6 +132,7 @@ impl QuireFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        tri!(reply, self.reserved(newparent, newname));
         let a = tri!(reply, self.node(parent));
         let b = tri!(reply, self.node(newparent));
         tri!(
@@ -147,6 +151,7 @@ impl QuireFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        tri!(reply, self.reserved(newparent, newname));
         let node = tri!(reply, self.node(ino));
         let dir = tri!(reply, self.node(newparent));
         let a = tri!(reply, self.tree.link(&node, &dir, newname));

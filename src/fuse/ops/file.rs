@@ -236,6 +236,7 @@ impl QuireFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        tri!(reply, self.reserved(parent, name));
         let dir = tri!(reply, self.node(parent));
         let excl = flags & libc::O_EXCL != 0;
         let (node, attr, file) = tri!(
