@@ -38,12 +38,10 @@ fn harden() {
         // The kernel has already applied the caller's umask to every mode
         // it sends; ours must not strip bits a second time.
         libc::umask(0);
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::setrlimit(libc::RLIMIT_CORE, &zero);
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    super::password::no_core_dumps();
+    // SAFETY: plain syscalls on this process with valid arguments.
+    unsafe {
         let mut nofile = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,

@@ -75,8 +75,25 @@ fn check_nonempty(p: Vec<u8>) -> Result<Password> {
     Ok(Password::new(p))
 }
 
+/// Keeps this process's memory (a typed password, keys, decrypted notes)
+/// out of core dumps and away from same-user ptrace. Every command that
+/// reads a password or key calls it before reading: the daemon, and also
+/// the CLI on a sealed vault (`quire show --vault …` holds plaintext too).
+pub fn no_core_dumps() {
+    // SAFETY: plain syscalls on this process with valid arguments.
+    unsafe {
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
 /// The password (or recovery key) that opens an existing vault.
 pub fn unlock_secret(a: &PasswordArgs) -> Result<Secret> {
+    no_core_dumps();
     if a.recovery_key || a.recovery_key_file.is_some() {
         let text = match &a.recovery_key_file {
             Some(f) => from_file(f)?,
@@ -103,6 +120,7 @@ pub fn existing_password(a: &PasswordArgs) -> Result<Password> {
 
 /// A new password: from a file or command once, or typed twice.
 pub fn new_password(file: Option<&Path>, command: Option<&str>, what: &str) -> Result<Password> {
+    no_core_dumps();
     if let Some(f) = file {
         return check_nonempty(from_file(f)?);
     }
