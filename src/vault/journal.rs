@@ -131,49 +131,7 @@ impl Journal {
                 frames.end
             );
         }
-        struct Open {
-            file_id: [u8; 16],
-            size: u64,
-            dir_id: [u8; 16],
-            name: Vec<u8>,
-            blocks: Vec<(u64, Vec<u8>)>,
-        }
-        let mut open: HashMap<u64, Open> = HashMap::new();
-        for f in frames.frames {
-            match Record::decode(f.kind, &f.body) {
-                Some(Record::Begin {
-                    session,
-                    file_id,
-                    size,
-                    dir_id,
-                    name,
-                }) => {
-                    open.insert(
-                        session,
-                        Open {
-                            file_id,
-                            size,
-                            dir_id,
-                            name,
-                            blocks: Vec::new(),
-                        },
-                    );
-                }
-                Some(Record::Block {
-                    session,
-                    index,
-                    bytes,
-                }) => {
-                    if let Some(o) = open.get_mut(&session) {
-                        o.blocks.push((index, bytes));
-                    }
-                }
-                Some(Record::End { session }) => {
-                    open.remove(&session);
-                }
-                None => log::error!("{}: malformed record skipped", self.path.display()),
-            }
-        }
+        let open = unfinished(frames.frames, &self.path);
         if open.is_empty() {
             return Ok(rec);
         }
@@ -377,33 +335,10 @@ impl Journal {
         let mut bytes = vec![0u8; inner.len as usize];
         f.read_exact_at(&mut bytes, 0)?;
         let frames = stream::open_all(key, undo::MAGIC, &inner.generation, &bytes);
-        let mut size = None;
-        let mut blocks = Vec::new();
-        for fr in frames.frames {
-            match Record::decode(fr.kind, &fr.body) {
-                Some(Record::Begin {
-                    session, size: z, ..
-                }) if session == s.id => size = Some(z),
-                Some(Record::Block {
-                    session,
-                    index,
-                    bytes,
-                }) if session == s.id => blocks.push((index, bytes)),
-                _ => {}
-            }
-        }
-        let Some(size) = size else {
+        let Some(u) = unfinished(frames.frames, &self.path).remove(&s.id) else {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         };
-        let mut done = HashSet::new();
-        for (index, b) in &blocks {
-            if done.insert(*index) {
-                crate::store::fault::point()?;
-                file.write_all_at(b, content::block_offset(*index))?;
-            }
-        }
-        crate::store::fault::point()?;
-        file.set_len(size)?;
+        put_back(file, &u.blocks, u.size)?;
         let id = s.id;
         self.append(&mut inner, &[Record::End { session: id }])?;
         inner.live = inner.live.saturating_sub(1);
@@ -464,13 +399,71 @@ fn undo_file(host: &Path, id: &[u8; 16], size: u64, blocks: &[(u64, Vec<u8>)]) -
         // The header itself is older than the session: cannot be ours.
         return Ok(false);
     }
+    put_back(&f, blocks, size)?;
+    f.sync_all()?;
+    Ok(true)
+}
+
+/// One session a journal left without END.
+struct Unfinished {
+    file_id: [u8; 16],
+    size: u64,
+    dir_id: [u8; 16],
+    name: Vec<u8>,
+    blocks: Vec<(u64, Vec<u8>)>,
+}
+
+/// The sessions of a journal's frames that have no END, by number.
+fn unfinished(frames: Vec<stream::Frame>, path: &Path) -> HashMap<u64, Unfinished> {
+    let mut open = HashMap::new();
+    for f in frames {
+        match Record::decode(f.kind, &f.body) {
+            Some(Record::Begin {
+                session,
+                file_id,
+                size,
+                dir_id,
+                name,
+            }) => {
+                open.insert(
+                    session,
+                    Unfinished {
+                        file_id,
+                        size,
+                        dir_id,
+                        name,
+                        blocks: Vec::new(),
+                    },
+                );
+            }
+            Some(Record::Block {
+                session,
+                index,
+                bytes,
+            }) => {
+                if let Some(o) = open.get_mut(&session) {
+                    o.blocks.push((index, bytes));
+                }
+            }
+            Some(Record::End { session }) => {
+                open.remove(&session);
+            }
+            None => log::error!("{}: malformed record skipped", path.display()),
+        }
+    }
+    open
+}
+
+/// Writes a session's saved blocks back (the first saved copy of each) and
+/// cuts the file to its committed host size.
+fn put_back(f: &File, blocks: &[(u64, Vec<u8>)], size: u64) -> io::Result<()> {
     let mut done = HashSet::new();
     for (index, bytes) in blocks {
         if done.insert(*index) {
+            crate::store::fault::point()?;
             f.write_all_at(bytes, content::block_offset(*index))?;
         }
     }
-    f.set_len(size)?;
-    f.sync_all()?;
-    Ok(true)
+    crate::store::fault::point()?;
+    f.set_len(size)
 }
