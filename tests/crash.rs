@@ -356,12 +356,7 @@ fn sigkill_at_random_instants_leaves_old_or_new() {
     verify(&work, &model.lock().unwrap(), rounds);
     m.unmount();
     // The whole vault verifies: every block, name, version and trash entry.
-    let o = w.run(&[
-        "check",
-        w.vault.to_str().unwrap(),
-        "--password-file",
-        w.pwfile.to_str().unwrap(),
-    ]);
+    let o = w.check_sealed();
     assert!(
         o.status.success(),
         "quire check: {}{}",

@@ -115,11 +115,6 @@ fn golden_v1_history_opens_with_its_versions_and_trash() {
         "deleted note\n"
     );
     m.unmount();
-    let o = w.run(&[
-        "check",
-        w.vault.to_str().unwrap(),
-        "--password-file",
-        w.pwfile.to_str().unwrap(),
-    ]);
+    let o = w.check_sealed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }

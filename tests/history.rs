@@ -129,12 +129,7 @@ fn every_save_is_a_version_browsable_with_ls_cat_diff_and_grep() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 5);
-    let o = w.run(&[
-        "check",
-        w.vault.to_str().unwrap(),
-        "--password-file",
-        w.pwfile.to_str().unwrap(),
-    ]);
+    let o = w.check_sealed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
@@ -291,9 +286,7 @@ fn tampered_history_and_trash_are_reported_never_shown() {
     let mut b = std::fs::read(meta).unwrap();
     b[20] ^= 1;
     std::fs::write(meta, &b).unwrap();
-    let vault = w.vault.to_str().unwrap();
-    let pw = w.pwfile.to_str().unwrap();
-    let o = w.run(&["check", vault, "--password-file", pw]);
+    let o = w.check_sealed();
     assert_eq!(o.status.code(), Some(21));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("PROBLEM  a.md:"), "{out}");

@@ -44,11 +44,6 @@ fn fsx_random_operations_match_its_model() {
         );
     }
     m.unmount();
-    let o = w.run(&[
-        "check",
-        w.vault.to_str().unwrap(),
-        "--password-file",
-        w.pwfile.to_str().unwrap(),
-    ]);
+    let o = w.check_sealed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }

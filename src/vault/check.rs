@@ -142,9 +142,7 @@ impl Tree {
                     r.files += 1;
                     let res = (|| {
                         let (n, _) = self.lookup(dir, OsStr::from_bytes(&plain))?;
-                        let f = n.handle()?.open_file(libc::O_RDONLY)?;
-                        let (_, psize) = self.sizes_of(&n, &f)?;
-                        self.read_all_plain(&n, &f, psize).map(|c| c.len() as u64)
+                        self.plain_content(&n).map(|c| c.len() as u64)
                     })();
                     match res {
                         Ok(b) => r.bytes += b,

@@ -138,6 +138,14 @@ impl Tree {
         Ok(out)
     }
 
+    /// The whole plaintext of a file node, read under its content lock.
+    pub(crate) fn plain_content(&self, node: &Node) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+        let f = node.handle()?.open_file(libc::O_RDONLY)?;
+        let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
+        let (_, psize) = self.sizes(node, &f)?;
+        self.read_all_plain(node, &f, psize)
+    }
+
     /// Plaintext size from the host size; a torn tail is an error.
     fn sizes(&self, node: &Node, file: &File) -> io::Result<(u64, u64)> {
         self.sizes_and_allocated(node, file).map(|(c, p, _)| (c, p))

@@ -550,14 +550,12 @@ impl Tree {
             Ok(st) if Kind::from_mode(st.st_mode) == Kind::File => st,
             _ => return Ok(None),
         };
-        let h = dir.handle()?.lookup(host)?;
-        let n = Node::detached(h, st.st_ino);
-        let f = n.handle()?.open_file(libc::O_RDONLY)?;
-        let (_, psize) = self.sizes_of(&n, &f)?;
+        let psize = crate::format::content::plain_size(st.st_size as u64).ok_or_else(eio)?;
         if psize > MAX_VERSIONED || (psize == 0 && last.is_none()) {
             return Ok(None);
         }
-        let content = self.read_all_plain(&n, &f, psize)?;
+        let content =
+            self.plain_content(&Node::detached(dir.handle()?.lookup(host)?, st.st_ino))?;
         if last.is_some_and(|v| v.hash == chunker.hash(&content)) {
             return Ok(None);
         }

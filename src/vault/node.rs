@@ -172,25 +172,7 @@ impl Node {
         let fd = OnceLock::new();
         let _ = fd.set(handle);
         HANDLES.fetch_add(1, Ordering::Relaxed);
-        Node {
-            ino,
-            fd,
-            loc: Mutex::new(None),
-            kind,
-            dir_id: OnceLock::new(),
-            io: RwLock::new(()),
-            file_key: OnceLock::new(),
-            opens: AtomicUsize::new(0),
-            writers: AtomicUsize::new(0),
-            undo: Mutex::new(None),
-            dead: std::sync::atomic::AtomicBool::new(false),
-            changed: std::sync::atomic::AtomicBool::new(false),
-            history: Mutex::new(()),
-            tail: Mutex::new(None),
-            last_version: Mutex::new(None),
-            created: OnceLock::new(),
-            versioned: OnceLock::new(),
-        }
+        Node::with(fd, None, kind, ino)
     }
 
     /// A node for a host file outside the tree (a trash entry's content).
@@ -199,10 +181,19 @@ impl Node {
     }
 
     pub(crate) fn lazy(parent: Arc<Node>, host: OsString, kind: Kind, ino: u64) -> Node {
+        Node::with(OnceLock::new(), Some((parent, host)), kind, ino)
+    }
+
+    fn with(
+        fd: OnceLock<Handle>,
+        loc: Option<(Arc<Node>, OsString)>,
+        kind: Kind,
+        ino: u64,
+    ) -> Node {
         Node {
             ino,
-            fd: OnceLock::new(),
-            loc: Mutex::new(Some((parent, host))),
+            fd,
+            loc: Mutex::new(loc),
             kind,
             dir_id: OnceLock::new(),
             io: RwLock::new(()),

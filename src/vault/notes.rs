@@ -42,10 +42,7 @@ impl Tree {
         if a.kind != Kind::File {
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
         }
-        let f = n.handle()?.open_file(libc::O_RDONLY)?;
-        let _g = n.io.read().unwrap_or_else(|e| e.into_inner());
-        let (_, psize) = self.sizes_of(&n, &f)?;
-        self.read_all_plain(&n, &f, psize)
+        self.plain_content(&n)
     }
 
     /// Makes version `number` of `name` in `dir` its current content again;

@@ -132,33 +132,27 @@ impl Tree {
         }
         let moved = known(src.st_ino);
         let replaced = dst.as_ref().and_then(|d| known(d.st_ino));
-        let carry = !exchange
-            && Kind::from_mode(src.st_mode) == Kind::File
-            && self.history.is_some()
-            && self.versioned_name(to, bh);
-        let src_versioned = carry && self.versioned_name(dir, ah);
+        // Which side keeps history (each name decrypted once).
+        let is_file = |m: u32| Kind::from_mode(m) == Kind::File;
+        let history = self.history.is_some() && !exchange;
+        let src_versioned = history && is_file(src.st_mode) && self.versioned_name(dir, ah);
+        let dst_versioned = history && self.versioned_name(to, bh);
+        let carry = dst_versioned && is_file(src.st_mode);
         // Content about to move away from a name or be replaced: a note
         // that so far was only implicitly its first version gets it written.
-        if self.history.is_some() && !exchange {
-            let keep = |d: &Arc<Node>, h: &OsStr, known: &Option<Arc<Node>>| {
-                if !self.versioned_name(d, h) {
-                    return;
-                }
-                let n = known
-                    .clone()
-                    .or_else(|| self.node_at(d, h).ok().map(|(n, _)| Arc::new(n)));
-                if let Some(n) = n {
-                    self.keep_first_version(&n, None, false);
-                }
-            };
-            if Kind::from_mode(src.st_mode) == Kind::File {
-                keep(dir, ah, &moved);
+        let keep = |d: &Arc<Node>, h: &OsStr, known: &Option<Arc<Node>>| {
+            let n = known
+                .clone()
+                .or_else(|| self.node_at(d, h).ok().map(|(n, _)| Arc::new(n)));
+            if let Some(n) = n {
+                self.keep_first_version(&n, None, false);
             }
-            if let Some(d) = &dst
-                && Kind::from_mode(d.st_mode) == Kind::File
-            {
-                keep(to, bh, &replaced);
-            }
+        };
+        if src_versioned {
+            keep(dir, ah, &moved);
+        }
+        if dst_versioned && dst.as_ref().is_some_and(|d| is_file(d.st_mode)) {
+            keep(to, bh, &replaced);
         }
         // The journal names files by host path: changes in progress are
         // committed before a path changes.

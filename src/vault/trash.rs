@@ -369,10 +369,7 @@ impl Tree {
         let e = self.entry_handle(id)?;
         let h = e.lookup(OsStr::new(CONTENT))?;
         let st = h.stat()?;
-        let node = Node::detached(h, st.st_ino);
-        let f = node.handle()?.open_file(libc::O_RDONLY)?;
-        let (_, psize) = self.sizes_of(&node, &f)?;
-        self.read_all_plain(&node, &f, psize)
+        self.plain_content(&Node::detached(h, st.st_ino))
     }
 
     /// Puts a trashed note back at its path (or, if that name is taken, at

@@ -107,6 +107,16 @@ impl World {
             .unwrap()
     }
 
+    /// `quire check` on the sealed vault, with the password file.
+    pub fn check_sealed(&self) -> Output {
+        self.run(&[
+            "check",
+            self.vault.to_str().unwrap(),
+            "--password-file",
+            self.pwfile.to_str().unwrap(),
+        ])
+    }
+
     pub fn is_mounted(&self) -> bool {
         is_mounted(&self.mnt)
     }
