@@ -128,6 +128,7 @@ fn serve(
     let weak = Arc::downgrade(&tree);
     let fs = QuireFs::new(tree, activity.clone())?;
     let pressure = fs.pressure();
+    let sweeper = fs.sweeper();
     {
         let p = pressure.clone();
         crate::store::host::on_fd_pressure(move || p.wake());
@@ -141,11 +142,28 @@ fn serve(
         }
     };
     let _ = runtime::write(&o.mountpoint, v.path());
-    if let Err(e) = crate::control::serve(&runtime::socket_path(&o.mountpoint), weak.clone()) {
+    let sweep: Arc<crate::control::Sweep> = {
+        let (s, n) = (sweeper.clone(), session.notifier());
+        Arc::new(move |t, p, now| s.apply(t, p, now, Some(&n)))
+    };
+    if let Err(e) = crate::control::serve(&runtime::socket_path(&o.mountpoint), weak.clone(), sweep)
+    {
         log::warn!("no control socket ({e}): history and trash commands need the vault sealed");
     }
-    if !o.read_only {
-        start_purger(weak);
+    let waker = weak.upgrade().map(|t| {
+        t.audit(
+            crate::vault::AuditEvent::Mount,
+            b"",
+            b"",
+            0,
+            &format!("pid {}", std::process::id()),
+        );
+        t.lifecycle_waker()
+    });
+    if !o.read_only
+        && let Some(w) = &waker
+    {
+        start_lifecycle(weak, sweeper, session.notifier(), w.clone());
     }
     log::info!("mounted (pid {})", std::process::id());
 
@@ -191,6 +209,9 @@ fn serve(
     ready(Ok(()));
     let r = session.run();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(w) = waker {
+        w.wake();
+    }
     runtime::remove(&o.mountpoint);
     // `run` consumed the session: the filesystem, its tree (journal
     // closed) and the tree's keys are gone already.
@@ -200,33 +221,61 @@ fn serve(
     r.map_err(|e| fail(Code::Io, format!("the filesystem session failed: {e}")))
 }
 
-/// Purges trash entries past the vault's window at mount and then hourly.
-fn start_purger(tree: std::sync::Weak<crate::vault::Tree>) {
+/// Expires notes and purges the trash (docs/FORMAT.md §15) at mount and
+/// then at least once a minute: sooner when something falls due, and at
+/// once when a note's dates change. Also remembers the audit log's head.
+fn start_lifecycle(
+    tree: std::sync::Weak<crate::vault::Tree>,
+    sweeper: crate::fuse::Sweeper,
+    notifier: fuser::Notifier,
+    waker: crate::vault::events::Waker,
+) {
     let _ = std::thread::Builder::new()
-        .name("quire-purge".into())
+        .name("quire-lifecycle".into())
         .spawn(move || {
             loop {
-                {
+                let wait = {
                     let Some(t) = tree.upgrade() else { return };
                     if let Ok(n) = t.tidy_trash()
                         && n > 0
                     {
                         log::info!("removed {n} leftovers of interrupted moves to the trash");
                     }
-                    let plan = t.trash_entries().map(|e| {
-                        crate::vault::trash::plan_purge(
-                            &e,
-                            t.trash_policy(),
-                            std::time::SystemTime::now(),
-                        )
-                    });
-                    match plan.and_then(|p| t.purge(&p)) {
-                        Ok(0) => {}
-                        Ok(n) => log::info!("purged {n} trash entries past the retention window"),
-                        Err(e) => log::error!("purging the trash failed: {e}"),
+                    let now = std::time::SystemTime::now();
+                    let next = match t.plan_lifecycle(now) {
+                        Ok(plan) => {
+                            if !plan.expire.is_empty() || !plan.purge.is_empty() {
+                                match sweeper.apply(&t, &plan, now, Some(&notifier)) {
+                                    Ok(done) => log::info!(
+                                        "lifecycle: {} note(s) expired to the trash, {} trash entries purged",
+                                        done.expired.len(),
+                                        done.purged
+                                    ),
+                                    Err(e) => log::error!("lifecycle sweep failed: {e}"),
+                                }
+                            }
+                            if !plan.held.is_empty() {
+                                log::info!(
+                                    "lifecycle: {} expired note(s) kept by their retention date",
+                                    plan.held.len()
+                                );
+                            }
+                            plan.next_due
+                        }
+                        Err(e) => {
+                            log::error!("lifecycle planning failed: {e}");
+                            None
+                        }
+                    };
+                    t.save_audit_head();
+                    let mut wait = Duration::from_secs(60);
+                    if let Some(due) = next {
+                        let until = due.duration_since(now).unwrap_or_default();
+                        wait = wait.min(until + Duration::from_millis(100));
                     }
-                }
-                std::thread::sleep(Duration::from_secs(3600));
+                    wait
+                };
+                waker.wait(wait);
             }
         });
 }

@@ -40,6 +40,10 @@ pub enum Code {
     CheckFailed = 21,
     /// No such note, version or trash entry.
     NotFound = 22,
+    /// A retention date or another lifecycle rule refused the change.
+    Refused = 23,
+    /// `quire audit --verify` found the audit log altered.
+    AuditBroken = 24,
 }
 
 /// An error the CLI knows how to explain.

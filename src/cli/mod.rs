@@ -1,11 +1,13 @@
 //! Layer 4: the command line. One file per command; [`exit`] is the only
 //! place that turns errors into messages and exit codes (docs/CLI.md).
 
+mod audit;
 mod check;
 mod daemon;
 pub mod exit;
 mod history;
 mod init;
+mod lifecycle;
 mod logger;
 mod mount;
 mod passwd;
@@ -102,6 +104,16 @@ enum Command {
     Trash(trash::TrashArgs),
     /// Verify every note, name, version and trash entry of a vault.
     Check(check::CheckArgs),
+    /// Set, clear or show when a note expires (goes to the trash).
+    Expire(lifecycle::ExpireArgs),
+    /// Set or show until when a note must be kept (no deletion before).
+    Retain(lifecycle::RetainArgs),
+    /// List notes that expire soon.
+    Expiring(lifecycle::ExpiringArgs),
+    /// Expire due notes and purge the trash now (`--dry-run` shows the plan).
+    Purge(lifecycle::PurgeArgs),
+    /// Show the audit log of who changed what and when; `--verify` checks it.
+    Audit(audit::AuditArgs),
 }
 
 /// Entry point: parses arguments, runs the command, returns the exit code.
@@ -120,6 +132,11 @@ pub fn main() -> i32 {
         Command::Restore(a) => history::restore(a),
         Command::Trash(a) => trash::run(a),
         Command::Check(a) => check::run(a),
+        Command::Expire(a) => lifecycle::expire(a),
+        Command::Retain(a) => lifecycle::retain(a),
+        Command::Expiring(a) => lifecycle::expiring(a),
+        Command::Purge(a) => lifecycle::purge(a),
+        Command::Audit(a) => audit::run(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "quire", &mut std::io::stdout());
             Ok(())

@@ -203,7 +203,8 @@ pub fn run(a: MountArgs) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    let (v, lock) = unlocked;
+    let (mut v, lock) = unlocked;
+    paths::remember_audit_head(&mut v);
     let opts = daemon::Options {
         mountpoint: mp,
         read_only: a.read_only,

@@ -31,6 +31,7 @@ pub fn run(a: PasswdArgs) -> Result<()> {
     let locked = LockedVault::open(&path)?;
     let secret = password::unlock_secret(&a.current)?;
     let mut v = locked.unlock(&secret)?;
+    paths::remember_audit_head(&mut v);
     let new = password::new_password(
         a.new_password_file.as_deref(),
         a.new_password_command.as_deref(),

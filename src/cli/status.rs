@@ -27,14 +27,44 @@ fn json_str(s: &str) -> String {
     o
 }
 
+/// (notes expiring within 30 days, expired notes in the trash), asked of a
+/// live daemon.
+fn lifecycle_counts(m: &runtime::MountRecord) -> Option<(usize, usize)> {
+    use crate::control::{Request, Response, call};
+    if m.pid.is_none() || runtime::is_dead(&m.mountpoint) {
+        return None;
+    }
+    let sock = runtime::socket_path(&m.mountpoint);
+    let soon = match call(
+        &sock,
+        &Request::Expiring {
+            within_secs: Some(30 * 86_400),
+        },
+    )
+    .ok()?
+    {
+        Response::Dated { notes } => notes.len(),
+        _ => return None,
+    };
+    let expired = match call(&sock, &Request::TrashList).ok()? {
+        Response::Trash { entries } => entries.iter().filter(|e| e.reason == "expired").count(),
+        _ => return None,
+    };
+    Some((soon, expired))
+}
+
 pub fn run(a: StatusArgs) -> Result<()> {
     let mounts = runtime::mounts();
     if a.json {
         let items: Vec<String> = mounts
             .iter()
             .map(|m| {
+                let (soon, expired) = match lifecycle_counts(m) {
+                    Some((s, e)) => (s.to_string(), e.to_string()),
+                    None => ("null".into(), "null".into()),
+                };
                 format!(
-                    "{{\"mountpoint\":{},\"vault\":{},\"pid\":{},\"since\":{},\"read_only\":{}}}",
+                    "{{\"mountpoint\":{},\"vault\":{},\"pid\":{},\"since\":{},\"read_only\":{},\"expiring_30d\":{soon},\"expired_in_trash\":{expired}}}",
                     json_str(&m.mountpoint.display().to_string()),
                     m.vault
                         .as_ref()
@@ -73,6 +103,10 @@ pub fn run(a: StatusArgs) -> Result<()> {
         }
         if let Some(p) = m.pid {
             println!("  daemon pid: {p}");
+        }
+        if let Some((soon, expired)) = lifecycle_counts(&m) {
+            println!("  expiring within 30 days: {soon} (see `quire expiring`)");
+            println!("  expired, in the trash: {expired}");
         }
     }
     Ok(())

@@ -65,6 +65,8 @@ impl Conn {
                 libc::ENOENT => fail(Code::NotFound, "no such note, version or trash entry"),
                 libc::EISDIR => fail(Code::NotFound, "that is a folder, not a note"),
                 libc::EROFS => fail(Code::Io, "the vault is mounted read-only"),
+                libc::EPERM => fail(Code::Refused, message),
+                libc::EINVAL => fail(Code::Usage, message),
                 libc::EIO => fail(
                     Code::Io,
                     format!(
@@ -116,7 +118,8 @@ fn open_sealed(vault: &Path, pw: &PasswordArgs) -> Result<Conn> {
             e => e.into(),
         })?;
     let locked = LockedVault::open(&vault)?;
-    let v = locked.unlock(&password::unlock_secret(pw)?)?;
+    let mut v = locked.unlock(&password::unlock_secret(pw)?)?;
+    paths::remember_audit_head(&mut v);
     let tree = v.tree(false)?;
     Ok(Conn::Local {
         tree: Box::new(tree),

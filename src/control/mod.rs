@@ -17,9 +17,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use crate::vault::Tree;
 use crate::vault::check::Report;
+use crate::vault::lifecycle::{self, Applied, Dated, Plan};
 use crate::vault::trash::{self, Entry};
+use crate::vault::{AuditEvent, AuditRecord, Tree};
 
 /// A request.
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,6 +76,73 @@ pub enum Request {
     },
     /// Verifies the whole vault.
     Check,
+    /// Shows, sets or clears a note's expiry and retention dates.
+    Dates {
+        /// Path in the vault.
+        path: String,
+        /// A new expiry (as typed: a date or `+90d`).
+        #[serde(default)]
+        expires: Option<String>,
+        /// A new retention date.
+        #[serde(default)]
+        retain_until: Option<String>,
+        /// Clear the expiry.
+        #[serde(default)]
+        clear_expires: bool,
+        /// Clear the retention date (refused while it lasts).
+        #[serde(default)]
+        clear_retain: bool,
+    },
+    /// Notes with dates; with `within_secs`, only those expiring that soon.
+    Expiring {
+        /// Window in seconds (none: every dated note).
+        within_secs: Option<u64>,
+    },
+    /// Plans expiry and purge at `now_ns` (default: now) and, unless
+    /// `dry_run`, applies the plan.
+    Lifecycle {
+        /// Only show the plan.
+        dry_run: bool,
+        /// The moment to plan for, ns since the epoch (tests inject it).
+        #[serde(default)]
+        now_ns: Option<i64>,
+    },
+    /// The audit log and the verdict on its chain.
+    Audit,
+}
+
+/// A note's dates, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatedOut {
+    /// Path in the vault.
+    pub path: String,
+    /// Expiry (canonical text).
+    pub expires: Option<String>,
+    /// Retention date (canonical text).
+    pub retain_until: Option<String>,
+    /// Expiry as ns since the epoch.
+    pub expires_ns: Option<i64>,
+}
+
+/// One audit record, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditOut {
+    /// Sequence number.
+    pub seq: u64,
+    /// When, ns since the epoch.
+    pub time_ns: i64,
+    /// What happened.
+    pub event: String,
+    /// User id.
+    pub uid: u32,
+    /// Version number (0: none).
+    pub version: u32,
+    /// Path.
+    pub path: String,
+    /// Second path (a rename's target).
+    pub to: String,
+    /// Details.
+    pub detail: String,
 }
 
 /// One version, as listed.
@@ -138,6 +206,38 @@ pub enum Response {
         /// Report.
         report: Report,
     },
+    /// A note's dates.
+    Dates {
+        /// Expiry.
+        expires: Option<String>,
+        /// Retention date.
+        retain_until: Option<String>,
+    },
+    /// Notes with dates.
+    Dated {
+        /// Soonest expiry first.
+        notes: Vec<DatedOut>,
+    },
+    /// A lifecycle plan (and whether it was applied).
+    Plan {
+        /// Notes that expire (to the trash).
+        expire: Vec<DatedOut>,
+        /// Expired notes kept by their retention date.
+        held: Vec<DatedOut>,
+        /// Trash entries purged.
+        purge: Vec<TrashOut>,
+        /// Trash entries kept by their retention date.
+        kept: Vec<TrashOut>,
+        /// Whether it was carried out.
+        applied: bool,
+    },
+    /// The audit log.
+    Audit {
+        /// Records that verified, oldest first.
+        records: Vec<AuditOut>,
+        /// The verdict.
+        verdict: crate::vault::audit::Verdict,
+    },
     /// A failure: an errno and what happened.
     Error {
         /// OS error number (ENOENT for a missing note, EIO for damage…).
@@ -172,15 +272,76 @@ fn err(e: io::Error) -> Response {
     }
 }
 
-/// Runs one request against a tree.
+/// Carries out a lifecycle plan (the mount's [`crate::fuse`] sweeper while
+/// mounted, so the kernel's view follows).
+pub type Sweep = dyn Fn(&Tree, &Plan, SystemTime) -> io::Result<Applied> + Send + Sync;
+
+/// Applies a plan on a vault that is not mounted.
+pub fn sweep_sealed(tree: &Tree, plan: &Plan, now: SystemTime) -> io::Result<Applied> {
+    tree.apply_lifecycle(plan, now, &|_| None)
+}
+
+/// Runs one request against a tree (not mounted).
 pub fn handle(tree: &Tree, req: Request, now: SystemTime) -> Response {
-    match run(tree, req, now) {
+    handle_with(tree, req, now, &sweep_sealed)
+}
+
+/// Runs one request, applying lifecycle plans with `sweep`.
+pub fn handle_with(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Response {
+    match run(tree, req, now, sweep) {
         Ok(r) => r,
-        Err(e) => err(e),
+        Err(Failure::Io(e)) => err(e),
+        Err(Failure::Refused(r)) => Response::Error {
+            errno: r.errno(),
+            message: r.to_string(),
+        },
     }
 }
 
-fn run(tree: &Tree, req: Request, now: SystemTime) -> io::Result<Response> {
+enum Failure {
+    Io(io::Error),
+    Refused(lifecycle::Refusal),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+impl From<lifecycle::Error> for Failure {
+    fn from(e: lifecycle::Error) -> Self {
+        match e {
+            lifecycle::Error::Io(e) => Failure::Io(e),
+            lifecycle::Error::Refused(r) => Failure::Refused(r),
+        }
+    }
+}
+
+fn dated_out(d: &Dated) -> DatedOut {
+    DatedOut {
+        path: String::from_utf8_lossy(&d.path).into_owned(),
+        expires: d.dates.expires.clone(),
+        retain_until: d.dates.retain_until.clone(),
+        expires_ns: d.expires_at().map(ns),
+    }
+}
+
+/// A listed audit record.
+pub fn audit_out(r: &AuditRecord) -> AuditOut {
+    AuditOut {
+        seq: r.seq,
+        time_ns: r.time_ns,
+        event: r.event.as_str().into(),
+        uid: r.uid,
+        version: r.version,
+        path: String::from_utf8_lossy(&r.path).into_owned(),
+        to: String::from_utf8_lossy(&r.to).into_owned(),
+        detail: r.detail.clone(),
+    }
+}
+
+fn run(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Result<Response, Failure> {
     Ok(match req {
         Request::Log { path } => {
             let (dir, name) = tree.resolve(path.as_bytes())?;
@@ -200,6 +361,13 @@ fn run(tree: &Tree, req: Request, now: SystemTime) -> io::Result<Response> {
         Request::Show { path, version } => {
             let (dir, name) = tree.resolve(path.as_bytes())?;
             let c = tree.version_content(&dir, &name, version)?;
+            tree.audit(
+                AuditEvent::Export,
+                path.trim_start_matches('/').as_bytes(),
+                b"",
+                version as u32,
+                "quire show",
+            );
             Response::Content {
                 data: B64.encode(&c[..]),
             }
@@ -218,9 +386,17 @@ fn run(tree: &Tree, req: Request, now: SystemTime) -> io::Result<Response> {
         Request::TrashList => Response::Trash {
             entries: tree.trash_entries()?.iter().map(trash_out).collect(),
         },
-        Request::TrashShow { id } => Response::Content {
-            data: B64.encode(&tree.trash_content(&id)?[..]),
-        },
+        Request::TrashShow { id } => {
+            let data = B64.encode(&tree.trash_content(&id)?[..]);
+            let path = tree
+                .trash_entries()?
+                .into_iter()
+                .find(|e| e.id == id)
+                .map(|e| e.path)
+                .unwrap_or_default();
+            tree.audit(AuditEvent::Export, &path, b"", 0, "quire trash show");
+            Response::Content { data }
+        }
         Request::TrashRestore { id } => Response::Restored {
             path: String::from_utf8_lossy(&tree.trash_restore(&id)?).into_owned(),
         },
@@ -231,6 +407,11 @@ fn run(tree: &Tree, req: Request, now: SystemTime) -> io::Result<Response> {
             } else {
                 trash::plan_purge(&entries, tree.trash_policy(), now)
             };
+            // Retained entries are never purged (tree.purge skips them too).
+            let plan: Vec<Entry> = plan
+                .into_iter()
+                .filter(|e| e.retain_until.is_none_or(|r| r <= now))
+                .collect();
             if !dry_run {
                 tree.purge(&plan)?;
             }
@@ -245,12 +426,84 @@ fn run(tree: &Tree, req: Request, now: SystemTime) -> io::Result<Response> {
         Request::Check => Response::Check {
             report: tree.check(&mut |_| {})?,
         },
+        Request::Dates {
+            path,
+            expires,
+            retain_until,
+            clear_expires,
+            clear_retain,
+        } => {
+            let (dir, name) = tree.resolve(path.as_bytes())?;
+            let (node, attr) = tree.lookup(&dir, &name)?;
+            if attr.kind != crate::vault::Kind::File {
+                return Err(Failure::Refused(lifecycle::Refusal::NotANote));
+            }
+            let change = lifecycle::Change {
+                expires: if clear_expires {
+                    Some(None)
+                } else {
+                    expires.map(Some)
+                },
+                retain_until: if clear_retain {
+                    Some(None)
+                } else {
+                    retain_until.map(Some)
+                },
+            };
+            let d = if change.expires.is_none() && change.retain_until.is_none() {
+                tree.dates(&node)?
+            } else {
+                tree.change_dates(&node, &change, now)?
+            };
+            Response::Dates {
+                expires: d.expires,
+                retain_until: d.retain_until,
+            }
+        }
+        Request::Expiring { within_secs } => {
+            let all = tree.scan_dates()?;
+            let notes = match within_secs {
+                Some(s) => lifecycle::expiring(&all, now, Duration::from_secs(s)),
+                None => all,
+            };
+            Response::Dated {
+                notes: notes.iter().map(dated_out).collect(),
+            }
+        }
+        Request::Lifecycle { dry_run, now_ns } => {
+            let at = match now_ns {
+                Some(n) if n >= 0 => UNIX_EPOCH + Duration::from_nanos(n as u64),
+                _ => now,
+            };
+            let plan = tree.plan_lifecycle(at)?;
+            if !dry_run {
+                sweep(tree, &plan, at)?;
+            }
+            Response::Plan {
+                expire: plan.expire.iter().map(dated_out).collect(),
+                held: plan.held.iter().map(dated_out).collect(),
+                purge: plan.purge.iter().map(trash_out).collect(),
+                kept: plan.kept.iter().map(trash_out).collect(),
+                applied: !dry_run,
+            }
+        }
+        Request::Audit => {
+            let (records, verdict) = tree.read_audit()?;
+            Response::Audit {
+                records: records.iter().map(audit_out).collect(),
+                verdict,
+            }
+        }
     })
 }
 
 /// Serves requests on `path` until the process ends. The socket is
 /// created mode 0600; a peer with another uid (other than root) is refused.
-pub fn serve(path: &Path, tree: std::sync::Weak<Tree>) -> io::Result<()> {
+pub fn serve(
+    path: &Path,
+    tree: std::sync::Weak<Tree>,
+    sweep: std::sync::Arc<Sweep>,
+) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
@@ -260,7 +513,7 @@ pub fn serve(path: &Path, tree: std::sync::Weak<Tree>) -> io::Result<()> {
             for s in listener.incoming().flatten() {
                 // The tree goes when the filesystem session ends (keys wiped).
                 let Some(tree) = tree.upgrade() else { return };
-                if let Err(e) = serve_one(s, &tree) {
+                if let Err(e) = serve_one(s, &tree, &*sweep) {
                     log::warn!("control request failed: {e}");
                 }
             }
@@ -287,7 +540,7 @@ fn peer_uid(s: &UnixStream) -> io::Result<u32> {
     Ok(cred.uid)
 }
 
-fn serve_one(s: UnixStream, tree: &Tree) -> io::Result<()> {
+fn serve_one(s: UnixStream, tree: &Tree, sweep: &Sweep) -> io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let uid = peer_uid(&s)?;
     // SAFETY: geteuid has no preconditions.
@@ -304,7 +557,7 @@ fn serve_one(s: UnixStream, tree: &Tree) -> io::Result<()> {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
     let r = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => handle(tree, req, SystemTime::now()),
+        Ok(req) => handle_with(tree, req, SystemTime::now(), sweep),
         Err(e) => Response::Error {
             errno: libc::EINVAL,
             message: format!("bad request: {e}"),

@@ -32,6 +32,12 @@ pub const HISTORY: &[u8] = b"quire/v1/history";
 pub const CHUNK_HASH: &[u8] = b"quire/v1/chunk-hash";
 /// AES-GCM key for trash entry records.
 pub const TRASH: &[u8] = b"quire/v1/trash";
+/// AES-GCM key for lifecycle records (expiry and retention dates, §15).
+pub const LIFECYCLE: &[u8] = b"quire/v1/lifecycle";
+/// AES-GCM key for audit log records (§16).
+pub const AUDIT: &[u8] = b"quire/v1/audit";
+/// HMAC-SHA256 key of the audit log's hash chain (§16).
+pub const AUDIT_CHAIN: &[u8] = b"quire/v1/audit-chain";
 
 #[cfg(test)]
 mod tests {
@@ -51,6 +57,9 @@ mod tests {
             super::HISTORY,
             super::CHUNK_HASH,
             super::TRASH,
+            super::LIFECYCLE,
+            super::AUDIT,
+            super::AUDIT_CHAIN,
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

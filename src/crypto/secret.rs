@@ -97,6 +97,9 @@ impl MasterKey {
             history: self.derive::<32>(vault_id, labels::HISTORY),
             chunk_hash: self.derive::<32>(vault_id, labels::CHUNK_HASH),
             trash: AeadKey::new(&self.derive::<32>(vault_id, labels::TRASH)),
+            lifecycle: AeadKey::new(&self.derive::<32>(vault_id, labels::LIFECYCLE)),
+            audit: AeadKey::new(&self.derive::<32>(vault_id, labels::AUDIT)),
+            audit_chain: self.derive::<32>(vault_id, labels::AUDIT_CHAIN),
         }
     }
 }
@@ -123,6 +126,12 @@ pub struct SubKeys {
     pub chunk_hash: Key32,
     /// Trash entry records.
     pub trash: AeadKey,
+    /// Lifecycle records (expiry and retention dates).
+    pub lifecycle: AeadKey,
+    /// Audit log records.
+    pub audit: AeadKey,
+    /// HMAC key of the audit log's hash chain.
+    pub audit_chain: Key32,
 }
 
 impl SubKeys {
@@ -143,6 +152,16 @@ impl SubKeys {
         expand_with_id(&self.history, labels::HISTORY, stream)
     }
 
+    /// HMAC-SHA256 of `data` under the audit chain key: the link that
+    /// each audit record carries of the one before it.
+    pub fn audit_link(&self, data: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.audit_chain.expose())
+            .expect("HMAC takes any key length");
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
+
     /// Locks every subkey in memory, including the expanded AES key
     /// schedules held inline in this struct (see [`Secret::relock`]).
     pub fn relock(&self) {
@@ -150,6 +169,7 @@ impl SubKeys {
         self.undo.relock();
         self.history.relock();
         self.chunk_hash.relock();
+        self.audit_chain.relock();
         self.names.relock();
         self.xattr_name.relock();
         lock_memory((self as *const Self).cast(), std::mem::size_of::<Self>());

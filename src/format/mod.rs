@@ -4,10 +4,12 @@
 //!
 //! All integers are big-endian; no `usize` is ever encoded.
 
+pub mod audit;
 pub mod config;
 pub mod content;
 pub mod dirid;
 pub mod history;
+pub mod lifecycle;
 pub mod names;
 pub mod records;
 pub mod stream;

@@ -124,6 +124,33 @@ impl Pressure {
     }
 }
 
+/// Applies the vault's lifecycle plan while it is mounted (docs/FORMAT.md
+/// §15): nodes the kernel still holds are committed and marked gone, and
+/// each expired note is dropped from the kernel's cache at once, so it stops
+/// being visible at its path. Runs outside the FUSE worker threads.
+#[derive(Clone)]
+pub struct Sweeper(Arc<Inodes>);
+
+impl Sweeper {
+    /// Applies `plan` at `now`; `notifier` invalidates kernel entries.
+    pub fn apply(
+        &self,
+        tree: &Tree,
+        plan: &crate::vault::lifecycle::Plan,
+        now: std::time::SystemTime,
+        notifier: Option<&fuser::Notifier>,
+    ) -> io::Result<crate::vault::lifecycle::Applied> {
+        let inodes = &self.0;
+        let done = tree.apply_lifecycle(plan, now, &|host| inodes.get(inodes.fuse_ino(host)))?;
+        if let Some(n) = notifier {
+            for (dir, name) in &done.expired {
+                let _ = n.inval_entry(INodeNo(inodes.fuse_ino(*dir)), name);
+            }
+        }
+        Ok(done)
+    }
+}
+
 /// A directory handle: a snapshot of the listing taken at opendir (and
 /// re-taken on rewind), so offsets stay stable while entries change.
 struct DirHandle {
@@ -171,6 +198,12 @@ impl QuireFs {
             vfiles: Mutex::new(HashMap::new()),
             vdirs: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A handle for applying lifecycle plans, taken before the filesystem
+    /// moves into its session.
+    pub fn sweeper(&self) -> Sweeper {
+        Sweeper(self.inodes.clone())
     }
 
     /// A handle for [`Pressure::relieve`], taken before the filesystem moves
@@ -346,6 +379,8 @@ impl Filesystem for QuireFs {
     }
 
     fn destroy(&mut self) {
+        self.tree
+            .audit(crate::vault::AuditEvent::Unmount, b"", b"", 0, "");
         self.files.lock().unwrap().clear();
         self.dirs.lock().unwrap().clear();
         log::info!("filesystem session ended");

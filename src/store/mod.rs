@@ -19,6 +19,8 @@ pub const DATA: &str = "d";
 pub const LOG: &str = "quire.log";
 /// Name of the crash-undo journal.
 pub const UNDO: &str = "quire.undo";
+/// The audit log (docs/FORMAT.md §16).
+pub const AUDIT: &str = "quire.audit";
 
 /// Paths inside one vault folder (docs/FORMAT.md §1).
 #[derive(Debug, Clone)]
@@ -60,5 +62,10 @@ impl Layout {
     /// `quire.undo`.
     pub fn undo(&self) -> PathBuf {
         self.root.join(UNDO)
+    }
+
+    /// `quire.audit`.
+    pub fn audit(&self) -> PathBuf {
+        self.root.join(AUDIT)
     }
 }

@@ -109,6 +109,19 @@ impl Tree {
                 self.check_stream(dir, OsStr::new(stem), &who, r);
                 continue;
             }
+            if let Some(stem) = h.strip_suffix(crate::format::lifecycle::SUFFIX) {
+                if self.dates_at(dir, OsStr::new(stem)).is_err() {
+                    let who = self
+                        .plain_name(dir, OsStr::new(stem))
+                        .map(|n| join(path, &String::from_utf8_lossy(&n)))
+                        .unwrap_or_else(|| format!("{host_dir}/{h}"));
+                    r.problems.push(Problem {
+                        path: who,
+                        problem: "its expiry/retention record failed authentication".into(),
+                    });
+                }
+                continue;
+            }
             if names::classify(h) == names::Entry::Hidden {
                 continue;
             }

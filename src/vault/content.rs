@@ -146,6 +146,26 @@ impl Tree {
         self.read_all_plain(node, &f, psize)
     }
 
+    /// The first `n` bytes (or fewer) of a note's plaintext.
+    pub(crate) fn plain_prefix(
+        &self,
+        node: &Node,
+        n: u64,
+    ) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+        let f = node.handle()?.open_file(libc::O_RDONLY)?;
+        let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
+        let (_, psize) = self.sizes(node, &f)?;
+        let mut out = zeroize::Zeroizing::new(Vec::new());
+        if psize == 0 || n == 0 {
+            return Ok(out);
+        }
+        let last = (content::block_count(psize) - 1).min((n - 1) / content::BLOCK);
+        let mut sealed = zeroize::Zeroizing::new(Vec::new());
+        self.read_blocks_into(node, &f, psize, 0, last, &mut sealed, &mut out)?;
+        out.truncate(n as usize);
+        Ok(out)
+    }
+
     /// Plaintext size from the host size; a torn tail is an error.
     fn sizes(&self, node: &Node, file: &File) -> io::Result<(u64, u64)> {
         self.sizes_and_allocated(node, file).map(|(c, p, _)| (c, p))

@@ -51,6 +51,8 @@ pub(crate) struct Tail {
     id: [u8; 16],
     end: u64,
     last: Option<Version>,
+    /// Versions in the stream.
+    count: u32,
 }
 
 /// An opened history stream.
@@ -229,7 +231,7 @@ impl Tree {
 
     /// Whether notes in folder `d` keep history: no `.git` above. Cached
     /// on the folder's node.
-    fn folder_versioned(&self, d: &Arc<Node>, depth: u32) -> bool {
+    pub(crate) fn folder_versioned(&self, d: &Arc<Node>, depth: u32) -> bool {
         if let Some(v) = d.versioned.get() {
             return *v;
         }
@@ -260,9 +262,38 @@ impl Tree {
     }
 
     fn save_version_inner(&self, node: &Node, file: Option<&File>, origin: Origin) {
-        if let Err(e) = self.try_save_version(node, file, origin, Mode::Append) {
-            log::error!("could not record a version of {}: {e}", self.describe(node));
+        let saved = match self.try_save_version(node, file, origin, Mode::Append) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("could not record a version of {}: {e}", self.describe(node));
+                Saved::NotKept
+            }
+        };
+        if self.read_only() || node.kind != Kind::File {
+            return;
         }
+        let Some((dir, host)) = node.location() else {
+            return;
+        };
+        use std::os::unix::ffi::OsStrExt;
+        if let Some(name) = self.plain_name(&dir, &host)
+            && self.noteworthy(&dir, OsStr::from_bytes(&name))
+        {
+            use crate::format::audit::Event;
+            let (event, detail) = match origin {
+                Origin::Restore => (Event::Restore, "an old version made current"),
+                Origin::Checkpoint => (Event::Save, "checkpoint of a file kept open"),
+                Origin::Save => (Event::Save, ""),
+            };
+            match saved {
+                Saved::Version(n) => {
+                    self.audit_name(event, &dir, OsStr::from_bytes(&name), n, detail)
+                }
+                Saved::NotKept => self.audit_name(event, &dir, OsStr::from_bytes(&name), 0, detail),
+                Saved::Unchanged => {}
+            }
+        }
+        self.apply_front_matter(node);
     }
 
     /// Before a note's content changes or goes (its first change after a
@@ -290,18 +321,18 @@ impl Tree {
         file: Option<&File>,
         origin: Origin,
         mode: Mode,
-    ) -> io::Result<()> {
+    ) -> io::Result<Saved> {
         let Some(chunker) = &self.history else {
-            return Ok(());
+            return Ok(Saved::NotKept);
         };
         if node.kind != Kind::File || self.read_only() {
-            return Ok(());
+            return Ok(Saved::NotKept);
         }
         let Some((dir, host)) = node.location() else {
-            return Ok(());
+            return Ok(Saved::NotKept);
         };
         if !self.versioned_name(&dir, &host) {
-            return Ok(());
+            return Ok(Saved::NotKept);
         }
         let side = stream_name(&host);
         // Lazy first version: a note without a stream is its own version 1,
@@ -309,8 +340,8 @@ impl Tree {
         // made only when that content is about to change or move.
         let exists = dir.handle()?.stat_child(&side).is_ok();
         match mode {
-            Mode::Append if !exists && origin != Origin::Restore => return Ok(()),
-            Mode::First | Mode::FirstLocked if exists => return Ok(()),
+            Mode::Append if !exists && origin != Origin::Restore => return Ok(Saved::Version(1)),
+            Mode::First | Mode::FirstLocked if exists => return Ok(Saved::Unchanged),
             _ => {}
         }
         let mut time_ns = now_ns();
@@ -327,7 +358,7 @@ impl Tree {
                 .then(|| node.io.read().unwrap_or_else(|e| e.into_inner()));
             let (_, psize) = self.sizes_of(node, f)?;
             if psize > MAX_VERSIONED || (psize == 0 && mode != Mode::Append) {
-                return Ok(());
+                return Ok(Saved::NotKept);
             }
             if mode != Mode::Append {
                 use std::os::unix::fs::MetadataExt;
@@ -362,6 +393,7 @@ impl Tree {
                 id: s.id,
                 end: stream::HEADER_LEN,
                 last: None,
+                count: 0,
             },
             Some(t) if t.id == s.id && t.end == len => t,
             // Just created: nothing to read.
@@ -369,12 +401,14 @@ impl Tree {
                 id: s.id,
                 end: len,
                 last: None,
+                count: 0,
             },
             _ => {
                 let (versions, end) = self.scan(&s)?;
                 Tail {
                     id: s.id,
                     end,
+                    count: versions.len() as u32,
                     last: versions.into_iter().last().map(|(_, v)| v),
                 }
             }
@@ -383,7 +417,7 @@ impl Tree {
         if t.last.as_ref().is_some_and(|v| v.hash == hash) {
             *tail = Some(t);
             *node.last_version.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-            return Ok(());
+            return Ok(Saved::Unchanged);
         }
         let known: HashMap<[u8; 16], ChunkRef> = t
             .last
@@ -459,13 +493,15 @@ impl Tree {
             let _ = s.file.set_len(if fresh { 0 } else { t.end });
             return Err(e);
         }
+        let count = t.count + 1;
         *tail = Some(Tail {
             id: s.id,
             end,
             last: Some(v),
+            count,
         });
         *node.last_version.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        Ok(())
+        Ok(Saved::Version(count))
     }
 
     fn stream_at(&self, dir: &Node, host: &OsStr) -> io::Result<Option<Stream>> {
@@ -623,6 +659,17 @@ fn read_all(f: &File) -> io::Result<Vec<u8>> {
 /// A note's current content as an implicit last version: (modified, size,
 /// content).
 type Implicit = (SystemTime, u64, Zeroizing<Vec<u8>>);
+
+/// What recording a version did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Saved {
+    /// Recorded as version N (1: a new note, its own first version).
+    Version(u32),
+    /// The same content as the last version: nothing recorded.
+    Unchanged,
+    /// Not kept (no history, debris, too large, or failed).
+    NotKept,
+}
 
 /// What a save does about a note without a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,12 +6,16 @@
 //! Error policy: every failure a user can cause or fix is a distinct
 //! [`Error`] variant; `cli` alone turns them into messages and exit codes.
 
+pub mod audit;
 pub mod check;
 pub mod chunker;
 pub mod content;
+pub mod dates;
 pub mod debris;
+pub mod events;
 pub mod history;
 pub mod journal;
+pub mod lifecycle;
 pub mod logfile;
 pub mod node;
 pub mod notes;
@@ -26,6 +30,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use crate::format::audit::{Event as AuditEvent, Record as AuditRecord};
+pub use crate::format::lifecycle::Dates;
 pub use crate::store::host::Time;
 pub use content::OpenFile;
 pub use node::{Attr, Kind, Node, open_handles};
@@ -146,12 +152,28 @@ impl LockedVault {
         };
         let master = self.config.unlock(unlock).map_err(|_| err)?;
         let keys = Arc::new(master.subkeys(&self.config.vault_id));
-        Ok(UnlockedVault {
+        let v = UnlockedVault {
             layout: self.layout,
             config: self.config,
             master,
             keys,
-        })
+            audit_head: None,
+            audit: std::sync::OnceLock::new(),
+        };
+        if matches!(secret, Secret::Recovery(_)) {
+            // Recorded whatever is done next (docs/FORMAT.md §16).
+            match audit::AuditLog::open(&v.layout.audit(), v.keys.clone(), None) {
+                Ok(a) => a.append(
+                    crate::format::audit::Event::RecoveryKey,
+                    b"",
+                    b"",
+                    0,
+                    "unlocked with the recovery key",
+                ),
+                Err(e) => log::warn!("the audit log cannot record the recovery key's use ({e})"),
+            }
+        }
+        Ok(v)
     }
 }
 
@@ -162,6 +184,9 @@ pub struct UnlockedVault {
     config: Config,
     master: MasterKey,
     keys: Arc<SubKeys>,
+    /// Where the audit log's last link is remembered outside the vault.
+    audit_head: Option<PathBuf>,
+    audit: std::sync::OnceLock<Arc<audit::AuditLog>>,
 }
 
 /// The result of `init`: the vault and the recovery key to show once.
@@ -217,6 +242,8 @@ pub fn init(
             config,
             master,
             keys,
+            audit_head: None,
+            audit: std::sync::OnceLock::new(),
         },
     })
 }
@@ -270,7 +297,52 @@ impl UnlockedVault {
         atomic::write(&self.layout.config(), &c.to_bytes())
             .map_err(io_err("writing quire.conf"))?;
         self.config = c;
+        if let Ok(a) = self.audit_log() {
+            a.append(
+                crate::format::audit::Event::PasswordChange,
+                b"",
+                b"",
+                0,
+                "password slots replaced",
+            );
+        }
         Ok(())
+    }
+
+    /// The vault's ID, in hex (names the remembered audit head).
+    pub fn id_hex(&self) -> String {
+        tree::hex(&self.config.vault_id)
+    }
+
+    /// Sets where the audit log's last link is remembered (outside the
+    /// vault, so that removing records from its end is noticed).
+    pub fn remember_audit_head(&mut self, path: PathBuf) {
+        self.audit_head = Some(path);
+    }
+
+    /// The remembered audit head's path, if set.
+    pub fn audit_head(&self) -> Option<&Path> {
+        self.audit_head.as_deref()
+    }
+
+    /// The audit log, opened once for appending.
+    pub fn audit_log(&self) -> Result<Arc<audit::AuditLog>, Error> {
+        if let Some(a) = self.audit.get() {
+            return Ok(a.clone());
+        }
+        let a = audit::AuditLog::open(
+            &self.layout.audit(),
+            self.keys.clone(),
+            self.audit_head.clone(),
+        )
+        .map_err(io_err("opening quire.audit"))?;
+        Ok(self.audit.get_or_init(|| Arc::new(a)).clone())
+    }
+
+    /// Reads and verifies the audit log.
+    pub fn read_audit(&self) -> Result<(Vec<crate::format::audit::Record>, audit::Verdict), Error> {
+        audit::read(&self.keys, &self.layout.audit(), self.audit_head.as_deref())
+            .map_err(io_err("reading quire.audit"))
     }
 
     /// Opens the decrypted namespace.
@@ -291,7 +363,12 @@ impl UnlockedVault {
             );
         }
         let history = self.config.flags & crate::format::config::FLAG_HISTORY != 0;
-        Tree::new(self.keys.clone(), root, read_only, journal, history)
+        let audit = if read_only {
+            None
+        } else {
+            Some(self.audit_log()?)
+        };
+        Tree::new(self.keys.clone(), root, read_only, journal, history, audit)
             .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))
     }
 

@@ -48,6 +48,9 @@ impl Tree {
             return Err(e);
         }
         self.remove_sidecar(dir, &hn);
+        if self.noteworthy(dir, name) {
+            self.audit_name(crate::format::audit::Event::Rmdir, dir, name, 0, "");
+        }
         Ok(())
     }
 
@@ -78,6 +81,25 @@ impl Tree {
                 self.trash_orphan_history(dir, node, n)?;
                 continue;
             }
+            if let Some(stem) = s.strip_suffix(crate::format::lifecycle::SUFFIX)
+                && !present.contains(OsStr::new(stem))
+            {
+                // The dates of a path whose note is gone (left by a rename
+                // to debris): they go, unless they still retain something.
+                if let Some(node) = node
+                    && let Ok(d) = self.dates_at(node, OsStr::new(stem))
+                    && let Some(until) =
+                        super::lifecycle::retained(&d, std::time::SystemTime::now())
+                {
+                    log::warn!(
+                        "folder {} keeps the retention record of a note (until {until}); it stays non-empty",
+                        dir.host_path()
+                    );
+                    return Err(errno(libc::ENOTEMPTY));
+                }
+                dir.unlink_child(n)?;
+                continue;
+            }
             if s.starts_with(".quire-mkdir-")
                 && let Ok(t) = dir.lookup(n)
                 && t.read_names()
@@ -98,6 +120,71 @@ impl Tree {
             return Err(errno(libc::ENOTEMPTY));
         }
         Ok(())
+    }
+
+    /// Dates and the audit record after a rename (not an exchange): a
+    /// note's dates go with it to another note name, stay with the path
+    /// when it goes to debris (vim's `note` → `note~`: the new `note` gets
+    /// them), and merge, the stricter winning, when it replaces a note.
+    #[allow(clippy::too_many_arguments)]
+    fn after_rename(
+        &self,
+        dir: &Arc<Node>,
+        name: &OsStr,
+        ah: &OsStr,
+        to: &Arc<Node>,
+        to_name: &OsStr,
+        bh: &OsStr,
+        src: &libc::stat,
+        dst: Option<&libc::stat>,
+    ) {
+        use std::os::unix::ffi::OsStrExt;
+        let note = |d: &Arc<Node>, n: &OsStr| {
+            !super::debris::is_debris(n.as_bytes()) && self.folder_versioned(d, 0)
+        };
+        let (src_note, dst_note) = (note(dir, name), note(to, to_name));
+        if src_note && dst_note {
+            self.audit(
+                crate::format::audit::Event::Rename,
+                &self.path_of(dir, name.as_bytes()),
+                &self.path_of(to, to_name.as_bytes()),
+                0,
+                "",
+            );
+        }
+        if Kind::from_mode(src.st_mode) != Kind::File || !dst_note {
+            return;
+        }
+        let r = (|| -> io::Result<()> {
+            let moved = self.dates_at(dir, ah)?;
+            if moved.is_empty() {
+                return Ok(());
+            }
+            if !src_note {
+                // Debris carrying dates (set on a temporary file): dropped.
+                let _ = dir
+                    .handle()?
+                    .unlink_child(&super::lifecycle::record_name(ah));
+                return Ok(());
+            }
+            let kept = if dst.is_some() {
+                self.dates_at(to, bh)?
+            } else {
+                Default::default()
+            };
+            let merged = super::lifecycle::merge(&kept, &moved);
+            self.write_dates_to(to, bh, &merged)?;
+            if !(Arc::ptr_eq(dir, to) && ah == bh) {
+                let _ = dir
+                    .handle()?
+                    .unlink_child(&super::lifecycle::record_name(ah));
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            log::error!("the dates of a renamed note were not carried: {e}");
+        }
+        self.lifecycle_changed();
     }
 
     /// Renames (flags: `RENAME_NOREPLACE`, `RENAME_EXCHANGE`). A directory
@@ -192,6 +279,9 @@ impl Tree {
         }
         if !exchange && a.host() != b.host() {
             self.remove_sidecar(dir, &a);
+        }
+        if !exchange {
+            self.after_rename(dir, name, ah, to, to_name, bh, &src, dst.as_ref());
         }
         if !exchange && let (Some(n), Some(d)) = (&replaced, &dst) {
             n.mark_dead_if_gone(d.st_nlink);

@@ -12,9 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::debris;
 use super::history::stream_name;
+use super::lifecycle::record_name;
 use super::node::{Kind, Node};
 use super::tree::{Tree, hex};
 use crate::crypto::random;
+use crate::format::lifecycle;
 use crate::store::host::Handle;
 
 /// Folder of the trash inside the data root (its `.` hides it).
@@ -65,6 +67,8 @@ pub struct Entry {
     pub size: u64,
     /// Whether the content file is there (not for history-only entries).
     pub has_content: bool,
+    /// The note's retention date, if it had one (it is not purged before).
+    pub retain_until: Option<SystemTime>,
 }
 
 /// The trash policy.
@@ -91,6 +95,18 @@ pub fn plan_purge(entries: &[Entry], policy: Policy, now: SystemTime) -> Vec<Ent
         .collect();
     v.sort_by_key(|e| e.deleted);
     v
+}
+
+/// The 16 bytes a trash entry's lifecycle record is bound to: its ID.
+fn entry_key(id: &str) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = id
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    k
 }
 
 fn meta_aad(id: &str) -> Vec<u8> {
@@ -218,9 +234,10 @@ impl Tree {
         {
             return Ok(false);
         }
-        let short_lived = node
-            .and_then(|n| n.created.get())
-            .is_some_and(|t| t.elapsed() < debris::SHORT_LIVED);
+        let short_lived = reason == Reason::Deleted
+            && node
+                .and_then(|n| n.created.get())
+                .is_some_and(|t| t.elapsed() < debris::SHORT_LIVED);
         let side = stream_name(host);
         if short_lived {
             // Created and removed within seconds: a temporary file. Its
@@ -234,8 +251,8 @@ impl Tree {
             path.push(b'/');
         }
         path.extend_from_slice(name.as_bytes());
-        let entry = match self.new_entry(&path, reason) {
-            Ok((e, _)) => e,
+        let (entry, entry_id) = match self.new_entry(&path, reason) {
+            Ok(e) => e,
             Err(e) => {
                 // A full disk must not stop a user from deleting to make room.
                 log::warn!("the trash cannot take a deleted file ({e}); it is deleted for good");
@@ -243,8 +260,15 @@ impl Tree {
                 return Ok(false);
             }
         };
+        // The note's dates go along, sealed for the entry (§13, §15).
+        let dates = self.dates_at(dir, host).unwrap_or_default();
+        if !dates.is_empty() {
+            let sealed = lifecycle::seal(&self.keys.lifecycle, &entry_key(&entry_id), &dates);
+            entry.create_child_with(&record_name(OsStr::new(CONTENT)), &sealed, 0o600)?;
+        }
         dir.handle()?
             .rename_child(host, &entry, OsStr::new(CONTENT), 0)?;
+        let _ = dir.handle()?.unlink_child(&record_name(host));
         match dir
             .handle()?
             .rename_child(&side, &entry, &stream_name(OsStr::new(CONTENT)), 0)
@@ -314,6 +338,11 @@ impl Tree {
                 // A move into the trash interrupted by a crash: nothing in it.
                 continue;
             }
+            let retain_until = self
+                .entry_dates(&e, ids)
+                .retain_until
+                .and_then(|t| super::dates::Date::parse(&t, SystemTime::UNIX_EPOCH).ok())
+                .map(|d| d.instant());
             out.push(Entry {
                 id: ids.to_string(),
                 path,
@@ -321,10 +350,25 @@ impl Tree {
                 reason,
                 size,
                 has_content,
+                retain_until,
             });
         }
         out.sort_by_key(|e| e.deleted);
         Ok(out)
+    }
+
+    /// The dates a trashed note had (none if it had none; a damaged
+    /// record is logged and read as none).
+    fn entry_dates(&self, e: &Handle, id: &str) -> lifecycle::Dates {
+        match e.read_child(&record_name(OsStr::new(CONTENT))) {
+            Ok(b) => {
+                lifecycle::open(&self.keys.lifecycle, &entry_key(id), &b).unwrap_or_else(|_| {
+                    log::error!("the dates of trash entry {id} failed authentication");
+                    lifecycle::Dates::default()
+                })
+            }
+            Err(_) => lifecycle::Dates::default(),
+        }
     }
 
     fn entry_handle(&self, id: &str) -> io::Result<Handle> {
@@ -419,12 +463,26 @@ impl Tree {
             &stream_name(&host),
             libc::RENAME_NOREPLACE,
         );
-        self.remove_entry(id)?;
-        let mut path = self.plain_path(&dir).unwrap_or_default();
-        if !path.is_empty() {
-            path.push(b'/');
+        // Its dates come back, except a passed expiry (it would expire again).
+        let mut dates = self.entry_dates(&eh, id);
+        if entry.reason == Reason::Expired {
+            dates.expires = None;
         }
-        path.extend_from_slice(&name);
+        if !dates.is_empty() {
+            let sealed = lifecycle::seal(&self.keys.lifecycle, &self.dir_id(&dir)?, &dates);
+            dir.handle()?
+                .create_child_with(&record_name(&host), &sealed, 0o600)?;
+        }
+        self.remove_entry(id)?;
+        let path = self.path_of(&dir, &name);
+        self.audit(
+            crate::format::audit::Event::Restore,
+            &entry.path,
+            &path,
+            0,
+            "from the trash",
+        );
+        self.lifecycle_changed();
         Ok(path)
     }
 
@@ -443,9 +501,21 @@ impl Tree {
     pub fn purge(&self, entries: &[Entry]) -> io::Result<usize> {
         self.writable_check()?;
         let mut n = 0;
+        let now = SystemTime::now();
         for e in entries {
+            if e.retain_until.is_some_and(|r| r > now) {
+                log::info!("trash entry {} is retained: not purged", e.id);
+                continue;
+            }
             self.remove_entry(&e.id)?;
             log::info!("purged trash entry {}", e.id);
+            self.audit(
+                crate::format::audit::Event::Purge,
+                &e.path,
+                b"",
+                0,
+                e.reason.as_str(),
+            );
             n += 1;
         }
         Ok(n)
@@ -496,6 +566,7 @@ mod tests {
             reason: Reason::Deleted,
             size: 10,
             has_content: true,
+            retain_until: None,
         }
     }
 

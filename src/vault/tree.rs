@@ -37,6 +37,13 @@ pub struct DirEntry {
     host: OsString,
 }
 
+impl DirEntry {
+    /// The entry's host name.
+    pub(crate) fn host(&self) -> &OsStr {
+        &self.host
+    }
+}
+
 /// Who a new entry belongs to: set when the daemon runs as root on behalf of
 /// another user (`allow_other`), as a local filesystem would.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +63,10 @@ pub struct Tree {
     pub(crate) journal: super::journal::Journal,
     /// Whether this vault keeps history (feature flag, docs/FORMAT.md §2.1).
     pub(crate) history: Option<super::chunker::Chunker>,
+    /// The audit log (none when read-only).
+    pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
+    /// Set when a note's dates change, to wake the lifecycle timer.
+    pub(crate) lifecycle_wake: super::events::Waker,
 }
 
 impl Tree {
@@ -65,6 +76,7 @@ impl Tree {
         read_only: bool,
         journal: super::journal::Journal,
         history: bool,
+        audit: Option<Arc<super::audit::AuditLog>>,
     ) -> io::Result<Tree> {
         let ino = root.stat()?.st_ino;
         let root = Arc::new(Node::new(root, Kind::Dir, ino));
@@ -76,6 +88,8 @@ impl Tree {
             history: history.then(|| super::chunker::Chunker::new(&keys.chunk_hash)),
             journal,
             keys,
+            audit,
+            lifecycle_wake: Default::default(),
         };
         t.dir_id(&t.root)?;
         Ok(t)
@@ -346,6 +360,9 @@ impl Tree {
         let (n, a) = self.finish_new(dir, hn.host(), if fresh { owner } else { None })?;
         if fresh {
             let _ = n.created.set(std::time::Instant::now());
+            if self.noteworthy(dir, name) {
+                self.audit_name(crate::format::audit::Event::Create, dir, name, 0, "");
+            }
         }
         if let Some(id) = new_id {
             let _ = n.file_key.set(super::node::FileKey {
@@ -412,6 +429,9 @@ impl Tree {
             let _ = dir.handle()?.rmdir_child(OsStr::new(&tmp));
             return Err(e);
         }
+        if self.noteworthy(dir, name) && !super::debris::is_excluded_folder(name.as_bytes()) {
+            self.audit_name(crate::format::audit::Event::Mkdir, dir, name, 0, "");
+        }
         self.finish_new(dir, hn.host(), owner)
     }
 
@@ -468,6 +488,21 @@ impl Tree {
     ) -> io::Result<()> {
         self.writable()?;
         let hn = self.host_name(dir, name)?;
+        // A retained note cannot be deleted (docs/FORMAT.md §15).
+        self.check_not_retained(dir, OsStr::new(hn.host()))?;
+        self.remove_file(dir, name, &known, super::trash::Reason::Deleted)
+    }
+
+    /// Removes a non-directory name, to the trash with `reason` where the
+    /// trash takes it.
+    pub(crate) fn remove_file(
+        &self,
+        dir: &Arc<Node>,
+        name: &OsStr,
+        known: &dyn Fn(u64) -> Option<Arc<Node>>,
+        reason: super::trash::Reason,
+    ) -> io::Result<()> {
+        let hn = self.host_name(dir, name)?;
         let host = OsStr::new(hn.host());
         let st = dir.handle()?.stat_child(host)?;
         let node = known(st.st_ino);
@@ -475,16 +510,25 @@ impl Tree {
             self.commit(n)?;
         }
         keep_reachable(node.as_deref(), st.st_nlink)?;
-        let trashed = self.trash_file(
-            dir,
-            name,
-            host,
-            &st,
-            node.as_deref(),
-            super::trash::Reason::Deleted,
-        )?;
+        let noteworthy = Kind::from_mode(st.st_mode) == Kind::File && self.noteworthy(dir, name);
+        let trashed = self.trash_file(dir, name, host, &st, node.as_deref(), reason)?;
         if !trashed {
             dir.handle()?.unlink_child(host)?;
+            if st.st_nlink <= 1 {
+                let _ = dir
+                    .handle()?
+                    .unlink_child(&super::lifecycle::record_name(host));
+            }
+        }
+        if noteworthy {
+            use crate::format::audit::Event;
+            let (event, detail) = match (reason, trashed) {
+                (super::trash::Reason::Expired, true) => (Event::Expire, "to the trash"),
+                (super::trash::Reason::Expired, false) => (Event::Expire, "deleted for good"),
+                (_, true) => (Event::Delete, "to the trash"),
+                (_, false) => (Event::Delete, "deleted for good"),
+            };
+            self.audit_name(event, dir, name, 0, detail);
         }
         if let Some(n) = &node {
             n.mark_dead_if_gone(st.st_nlink);

@@ -6,6 +6,9 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
+use std::time::SystemTime;
+
+use super::lifecycle;
 use super::node::{Kind, Node};
 use super::tree::{Tree, eio};
 use crate::format::records;
@@ -29,10 +32,65 @@ impl Tree {
         Ok(records::xattr_host_name(&self.keys.xattr_name, b))
     }
 
+    /// The lifecycle date an attribute name stands for (§15): `Some(true)`
+    /// expiry, `Some(false)` retention; other `user.quire.` names are
+    /// reserved (EINVAL).
+    fn lifecycle_attr(name: &OsStr) -> io::Result<Option<bool>> {
+        let b = name.as_bytes();
+        if b == lifecycle::XATTR_EXPIRES.as_bytes() {
+            Ok(Some(true))
+        } else if b == lifecycle::XATTR_RETAIN.as_bytes() {
+            Ok(Some(false))
+        } else if b.starts_with(b"user.quire.") {
+            Err(errno(libc::EINVAL))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn change_date(&self, node: &Node, expiry: bool, value: Option<String>) -> io::Result<()> {
+        let mut c = lifecycle::Change::default();
+        if expiry {
+            c.expires = Some(value);
+        } else {
+            c.retain_until = Some(value);
+        }
+        match self.change_dates(node, &c, SystemTime::now()) {
+            Ok(_) => Ok(()),
+            Err(lifecycle::Error::Refused(r)) => {
+                log::info!("a date change was refused: {r}");
+                Err(errno(r.errno()))
+            }
+            Err(lifecycle::Error::Io(e)) => Err(e),
+        }
+    }
+
+    fn date_value(&self, node: &Node, expiry: bool) -> io::Result<Option<String>> {
+        if node.kind != Kind::File {
+            return Ok(None);
+        }
+        let d = self.dates(node)?;
+        Ok(if expiry { d.expires } else { d.retain_until })
+    }
+
     /// Sets an attribute (`flags`: XATTR_CREATE / XATTR_REPLACE).
     pub fn set_xattr(&self, node: &Node, name: &OsStr, value: &[u8], flags: i32) -> io::Result<()> {
         if self.read_only() {
             return Err(errno(libc::EROFS));
+        }
+        if let Some(expiry) = Self::lifecycle_attr(name)? {
+            let text = std::str::from_utf8(value)
+                .map_err(|_| errno(libc::EINVAL))?
+                .trim_end_matches(['\0', '\n'])
+                .to_string();
+            let cur = self.date_value(node, expiry)?;
+            if flags & libc::XATTR_CREATE != 0 && cur.is_some() {
+                return Err(errno(libc::EEXIST));
+            }
+            if flags & libc::XATTR_REPLACE != 0 && cur.is_none() {
+                return Err(errno(libc::ENODATA));
+            }
+            return self.change_date(node, expiry, Some(text));
         }
         let host = self.xattr_host(node, name)?;
         let sealed = records::seal_xattr_value(&self.keys.xattr_value, name.as_bytes(), value);
@@ -41,6 +99,12 @@ impl Tree {
 
     /// Gets an attribute's value.
     pub fn get_xattr(&self, node: &Node, name: &OsStr) -> io::Result<Vec<u8>> {
+        if let Some(expiry) = Self::lifecycle_attr(name).map_err(|_| errno(libc::ENODATA))? {
+            return self
+                .date_value(node, expiry)?
+                .map(String::into_bytes)
+                .ok_or_else(|| errno(libc::ENODATA));
+        }
         let host = match self.xattr_host(node, name) {
             Ok(h) => h,
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
@@ -68,6 +132,16 @@ impl Tree {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
+        if node.kind == Kind::File
+            && let Ok(d) = self.dates(node)
+        {
+            if d.expires.is_some() {
+                out.push(lifecycle::XATTR_EXPIRES.as_bytes().to_vec());
+            }
+            if d.retain_until.is_some() {
+                out.push(lifecycle::XATTR_RETAIN.as_bytes().to_vec());
+            }
+        }
         for host in node.handle()?.list_xattr()? {
             match records::xattr_plain_name(&self.keys.xattr_name, &host) {
                 None => {}
@@ -87,6 +161,12 @@ impl Tree {
     pub fn remove_xattr(&self, node: &Node, name: &OsStr) -> io::Result<()> {
         if self.read_only() {
             return Err(errno(libc::EROFS));
+        }
+        if let Some(expiry) = Self::lifecycle_attr(name)? {
+            if self.date_value(node, expiry)?.is_none() {
+                return Err(errno(libc::ENODATA));
+            }
+            return self.change_date(node, expiry, None);
         }
         let host = self.xattr_host(node, name)?;
         node.handle()?.remove_xattr(&host)

@@ -1,0 +1,123 @@
+//! `quire audit`: the vault's audit log — who changed what, and when — and
+//! `--verify`, which checks its hash chain (docs/FORMAT.md §16;
+//! docs/THREAT_MODEL.md says what a clean chain proves).
+
+use std::io::Write;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Result;
+use clap::Args;
+
+use super::exit::{Code, fail};
+use super::target::{TargetArgs, connect};
+use crate::control::{Request, Response};
+use crate::vault::history::stamp;
+
+/// `quire audit`.
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Only records from this local date/time on (2026-11-25, "2026-11-25 14:03").
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Only records about this path (a note, or a folder and what is in it).
+    #[arg(long, value_name = "PATH")]
+    path: Option<std::path::PathBuf>,
+    /// Check the chain: every record authentic, in order, none missing.
+    /// Exit code 24 if it is broken.
+    #[arg(long)]
+    verify: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// `quire audit`.
+pub fn run(a: AuditArgs) -> Result<()> {
+    let since = match &a.since {
+        // The start of what was given (parse_time gives its last instant).
+        Some(s) => {
+            let end = super::history::parse_time(s)?;
+            let given_time = s.contains([':', '.', 'T', ' ']);
+            let span = if given_time {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(86_400)
+            };
+            Some(end + Duration::from_nanos(1) - span)
+        }
+        None => None,
+    };
+    let (c, rel) = connect(&a.target, a.path.as_deref())?;
+    let Response::Audit { records, verdict } = c.call(Request::Audit)? else {
+        return Err(fail(Code::Io, "unexpected answer from the daemon"));
+    };
+    let under = |p: &str| {
+        rel.is_empty()
+            || p == rel
+            || p.strip_prefix(rel.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+    };
+    let shown: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            since.is_none_or(|s| UNIX_EPOCH + Duration::from_nanos(r.time_ns.max(0) as u64) >= s)
+        })
+        .filter(|r| a.path.is_none() || under(&r.path) || under(&r.to))
+        .collect();
+    if a.json {
+        if a.verify {
+            println!("{}", serde_json::to_string(&verdict)?);
+        } else {
+            println!("{}", serde_json::to_string(&shown)?);
+        }
+    } else if a.verify {
+        match &verdict.broken {
+            None => println!(
+                "The audit log is intact: {} records, each authentic and chained to the one before. {}.",
+                verdict.records, verdict.head
+            ),
+            Some(b) => println!(
+                "The audit log is BROKEN: {b}. The {} records before it verify. {}.",
+                verdict.records, verdict.head
+            ),
+        }
+        if verdict.torn_tail {
+            println!("(The last record was cut short, as by a crash while writing it.)");
+        }
+    } else {
+        let mut out = std::io::stdout().lock();
+        for r in &shown {
+            let t = UNIX_EPOCH + Duration::from_nanos(r.time_ns.max(0) as u64);
+            let mut line = format!(
+                "{:>6}  {}  uid {:<5}  {:<15}",
+                r.seq,
+                stamp(t),
+                r.uid,
+                r.event
+            );
+            if !r.path.is_empty() {
+                line.push_str(&format!("  {}", r.path));
+            }
+            if !r.to.is_empty() {
+                line.push_str(&format!(" -> {}", r.to));
+            }
+            if r.version > 0 {
+                line.push_str(&format!("  (version {})", r.version));
+            }
+            if !r.detail.is_empty() {
+                line.push_str(&format!("  [{}]", r.detail));
+            }
+            writeln!(out, "{}", line.trim_end())?;
+        }
+        if let Some(b) = &verdict.broken {
+            drop(out);
+            eprintln!("warning: the audit log is broken: {b} (run `quire audit --verify`)");
+        }
+    }
+    if a.verify && verdict.broken.is_some() {
+        return Err(fail(Code::AuditBroken, "the audit log's chain is broken"));
+    }
+    Ok(())
+}

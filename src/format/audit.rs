@@ -1,0 +1,211 @@
+//! Audit log records (docs/FORMAT.md §16): `quire.audit` is a sealed record
+//! stream (§10) with magic `QUIREAUD`, one frame (kind 1) per event. Each
+//! record carries the link of the one before it, so the records form a
+//! hash chain on top of the stream's per-frame authentication.
+//!
+//! ```text
+//! body: seq u64 ‖ time i64 (ns, UTC) ‖ prev link (32) ‖ event u8 ‖ uid u32 ‖
+//!       version u32 ‖ path len u16 ‖ path ‖ to len u16 ‖ to ‖ detail len u16 ‖ detail
+//! link: HMAC-SHA256(audit chain key, body)       (prev link of record 1: 32 zero bytes)
+//! ```
+
+/// Stream magic.
+pub const MAGIC: &[u8; 8] = b"QUIREAUD";
+/// Frame kind of a record.
+pub const RECORD: u8 = 1;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The vault was mounted (detail: read-write or read-only).
+    Mount = 1,
+    /// The vault was unmounted and sealed.
+    Unmount = 2,
+    /// A note was created.
+    Create = 3,
+    /// A note was saved (version: its version number, 0 if not kept).
+    Save = 4,
+    /// A note or folder was renamed (path → to).
+    Rename = 5,
+    /// A note was deleted (detail: to the trash, or for good).
+    Delete = 6,
+    /// An old version or a trashed note was restored.
+    Restore = 7,
+    /// A note expired and went to the trash.
+    Expire = 8,
+    /// A trashed note was purged: content, versions and trash entry.
+    Purge = 9,
+    /// The password was changed.
+    PasswordChange = 10,
+    /// The vault was unlocked with the recovery key.
+    RecoveryKey = 11,
+    /// A note's content was taken out of the vault by a quire command.
+    Export = 12,
+    /// A note's expiry or retention date was set or cleared.
+    Dates = 13,
+    /// A folder was created.
+    Mkdir = 14,
+    /// A folder was removed.
+    Rmdir = 15,
+}
+
+impl Event {
+    /// All events, in code order.
+    pub const ALL: [Event; 15] = [
+        Event::Mount,
+        Event::Unmount,
+        Event::Create,
+        Event::Save,
+        Event::Rename,
+        Event::Delete,
+        Event::Restore,
+        Event::Expire,
+        Event::Purge,
+        Event::PasswordChange,
+        Event::RecoveryKey,
+        Event::Export,
+        Event::Dates,
+        Event::Mkdir,
+        Event::Rmdir,
+    ];
+
+    /// The event of a code.
+    pub fn from_code(c: u8) -> Option<Event> {
+        Event::ALL.iter().copied().find(|e| *e as u8 == c)
+    }
+
+    /// A word for listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Mount => "mount",
+            Event::Unmount => "unmount",
+            Event::Create => "create",
+            Event::Save => "save",
+            Event::Rename => "rename",
+            Event::Delete => "delete",
+            Event::Restore => "restore",
+            Event::Expire => "expire",
+            Event::Purge => "purge",
+            Event::PasswordChange => "password-change",
+            Event::RecoveryKey => "recovery-key",
+            Event::Export => "export",
+            Event::Dates => "dates",
+            Event::Mkdir => "mkdir",
+            Event::Rmdir => "rmdir",
+        }
+    }
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// 1, 2, 3 … with no gaps.
+    pub seq: u64,
+    /// When, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// Link of the record before (zeros for the first).
+    pub prev: [u8; 32],
+    /// What.
+    pub event: Event,
+    /// The user id of the process that did it.
+    pub uid: u32,
+    /// Version number for saves and restores (0: none).
+    pub version: u32,
+    /// Path in the vault (`/`-separated, no leading `/`), or empty.
+    pub path: Vec<u8>,
+    /// Second path (a rename's target), or empty.
+    pub to: Vec<u8>,
+    /// Free text (never note content).
+    pub detail: String,
+}
+
+fn put(b: &mut Vec<u8>, s: &[u8]) {
+    let s = &s[..s.len().min(u16::MAX as usize)];
+    b.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    b.extend_from_slice(s);
+}
+
+impl Record {
+    /// The body bytes (what is sealed, and what the next record's link covers).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(64 + self.path.len() + self.to.len() + self.detail.len());
+        b.extend_from_slice(&self.seq.to_be_bytes());
+        b.extend_from_slice(&self.time_ns.to_be_bytes());
+        b.extend_from_slice(&self.prev);
+        b.push(self.event as u8);
+        b.extend_from_slice(&self.uid.to_be_bytes());
+        b.extend_from_slice(&self.version.to_be_bytes());
+        put(&mut b, &self.path);
+        put(&mut b, &self.to);
+        put(&mut b, self.detail.as_bytes());
+        b
+    }
+
+    /// Parses a body; `None` if malformed or of an unknown event.
+    pub fn decode(b: &[u8]) -> Option<Record> {
+        let mut r = b;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (h, t) = (r.get(..n)?, r.get(n..)?);
+            r = t;
+            Some(h)
+        };
+        let seq = u64::from_be_bytes(take(8)?.try_into().ok()?);
+        let time_ns = i64::from_be_bytes(take(8)?.try_into().ok()?);
+        let prev: [u8; 32] = take(32)?.try_into().ok()?;
+        let event = Event::from_code(take(1)?[0])?;
+        let uid = u32::from_be_bytes(take(4)?.try_into().ok()?);
+        let version = u32::from_be_bytes(take(4)?.try_into().ok()?);
+        let mut field = || -> Option<Vec<u8>> {
+            let n = u16::from_be_bytes(take(2)?.try_into().ok()?) as usize;
+            Some(take(n)?.to_vec())
+        };
+        let path = field()?;
+        let to = field()?;
+        let detail = String::from_utf8(field()?).ok()?;
+        if !r.is_empty() {
+            return None;
+        }
+        Some(Record {
+            seq,
+            time_ns,
+            prev,
+            event,
+            uid,
+            version,
+            path,
+            to,
+            detail,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_size() {
+        let r = Record {
+            seq: 7,
+            time_ns: 1_795_608_000_000_000_000,
+            prev: [9u8; 32],
+            event: Event::Rename,
+            uid: 1000,
+            version: 0,
+            path: b"a/b.md".to_vec(),
+            to: b"a/c.md".to_vec(),
+            detail: String::new(),
+        };
+        let b = r.encode();
+        // 8 + 8 + 32 + 1 + 4 + 4 + (2 + 6) + (2 + 6) + 2
+        assert_eq!(b.len(), 75);
+        assert_eq!(Record::decode(&b), Some(r));
+        assert_eq!(Record::decode(&b[..74]), None);
+        let mut unknown = b.clone();
+        unknown[48] = 0xEE;
+        assert_eq!(Record::decode(&unknown), None);
+        for e in Event::ALL {
+            assert_eq!(Event::from_code(e as u8), Some(e));
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! The audit log `quire.audit` (docs/FORMAT.md §16): an append-only,
+//! encrypted, hash-chained record of what happened to the vault — mounts,
+//! saves, renames, deletions, restores, expiries, purges, password changes,
+//! recovery-key use — never note content.
+//!
+//! Every process that changes the vault appends under an exclusive `flock`
+//! of the file, so the daemon and a concurrent `quire passwd` extend one
+//! chain. The last link is also remembered outside the vault (the *head*,
+//! in the user's state folder), so that removing records from the end is
+//! noticed on this machine (docs/THREAT_MODEL.md says what this proves).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::crypto::{SubKeys, random};
+use crate::format::audit::{Event, MAGIC, RECORD, Record};
+use crate::format::stream;
+
+/// An open audit log, ready to append.
+pub struct AuditLog {
+    path: PathBuf,
+    keys: Arc<SubKeys>,
+    head: Option<PathBuf>,
+    uid: u32,
+    state: Mutex<State>,
+}
+
+struct State {
+    file: File,
+    id: [u8; 16],
+    /// End of the last complete frame.
+    end: u64,
+    /// Sequence number of the last record (0: none).
+    seq: u64,
+    /// Link of the last record (zeros: none).
+    link: [u8; 32],
+    /// The remembered head is ahead of this log (records were removed):
+    /// it is never overwritten, so `--verify` keeps reporting it.
+    behind: bool,
+}
+
+/// Holds an exclusive `flock` on the log for one append.
+struct Flock<'a>(&'a File);
+
+impl<'a> Flock<'a> {
+    fn take(f: &'a File) -> io::Result<Flock<'a>> {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Flock(f))
+    }
+}
+
+impl Drop for Flock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// The head remembered outside the vault: (seq, link).
+pub fn read_head(path: &Path) -> Option<(u64, [u8; 32])> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut seq = None;
+    let mut link = None;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("seq ") {
+            seq = v.trim().parse().ok();
+        }
+        if let Some(v) = line.strip_prefix("link ") {
+            let v = v.trim();
+            if v.len() == 64 {
+                let mut l = [0u8; 32];
+                for (i, b) in l.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(&v[2 * i..2 * i + 2], 16).ok()?;
+                }
+                link = Some(l);
+            }
+        }
+    }
+    Some((seq?, link?))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Walks the frames of `b` from `from` without opening them; returns the
+/// offset of the last complete frame (if any) and the end of it.
+fn walk(b: &[u8], from: usize) -> (Option<usize>, usize) {
+    let mut pos = from;
+    let mut last = None;
+    while pos + stream::FRAME_HEADER as usize <= b.len() {
+        let fh: [u8; 5] = b[pos..pos + 5].try_into().expect("5 bytes");
+        let Some((len, _)) = stream::parse_frame_header(&fh) else {
+            break;
+        };
+        let end = pos + stream::FRAME_HEADER as usize + len as usize;
+        if end > b.len() {
+            break;
+        }
+        last = Some(pos);
+        pos = end;
+    }
+    (last, pos)
+}
+
+impl AuditLog {
+    /// Opens (creating) the log at `path`; `head` is where its last link is
+    /// remembered outside the vault (none: not remembered).
+    pub fn open(path: &Path, keys: Arc<SubKeys>, head: Option<PathBuf>) -> io::Result<AuditLog> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        let st = {
+            let guard = file.try_clone()?;
+            let _l = Flock::take(&guard)?;
+            if file.metadata()?.len() < stream::HEADER_LEN {
+                file.set_len(0)?;
+                file.write_all_at(&stream::header(MAGIC, &random::bytes::<16>()), 0)?;
+            }
+            let mut h = [0u8; stream::HEADER_LEN as usize];
+            file.read_exact_at(&mut h, 0)?;
+            let id = stream::parse_header(MAGIC, &h).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("quire.audit has a bad header ({e:?})"),
+                )
+            })?;
+            State {
+                file,
+                id,
+                end: stream::HEADER_LEN,
+                seq: 0,
+                link: [0; 32],
+                behind: false,
+            }
+        };
+        let log = AuditLog {
+            path: path.to_owned(),
+            keys,
+            head,
+            // SAFETY: geteuid has no preconditions.
+            uid: unsafe { libc::geteuid() },
+            state: Mutex::new(st),
+        };
+        {
+            let mut s = log.state.lock().unwrap_or_else(|e| e.into_inner());
+            let file = s.file.try_clone()?;
+            let _l = Flock::take(&file)?;
+            log.catch_up(&mut s)?;
+            if let Some((seq, _)) = log.head.as_deref().and_then(read_head)
+                && seq > s.seq
+            {
+                log::error!(
+                    "the audit log ends at record {} but record {seq} was written on this machine: records were removed (run `quire audit --verify`)",
+                    s.seq
+                );
+                s.behind = true;
+            }
+        }
+        Ok(log)
+    }
+
+    /// Brings the cached end, sequence number and link up to the file (another
+    /// process appended, or a crash left a torn frame, which is cut off).
+    /// The caller holds the flock or is opening.
+    fn catch_up(&self, s: &mut State) -> io::Result<()> {
+        let len = s.file.metadata()?.len();
+        if len == s.end {
+            return Ok(());
+        }
+        let mut b = vec![0u8; len as usize];
+        s.file.read_exact_at(&mut b, 0)?;
+        let (last, end) = walk(&b, s.end as usize);
+        if let Some(at) = last {
+            let fh: [u8; 5] = b[at..at + 5].try_into().expect("5 bytes");
+            let (_, kind) = stream::parse_frame_header(&fh).expect("walked");
+            let body = stream::open_frame(
+                &self.keys.audit,
+                MAGIC,
+                &s.id,
+                at as u64,
+                kind,
+                &b[at + 5..end],
+            )
+            .ok()
+            .and_then(|p| Record::decode(&p).map(|r| (r, p)));
+            match body {
+                Some((r, p)) => {
+                    s.seq = r.seq;
+                    s.link = self.keys.audit_link(&p);
+                }
+                None => {
+                    log::error!(
+                        "the last audit record (byte {at}) fails authentication; the chain continues after it"
+                    );
+                    s.seq += 1;
+                    s.link = [0; 32];
+                }
+            }
+        }
+        if (end as u64) < len {
+            s.file.set_len(end as u64)?;
+        }
+        s.end = end as u64;
+        Ok(())
+    }
+
+    /// Appends one record. Failures are logged, never returned: the change
+    /// being recorded has already happened.
+    pub fn append(&self, event: Event, path: &[u8], to: &[u8], version: u32, detail: &str) {
+        if let Err(e) = self.try_append(event, path, to, version, detail) {
+            log::error!("could not append to the audit log: {e}");
+        }
+    }
+
+    fn try_append(
+        &self,
+        event: Event,
+        path: &[u8],
+        to: &[u8],
+        version: u32,
+        detail: &str,
+    ) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let file = s.file.try_clone()?;
+        let _l = Flock::take(&file)?;
+        self.catch_up(&mut s)?;
+        let r = Record {
+            seq: s.seq + 1,
+            time_ns: now_ns(),
+            prev: s.link,
+            event,
+            uid: self.uid,
+            version,
+            path: path.to_vec(),
+            to: to.to_vec(),
+            detail: detail.to_string(),
+        };
+        let body = r.encode();
+        let frame = stream::seal_frame(&self.keys.audit, MAGIC, &s.id, s.end, RECORD, &body);
+        if let Err(e) = s.file.write_all_at(&frame, s.end) {
+            let _ = s.file.set_len(s.end);
+            return Err(e);
+        }
+        s.end += frame.len() as u64;
+        s.seq = r.seq;
+        s.link = self.keys.audit_link(&body);
+        Ok(())
+    }
+
+    /// Reads and verifies the whole log (see [`read`]).
+    pub fn read_all(&self) -> io::Result<(Vec<Record>, Verdict)> {
+        read(&self.keys, &self.path, self.head.as_deref())
+    }
+
+    /// Writes the remembered head (not if the log is behind it).
+    pub fn save_head(&self) {
+        let Some(p) = &self.head else { return };
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.behind || s.seq == 0 {
+            return;
+        }
+        if read_head(p).is_some_and(|(seq, _)| seq > s.seq) {
+            return;
+        }
+        let text = format!(
+            "quire audit head v1\nseq {}\nlink {}\n",
+            s.seq,
+            hex(&s.link)
+        );
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = crate::store::atomic::write(p, text.as_bytes()) {
+            log::warn!("could not remember the audit log's head ({e})");
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.save_head();
+    }
+}
+
+/// What reading and verifying the log found.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Verdict {
+    /// Records that opened and chained, in order.
+    pub records: u64,
+    /// The first problem, if any (a sentence naming the record).
+    pub broken: Option<String>,
+    /// The last frame was cut short (a crash while appending): not tampering.
+    pub torn_tail: bool,
+    /// What the remembered head says (or that there is none).
+    pub head: String,
+}
+
+/// Reads every record that opens and chains; the verdict says where the
+/// chain broke, if it did.
+pub fn read(
+    keys: &SubKeys,
+    path: &Path,
+    head: Option<&Path>,
+) -> io::Result<(Vec<Record>, Verdict)> {
+    let b = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let remembered = head.and_then(read_head);
+    let mut records = Vec::new();
+    let mut broken = None;
+    let mut torn_tail = false;
+    if b.is_empty() {
+        if let Some((seq, _)) = remembered {
+            broken = Some(format!(
+                "the audit log is missing, but {seq} records were written on this machine"
+            ));
+        }
+    } else {
+        match stream::parse_header(MAGIC, &b) {
+            Err(e) => broken = Some(format!("the log's header is damaged ({e:?})")),
+            Ok(id) => {
+                let frames = stream::open_all(&keys.audit, MAGIC, &id, &b);
+                let mut link = [0u8; 32];
+                for f in &frames.frames {
+                    let n = records.len() as u64 + 1;
+                    let Some(r) = Record::decode(&f.body).filter(|_| f.kind == RECORD) else {
+                        broken = Some(format!("record {n} (byte {}) is malformed", f.offset));
+                        break;
+                    };
+                    if r.seq != n || r.prev != link {
+                        broken = Some(format!(
+                            "record {n} (byte {}) does not follow record {}: records were removed, reordered or replaced",
+                            f.offset,
+                            n - 1
+                        ));
+                        break;
+                    }
+                    link = keys.audit_link(&f.body);
+                    records.push(r);
+                }
+                if broken.is_none() && frames.tampered {
+                    broken = Some(format!(
+                        "record {} (byte {}) fails authentication: it was altered, or records before it were removed or reordered",
+                        records.len() + 1,
+                        frames.end
+                    ));
+                }
+                torn_tail = !frames.tampered && frames.end < b.len() as u64;
+                if broken.is_none()
+                    && let Some((seq, l)) = remembered
+                {
+                    match records.get(seq.saturating_sub(1) as usize) {
+                        None if seq > 0 => {
+                            broken = Some(format!(
+                                "the log ends at record {} but record {seq} was written on this machine: records were removed from the end",
+                                records.len()
+                            ))
+                        }
+                        Some(r) if keys.audit_link(&r.encode()) != l => {
+                            broken = Some(format!(
+                                "record {seq} is not the one written on this machine: the log was rewritten"
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let head = match (head, remembered) {
+        (None, _) => "no head is remembered for this vault".into(),
+        (Some(p), None) => format!("no head remembered on this machine yet ({})", p.display()),
+        (Some(_), Some((seq, _))) => format!("head remembered on this machine: record {seq}"),
+    };
+    let v = Verdict {
+        records: records.len() as u64,
+        broken,
+        torn_tail,
+        head,
+    };
+    Ok((records, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    fn keys() -> Arc<SubKeys> {
+        Arc::new(MasterKey::generate().subkeys(&[1u8; 16]))
+    }
+
+    fn write(dir: &Path, k: &Arc<SubKeys>, n: usize) {
+        let log = AuditLog::open(&dir.join("a"), k.clone(), Some(dir.join("head"))).unwrap();
+        for i in 0..n {
+            log.append(
+                Event::Save,
+                format!("n{i}.md").as_bytes(),
+                b"",
+                i as u32,
+                "",
+            );
+        }
+    }
+
+    fn frames(b: &[u8]) -> Vec<(usize, usize)> {
+        let mut v = Vec::new();
+        let mut pos = stream::HEADER_LEN as usize;
+        while pos < b.len() {
+            let len = u32::from_be_bytes(b[pos..pos + 4].try_into().unwrap()) as usize;
+            v.push((pos, pos + 5 + len));
+            pos += 5 + len;
+        }
+        v
+    }
+
+    #[test]
+    fn a_chain_across_openings_verifies() {
+        let d = tempfile::tempdir().unwrap();
+        let k = keys();
+        write(d.path(), &k, 3);
+        // A second process (or a later mount) continues the same chain.
+        write(d.path(), &k, 2);
+        let (recs, v) = read(&k, &d.path().join("a"), Some(&d.path().join("head"))).unwrap();
+        assert_eq!(v.broken, None, "{v:?}");
+        assert_eq!(recs.len(), 5);
+        assert_eq!(
+            recs.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(read_head(&d.path().join("head")).unwrap().0, 5);
+        assert!(v.head.contains("record 5"));
+    }
+
+    #[test]
+    fn editing_removing_reordering_and_cutting_are_detected() {
+        let d = tempfile::tempdir().unwrap();
+        let k = keys();
+        write(d.path(), &k, 4);
+        let p = d.path().join("a");
+        let head = d.path().join("head");
+        let orig = std::fs::read(&p).unwrap();
+        let f = frames(&orig);
+        let check = |b: &[u8]| {
+            std::fs::write(&p, b).unwrap();
+            read(&k, &p, Some(&head)).unwrap().1
+        };
+        // A flipped bit in record 2.
+        let mut t = orig.clone();
+        t[f[1].0 + 20] ^= 1;
+        let v = check(&t);
+        assert!(
+            v.broken.as_deref().unwrap().starts_with("record 2 "),
+            "{v:?}"
+        );
+        assert_eq!(v.records, 1);
+        // Record 2 removed.
+        let t = [&orig[..f[1].0], &orig[f[1].1..]].concat();
+        assert!(check(&t).broken.unwrap().starts_with("record 2 "));
+        // Records 2 and 3 swapped.
+        let t = [
+            &orig[..f[1].0],
+            &orig[f[2].0..f[2].1],
+            &orig[f[1].0..f[1].1],
+            &orig[f[3].0..],
+        ]
+        .concat();
+        assert!(check(&t).broken.unwrap().starts_with("record 2 "));
+        // The last record removed: only the remembered head can tell.
+        let t = orig[..f[3].0].to_vec();
+        let v = check(&t);
+        assert!(v.broken.unwrap().contains("removed from the end"));
+        let v = {
+            std::fs::write(&p, &t).unwrap();
+            read(&k, &p, None).unwrap().1
+        };
+        assert_eq!(v.broken, None);
+        // A crash mid-append: a torn tail, not tampering.
+        let t = orig[..orig.len() - 3].to_vec();
+        std::fs::write(&p, &t).unwrap();
+        let v = read(&k, &p, None).unwrap().1;
+        assert!(v.torn_tail && v.broken.is_none());
+        // The whole log deleted.
+        std::fs::remove_file(&p).unwrap();
+        assert!(
+            read(&k, &p, Some(&head))
+                .unwrap()
+                .1
+                .broken
+                .unwrap()
+                .contains("missing")
+        );
+        // Intact again: clean.
+        std::fs::write(&p, &orig).unwrap();
+        assert_eq!(check(&orig).broken, None);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_before_the_next_append_and_a_cut_log_keeps_its_alarm() {
+        let d = tempfile::tempdir().unwrap();
+        let k = keys();
+        write(d.path(), &k, 2);
+        let p = d.path().join("a");
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..b.len() - 5]).unwrap();
+        // The head (written when the log was closed) says 2 records: the
+        // log is behind it. Appending goes on; the head is left alone.
+        write(d.path(), &k, 1);
+        let (recs, v) = read(&k, &p, Some(&d.path().join("head"))).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert!(v.broken.unwrap().contains("not the one written"));
+        assert_eq!(read_head(&d.path().join("head")).unwrap().0, 2);
+        // Without the head, the chain itself is whole.
+        assert_eq!(read(&k, &p, None).unwrap().1.broken, None);
+    }
+}

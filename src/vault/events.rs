@@ -1,0 +1,110 @@
+//! What the vault tells others about its changes: records in the audit log
+//! (docs/FORMAT.md §16), and a wake-up for the daemon's lifecycle timer
+//! when a note's dates change.
+//!
+//! Only *noteworthy* names are recorded: not editor debris (swap and
+//! temporary files) and nothing inside a `.git` folder, the same rule that
+//! decides what keeps history.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::debris;
+use super::node::Node;
+use super::tree::Tree;
+use crate::format::audit::Event;
+
+impl Tree {
+    /// Whether changes to `name` in `dir` are recorded.
+    pub(crate) fn noteworthy(&self, dir: &Arc<Node>, name: &OsStr) -> bool {
+        self.audit.is_some() && !debris::is_debris(name.as_bytes()) && self.folder_versioned(dir, 0)
+    }
+
+    /// Appends an audit record (no-op when the tree is read-only).
+    pub fn audit(&self, event: Event, path: &[u8], to: &[u8], version: u32, detail: &str) {
+        if let Some(a) = &self.audit {
+            a.append(event, path, to, version, detail);
+        }
+    }
+
+    /// The plaintext path of `name` in `dir`.
+    pub(crate) fn path_of(&self, dir: &Arc<Node>, name: &[u8]) -> Vec<u8> {
+        let mut p = self.plain_path(dir).unwrap_or_default();
+        if !p.is_empty() {
+            p.push(b'/');
+        }
+        p.extend_from_slice(name);
+        p
+    }
+
+    /// Appends a record about `name` in `dir`.
+    pub(crate) fn audit_name(
+        &self,
+        event: Event,
+        dir: &Arc<Node>,
+        name: &OsStr,
+        version: u32,
+        detail: &str,
+    ) {
+        if self.audit.is_some() {
+            let p = self.path_of(dir, name.as_bytes());
+            self.audit(event, &p, b"", version, detail);
+        }
+    }
+
+    /// Writes the audit log's remembered head now (the daemon calls this
+    /// periodically; it is also written when the tree closes).
+    pub fn save_audit_head(&self) {
+        if let Some(a) = &self.audit {
+            a.save_head();
+        }
+    }
+
+    /// Reads and verifies the audit log (EROFS on a read-only tree, which
+    /// does not open it).
+    pub fn read_audit(
+        &self,
+    ) -> std::io::Result<(Vec<crate::format::audit::Record>, super::audit::Verdict)> {
+        match &self.audit {
+            Some(a) => a.read_all(),
+            None => Err(std::io::Error::from_raw_os_error(libc::EROFS)),
+        }
+    }
+
+    /// Wakes whoever waits on [`Tree::lifecycle_waker`].
+    pub(crate) fn lifecycle_changed(&self) {
+        self.lifecycle_wake.wake();
+    }
+
+    /// What the daemon's lifecycle timer waits on: woken when a note's
+    /// dates change. It holds no reference to the tree, so waiting never
+    /// keeps a sealed vault's keys alive.
+    pub fn lifecycle_waker(&self) -> Waker {
+        self.lifecycle_wake.clone()
+    }
+}
+
+/// A wake-up flag shared between the tree and a waiting thread.
+#[derive(Clone, Default)]
+pub struct Waker(Arc<(Mutex<bool>, Condvar)>);
+
+impl Waker {
+    /// Sets the flag and wakes the waiter.
+    pub fn wake(&self) {
+        let (m, c) = &*self.0;
+        *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        c.notify_all();
+    }
+
+    /// Waits until woken or `timeout` passes; clears the flag.
+    pub fn wait(&self, timeout: Duration) {
+        let (m, c) = &*self.0;
+        let g = m.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut g, _) = c
+            .wait_timeout_while(g, timeout, |woken| !*woken)
+            .unwrap_or_else(|e| e.into_inner());
+        *g = false;
+    }
+}
