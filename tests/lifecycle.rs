@@ -41,10 +41,16 @@ fn canary_never_reaches_the_disk() {
     m.unmount();
     let m = w.mount(&[]);
     std::fs::remove_file(m.path(&format!("gone-{canary}.md"))).unwrap();
+    // Dates (a lifecycle record), an expiry and the audit log name notes.
+    let dated = format!("dir-{canary}/{canary}.md");
     for args in [
         vec!["log", "big.txt"],
         vec!["show", "big.txt", "--version", "1"],
         vec!["trash"],
+        vec!["expire", dated.as_str(), "+30d"],
+        vec!["retain", dated.as_str(), "+10d"],
+        vec!["expiring"],
+        vec!["audit"],
     ] {
         assert!(w.run(&args).status.success(), "{args:?}");
     }

@@ -272,7 +272,7 @@ fn err(e: io::Error) -> Response {
     }
 }
 
-/// Carries out a lifecycle plan (the mount's [`crate::fuse`] sweeper while
+/// Carries out a lifecycle plan (the mount's sweeper while
 /// mounted, so the kernel's view follows).
 pub type Sweep = dyn Fn(&Tree, &Plan, SystemTime) -> io::Result<Applied> + Send + Sync;
 

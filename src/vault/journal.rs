@@ -315,6 +315,18 @@ impl Journal {
         Ok(true)
     }
 
+    /// Empties the journal if no change is in progress, so blocks saved
+    /// from notes purged since cannot linger in it (docs/FORMAT.md §15).
+    pub(crate) fn forget_if_idle(&self) -> io::Result<()> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.live == 0
+            && let Some(f) = inner.file.take()
+        {
+            f.set_len(0)?;
+        }
+        Ok(())
+    }
+
     /// Undoes a node's changes since its last commit, in place (after a
     /// failed write: the file goes back to its committed content instead of
     /// keeping half a change). The saved blocks are read back from the

@@ -518,6 +518,10 @@ impl Tree {
             );
             n += 1;
         }
+        if n > 0 {
+            // Old blocks of what was purged may be in the crash journal.
+            self.journal.forget_if_idle()?;
+        }
         Ok(n)
     }
 

@@ -53,6 +53,8 @@ impl World {
         c.env("XDG_RUNTIME_DIR", &self.runtime)
             .env("HOME", self.dir.path())
             .env_remove("QUIRE_PASSWORD_FILE")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_DATA_HOME")
             .stdin(std::process::Stdio::null());
         c
     }
