@@ -63,7 +63,10 @@ fn a_note_expires_to_the_trash_and_its_purge_leaves_no_ciphertext() {
             pieces.push(b[at..at + 32].to_vec());
         }
     }
-    assert!(pieces.len() >= 6, "content and history: {pieces:?} {keep_len}");
+    assert!(
+        pieces.len() >= 6,
+        "content and history: {pieces:?} {keep_len}"
+    );
 
     // An expiry three seconds ahead, with the CLI (a moment, local time).
     let at = sh(&w.mnt, "date -d '+3 seconds' +%Y-%m-%dT%H:%M:%S");
@@ -82,14 +85,24 @@ fn a_note_expires_to_the_trash_and_its_purge_leaves_no_ciphertext() {
     );
     let o = ok(w.run(&["trash", "--json"]));
     let t = stdout(&o);
-    assert!(t.contains("\"reason\":\"expired\"") && t.contains("clients/session.md"), "{t}");
+    assert!(
+        t.contains("\"reason\":\"expired\"") && t.contains("clients/session.md"),
+        "{t}"
+    );
     let o = ok(w.run(&["status"]));
-    assert!(stdout(&o).contains("expired, in the trash: 1"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("expired, in the trash: 1"),
+        "{}",
+        stdout(&o)
+    );
 
     // The plan at an injected "now" 61 days ahead: purge it.
     let o = ok(w.run(&["purge", "--dry-run", "--now", "+61d", "--json"]));
     let plan = stdout(&o);
-    assert!(plan.contains("clients/session.md") && plan.contains("\"applied\":false"), "{plan}");
+    assert!(
+        plan.contains("clients/session.md") && plan.contains("\"applied\":false"),
+        "{plan}"
+    );
     // Not yet at 59 days.
     let o = ok(w.run(&["purge", "--dry-run", "--now", "+59d", "--json"]));
     assert!(!stdout(&o).contains("session.md"), "{}", stdout(&o));
@@ -110,6 +123,13 @@ fn a_note_expires_to_the_trash_and_its_purge_leaves_no_ciphertext() {
         }
     };
     check("mounted");
+    // The crash journal held the first version's blocks (saved before the
+    // second save overwrote them): emptied by the purge.
+    let undo = std::fs::metadata(w.vault.join("quire.undo")).map_or(0, |m| m.len());
+    assert_eq!(
+        undo, 0,
+        "quire.undo still holds {undo} bytes after the purge"
+    );
     let o = ok(w.run(&["audit"]));
     let log = stdout(&o);
     for want in ["create", "save", "dates", "expire", "purge"] {
@@ -138,27 +158,50 @@ fn retention_refuses_deletion_and_dates_follow_the_note() {
     let m = w.mount(&[]);
     std::fs::write(m.path("record.md"), "keep me").unwrap();
     // Set with setfattr, shown by getfattr in canonical form.
-    sh(&w.mnt, "setfattr -n user.quire.retain-until -v 2099-01-01 record.md");
-    let got = sh(&w.mnt, "getfattr --only-values -n user.quire.retain-until record.md");
+    sh(
+        &w.mnt,
+        "setfattr -n user.quire.retain-until -v 2099-01-01 record.md",
+    );
+    let got = sh(
+        &w.mnt,
+        "getfattr --only-values -n user.quire.retain-until record.md",
+    );
     assert_eq!(got, "2099-01-01");
     // rm says EPERM; the CLI says why, with its own exit code.
     let e = std::fs::remove_file(m.path("record.md")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EPERM));
-    let o = w.run(&["expire", m.path("record.md").to_str().unwrap(), "2030-01-01"]);
+    let o = w.run(&[
+        "expire",
+        m.path("record.md").to_str().unwrap(),
+        "2030-01-01",
+    ]);
     assert_eq!(o.status.code(), Some(23));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("retention"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("retention"),
+        "{o:?}"
+    );
     let o = w.run(&["retain", "--clear", m.path("record.md").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(23));
     // Bad dates are refused clearly (exit 2; EINVAL through the mount).
-    let o = w.run(&["expire", m.path("record.md").to_str().unwrap(), "next tuesday"]);
+    let o = w.run(&[
+        "expire",
+        m.path("record.md").to_str().unwrap(),
+        "next tuesday",
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("2027-03-01"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("2027-03-01"),
+        "{o:?}"
+    );
     let o = std::process::Command::new("setfattr")
         .args(["-n", "user.quire.expires", "-v", "2027-02-30"])
         .arg(m.path("record.md"))
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&o.stderr).contains("Invalid argument"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Invalid argument"),
+        "{o:?}"
+    );
     // An editor's save (write a temporary file, rename it over the note)
     // keeps the dates, as does a rename; `rm -r` of the folder fails.
     sh(
@@ -168,8 +211,16 @@ fn retention_refuses_deletion_and_dates_follow_the_note() {
     assert_eq!(std::fs::read(m.path("record.md")).unwrap(), b"v2");
     std::fs::create_dir(m.path("old")).unwrap();
     std::fs::rename(m.path("record.md"), m.path("old/record.md")).unwrap();
-    let o = ok(w.run(&["retain", m.path("old/record.md").to_str().unwrap(), "--json"]));
-    assert!(stdout(&o).contains("\"retain_until\":\"2099-01-01\""), "{}", stdout(&o));
+    let o = ok(w.run(&[
+        "retain",
+        m.path("old/record.md").to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(
+        stdout(&o).contains("\"retain_until\":\"2099-01-01\""),
+        "{}",
+        stdout(&o)
+    );
     let o = std::process::Command::new("rm")
         .args(["-rf"])
         .arg(m.path("old"))
@@ -178,8 +229,16 @@ fn retention_refuses_deletion_and_dates_follow_the_note() {
     assert!(!o.status.success());
     assert!(m.path("old/record.md").exists());
     // Extending works; an expiry on or after the retention date is accepted.
-    ok(w.run(&["retain", m.path("old/record.md").to_str().unwrap(), "2100-01-01"]));
-    ok(w.run(&["expire", m.path("old/record.md").to_str().unwrap(), "2100-06-01"]));
+    ok(w.run(&[
+        "retain",
+        m.path("old/record.md").to_str().unwrap(),
+        "2100-01-01",
+    ]));
+    ok(w.run(&[
+        "expire",
+        m.path("old/record.md").to_str().unwrap(),
+        "2100-06-01",
+    ]));
     // Front matter sets dates on save (Markdown notes).
     std::fs::write(
         m.path("fm.md"),
@@ -196,7 +255,11 @@ fn retention_refuses_deletion_and_dates_follow_the_note() {
     // A front matter expiry before the retention date is not applied.
     std::fs::write(m.path("fm.md"), "---\nexpires: 2029-01-01\n---\ntext\n").unwrap();
     let o = ok(w.run(&["expire", m.path("fm.md").to_str().unwrap(), "--json"]));
-    assert!(stdout(&o).contains("\"expires\":\"2031-05-01\""), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("\"expires\":\"2031-05-01\""),
+        "{}",
+        stdout(&o)
+    );
     let o = ok(w.run(&["expiring", "--all", "--json"]));
     assert!(stdout(&o).contains("old/record.md") && stdout(&o).contains("fm.md"));
     m.unmount();

@@ -118,3 +118,72 @@ fn golden_v1_history_opens_with_its_versions_and_trash() {
     let o = w.check_sealed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+#[test]
+fn golden_v1_lifecycle_opens_with_its_dates_expired_note_and_audit_log() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-lifecycle");
+    let w = World::new();
+    copy_dir(&golden.join("vault"), &w.vault);
+    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let m = w.mount(&["--read-only"]);
+    assert_eq!(
+        std::fs::read_to_string(m.path("clients/ben.md")).unwrap(),
+        "Intake for Ben.\n"
+    );
+    // Dates set with the CLI and by front matter.
+    let getf = |f: &str, n: &str| {
+        sh(
+            &w.mnt,
+            &format!("getfattr --only-values -n user.quire.{n} {f}"),
+        )
+    };
+    assert_eq!(getf("clients/ben.md", "retain-until"), "2099-01-01");
+    assert_eq!(getf("clients/ben.md", "expires"), "2100-01-01");
+    assert_eq!(getf("fm.md", "expires"), "2098-05-01");
+    let o = w.run(&["expiring", "--all", "--json"]);
+    let s = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(s.contains("clients/ben.md") && s.contains("fm.md"), "{s}");
+    // The note that expired is in the trash, marked so.
+    assert!(!m.path("referral.md").exists());
+    let o = w.run(&["trash", "--json"]);
+    let s = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        s.contains("referral.md") && s.contains("\"reason\":\"expired\""),
+        "{s}"
+    );
+    // The audit log verifies and tells the story.
+    let o = w.run(&["audit", "--verify"]);
+    assert!(o.status.success(), "{o:?}");
+    let o = w.run(&["audit", "--json"]);
+    let s = String::from_utf8_lossy(&o.stdout).to_string();
+    for ev in [
+        "mount", "mkdir", "create", "save", "dates", "expire", "unmount",
+    ] {
+        assert!(s.contains(&format!("\"event\":\"{ev}\"")), "{ev}: {s}");
+    }
+    m.unmount();
+    let o = w.check_sealed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn vaults_from_before_expiry_refuse_dates_clearly() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-history");
+    let w = World::new();
+    copy_dir(&golden.join("vault"), &w.vault);
+    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let o = w.run(&[
+        "expire",
+        "clients/anna.md",
+        "+30d",
+        "--vault",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(23), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("earlier Quire"),
+        "{o:?}"
+    );
+}

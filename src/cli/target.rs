@@ -65,7 +65,7 @@ impl Conn {
                 libc::ENOENT => fail(Code::NotFound, "no such note, version or trash entry"),
                 libc::EISDIR => fail(Code::NotFound, "that is a folder, not a note"),
                 libc::EROFS => fail(Code::Io, "the vault is mounted read-only"),
-                libc::EPERM => fail(Code::Refused, message),
+                libc::EPERM | libc::EOPNOTSUPP => fail(Code::Refused, message),
                 libc::EINVAL => fail(Code::Usage, message),
                 libc::EIO => fail(
                     Code::Io,

@@ -30,9 +30,18 @@ pub const FLAG_XATTRS: u32 = 1 << 3;
 /// Feature flag: notes keep history streams and a trash (§12–13). Vaults
 /// created before it have no history; readers without it refuse the vault.
 pub const FLAG_HISTORY: u32 = 1 << 4;
+/// Feature flag: notes may carry expiry and retention dates (§15), which
+/// every reader must enforce, so readers without it refuse the vault (an
+/// older build would let a retained note be deleted). Vaults created before
+/// it cannot carry dates.
+pub const FLAG_LIFECYCLE: u32 = 1 << 5;
 /// Every flag this build understands.
-pub const KNOWN_FLAGS: u32 =
-    FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS | FLAG_HISTORY;
+pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
+    | FLAG_LONG_NAMES
+    | FLAG_LAST_BLOCK_AAD
+    | FLAG_XATTRS
+    | FLAG_HISTORY
+    | FLAG_LIFECYCLE;
 /// Flags every version-1 vault has.
 pub const REQUIRED_FLAGS: u32 =
     FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;

@@ -23,7 +23,6 @@ use crate::format::stream;
 
 /// An open audit log, ready to append.
 pub struct AuditLog {
-    path: PathBuf,
     keys: Arc<SubKeys>,
     head: Option<PathBuf>,
     uid: u32,
@@ -154,7 +153,6 @@ impl AuditLog {
             }
         };
         let log = AuditLog {
-            path: path.to_owned(),
             keys,
             head,
             // SAFETY: geteuid has no preconditions.
@@ -265,11 +263,6 @@ impl AuditLog {
         s.seq = r.seq;
         s.link = self.keys.audit_link(&body);
         Ok(())
-    }
-
-    /// Reads and verifies the whole log (see [`read`]).
-    pub fn read_all(&self) -> io::Result<(Vec<Record>, Verdict)> {
-        read(&self.keys, &self.path, self.head.as_deref())
     }
 
     /// Writes the remembered head (not if the log is behind it).

@@ -62,15 +62,12 @@ impl Tree {
         }
     }
 
-    /// Reads and verifies the audit log (EROFS on a read-only tree, which
-    /// does not open it).
+    /// Reads and verifies the audit log.
     pub fn read_audit(
         &self,
     ) -> std::io::Result<(Vec<crate::format::audit::Record>, super::audit::Verdict)> {
-        match &self.audit {
-            Some(a) => a.read_all(),
-            None => Err(std::io::Error::from_raw_os_error(libc::EROFS)),
-        }
+        let (path, head) = &self.audit_read;
+        super::audit::read(&self.keys, path, head.as_deref())
     }
 
     /// Wakes whoever waits on [`Tree::lifecycle_waker`].

@@ -56,6 +56,8 @@ pub enum Refusal {
     },
     /// Dates are for notes (regular files) only.
     NotANote,
+    /// The vault predates expiry and retention (no flag 0x20).
+    NotSupported,
 }
 
 impl Refusal {
@@ -63,6 +65,7 @@ impl Refusal {
     pub fn errno(&self) -> i32 {
         match self {
             Refusal::BadDate(_) | Refusal::NotANote => libc::EINVAL,
+            Refusal::NotSupported => libc::EOPNOTSUPP,
             Refusal::Retained(_) | Refusal::ExpiryBeforeRetention { .. } => libc::EPERM,
         }
     }
@@ -84,6 +87,10 @@ impl fmt::Display for Refusal {
                 "an expiry of {expires} comes before the note's retention date {retain_until}; retention wins (choose an expiry on or after {retain_until})"
             ),
             Refusal::NotANote => write!(f, "expiry and retention dates are for notes (files) only"),
+            Refusal::NotSupported => write!(
+                f,
+                "this vault was created by an earlier Quire, before expiry and retention existed; copy its notes into a new vault (`quire init`) to use them"
+            ),
         }
     }
 }
@@ -383,6 +390,9 @@ impl Tree {
         now: SystemTime,
     ) -> Result<Dates, Error> {
         self.writable()?;
+        if !self.lifecycle {
+            return Err(Refusal::NotSupported.into());
+        }
         if node.kind != Kind::File {
             return Err(Refusal::NotANote.into());
         }

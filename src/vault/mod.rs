@@ -339,12 +339,6 @@ impl UnlockedVault {
         Ok(self.audit.get_or_init(|| Arc::new(a)).clone())
     }
 
-    /// Reads and verifies the audit log.
-    pub fn read_audit(&self) -> Result<(Vec<crate::format::audit::Record>, audit::Verdict), Error> {
-        audit::read(&self.keys, &self.layout.audit(), self.audit_head.as_deref())
-            .map_err(io_err("reading quire.audit"))
-    }
-
     /// Opens the decrypted namespace.
     pub fn tree(&self, read_only: bool) -> Result<Tree, Error> {
         let root =
@@ -368,8 +362,18 @@ impl UnlockedVault {
         } else {
             Some(self.audit_log()?)
         };
-        Tree::new(self.keys.clone(), root, read_only, journal, history, audit)
-            .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))
+        let lifecycle = self.config.flags & crate::format::config::FLAG_LIFECYCLE != 0;
+        Tree::new(
+            self.keys.clone(),
+            root,
+            read_only,
+            journal,
+            history,
+            lifecycle,
+            audit,
+            (self.layout.audit(), self.audit_head.clone()),
+        )
+        .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))
     }
 
     /// Locks the master key and subkeys in memory again (after fork).

@@ -63,6 +63,10 @@ pub struct Tree {
     pub(crate) journal: super::journal::Journal,
     /// Whether this vault keeps history (feature flag, docs/FORMAT.md §2.1).
     pub(crate) history: Option<super::chunker::Chunker>,
+    /// Whether notes may carry dates (feature flag 0x20, §2.1).
+    pub(crate) lifecycle: bool,
+    /// The audit log's path and remembered head, for reading it.
+    pub(crate) audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
     /// The audit log (none when read-only).
     pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
     /// Set when a note's dates change, to wake the lifecycle timer.
@@ -76,7 +80,9 @@ impl Tree {
         read_only: bool,
         journal: super::journal::Journal,
         history: bool,
+        lifecycle: bool,
         audit: Option<Arc<super::audit::AuditLog>>,
+        audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
     ) -> io::Result<Tree> {
         let ino = root.stat()?.st_ino;
         let root = Arc::new(Node::new(root, Kind::Dir, ino));
@@ -89,6 +95,8 @@ impl Tree {
             journal,
             keys,
             audit,
+            audit_read,
+            lifecycle,
             lifecycle_wake: Default::default(),
         };
         t.dir_id(&t.root)?;
