@@ -356,24 +356,20 @@ impl UnlockedVault {
                 recovered.files
             );
         }
-        let history = self.config.flags & crate::format::config::FLAG_HISTORY != 0;
-        let audit = if read_only {
-            None
-        } else {
-            Some(self.audit_log()?)
-        };
-        let lifecycle = self.config.flags & crate::format::config::FLAG_LIFECYCLE != 0;
-        Tree::new(
-            self.keys.clone(),
-            root,
+        let flags = self.config.flags;
+        let setup = tree::Setup {
             read_only,
-            journal,
-            history,
-            lifecycle,
-            audit,
-            (self.layout.audit(), self.audit_head.clone()),
-        )
-        .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))
+            history: flags & crate::format::config::FLAG_HISTORY != 0,
+            lifecycle: flags & crate::format::config::FLAG_LIFECYCLE != 0,
+            audit: if read_only {
+                None
+            } else {
+                Some(self.audit_log()?)
+            },
+            audit_read: (self.layout.audit(), self.audit_head.clone()),
+        };
+        Tree::new(self.keys.clone(), root, journal, setup)
+            .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))
     }
 
     /// Locks the master key and subkeys in memory again (after fork).

@@ -73,17 +73,33 @@ pub struct Tree {
     pub(crate) lifecycle_wake: super::events::Waker,
 }
 
+/// What a tree is opened with, besides its keys, root and journal.
+pub(crate) struct Setup {
+    pub(crate) read_only: bool,
+    /// Feature flag 0x10.
+    pub(crate) history: bool,
+    /// Feature flag 0x20.
+    pub(crate) lifecycle: bool,
+    /// The audit log, for appending (none when read-only).
+    pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
+    /// The audit log's path and remembered head, for reading.
+    pub(crate) audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
+}
+
 impl Tree {
     pub(crate) fn new(
         keys: Arc<SubKeys>,
         root: Handle,
-        read_only: bool,
         journal: super::journal::Journal,
-        history: bool,
-        lifecycle: bool,
-        audit: Option<Arc<super::audit::AuditLog>>,
-        audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
+        s: Setup,
     ) -> io::Result<Tree> {
+        let Setup {
+            read_only,
+            history,
+            lifecycle,
+            audit,
+            audit_read,
+        } = s;
         let ino = root.stat()?.st_ino;
         let root = Arc::new(Node::new(root, Kind::Dir, ino));
         let t = Tree {
