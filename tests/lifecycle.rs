@@ -204,6 +204,39 @@ fn passwd_and_recovery_key() {
         .unwrap();
     assert_eq!(o.status.code(), Some(10));
     assert!(String::from_utf8_lossy(&o.stderr).contains("typo"));
+    // The audit log recorded both password changes and both uses of the
+    // recovery key (`passwd --recovery-key`, `mount --recovery-key`), in
+    // one intact chain.
+    let o = w.run(&[
+        "audit",
+        "--vault",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        newpw.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let log = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(
+        log.matches("\"event\":\"password-change\"").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("\"event\":\"recovery-key\"").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(log.matches("\"event\":\"mount\"").count(), 2, "{log}");
+    let o = w.run(&[
+        "audit",
+        "--verify",
+        "--vault",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        newpw.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
 }
 
 #[test]

@@ -43,23 +43,26 @@ struct State {
     behind: bool,
 }
 
-/// Holds an exclusive `flock` on the log for one append.
-struct Flock<'a>(&'a File);
+/// Holds an exclusive `flock` on the log (by descriptor, so the state it
+/// guards can be borrowed mutably meanwhile).
+struct Flock(std::os::fd::RawFd);
 
-impl<'a> Flock<'a> {
-    fn take(f: &'a File) -> io::Result<Flock<'a>> {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+impl Flock {
+    fn take(f: &File) -> io::Result<Flock> {
+        let fd = f.as_raw_fd();
+        // SAFETY: flock on a descriptor we own, held open by the caller
+        // for as long as the guard lives.
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Flock(f))
+        Ok(Flock(fd))
     }
 }
 
-impl Drop for Flock<'_> {
+impl Drop for Flock {
     fn drop(&mut self) {
         // SAFETY: as above.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        unsafe { libc::flock(self.0, libc::LOCK_UN) };
     }
 }
 
@@ -129,8 +132,7 @@ impl AuditLog {
             .mode(0o600)
             .open(path)?;
         let st = {
-            let guard = file.try_clone()?;
-            let _l = Flock::take(&guard)?;
+            let _l = Flock::take(&file)?;
             if file.metadata()?.len() < stream::HEADER_LEN {
                 file.set_len(0)?;
                 file.write_all_at(&stream::header(MAGIC, &random::bytes::<16>()), 0)?;
@@ -161,8 +163,7 @@ impl AuditLog {
         };
         {
             let mut s = log.state.lock().unwrap_or_else(|e| e.into_inner());
-            let file = s.file.try_clone()?;
-            let _l = Flock::take(&file)?;
+            let _l = Flock::take(&s.file)?;
             log.catch_up(&mut s)?;
             if let Some((seq, _)) = log.head.as_deref().and_then(read_head)
                 && seq > s.seq
@@ -239,8 +240,7 @@ impl AuditLog {
         detail: &str,
     ) -> io::Result<()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let file = s.file.try_clone()?;
-        let _l = Flock::take(&file)?;
+        let _l = Flock::take(&s.file)?;
         self.catch_up(&mut s)?;
         let r = Record {
             seq: s.seq + 1,

@@ -54,6 +54,21 @@ impl Tree {
         let mut r = Report::default();
         self.check_dir(&self.root(), "", &mut r, progress)?;
         self.check_trash(&mut r)?;
+        // The audit log's chain (FORMAT §16).
+        match self.read_audit() {
+            Ok((_, v)) => {
+                if let Some(b) = v.broken {
+                    r.problems.push(Problem {
+                        path: "quire.audit".into(),
+                        problem: format!("the audit log is broken: {b}"),
+                    });
+                }
+            }
+            Err(e) => r.problems.push(Problem {
+                path: "quire.audit".into(),
+                problem: format!("cannot be read: {e}"),
+            }),
+        }
         Ok(r)
     }
 
