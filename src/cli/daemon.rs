@@ -215,6 +215,7 @@ fn serve(
     runtime::remove(&o.mountpoint);
     // `run` consumed the session: the filesystem, its tree (journal
     // closed) and the tree's keys are gone already.
+    v.close_audit();
     drop(v);
     drop(lock);
     log::info!("unmounted and sealed: keys wiped");

@@ -21,12 +21,29 @@ use crate::crypto::{SubKeys, random};
 use crate::format::audit::{Event, MAGIC, RECORD, Record};
 use crate::format::stream;
 
-/// An open audit log, ready to append.
+/// An open audit log, ready to append. Records are queued and written in
+/// batches by a flusher thread within [`FLUSH_DELAY`] (one `flock`, `fstat`
+/// and `pwrite` per batch instead of per record), and at once when the log
+/// is closed or read.
 pub struct AuditLog {
     keys: Arc<SubKeys>,
     head: Option<PathBuf>,
     uid: u32,
     state: Mutex<State>,
+    queue: Arc<Queue>,
+    flusher: bool,
+}
+
+/// How long a queued record may wait before it is written.
+pub const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+/// A queue this long is written at once by the appender.
+const FLUSH_AT: usize = 256;
+
+#[derive(Default)]
+struct Queue {
+    records: Mutex<Vec<Record>>,
+    cv: std::sync::Condvar,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -123,7 +140,15 @@ fn walk(b: &[u8], from: usize) -> (Option<usize>, usize) {
 impl AuditLog {
     /// Opens (creating) the log at `path`; `head` is where its last link is
     /// remembered outside the vault (none: not remembered).
-    pub fn open(path: &Path, keys: Arc<SubKeys>, head: Option<PathBuf>) -> io::Result<AuditLog> {
+    ///
+    /// With `flusher`, a thread writes queued records (do not ask for one
+    /// in a process that is about to fork); without, every append writes.
+    pub fn open(
+        path: &Path,
+        keys: Arc<SubKeys>,
+        head: Option<PathBuf>,
+        flusher: bool,
+    ) -> io::Result<Arc<AuditLog>> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -160,6 +185,8 @@ impl AuditLog {
             // SAFETY: geteuid has no preconditions.
             uid: unsafe { libc::geteuid() },
             state: Mutex::new(st),
+            queue: Arc::default(),
+            flusher,
         };
         {
             let mut s = log.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -174,6 +201,13 @@ impl AuditLog {
                 );
                 s.behind = true;
             }
+        }
+        let log = Arc::new(log);
+        if flusher {
+            let (weak, q) = (Arc::downgrade(&log), log.queue.clone());
+            std::thread::Builder::new()
+                .name("quire-audit".into())
+                .spawn(move || flush_loop(weak, q))?;
         }
         Ok(log)
     }
@@ -223,29 +257,14 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Appends one record. Failures are logged, never returned: the change
-    /// being recorded has already happened.
+    /// Appends one record (queued; see [`AuditLog`]). Failures are
+    /// logged, never returned: the change being recorded has already
+    /// happened.
     pub fn append(&self, event: Event, path: &[u8], to: &[u8], version: u32, detail: &str) {
-        if let Err(e) = self.try_append(event, path, to, version, detail) {
-            log::error!("could not append to the audit log: {e}");
-        }
-    }
-
-    fn try_append(
-        &self,
-        event: Event,
-        path: &[u8],
-        to: &[u8],
-        version: u32,
-        detail: &str,
-    ) -> io::Result<()> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let _l = Flock::take(&s.file)?;
-        self.catch_up(&mut s)?;
         let r = Record {
-            seq: s.seq + 1,
+            seq: 0, // numbered and chained when written
             time_ns: now_ns(),
-            prev: s.link,
+            prev: [0; 32],
             event,
             uid: self.uid,
             version,
@@ -253,20 +272,65 @@ impl AuditLog {
             to: to.to_vec(),
             detail: detail.to_string(),
         };
-        let body = r.encode();
-        let frame = stream::seal_frame(&self.keys.audit, MAGIC, &s.id, s.end, RECORD, &body);
-        if let Err(e) = s.file.write_all_at(&frame, s.end) {
+        let n = {
+            let mut q = self.queue.records.lock().unwrap_or_else(|e| e.into_inner());
+            q.push(r);
+            q.len()
+        };
+        if !self.flusher || n >= FLUSH_AT {
+            self.flush();
+        } else if n == 1 {
+            self.queue.cv.notify_one();
+        }
+    }
+
+    /// Writes every queued record now.
+    pub fn flush(&self) {
+        if let Err(e) = self.try_flush() {
+            log::error!("could not append to the audit log: {e}");
+        }
+    }
+
+    fn try_flush(&self) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let batch =
+            std::mem::take(&mut *self.queue.records.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let _l = Flock::take(&s.file)?;
+        self.catch_up(&mut s)?;
+        let (mut seq, mut link) = (s.seq, s.link);
+        let mut buf = Vec::new();
+        for mut r in batch {
+            seq += 1;
+            r.seq = seq;
+            r.prev = link;
+            let body = r.encode();
+            let at = s.end + buf.len() as u64;
+            buf.extend_from_slice(&stream::seal_frame(
+                &self.keys.audit,
+                MAGIC,
+                &s.id,
+                at,
+                RECORD,
+                &body,
+            ));
+            link = self.keys.audit_link(&body);
+        }
+        if let Err(e) = s.file.write_all_at(&buf, s.end) {
             let _ = s.file.set_len(s.end);
             return Err(e);
         }
-        s.end += frame.len() as u64;
-        s.seq = r.seq;
-        s.link = self.keys.audit_link(&body);
+        s.end += buf.len() as u64;
+        s.seq = seq;
+        s.link = link;
         Ok(())
     }
 
     /// Writes the remembered head (not if the log is behind it).
     pub fn save_head(&self) {
+        self.flush();
         let Some(p) = &self.head else { return };
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if s.behind || s.seq == 0 {
@@ -292,6 +356,37 @@ impl AuditLog {
 impl Drop for AuditLog {
     fn drop(&mut self) {
         self.save_head();
+        self.queue
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.queue.cv.notify_all();
+    }
+}
+
+/// The flusher thread: waits for a first queued record, lets a batch
+/// gather for [`FLUSH_DELAY`], writes it. Ends when the log is closed.
+fn flush_loop(log: std::sync::Weak<AuditLog>, q: Arc<Queue>) {
+    use std::sync::atomic::Ordering;
+    loop {
+        {
+            let g = q.records.lock().unwrap_or_else(|e| e.into_inner());
+            let (g, _) =
+                q.cv.wait_timeout_while(g, std::time::Duration::from_secs(1), |r| {
+                    r.is_empty() && !q.closed.load(Ordering::Acquire)
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            if q.closed.load(Ordering::Acquire) {
+                return;
+            }
+            if g.is_empty() {
+                continue;
+            }
+        }
+        std::thread::sleep(FLUSH_DELAY);
+        match log.upgrade() {
+            Some(l) => l.flush(),
+            None => return,
+        }
     }
 }
 
@@ -406,7 +501,7 @@ mod tests {
     }
 
     fn write(dir: &Path, k: &Arc<SubKeys>, n: usize) {
-        let log = AuditLog::open(&dir.join("a"), k.clone(), Some(dir.join("head"))).unwrap();
+        let log = AuditLog::open(&dir.join("a"), k.clone(), Some(dir.join("head")), true).unwrap();
         for i in 0..n {
             log.append(
                 Event::Save,

@@ -269,6 +269,12 @@ impl Tree {
         }
         let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
         TOUCHED.set(false);
+        if off == 0 && !data.is_empty() {
+            let fm = if data.starts_with(b"---") { 1 } else { 2 };
+            of.node
+                .front_matter
+                .store(fm, std::sync::atomic::Ordering::Relaxed);
+        }
         of.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
         of.unrecorded
             .store(true, std::sync::atomic::Ordering::Relaxed);

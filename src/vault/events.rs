@@ -66,6 +66,9 @@ impl Tree {
     pub fn read_audit(
         &self,
     ) -> std::io::Result<(Vec<crate::format::audit::Record>, super::audit::Verdict)> {
+        if let Some(a) = &self.audit {
+            a.flush();
+        }
         let (path, head) = &self.audit_read;
         super::audit::read(&self.keys, path, head.as_deref())
     }

@@ -415,7 +415,8 @@ impl Tree {
     }
 
     /// Refuses to remove the entry `host` of `dir` while it is retained.
-    pub(crate) fn check_not_retained(&self, dir: &Node, host: &OsStr) -> io::Result<()> {
+    /// Returns the entry's dates.
+    pub(crate) fn check_not_retained(&self, dir: &Node, host: &OsStr) -> io::Result<Dates> {
         // A damaged record is an error (EIO), so damage cannot be used to
         // delete a retained note.
         let d = self.dates_at(dir, host)?;
@@ -426,13 +427,18 @@ impl Tree {
             );
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
-        Ok(())
+        Ok(d)
     }
 
     /// Applies a saved note's front matter dates (Markdown notes only).
     /// Called after a save; a refused or bad date is logged, never an error
     /// for the program that saved.
     pub(crate) fn apply_front_matter(&self, node: &Node) {
+        // Known not to start with `---` (its first block was written by
+        // this mount): nothing to read.
+        if node.front_matter.load(std::sync::atomic::Ordering::Relaxed) == 2 || !self.lifecycle {
+            return;
+        }
         let Some((dir, host)) = node.location() else {
             return;
         };
@@ -575,7 +581,14 @@ impl Tree {
             // Open for writing: it expires at the next sweep after the save.
             return Ok(None);
         }
-        self.remove_file(&dir, &name, &|i| known(i), super::trash::Reason::Expired)?;
+        self.remove_file(
+            &dir,
+            &name,
+            hn,
+            &d,
+            &|i| known(i),
+            super::trash::Reason::Expired,
+        )?;
         Ok(Some((dir.ino, name)))
     }
 }

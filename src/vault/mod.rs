@@ -162,7 +162,8 @@ impl LockedVault {
         };
         if matches!(secret, Secret::Recovery(_)) {
             // Recorded whatever is done next (docs/FORMAT.md §16).
-            match audit::AuditLog::open(&v.layout.audit(), v.keys.clone(), None) {
+            // No flusher thread: `mount` may fork next.
+            match audit::AuditLog::open(&v.layout.audit(), v.keys.clone(), None, false) {
                 Ok(a) => a.append(
                     crate::format::audit::Event::RecoveryKey,
                     b"",
@@ -309,6 +310,14 @@ impl UnlockedVault {
         Ok(())
     }
 
+    /// Writes what the audit log has queued and remembers its head (the
+    /// daemon calls this before it exits, whichever thread holds the log).
+    pub fn close_audit(&self) {
+        if let Some(a) = self.audit.get() {
+            a.save_head();
+        }
+    }
+
     /// The vault's ID, in hex (names the remembered audit head).
     pub fn id_hex(&self) -> String {
         tree::hex(&self.config.vault_id)
@@ -334,9 +343,10 @@ impl UnlockedVault {
             &self.layout.audit(),
             self.keys.clone(),
             self.audit_head.clone(),
+            true,
         )
         .map_err(io_err("opening quire.audit"))?;
-        Ok(self.audit.get_or_init(|| Arc::new(a)).clone())
+        Ok(self.audit.get_or_init(|| a).clone())
     }
 
     /// Opens the decrypted namespace.

@@ -165,6 +165,9 @@ pub struct Node {
     pub(crate) created: OnceLock<std::time::Instant>,
     /// For a folder: whether its notes keep history (no `.git` above).
     pub(crate) versioned: OnceLock<bool>,
+    /// Whether the note starts with `---` (front matter, docs/FORMAT.md
+    /// §15), as its last write at offset 0 showed: 0 unknown, 1 yes, 2 no.
+    pub(crate) front_matter: std::sync::atomic::AtomicU8,
 }
 
 impl Node {
@@ -208,6 +211,7 @@ impl Node {
             last_version: Mutex::new(None),
             created: OnceLock::new(),
             versioned: OnceLock::new(),
+            front_matter: Default::default(),
         }
     }
 

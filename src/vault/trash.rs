@@ -218,6 +218,7 @@ impl Tree {
 
     /// Decides, for a file about to lose its last name, whether it goes
     /// to the trash, and moves it there. `Ok(false)`: unlink it as usual.
+    #[allow(clippy::too_many_arguments)] // what unlink already knows, passed on
     pub(crate) fn trash_file(
         &self,
         dir: &Arc<Node>,
@@ -225,6 +226,7 @@ impl Tree {
         host: &OsStr,
         st: &libc::stat,
         node: Option<&Node>,
+        dates: &lifecycle::Dates,
         reason: Reason,
     ) -> io::Result<bool> {
         if self.history.is_none()
@@ -261,14 +263,15 @@ impl Tree {
             }
         };
         // The note's dates go along, sealed for the entry (§13, §15).
-        let dates = self.dates_at(dir, host).unwrap_or_default();
         if !dates.is_empty() {
-            let sealed = lifecycle::seal(&self.keys.lifecycle, &entry_key(&entry_id), &dates);
+            let sealed = lifecycle::seal(&self.keys.lifecycle, &entry_key(&entry_id), dates);
             entry.create_child_with(&record_name(OsStr::new(CONTENT)), &sealed, 0o600)?;
         }
         dir.handle()?
             .rename_child(host, &entry, OsStr::new(CONTENT), 0)?;
-        let _ = dir.handle()?.unlink_child(&record_name(host));
+        if !dates.is_empty() {
+            let _ = dir.handle()?.unlink_child(&record_name(host));
+        }
         match dir
             .handle()?
             .rename_child(&side, &entry, &stream_name(OsStr::new(CONTENT)), 0)

@@ -513,20 +513,22 @@ impl Tree {
         self.writable()?;
         let hn = self.host_name(dir, name)?;
         // A retained note cannot be deleted (docs/FORMAT.md §15).
-        self.check_not_retained(dir, OsStr::new(hn.host()))?;
-        self.remove_file(dir, name, &known, super::trash::Reason::Deleted)
+        let dates = self.check_not_retained(dir, OsStr::new(hn.host()))?;
+        self.remove_file(dir, name, hn, &dates, &known, super::trash::Reason::Deleted)
     }
 
     /// Removes a non-directory name, to the trash with `reason` where the
     /// trash takes it.
+    /// `dates` are the entry's, as just read.
     pub(crate) fn remove_file(
         &self,
         dir: &Arc<Node>,
         name: &OsStr,
+        hn: names::HostName,
+        dates: &super::Dates,
         known: &dyn Fn(u64) -> Option<Arc<Node>>,
         reason: super::trash::Reason,
     ) -> io::Result<()> {
-        let hn = self.host_name(dir, name)?;
         let host = OsStr::new(hn.host());
         let st = dir.handle()?.stat_child(host)?;
         let node = known(st.st_ino);
@@ -535,10 +537,10 @@ impl Tree {
         }
         keep_reachable(node.as_deref(), st.st_nlink)?;
         let noteworthy = Kind::from_mode(st.st_mode) == Kind::File && self.noteworthy(dir, name);
-        let trashed = self.trash_file(dir, name, host, &st, node.as_deref(), reason)?;
+        let trashed = self.trash_file(dir, name, host, &st, node.as_deref(), dates, reason)?;
         if !trashed {
             dir.handle()?.unlink_child(host)?;
-            if st.st_nlink <= 1 {
+            if st.st_nlink <= 1 && !dates.is_empty() {
                 let _ = dir
                     .handle()?
                     .unlink_child(&super::lifecycle::record_name(host));
