@@ -9,5 +9,6 @@ pub mod control;
 pub mod crypto;
 pub mod format;
 pub mod fuse;
+pub mod index;
 pub mod store;
 pub mod vault;

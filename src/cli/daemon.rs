@@ -146,8 +146,16 @@ fn serve(
         let (s, n) = (sweeper.clone(), session.notifier());
         Arc::new(move |t, p, now| s.apply(t, p, now, Some(&n)))
     };
-    if let Err(e) = crate::control::serve(&runtime::socket_path(&o.mountpoint), weak.clone(), sweep)
-    {
+    let searcher: Option<Arc<dyn crate::control::Searcher>> = match weak.upgrade() {
+        Some(t) if !o.read_only => super::indexer::start(&t, &v).map(|s| s as _),
+        _ => None,
+    };
+    if let Err(e) = crate::control::serve(
+        &runtime::socket_path(&o.mountpoint),
+        weak.clone(),
+        sweep,
+        searcher,
+    ) {
         log::warn!("no control socket ({e}): history and trash commands need the vault sealed");
     }
     let waker = weak.upgrade().map(|t| {

@@ -6,6 +6,7 @@ mod check;
 mod daemon;
 pub mod exit;
 mod history;
+mod indexer;
 mod init;
 mod lifecycle;
 mod logger;
@@ -14,6 +15,7 @@ mod passwd;
 mod password;
 mod paths;
 mod runtime;
+mod search;
 mod status;
 mod target;
 mod trash;
@@ -114,6 +116,10 @@ enum Command {
     Purge(lifecycle::PurgeArgs),
     /// Show the audit log of who changed what and when; `--verify` checks it.
     Audit(audit::AuditArgs),
+    /// Search the notes' text (ranked, with snippets; `--grep` for pipelines).
+    Search(search::SearchArgs),
+    /// Rebuild the search index from the notes.
+    Reindex(search::ReindexArgs),
 }
 
 /// Entry point: parses arguments, runs the command, returns the exit code.
@@ -137,6 +143,8 @@ pub fn main() -> i32 {
         Command::Expiring(a) => lifecycle::expiring(a),
         Command::Purge(a) => lifecycle::purge(a),
         Command::Audit(a) => audit::run(a),
+        Command::Search(a) => search::search(a),
+        Command::Reindex(a) => search::reindex(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "quire", &mut std::io::stdout());
             Ok(())

@@ -79,6 +79,14 @@ impl Conn {
         }
     }
 
+    /// The unlocked vault, for a sealed one opened here.
+    pub fn sealed(&self) -> Option<(&Tree, &UnlockedVault)> {
+        match self {
+            Conn::Local { tree, _vault, .. } => Some((tree, _vault)),
+            Conn::Remote { .. } => None,
+        }
+    }
+
     /// The mount point, for a mounted vault.
     pub fn mountpoint(&self) -> Option<&Path> {
         match self {

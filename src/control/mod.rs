@@ -109,6 +109,55 @@ pub enum Request {
     },
     /// The audit log and the verdict on its chain.
     Audit,
+    /// A full-text search.
+    Search(SearchRequest),
+    /// Rebuilds the search index from the notes.
+    Reindex,
+}
+
+/// A search, as asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchRequest {
+    /// The query text.
+    pub query: String,
+    /// Most hits.
+    pub limit: usize,
+    /// Only at or under this vault path.
+    pub path: Option<String>,
+    /// Modified at or after (ns).
+    pub since_ns: Option<i64>,
+    /// Modified at or before (ns).
+    pub until_ns: Option<i64>,
+    /// Old versions too.
+    pub history: bool,
+}
+
+/// One search hit, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HitOut {
+    /// Path in the vault.
+    pub path: String,
+    /// 0: the note as it is; N: version N matched.
+    pub version: u32,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i64,
+    /// Relevance (BM25).
+    pub score: f32,
+    /// A line of context.
+    pub snippet: String,
+    /// Byte ranges of the snippet that matched.
+    pub highlights: Vec<(usize, usize)>,
+    /// Matching lines (1-based number, text).
+    pub lines: Vec<(usize, String)>,
+}
+
+/// Answers searches and reindexing for a mounted vault (the daemon's
+/// indexer); errors are (errno, message).
+pub trait Searcher: Send + Sync {
+    /// Runs a search.
+    fn search(&self, r: &SearchRequest) -> Result<Vec<HitOut>, (i32, String)>;
+    /// Rebuilds the index; returns the number of documents.
+    fn reindex(&self) -> Result<u64, (i32, String)>;
 }
 
 /// A note's dates, as listed.
@@ -238,6 +287,16 @@ pub enum Response {
         /// The verdict.
         verdict: crate::vault::audit::Verdict,
     },
+    /// Search hits, best first.
+    Hits {
+        /// Hits.
+        hits: Vec<HitOut>,
+    },
+    /// The index was rebuilt.
+    Reindexed {
+        /// Documents in it.
+        docs: u64,
+    },
     /// A failure: an errno and what happened.
     Error {
         /// OS error number (ENOENT for a missing note, EIO for damage…).
@@ -281,13 +340,42 @@ pub fn sweep_sealed(tree: &Tree, plan: &Plan, now: SystemTime) -> io::Result<App
     tree.apply_lifecycle(plan, now, &|_| None)
 }
 
-/// Runs one request against a tree (not mounted).
+/// Runs one request against a tree (not mounted; searches are answered
+/// by the CLI itself).
 pub fn handle(tree: &Tree, req: Request, now: SystemTime) -> Response {
-    handle_with(tree, req, now, &sweep_sealed)
+    handle_with(tree, req, now, &sweep_sealed, None)
 }
 
-/// Runs one request, applying lifecycle plans with `sweep`.
-pub fn handle_with(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Response {
+/// Runs one request, applying lifecycle plans with `sweep` and searching
+/// with `searcher`.
+pub fn handle_with(
+    tree: &Tree,
+    req: Request,
+    now: SystemTime,
+    sweep: &Sweep,
+    searcher: Option<&dyn Searcher>,
+) -> Response {
+    let no_index = || Response::Error {
+        errno: libc::ENOTSUP,
+        message: "this vault has no search index here".into(),
+    };
+    match req {
+        Request::Search(r) => {
+            return match searcher.map(|s| s.search(&r)) {
+                Some(Ok(hits)) => Response::Hits { hits },
+                Some(Err((errno, message))) => Response::Error { errno, message },
+                None => no_index(),
+            };
+        }
+        Request::Reindex => {
+            return match searcher.map(|s| s.reindex()) {
+                Some(Ok(docs)) => Response::Reindexed { docs },
+                Some(Err((errno, message))) => Response::Error { errno, message },
+                None => no_index(),
+            };
+        }
+        _ => {}
+    }
     match run(tree, req, now, sweep) {
         Ok(r) => r,
         Err(Failure::Io(e)) => err(e),
@@ -494,6 +582,7 @@ fn run(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Result<Resp
                 verdict,
             }
         }
+        Request::Search(_) | Request::Reindex => unreachable!("answered by handle_with"),
     })
 }
 
@@ -503,6 +592,7 @@ pub fn serve(
     path: &Path,
     tree: std::sync::Weak<Tree>,
     sweep: std::sync::Arc<Sweep>,
+    searcher: Option<std::sync::Arc<dyn Searcher>>,
 ) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
@@ -513,7 +603,7 @@ pub fn serve(
             for s in listener.incoming().flatten() {
                 // The tree goes when the filesystem session ends (keys wiped).
                 let Some(tree) = tree.upgrade() else { return };
-                if let Err(e) = serve_one(s, &tree, &*sweep) {
+                if let Err(e) = serve_one(s, &tree, &*sweep, searcher.as_deref()) {
                     log::warn!("control request failed: {e}");
                 }
             }
@@ -540,7 +630,12 @@ fn peer_uid(s: &UnixStream) -> io::Result<u32> {
     Ok(cred.uid)
 }
 
-fn serve_one(s: UnixStream, tree: &Tree, sweep: &Sweep) -> io::Result<()> {
+fn serve_one(
+    s: UnixStream,
+    tree: &Tree,
+    sweep: &Sweep,
+    searcher: Option<&dyn Searcher>,
+) -> io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let uid = peer_uid(&s)?;
     // SAFETY: geteuid has no preconditions.
@@ -557,7 +652,7 @@ fn serve_one(s: UnixStream, tree: &Tree, sweep: &Sweep) -> io::Result<()> {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
     let r = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => handle_with(tree, req, SystemTime::now(), sweep),
+        Ok(req) => handle_with(tree, req, SystemTime::now(), sweep, searcher),
         Err(e) => Response::Error {
             errno: libc::EINVAL,
             message: format!("bad request: {e}"),

@@ -20,7 +20,7 @@ pub const XATTR_NAME: &[u8] = b"quire/v1/xattr-name";
 pub const XATTR_VALUE: &[u8] = b"quire/v1/xattr-value";
 /// AES-GCM key for the daemon's log records.
 pub const LOG: &[u8] = b"quire/v1/log";
-/// Reserved for the search index (issue 4).
+/// AES-GCM key of the search index's files (§17).
 pub const INDEX: &[u8] = b"quire/v1/index";
 /// Crash-undo journal subkey; each journal generation's key is derived from
 /// it with this label followed by the 16-byte generation ID.

@@ -84,6 +84,11 @@ impl MasterKey {
         self.0.relock();
     }
 
+    /// The search index's key (given to the index alone).
+    pub fn index_key(&self, vault_id: &[u8; 16]) -> AeadKey {
+        AeadKey::new(&self.derive::<32>(vault_id, labels::INDEX))
+    }
+
     /// All per-purpose keys of an unlocked vault.
     pub fn subkeys(&self, vault_id: &[u8; 16]) -> SubKeys {
         SubKeys {

@@ -21,6 +21,8 @@ pub const LOG: &str = "quire.log";
 pub const UNDO: &str = "quire.undo";
 /// The audit log (docs/FORMAT.md §16).
 pub const AUDIT: &str = "quire.audit";
+/// The search index folder (docs/FORMAT.md §17).
+pub const INDEX: &str = "index";
 
 /// Paths inside one vault folder (docs/FORMAT.md §1).
 #[derive(Debug, Clone)]
@@ -67,5 +69,10 @@ impl Layout {
     /// `quire.audit`.
     pub fn audit(&self) -> PathBuf {
         self.root.join(AUDIT)
+    }
+
+    /// `index/`, the sealed search index.
+    pub fn index(&self) -> PathBuf {
+        self.root.join(INDEX)
     }
 }

@@ -16,7 +16,51 @@ use super::node::Node;
 use super::tree::Tree;
 use crate::format::audit::Event;
 
+/// A change the search index follows (paths are vault paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A note was saved (or restored); `version` is its version number
+    /// (0 when history is not kept).
+    Saved {
+        /// Path.
+        path: Vec<u8>,
+        /// Version number.
+        version: u32,
+    },
+    /// A note went to the trash or was deleted.
+    Removed {
+        /// Path.
+        path: Vec<u8>,
+    },
+    /// A note or a folder was renamed.
+    Renamed {
+        /// Old path.
+        from: Vec<u8>,
+        /// New path.
+        to: Vec<u8>,
+    },
+    /// A trashed note was purged.
+    Purged {
+        /// Its path when it was trashed.
+        path: Vec<u8>,
+    },
+}
+
+/// Who is told of changes (the daemon's indexer).
+pub type Listener = Box<dyn Fn(Change) + Send + Sync>;
+
 impl Tree {
+    /// Tells `l` of every change from now on (once per tree).
+    pub fn set_listener(&self, l: Listener) {
+        let _ = self.listener.set(l);
+    }
+
+    pub(crate) fn emit(&self, c: Change) {
+        if let Some(l) = self.listener.get() {
+            l(c);
+        }
+    }
+
     /// Whether changes to `name` in `dir` are recorded.
     pub(crate) fn noteworthy(&self, dir: &Arc<Node>, name: &OsStr) -> bool {
         self.audit.is_some() && !debris::is_debris(name.as_bytes()) && self.folder_versioned(dir, 0)

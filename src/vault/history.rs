@@ -285,12 +285,15 @@ impl Tree {
                 Origin::Checkpoint => (Event::Save, "checkpoint of a file kept open"),
                 Origin::Save => (Event::Save, ""),
             };
-            match saved {
-                Saved::Version(n) => {
-                    self.audit_name(event, &dir, OsStr::from_bytes(&name), n, detail)
-                }
-                Saved::NotKept => self.audit_name(event, &dir, OsStr::from_bytes(&name), 0, detail),
-                Saved::Unchanged => {}
+            let version = match saved {
+                Saved::Version(n) => Some(n),
+                Saved::NotKept => Some(0),
+                Saved::Unchanged => None,
+            };
+            if let Some(version) = version {
+                let path = self.path_of(&dir, &name);
+                self.audit(event, &path, b"", version, detail);
+                self.emit(super::events::Change::Saved { path, version });
             }
         }
         self.apply_front_matter(node);

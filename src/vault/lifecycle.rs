@@ -486,42 +486,30 @@ impl Tree {
     /// history, like `.git`, are skipped).
     pub fn scan_dates(&self) -> io::Result<Vec<Dated>> {
         let mut out = Vec::new();
-        let mut stack: Vec<(Arc<Node>, Vec<u8>, u32)> = vec![(self.root(), Vec::new(), 0)];
-        while let Some((dir, path, depth)) = stack.pop() {
-            let names = dir.handle()?.read_names()?;
-            let has_records = names
-                .iter()
-                .any(|n| n.as_bytes().ends_with(fmt_lc::SUFFIX.as_bytes()));
-            let entries = match self.read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) => {
-                    log::error!("lifecycle scan: {} unreadable ({e})", self.describe(&dir));
-                    continue;
-                }
-            };
-            for e in entries {
-                let mut p = path.clone();
-                if !p.is_empty() {
-                    p.push(b'/');
-                }
-                p.extend_from_slice(e.name.as_bytes());
-                match e.kind {
-                    Kind::Dir
-                        if depth < 256 && !super::debris::is_excluded_folder(e.name.as_bytes()) =>
-                    {
-                        if let Ok((n, _)) = self.lookup_entry(&dir, &e) {
-                            stack.push((Arc::new(n), p, depth + 1));
-                        }
-                    }
-                    Kind::File if has_records => match self.dates_at(&dir, e.host()) {
-                        Ok(d) if !d.is_empty() => out.push(Dated { path: p, dates: d }),
-                        Ok(_) => {}
-                        Err(_) => {} // logged
-                    },
-                    _ => {}
-                }
+        // Records exist in few folders: read a folder's names once to know.
+        let mut has_records: std::collections::HashMap<u64, bool> = Default::default();
+        self.walk_files(&mut |dir, e, p| {
+            let any = *has_records.entry(dir.ino).or_insert_with(|| {
+                dir.handle()
+                    .and_then(|h| h.read_names())
+                    .map(|v| {
+                        v.iter()
+                            .any(|n| n.as_bytes().ends_with(fmt_lc::SUFFIX.as_bytes()))
+                    })
+                    .unwrap_or(false)
+            });
+            if !any {
+                return;
             }
-        }
+            if let Ok(d) = self.dates_at(dir, e.host())
+                && !d.is_empty()
+            {
+                out.push(Dated {
+                    path: p.to_vec(),
+                    dates: d,
+                });
+            }
+        })?;
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }

@@ -318,6 +318,15 @@ impl UnlockedVault {
         }
     }
 
+    /// The search index's folder and key: the daemon and the CLI hand them
+    /// to the index, which gets no other key.
+    pub fn index_access(&self) -> (PathBuf, crate::crypto::AeadKey) {
+        (
+            self.layout.index(),
+            self.master.index_key(&self.config.vault_id),
+        )
+    }
+
     /// The vault's ID, in hex (names the remembered audit head).
     pub fn id_hex(&self) -> String {
         tree::hex(&self.config.vault_id)

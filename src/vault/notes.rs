@@ -71,3 +71,82 @@ impl Tree {
         Ok(())
     }
 }
+
+/// What [`Tree::walk_files`] calls: (folder, entry, path).
+pub(crate) type FileVisitor<'a> = dyn FnMut(&Arc<Node>, &super::DirEntry, &[u8]) + 'a;
+
+/// A note found by [`Tree::notes`].
+#[derive(Debug, Clone)]
+pub struct NoteInfo {
+    /// Path in the vault.
+    pub path: Vec<u8>,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i64,
+    /// Plaintext size.
+    pub size: u64,
+}
+
+impl Tree {
+    /// Calls `f(folder, entry, path)` for every regular file of the vault,
+    /// walking every folder except those excluded from history (`.git`).
+    pub(crate) fn walk_files(
+        &self,
+        f: &mut FileVisitor<'_>,
+    ) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut stack: Vec<(Arc<Node>, Vec<u8>, u32)> = vec![(self.root(), Vec::new(), 0)];
+        while let Some((dir, path, depth)) = stack.pop() {
+            let entries = match self.read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    log::error!("{} unreadable ({e})", self.describe(&dir));
+                    continue;
+                }
+            };
+            for e in entries {
+                let mut p = path.clone();
+                if !p.is_empty() {
+                    p.push(b'/');
+                }
+                p.extend_from_slice(e.name.as_bytes());
+                match e.kind {
+                    Kind::Dir
+                        if depth < 256 && !super::debris::is_excluded_folder(e.name.as_bytes()) =>
+                    {
+                        if let Ok((n, _)) = self.lookup_entry(&dir, &e) {
+                            stack.push((Arc::new(n), p, depth + 1));
+                        }
+                    }
+                    Kind::File => f(&dir, &e, &p),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every note (regular file, not editor debris) with its modification
+    /// time and size, for the search index.
+    pub fn notes(&self) -> io::Result<Vec<NoteInfo>> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = Vec::new();
+        self.walk_files(&mut |dir, e, p| {
+            if super::debris::is_debris(e.name.as_bytes()) {
+                return;
+            }
+            if let Ok((_, a)) = self.lookup_entry(dir, e) {
+                let mtime_ns = a
+                    .mtime
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as i64)
+                    .unwrap_or(0);
+                out.push(NoteInfo {
+                    path: p.to_vec(),
+                    mtime_ns,
+                    size: a.size,
+                });
+            }
+        })?;
+        Ok(out)
+    }
+}

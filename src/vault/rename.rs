@@ -144,13 +144,12 @@ impl Tree {
         };
         let (src_note, dst_note) = (note(dir, name), note(to, to_name));
         if src_note && dst_note {
-            self.audit(
-                crate::format::audit::Event::Rename,
-                &self.path_of(dir, name.as_bytes()),
-                &self.path_of(to, to_name.as_bytes()),
-                0,
-                "",
+            let (from, to_path) = (
+                self.path_of(dir, name.as_bytes()),
+                self.path_of(to, to_name.as_bytes()),
             );
+            self.audit(crate::format::audit::Event::Rename, &from, &to_path, 0, "");
+            self.emit(super::events::Change::Renamed { from, to: to_path });
         }
         if Kind::from_mode(src.st_mode) != Kind::File || !dst_note {
             return;

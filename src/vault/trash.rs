@@ -486,6 +486,10 @@ impl Tree {
             "from the trash",
         );
         self.lifecycle_changed();
+        self.emit(super::events::Change::Saved {
+            path: path.clone(),
+            version: 0,
+        });
         Ok(path)
     }
 
@@ -519,6 +523,9 @@ impl Tree {
                 0,
                 e.reason.as_str(),
             );
+            self.emit(super::events::Change::Purged {
+                path: e.path.clone(),
+            });
             n += 1;
         }
         if n > 0 {

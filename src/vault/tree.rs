@@ -71,6 +71,8 @@ pub struct Tree {
     pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
     /// Set when a note's dates change, to wake the lifecycle timer.
     pub(crate) lifecycle_wake: super::events::Waker,
+    /// Told of changes (the daemon's indexer).
+    pub(crate) listener: std::sync::OnceLock<super::events::Listener>,
 }
 
 /// What a tree is opened with, besides its keys, root and journal.
@@ -114,6 +116,7 @@ impl Tree {
             audit_read,
             lifecycle,
             lifecycle_wake: Default::default(),
+            listener: Default::default(),
         };
         t.dir_id(&t.root)?;
         Ok(t)
@@ -555,6 +558,9 @@ impl Tree {
                 (_, false) => (Event::Delete, "deleted for good"),
             };
             self.audit_name(event, dir, name, 0, detail);
+            self.emit(super::events::Change::Removed {
+                path: self.path_of(dir, name.as_bytes()),
+            });
         }
         if let Some(n) = &node {
             n.mark_dead_if_gone(st.st_nlink);

@@ -1,0 +1,368 @@
+//! The daemon's indexer: wires the vault's change events to the search
+//! index (vault and index never import each other). Changes are debounced
+//! (a batch is applied once 250 ms pass without a new one, at most 1 s
+//! after the first) and committed together, so a saved note is searchable
+//! within about a second. At mount the index is checked against the notes
+//! and repaired (after a killed daemon, or changes made while sealed); an
+//! index that cannot be opened is rebuilt. Both say so in the log.
+
+use std::collections::HashSet;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use crate::control::{HitOut, SearchRequest, Searcher};
+use crate::index::{Doc, Options, SearchIndex, extract};
+use crate::vault::events::Change;
+use crate::vault::{Tree, UnlockedVault};
+
+const QUIET: Duration = Duration::from_millis(250);
+const MOST: Duration = Duration::from_secs(1);
+
+enum Msg {
+    Change(Change),
+    Reindex(Sender<Result<u64, String>>),
+}
+
+/// The running indexer, as the control socket sees it.
+pub struct Service {
+    index: Arc<SearchIndex>,
+    tx: std::sync::Mutex<Sender<Msg>>,
+}
+
+/// The text of the note at `path` now, with its modification time; `None`
+/// if it is gone or has no text to index.
+fn current(tree: &Tree, path: &[u8]) -> Option<(String, i64)> {
+    let (dir, name) = tree.resolve(path).ok()?;
+    let (node, attr) = tree.lookup(&dir, &name).ok()?;
+    if attr.kind != crate::vault::Kind::File {
+        return None;
+    }
+    let bytes = tree.read_current(&dir, &name).ok()?;
+    drop(node);
+    let mtime = attr
+        .mtime
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    text(&bytes).map(|t| (t, mtime))
+}
+
+/// Extracted text, with one log line per failure or missing helper
+/// (never the note's name: the log names no notes).
+fn text(bytes: &[u8]) -> Option<String> {
+    static WARNED: std::sync::Mutex<Option<HashSet<&'static str>>> = std::sync::Mutex::new(None);
+    let warn_once = |what: &'static str, msg: &str| {
+        let mut w = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+        if w.get_or_insert_with(HashSet::new).insert(what) {
+            log::info!("{msg}");
+        }
+    };
+    match extract::kind_of(bytes) {
+        extract::Kind::Pdf if !extract::have("pdftotext") => warn_once(
+            "pdf",
+            "PDFs are not indexed: pdftotext is not installed (apt-get install poppler-utils)",
+        ),
+        extract::Kind::Image if !extract::have("tesseract") => warn_once(
+            "ocr",
+            "images are not indexed: tesseract is not installed (apt-get install tesseract-ocr)",
+        ),
+        _ => {}
+    }
+    match extract::text_of(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn!("an attachment could not be read for the index and was skipped: {e}");
+            None
+        }
+    }
+}
+
+/// Indexes every note (and, with history, every older version) into an
+/// emptied index; `progress(done, total)`.
+pub fn build(
+    tree: &Tree,
+    index: &SearchIndex,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<u64, String> {
+    index.clear().map_err(|e| e.to_string())?;
+    let notes = tree.notes().map_err(|e| e.to_string())?;
+    let total = notes.len() as u64;
+    for (i, n) in notes.iter().enumerate() {
+        put_note(tree, index, &n.path, true);
+        progress(i as u64 + 1, total);
+        if i % 2000 == 1999 {
+            index.commit().map_err(|e| e.to_string())?;
+        }
+    }
+    index.commit().map_err(|e| e.to_string())?;
+    index.compact().map_err(|e| e.to_string())?;
+    Ok(index.stats().0)
+}
+
+/// Indexes a note's current text, and with `versions` its older versions.
+fn put_note(tree: &Tree, index: &SearchIndex, path: &[u8], versions: bool) {
+    let p = String::from_utf8_lossy(path).into_owned();
+    match current(tree, path) {
+        Some((text, mtime_ns)) => {
+            let _ = index.put(&Doc {
+                path: p.clone(),
+                version: 0,
+                mtime_ns,
+                text,
+            });
+        }
+        None => {
+            let _ = index.remove(&p);
+            return;
+        }
+    }
+    if !versions || !tree.keeps_history() {
+        return;
+    }
+    let Ok((dir, name)) = tree.resolve(path) else {
+        return;
+    };
+    let Ok(vs) = tree.versions(&dir, &name) else {
+        return;
+    };
+    // The newest version is the current text.
+    for v in vs.iter().take(vs.len().saturating_sub(1)) {
+        if let Ok(c) = tree.version_content(&dir, &name, v.number)
+            && let Some(text) = text(&c)
+        {
+            let _ = index.put(&Doc {
+                path: p.clone(),
+                version: v.number as u32,
+                mtime_ns: v
+                    .time
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as i64)
+                    .unwrap_or(0),
+                text,
+            });
+        }
+    }
+}
+
+/// Brings the index up to date with the notes: new and changed notes are
+/// indexed, gone ones removed. Returns (updated, removed).
+fn repair(tree: &Tree, index: &SearchIndex) -> Result<(usize, usize), String> {
+    let known = index.known().map_err(|e| e.to_string())?;
+    let notes = tree.notes().map_err(|e| e.to_string())?;
+    let mut seen = HashSet::new();
+    let mut updated = 0;
+    for n in &notes {
+        let p = String::from_utf8_lossy(&n.path).into_owned();
+        if known.get(&p) != Some(&n.mtime_ns) {
+            put_note(tree, index, &n.path, false);
+            updated += 1;
+        }
+        seen.insert(p);
+    }
+    let mut removed = 0;
+    for p in known.keys().filter(|p| !seen.contains(*p)) {
+        index.remove(p).map_err(|e| e.to_string())?;
+        removed += 1;
+    }
+    index.commit().map_err(|e| e.to_string())?;
+    if removed > 0 {
+        index.compact().map_err(|e| e.to_string())?;
+    }
+    Ok((updated, removed))
+}
+
+fn apply(tree: &Tree, index: &SearchIndex, batch: Vec<Change>) -> Result<(), String> {
+    let mut gone = false;
+    let n = batch.len();
+    for (i, c) in batch.iter().enumerate() {
+        // A note saved several times in a batch is read once, at its last save.
+        if let Change::Saved { path, .. } = c
+            && batch[i + 1..n]
+                .iter()
+                .any(|l| matches!(l, Change::Saved { path: q, .. } if q == path))
+        {
+            continue;
+        }
+        match c {
+            Change::Saved { path, version } => {
+                let p = String::from_utf8_lossy(path).into_owned();
+                // The text indexed so far becomes the version before this one.
+                if *version >= 2
+                    && let Ok(Some(old)) = index.current_doc(&p)
+                {
+                    let _ = index.put(&Doc {
+                        version: version - 1,
+                        ..old
+                    });
+                }
+                put_note(tree, index, path, false);
+            }
+            Change::Removed { path } | Change::Purged { path } => {
+                index
+                    .remove(&String::from_utf8_lossy(path))
+                    .map_err(|e| e.to_string())?;
+                gone = true;
+            }
+            Change::Renamed { from, to } => index
+                .rename(&String::from_utf8_lossy(from), &String::from_utf8_lossy(to))
+                .map_err(|e| e.to_string())?,
+        }
+    }
+    index.commit().map_err(|e| e.to_string())?;
+    if gone {
+        // Deleted text must leave the index files, not only be marked.
+        index.compact().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn run(tree: Weak<Tree>, index: Arc<SearchIndex>, fresh: bool, rx: Receiver<Msg>) {
+    {
+        let Some(t) = tree.upgrade() else { return };
+        let started = Instant::now();
+        if fresh {
+            match build(&t, &index, &mut |_, _| {}) {
+                Ok(n) => log::info!(
+                    "search index built: {n} documents in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ),
+                Err(e) => log::error!("building the search index failed: {e}"),
+            }
+        } else {
+            match repair(&t, &index) {
+                Ok((0, 0)) => {}
+                Ok((u, r)) => log::warn!(
+                    "search index repaired: {u} note(s) re-indexed, {r} removed (changes it had missed: a killed daemon, or changes while sealed)"
+                ),
+                Err(e) => log::error!("checking the search index failed: {e}"),
+            }
+        }
+    }
+    loop {
+        let first = match rx.recv() {
+            Ok(m) => m,
+            Err(_) => return,
+        };
+        let mut batch = Vec::new();
+        let mut reindex = Vec::new();
+        let mut take = |m: Msg| match m {
+            Msg::Change(c) => batch.push(c),
+            Msg::Reindex(r) => reindex.push(r),
+        };
+        take(first);
+        let start = Instant::now();
+        while start.elapsed() < MOST {
+            match rx.recv_timeout(QUIET) {
+                Ok(m) => take(m),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let Some(t) = tree.upgrade() else { return };
+        if !batch.is_empty()
+            && let Err(e) = apply(&t, &index, batch)
+        {
+            log::error!("updating the search index failed: {e}");
+        }
+        for r in reindex {
+            let started = Instant::now();
+            let res = build(&t, &index, &mut |_, _| {});
+            if let Ok(n) = &res {
+                log::info!(
+                    "search index rebuilt: {n} documents in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            let _ = r.send(res);
+        }
+    }
+}
+
+/// Opens (or rebuilds) the vault's index and starts following `tree`.
+pub fn start(tree: &Arc<Tree>, v: &UnlockedVault) -> Option<Arc<Service>> {
+    let (root, key) = v.index_access();
+    let opened = match SearchIndex::open(&root, key, false) {
+        Ok(x) => Ok(x),
+        Err(e) => {
+            log::warn!("the search index could not be opened ({e}); it is rebuilt");
+            SearchIndex::wipe(&root)
+                .map_err(|e| crate::index::Error::Index(e.to_string()))
+                .and_then(|_| SearchIndex::open(&root, v.index_access().1, false))
+        }
+    };
+    let (index, fresh) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            log::error!("no search index: {e}");
+            return None;
+        }
+    };
+    let index = Arc::new(index);
+    let (tx, rx) = channel();
+    {
+        let tx = std::sync::Mutex::new(tx.clone());
+        tree.set_listener(Box::new(move |c| {
+            let _ = tx
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(Msg::Change(c));
+        }));
+    }
+    let (weak, idx) = (Arc::downgrade(tree), index.clone());
+    std::thread::Builder::new()
+        .name("quire-index".into())
+        .spawn(move || run(weak, idx, fresh, rx))
+        .ok()?;
+    Some(Arc::new(Service {
+        index,
+        tx: std::sync::Mutex::new(tx),
+    }))
+}
+
+/// Turns an index hit into what the control socket sends.
+pub fn hit_out(h: crate::index::Hit) -> HitOut {
+    HitOut {
+        path: h.path,
+        version: h.version,
+        mtime_ns: h.mtime_ns,
+        score: h.score,
+        snippet: h.snippet,
+        highlights: h.highlights,
+        lines: h.lines,
+    }
+}
+
+/// Runs a search request on an index.
+pub fn search(index: &SearchIndex, r: &SearchRequest) -> Result<Vec<HitOut>, (i32, String)> {
+    let o = Options {
+        limit: r.limit,
+        path: r.path.clone(),
+        since_ns: r.since_ns,
+        until_ns: r.until_ns,
+        history: r.history,
+    };
+    match index.search(&r.query, &o) {
+        Ok(h) => Ok(h.into_iter().map(hit_out).collect()),
+        Err(crate::index::Error::Query(e)) => Err((libc::EINVAL, e.to_string())),
+        Err(e) => Err((libc::EIO, e.to_string())),
+    }
+}
+
+impl Searcher for Service {
+    fn search(&self, r: &SearchRequest) -> Result<Vec<HitOut>, (i32, String)> {
+        search(&self.index, r)
+    }
+
+    fn reindex(&self) -> Result<u64, (i32, String)> {
+        let (tx, rx) = channel();
+        self.tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Msg::Reindex(tx))
+            .map_err(|_| (libc::EIO, "the indexer has stopped".to_string()))?;
+        rx.recv()
+            .map_err(|_| (libc::EIO, "the indexer has stopped".to_string()))?
+            .map_err(|e| (libc::EIO, e))
+    }
+}
