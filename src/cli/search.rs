@@ -20,7 +20,14 @@ use crate::vault::history::stamp;
 pub struct SearchArgs {
     /// What to look for: words (all must appear; stemmed, typos forgiven),
     /// "an exact phrase", prefix*, -excluded, OR between alternatives.
-    #[arg(required = true, num_args = 1..)]
+    /// Options go before the query: everything after its first word is
+    /// query (so `-word` excludes a word).
+    #[arg(
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     query: Vec<String>,
     /// Most results shown.
     #[arg(long, short = 'n', default_value_t = 20)]

@@ -301,11 +301,7 @@ impl Needles {
     }
 
     /// (snippet, highlighted byte ranges in it, matching lines).
-    pub fn snippet(
-        &self,
-        text: &str,
-        an: &mut TextAnalyzer,
-    ) -> Snippet {
+    pub fn snippet(&self, text: &str, an: &mut TextAnalyzer) -> Snippet {
         let mut lines = Vec::new();
         let mut first: Option<(String, Vec<(usize, usize)>)> = None;
         for (n, line) in text.lines().enumerate() {

@@ -89,10 +89,7 @@ pub struct NoteInfo {
 impl Tree {
     /// Calls `f(folder, entry, path)` for every regular file of the vault,
     /// walking every folder except those excluded from history (`.git`).
-    pub(crate) fn walk_files(
-        &self,
-        f: &mut FileVisitor<'_>,
-    ) -> io::Result<()> {
+    pub(crate) fn walk_files(&self, f: &mut FileVisitor<'_>) -> io::Result<()> {
         use std::os::unix::ffi::OsStrExt;
         let mut stack: Vec<(Arc<Node>, Vec<u8>, u32)> = vec![(self.root(), Vec::new(), 0)];
         while let Some((dir, path, depth)) = stack.pop() {
