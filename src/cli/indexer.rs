@@ -35,7 +35,8 @@ pub struct Service {
 fn current(tree: &Tree, path: &[u8]) -> Option<(String, i64)> {
     let (dir, name) = tree.resolve(path).ok()?;
     let (node, attr) = tree.lookup(&dir, &name).ok()?;
-    if attr.kind != crate::vault::Kind::File {
+    // Too large to index (a disk image, a video): not even read.
+    if attr.kind != crate::vault::Kind::File || attr.size > extract::MAX_INPUT as u64 {
         return None;
     }
     let bytes = tree.read_current(&dir, &name).ok()?;
@@ -217,7 +218,21 @@ fn apply(tree: &Tree, index: &SearchIndex, batch: Vec<Change>) -> Result<(), Str
     Ok(())
 }
 
+/// Gives memory freed after a large batch back to the system (the
+/// allocator keeps it otherwise, and the daemon's footprint would stay at
+/// its peak).
+fn trim() {
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+}
+
 fn run(tree: Weak<Tree>, index: Arc<SearchIndex>, fresh: bool, rx: Receiver<Msg>) {
+    // Indexing yields to the filesystem: the thread runs at a lower
+    // priority than the threads that serve programs on the mount.
+    // SAFETY: plain syscalls on this thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+    }
     {
         let Some(t) = tree.upgrade() else { return };
         let started = Instant::now();
@@ -238,6 +253,7 @@ fn run(tree: Weak<Tree>, index: Arc<SearchIndex>, fresh: bool, rx: Receiver<Msg>
                 Err(e) => log::error!("checking the search index failed: {e}"),
             }
         }
+        trim();
     }
     loop {
         let first = match rx.recv() {
@@ -276,6 +292,7 @@ fn run(tree: Weak<Tree>, index: Arc<SearchIndex>, fresh: bool, rx: Receiver<Msg>
             }
             let _ = r.send(res);
         }
+        trim();
     }
 }
 
