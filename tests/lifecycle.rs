@@ -55,6 +55,16 @@ fn canary_never_reaches_the_disk() {
         assert!(w.run(&args).status.success(), "{args:?}");
     }
     assert!(std::fs::read_dir(m.path(".history")).is_ok());
+    // The search index holds the canary (as a term, in stored text and in
+    // a path): it must be sealed on disk like everything else.
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let o = w.run(&["search", "--json", &canary.to_lowercase()]);
+            String::from_utf8_lossy(&o.stdout).contains(&format!("dir-{canary}"))
+        }),
+        "the canary note was not indexed"
+    );
+    assert!(w.vault.join("index").is_dir());
     m.unmount();
     // Every file, name, symlink target and xattr under the vault folder.
     assert_eq!(contains_bytes(&w.vault, canary.as_bytes()), None);
