@@ -186,6 +186,11 @@ impl SearchIndex {
             dir::SealedDir::open(root, key, read_only).map_err(|e| Error::Index(e.to_string()))?;
         let (schema, f) = schema();
         let fresh = !Index::exists(&d).map_err(|e| Error::Index(e.to_string()))?;
+        if !fresh && !read_only {
+            // Every block of every file, once per mount (tens of ms for a
+            // 10,000-note index): a damaged index is rebuilt, not trusted.
+            d.verify().map_err(|e| Error::Index(e.to_string()))?;
+        }
         let index = if fresh {
             Index::create(d.clone(), schema, tantivy::IndexSettings::default())?
         } else {
