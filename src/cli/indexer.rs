@@ -28,7 +28,12 @@ enum Msg {
 pub struct Service {
     index: Arc<SearchIndex>,
     tx: std::sync::Mutex<Sender<Msg>>,
+    progress: Arc<Progress>,
 }
+
+/// (done, total) of a rebuild under way.
+#[derive(Default)]
+struct Progress(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
 
 /// The text of the note at `path` now, with its modification time; `None`
 /// if it is gone or has no text to index.
@@ -226,7 +231,18 @@ fn trim() {
     unsafe { libc::malloc_trim(0) };
 }
 
-fn run(tree: Weak<Tree>, index: Arc<SearchIndex>, fresh: bool, rx: Receiver<Msg>) {
+fn run(
+    tree: Weak<Tree>,
+    index: Arc<SearchIndex>,
+    fresh: bool,
+    rx: Receiver<Msg>,
+    progress: Arc<Progress>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut report = |done: u64, total: u64| {
+        progress.0.store(done, Relaxed);
+        progress.1.store(total, Relaxed);
+    };
     // Indexing yields to the filesystem: the thread runs at a lower
     // priority than the threads that serve programs on the mount.
     // SAFETY: plain syscalls on this thread.
@@ -237,7 +253,9 @@ fn run(tree: Weak<Tree>, index: Arc<SearchIndex>, fresh: bool, rx: Receiver<Msg>
         let Some(t) = tree.upgrade() else { return };
         let started = Instant::now();
         if fresh {
-            match build(&t, &index, &mut |_, _| {}) {
+            let r = build(&t, &index, &mut report);
+            report(0, 0);
+            match r {
                 Ok(n) => log::info!(
                     "search index built: {n} documents in {:.1} s",
                     started.elapsed().as_secs_f64()
@@ -283,7 +301,8 @@ fn run(tree: Weak<Tree>, index: Arc<SearchIndex>, fresh: bool, rx: Receiver<Msg>
         }
         for r in reindex {
             let started = Instant::now();
-            let res = build(&t, &index, &mut |_, _| {});
+            let res = build(&t, &index, &mut report);
+            report(0, 0);
             if let Ok(n) = &res {
                 log::info!(
                     "search index rebuilt: {n} documents in {:.1} s",
@@ -327,13 +346,16 @@ pub fn start(tree: &Arc<Tree>, v: &UnlockedVault) -> Option<Arc<Service>> {
         }));
     }
     let (weak, idx) = (Arc::downgrade(tree), index.clone());
+    let progress = Arc::new(Progress::default());
+    let p = progress.clone();
     std::thread::Builder::new()
         .name("quire-index".into())
-        .spawn(move || run(weak, idx, fresh, rx))
+        .spawn(move || run(weak, idx, fresh, rx, p))
         .ok()?;
     Some(Arc::new(Service {
         index,
         tx: std::sync::Mutex::new(tx),
+        progress,
     }))
 }
 
@@ -358,6 +380,7 @@ pub fn search(index: &SearchIndex, r: &SearchRequest) -> Result<Vec<HitOut>, (i3
         since_ns: r.since_ns,
         until_ns: r.until_ns,
         history: r.history,
+        all_lines: r.all_lines,
     };
     match index.search(&r.query, &o) {
         Ok(h) => Ok(h.into_iter().map(hit_out).collect()),
@@ -381,5 +404,10 @@ impl Searcher for Service {
         rx.recv()
             .map_err(|_| (libc::EIO, "the indexer has stopped".to_string()))?
             .map_err(|e| (libc::EIO, e))
+    }
+
+    fn progress(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.progress.0.load(Relaxed), self.progress.1.load(Relaxed))
     }
 }

@@ -170,6 +170,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
             .map(|s| super::history::parse_time(s).map(ns))
             .transpose()?,
         history: a.history,
+        all_lines: a.grep,
     };
     let hits = match &c {
         Conn::Remote { .. } => match c.call(Request::Search(req))? {
@@ -193,13 +194,43 @@ pub fn search(a: SearchArgs) -> Result<()> {
     print(&hits, &a)
 }
 
+/// Draws the progress bar on a terminal.
+fn bar(tty: bool, done: u64, total: u64) {
+    if !tty {
+        return;
+    }
+    let pct = (done * 100 / total.max(1)).min(100);
+    let bar = "#".repeat((pct / 4) as usize);
+    eprint!("\rindexing [{bar:<25}] {pct:>3}% ({done}/{total} notes)");
+    let _ = std::io::stderr().flush();
+}
+
 /// `quire reindex`.
 pub fn reindex(a: ReindexArgs) -> Result<()> {
     let (c, _) = connect(&a.target, None)?;
+    let tty = std::io::stderr().is_terminal();
     let docs = match &c {
         Conn::Remote { .. } => {
             eprintln!("Rebuilding the search index of the mounted vault…");
-            match c.call(Request::Reindex)? {
+            // The rebuild runs in the daemon; its progress is asked for
+            // on the side while this request waits.
+            let result = std::thread::scope(|s| {
+                let job = s.spawn(|| c.call(Request::Reindex));
+                while !job.is_finished() {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    if let Ok(Response::Progress { done, total }) = c.call(Request::ReindexProgress)
+                        && total > 0
+                    {
+                        bar(tty, done, total);
+                    }
+                }
+                job.join()
+                    .unwrap_or_else(|_| Err(fail(Code::Io, "the request failed")))
+            });
+            if tty {
+                eprintln!();
+            }
+            match result? {
                 Response::Reindexed { docs } => docs,
                 _ => return Err(fail(Code::Io, "unexpected answer from the daemon")),
             }
@@ -207,15 +238,11 @@ pub fn reindex(a: ReindexArgs) -> Result<()> {
         Conn::Local { .. } => {
             let index = open_sealed(&c, true)?;
             let (tree, _) = c.sealed().expect("sealed");
-            let tty = std::io::stderr().is_terminal();
             let mut last = 0;
             let n = super::indexer::build(tree, &index, &mut |done, total| {
-                if tty && (done == total || done - last >= 25) {
+                if done == total || done - last >= 25 {
                     last = done;
-                    let pct = (done * 100 / total.max(1)).min(100);
-                    let bar = "#".repeat((pct / 4) as usize);
-                    eprint!("\rindexing [{bar:<25}] {pct:>3}% ({done}/{total} notes)");
-                    let _ = std::io::stderr().flush();
+                    bar(tty, done, total);
                 }
             })
             .map_err(|e| fail(Code::Io, e))?;

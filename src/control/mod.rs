@@ -113,6 +113,8 @@ pub enum Request {
     Search(SearchRequest),
     /// Rebuilds the search index from the notes.
     Reindex,
+    /// How far a rebuild of the index has got.
+    ReindexProgress,
 }
 
 /// A search, as asked.
@@ -130,6 +132,9 @@ pub struct SearchRequest {
     pub until_ns: Option<i64>,
     /// Old versions too.
     pub history: bool,
+    /// Every matching line of each hit (`--grep`); else the first only.
+    #[serde(default)]
+    pub all_lines: bool,
 }
 
 /// One search hit, as listed.
@@ -158,6 +163,8 @@ pub trait Searcher: Send + Sync {
     fn search(&self, r: &SearchRequest) -> Result<Vec<HitOut>, (i32, String)>;
     /// Rebuilds the index; returns the number of documents.
     fn reindex(&self) -> Result<u64, (i32, String)>;
+    /// (notes done, notes in all) of the rebuild under way, if any.
+    fn progress(&self) -> (u64, u64);
 }
 
 /// A note's dates, as listed.
@@ -297,6 +304,13 @@ pub enum Response {
         /// Documents in it.
         docs: u64,
     },
+    /// How far a rebuild has got.
+    Progress {
+        /// Notes indexed.
+        done: u64,
+        /// Notes in all (0: no rebuild under way).
+        total: u64,
+    },
     /// A failure: an errno and what happened.
     Error {
         /// OS error number (ENOENT for a missing note, EIO for damage…).
@@ -371,6 +385,12 @@ pub fn handle_with(
             return match searcher.map(|s| s.reindex()) {
                 Some(Ok(docs)) => Response::Reindexed { docs },
                 Some(Err((errno, message))) => Response::Error { errno, message },
+                None => no_index(),
+            };
+        }
+        Request::ReindexProgress => {
+            return match searcher.map(|s| s.progress()) {
+                Some((done, total)) => Response::Progress { done, total },
                 None => no_index(),
             };
         }
@@ -582,7 +602,9 @@ fn run(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Result<Resp
                 verdict,
             }
         }
-        Request::Search(_) | Request::Reindex => unreachable!("answered by handle_with"),
+        Request::Search(_) | Request::Reindex | Request::ReindexProgress => {
+            unreachable!("answered by handle_with")
+        }
     })
 }
 
@@ -602,10 +624,20 @@ pub fn serve(
         .spawn(move || {
             for s in listener.incoming().flatten() {
                 // The tree goes when the filesystem session ends (keys wiped).
-                let Some(tree) = tree.upgrade() else { return };
-                if let Err(e) = serve_one(s, &tree, &*sweep, searcher.as_deref()) {
-                    log::warn!("control request failed: {e}");
+                if tree.upgrade().is_none() {
+                    return;
                 }
+                // One thread per request: a long one (a check, a reindex)
+                // does not hold up the others.
+                let (tree, sweep, searcher) = (tree.clone(), sweep.clone(), searcher.clone());
+                let _ = std::thread::Builder::new()
+                    .name("quire-request".into())
+                    .spawn(move || {
+                        let Some(tree) = tree.upgrade() else { return };
+                        if let Err(e) = serve_one(s, &tree, &*sweep, searcher.as_deref()) {
+                            log::warn!("control request failed: {e}");
+                        }
+                    });
             }
         })?;
     Ok(())

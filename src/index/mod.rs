@@ -85,6 +85,8 @@ pub struct Options {
     pub until_ns: Option<i64>,
     /// Old versions too.
     pub history: bool,
+    /// Every matching line of each hit (for `--grep`), not only the first.
+    pub all_lines: bool,
 }
 
 /// One hit.
@@ -454,7 +456,8 @@ impl SearchIndex {
         for (score, a) in top {
             let d: TantivyDocument = s.doc(a)?;
             let d = self.doc_of(&d);
-            let (snippet, highlights, lines) = parsed.needles.snippet(&d.text, &mut an);
+            let (snippet, highlights, lines) =
+                parsed.needles.snippet(&d.text, &mut an, o.all_lines);
             hits.push(Hit {
                 path: d.path,
                 version: d.version,

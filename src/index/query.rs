@@ -291,27 +291,51 @@ fn near(a: &str, b: &str, max: usize) -> bool {
 }
 
 impl Needles {
-    fn matches(&self, stem: &str, raw: &str) -> bool {
-        self.stems.iter().any(|s| s == stem)
+    /// Whether a token (lowercased, folded) matches, stemming it only when
+    /// it could share a stem with the query (stemming every word of every
+    /// hit was most of a search's time).
+    fn token_matches(&self, raw: &str, an: &mut TextAnalyzer) -> bool {
+        if self.words.iter().any(|w| w == raw)
+            || self.prefixes.iter().any(|p| raw.starts_with(p.as_str()))
             || self.words.iter().any(|w| {
                 let d = typos(w.chars().count()) as usize;
                 d > 0 && near(w, raw, d)
             })
-            || self.prefixes.iter().any(|p| raw.starts_with(p.as_str()))
+        {
+            return true;
+        }
+        let head: String = raw.chars().take(2).collect();
+        if !self.stems.iter().any(|s| s.starts_with(&head)) {
+            return false;
+        }
+        tokens(an, raw)
+            .first()
+            .is_some_and(|stem| self.stems.contains(stem))
     }
 
-    /// (snippet, highlighted byte ranges in it, matching lines).
-    pub fn snippet(&self, text: &str, an: &mut TextAnalyzer) -> Snippet {
+    /// (snippet, highlighted byte ranges in it, matching lines). With
+    /// `all_lines` false, stops at the first matching line.
+    pub fn snippet(&self, text: &str, an: &mut TextAnalyzer, all_lines: bool) -> Snippet {
         let mut lines = Vec::new();
         let mut first: Option<(String, Vec<(usize, usize)>)> = None;
+        let mut raw_an = tantivy::tokenizer::TextAnalyzer::builder(
+            tantivy::tokenizer::SimpleTokenizer::default(),
+        )
+        .filter(tantivy::tokenizer::RemoveLongFilter::limit(48))
+        .filter(tantivy::tokenizer::LowerCaser)
+        .filter(tantivy::tokenizer::AsciiFoldingFilter)
+        .build();
         for (n, line) in text.lines().enumerate() {
             let mut spans = Vec::new();
-            let mut ts = an.token_stream(line);
-            while ts.advance() {
-                let t = ts.token();
-                let raw = fold(&line[t.offset_from..t.offset_to]);
-                if self.matches(&t.text, &raw) {
-                    spans.push((t.offset_from, t.offset_to));
+            let mut rs = raw_an.token_stream(line);
+            let mut found = Vec::new();
+            while rs.advance() {
+                let t = rs.token();
+                found.push((t.text.clone(), t.offset_from, t.offset_to));
+            }
+            for (raw, a, b) in found {
+                if self.token_matches(&raw, an) {
+                    spans.push((a, b));
                 }
             }
             if spans.is_empty() {
@@ -322,6 +346,9 @@ impl Needles {
             }
             if first.is_none() {
                 first = Some((line.to_string(), spans));
+                if !all_lines {
+                    break;
+                }
             }
         }
         let (line, spans) = first.unwrap_or_else(|| {
@@ -410,14 +437,14 @@ mod tests {
     fn snippets_find_stems_prefixes_and_typos() {
         let p = parse("medication", field(), &mut an()).unwrap();
         let text = "Intro line\nShe stopped her medications last week.\nOther\nmedicated? no";
-        let (snip, hl, lines) = p.needles.snippet(text, &mut an());
+        let (snip, hl, lines) = p.needles.snippet(text, &mut an(), true);
         assert_eq!(snip, "She stopped her medications last week.");
         assert_eq!(&snip[hl[0].0..hl[0].1], "medications");
         assert_eq!(lines[0].0, 2);
         let p = parse("medicaton", field(), &mut an()).unwrap(); // a typo
-        assert_eq!(p.needles.snippet(text, &mut an()).2[0].0, 2);
+        assert_eq!(p.needles.snippet(text, &mut an(), true).2[0].0, 2);
         let p = parse("medic*", field(), &mut an()).unwrap();
-        let lines = p.needles.snippet(text, &mut an()).2;
+        let lines = p.needles.snippet(text, &mut an(), true).2;
         assert_eq!(lines.iter().map(|l| l.0).collect::<Vec<_>>(), [2, 4]);
         assert!(near("kitten", "sitting", 3) && !near("kitten", "sitting", 2));
     }
