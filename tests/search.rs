@@ -261,7 +261,10 @@ fn a_killed_daemon_and_a_damaged_index_are_repaired() {
     // A rebuild through the daemon, while other requests are answered.
     let o = w.run(&["reindex"]);
     assert!(o.status.success(), "{o:?}");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("holds 2 documents"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("holds 2 documents"),
+        "{o:?}"
+    );
     assert!(until_found(&w, "delta", "second.md"));
     m.unmount();
     // A damaged index file: the next mount rebuilds, and says so.
