@@ -399,11 +399,16 @@ impl SearchIndex {
         self.docs_matching(&AllQuery)
     }
 
-    /// Runs a query.
-    pub fn search(&self, text: &str, o: &Options) -> Result<Vec<Hit>, Error> {
-        let mut an = analyzer();
-        let parsed = query::parse(text, self.f.body, self.f.raw, &mut an)?;
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, parsed.query)];
+    /// `q` restricted by the options: current text only (unless
+    /// `history`), under a path, within a time range.
+    fn filtered(&self, q: Box<dyn Query>, o: &Options) -> BooleanQuery {
+        let term = |f, t: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(f, t),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, q)];
         if !o.history {
             clauses.push((
                 Occur::Must,
@@ -422,20 +427,8 @@ impl SearchIndex {
             clauses.push((
                 Occur::Must,
                 Box::new(BooleanQuery::new(vec![
-                    (
-                        Occur::Should,
-                        Box::new(TermQuery::new(
-                            Term::from_field_text(self.f.path, p),
-                            IndexRecordOption::Basic,
-                        )) as Box<dyn Query>,
-                    ),
-                    (
-                        Occur::Should,
-                        Box::new(TermQuery::new(
-                            Term::from_field_text(self.f.dirs, p),
-                            IndexRecordOption::Basic,
-                        )),
-                    ),
+                    (Occur::Should, term(self.f.path, p)),
+                    (Occur::Should, term(self.f.dirs, p)),
                 ])),
             ));
         }
@@ -449,9 +442,30 @@ impl SearchIndex {
                 Box::new(RangeQuery::new(b(o.since_ns), b(o.until_ns))),
             ));
         }
-        let q = BooleanQuery::new(clauses);
+        BooleanQuery::new(clauses)
+    }
+
+    /// Runs a query. Words are first matched by their stems; only when
+    /// that finds fewer than `limit` notes is the query run again forgiving
+    /// typos (matching every word of the vault within an edit or two is
+    /// most of a query's cost, and rarely changes a full page of results).
+    pub fn search(&self, text: &str, o: &Options) -> Result<Vec<Hit>, Error> {
+        let mut an = analyzer();
+        let limit = o.limit.max(1);
+        let exact = query::parse(text, self.f.body, None, &mut an)?;
         let s = self.reader.searcher();
-        let top = s.search(&q, &TopDocs::with_limit(o.limit.max(1)).order_by_score())?;
+        let mut parsed = exact;
+        let mut top = s.search(
+            &self.filtered(parsed.query.box_clone(), o),
+            &TopDocs::with_limit(limit).order_by_score(),
+        )?;
+        if top.len() < limit {
+            parsed = query::parse(text, self.f.body, Some(self.f.raw), &mut an)?;
+            top = s.search(
+                &self.filtered(parsed.query.box_clone(), o),
+                &TopDocs::with_limit(limit).order_by_score(),
+            )?;
+        }
         let mut hits = Vec::with_capacity(top.len());
         for (score, a) in top {
             let d: TantivyDocument = s.doc(a)?;

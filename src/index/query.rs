@@ -123,7 +123,7 @@ pub struct Parsed {
 
 /// A word: its stem exactly (ranked higher), or the word as typed within
 /// a few edits of a word of the note (the unstemmed copy).
-fn term_clause(body: Field, raw: Field, stem: &str, word: &str) -> Box<dyn Query> {
+fn term_clause(body: Field, raw: Option<Field>, stem: &str, word: &str) -> Box<dyn Query> {
     let exact: Box<dyn Query> = Box::new(BoostQuery::new(
         Box::new(TermQuery::new(
             Term::from_field_text(body, stem),
@@ -132,9 +132,9 @@ fn term_clause(body: Field, raw: Field, stem: &str, word: &str) -> Box<dyn Query
         2.0,
     ));
     let distance = typos(word.chars().count());
-    if distance == 0 {
+    let Some(raw) = raw.filter(|_| distance > 0) else {
         return exact;
-    }
+    };
     Box::new(BooleanQuery::new(vec![
         (Occur::Should, exact),
         (
@@ -149,10 +149,11 @@ fn term_clause(body: Field, raw: Field, stem: &str, word: &str) -> Box<dyn Query
 }
 
 /// Parses `text` for the field `body`, analysed with `an`.
+/// `raw`: the unstemmed field to forgive typos in (none: exact stems only).
 pub fn parse(
     text: &str,
     body: Field,
-    raw: Field,
+    raw: Option<Field>,
     an: &mut TextAnalyzer,
 ) -> Result<Parsed, QueryError> {
     let items = lex(text)?;
@@ -402,7 +403,7 @@ mod tests {
     }
 
     fn parse(q: &str, f: Field, an: &mut TextAnalyzer) -> Result<Parsed, QueryError> {
-        super::parse(q, f, f, an)
+        super::parse(q, f, Some(f), an)
     }
 
     #[test]
