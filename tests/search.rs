@@ -240,6 +240,11 @@ fn saved_notes_are_found_with_the_whole_query_language() {
     assert!(o.status.success(), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("documents"));
     assert!(search(&w, &sealed(&["--json", "medication"])).contains("anna.md"));
+    // A read-only mount searches the index as it was sealed.
+    let m = w.mount(&["--read-only"]);
+    assert!(search(&w, &["--json", "train"]).contains("people/a-k/anna.md"));
+    assert_eq!(w.run(&["reindex"]).status.code(), Some(19));
+    m.unmount();
 }
 
 #[test]
@@ -351,6 +356,7 @@ fn purged_notes_leave_no_trace_in_the_index() {
 fn pdfs_and_images_are_indexed_by_their_text() {
     need("pdftotext");
     need("tesseract");
+    let started = std::time::SystemTime::now() - Duration::from_secs(2);
     let w = World::new();
     w.init();
     let m = w.mount(&[]);
@@ -383,4 +389,9 @@ fn pdfs_and_images_are_indexed_by_their_text() {
     // Nothing extracted reached the disk in the clear.
     assert_eq!(contains_bytes(&w.vault, b"hypothyroidism"), None);
     assert_eq!(contains_bytes(&w.vault, b"Dorian"), None);
+    // Nor in a temp folder (the helpers read from memory and a pipe).
+    assert_eq!(
+        contains_bytes_since(&std::env::temp_dir(), b"hypothyroidism", started),
+        None
+    );
 }

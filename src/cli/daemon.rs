@@ -148,7 +148,8 @@ fn serve(
     };
     let searcher: Option<Arc<dyn crate::control::Searcher>> = match weak.upgrade() {
         Some(t) if !o.read_only => super::indexer::start(&t, &v).map(|s| s as _),
-        _ => None,
+        Some(_) => super::indexer::open_read_only(&v).map(|s| s as _),
+        None => None,
     };
     if let Err(e) = crate::control::serve(
         &runtime::socket_path(&o.mountpoint),

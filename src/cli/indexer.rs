@@ -359,6 +359,35 @@ pub fn start(tree: &Arc<Tree>, v: &UnlockedVault) -> Option<Arc<Service>> {
     }))
 }
 
+/// Search on a read-only mount: the index as it was sealed, not updated.
+pub struct ReadOnly(SearchIndex);
+
+impl Searcher for ReadOnly {
+    fn search(&self, r: &SearchRequest) -> Result<Vec<HitOut>, (i32, String)> {
+        search(&self.0, r)
+    }
+
+    fn reindex(&self) -> Result<u64, (i32, String)> {
+        Err((libc::EROFS, "the vault is mounted read-only".into()))
+    }
+
+    fn progress(&self) -> (u64, u64) {
+        (0, 0)
+    }
+}
+
+/// Opens the index of a read-only mount, if there is one.
+pub fn open_read_only(v: &UnlockedVault) -> Option<Arc<ReadOnly>> {
+    let (root, key) = v.index_access();
+    match SearchIndex::open(&root, key, true) {
+        Ok((i, _)) => Some(Arc::new(ReadOnly(i))),
+        Err(e) => {
+            log::info!("no search on this read-only mount: {e}");
+            None
+        }
+    }
+}
+
 /// Turns an index hit into what the control socket sends.
 pub fn hit_out(h: crate::index::Hit) -> HitOut {
     HitOut {
