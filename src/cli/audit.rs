@@ -35,20 +35,11 @@ pub struct AuditArgs {
 
 /// `quire audit`.
 pub fn run(a: AuditArgs) -> Result<()> {
-    let since = match &a.since {
-        // The start of what was given (parse_time gives its last instant).
-        Some(s) => {
-            let end = super::history::parse_time(s)?;
-            let given_time = s.contains([':', '.', 'T', ' ']);
-            let span = if given_time {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_secs(86_400)
-            };
-            Some(end + Duration::from_nanos(1) - span)
-        }
-        None => None,
-    };
+    let since = a
+        .since
+        .as_deref()
+        .map(super::history::parse_start)
+        .transpose()?;
     let (c, rel) = connect(&a.target, a.path.as_deref())?;
     let Response::Audit { records, verdict } = c.call(Request::Audit)? else {
         return Err(fail(Code::Io, "unexpected answer from the daemon"));

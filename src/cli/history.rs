@@ -155,6 +155,19 @@ pub fn parse_time(s: &str) -> Result<SystemTime> {
     Ok(UNIX_EPOCH + Duration::from_secs(secs as u64) + Duration::from_nanos(999_999_999))
 }
 
+/// Parses a local date/time; returns the first instant it covers (the
+/// start of a day, hour, minute or second, as given).
+pub fn parse_start(s: &str) -> Result<SystemTime> {
+    let end = parse_time(s)?;
+    let span = match s.matches([':', '.']).count() {
+        0 if !s.trim().contains(['T', ' ']) => Duration::from_secs(86_400),
+        0 => Duration::from_secs(3600),
+        1 => Duration::from_secs(60),
+        _ => Duration::from_secs(1),
+    };
+    Ok(end + Duration::from_nanos(1) - span)
+}
+
 fn pick(vs: &[VersionOut], w: &Which) -> Result<usize> {
     if vs.is_empty() {
         return Err(fail(Code::NotFound, "this note has no saved versions"));

@@ -44,8 +44,7 @@ fn current(tree: &Tree, path: &[u8]) -> Option<(String, i64)> {
     if attr.kind != crate::vault::Kind::File || attr.size > extract::MAX_INPUT as u64 {
         return None;
     }
-    let bytes = tree.read_current(&dir, &name).ok()?;
-    drop(node);
+    let bytes = tree.plain_content(&node).ok()?;
     let mtime = attr
         .mtime
         .duration_since(UNIX_EPOCH)

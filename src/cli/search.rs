@@ -68,18 +68,6 @@ fn ns(t: std::time::SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-/// The first instant of what a date names (a day, a minute, a second).
-fn start_of(s: &str) -> Result<i64> {
-    let end = super::history::parse_time(s)?;
-    let span = match s.matches([':', '.']).count() {
-        0 if !s.contains(['T', ' ']) => Duration::from_secs(86_400),
-        0 => Duration::from_secs(3600),
-        1 => Duration::from_secs(60),
-        _ => Duration::from_secs(1),
-    };
-    Ok(ns(end + Duration::from_nanos(1) - span))
-}
-
 fn open_sealed(c: &Conn, write: bool) -> Result<SearchIndex> {
     let (_, v) = c.sealed().expect("a sealed vault");
     let (root, key) = v.index_access();
@@ -163,7 +151,11 @@ pub fn search(a: SearchArgs) -> Result<()> {
         query: a.query.join(" "),
         limit: a.limit.max(1),
         path: a.path.as_ref().map(|_| rel.clone()),
-        since_ns: a.since.as_deref().map(start_of).transpose()?,
+        since_ns: a
+            .since
+            .as_deref()
+            .map(|s| super::history::parse_start(s).map(ns))
+            .transpose()?,
         until_ns: a
             .until
             .as_deref()

@@ -185,18 +185,27 @@ fn run_bytes(cmd: &mut Command, input: &[u8], as_file: bool) -> Result<Vec<u8>, 
     .stdout(Stdio::piped())
     .stderr(Stdio::null())
     .env("OMP_THREAD_LIMIT", "1");
-    if let Some(f) = &memfd {
-        let raw = f.as_raw_fd();
-        use std::os::unix::process::CommandExt;
-        // SAFETY: dup2 is async-signal-safe; it runs in the child only.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(raw, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+    let raw = memfd.as_ref().map(|f| f.as_raw_fd());
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit and dup2 are async-signal-safe; this runs in the
+    // child only. A helper that crashes on a malformed file must not write
+    // a core dump: it holds the document's plaintext.
+    unsafe {
+        cmd.pre_exec(move || {
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::setrlimit(libc::RLIMIT_CORE, &none) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(raw) = raw
+                && libc::dup2(raw, 3) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
     let mut child = cmd.spawn().map_err(|e| format!("{name}: {e}"))?;
     let feeder = if as_file {

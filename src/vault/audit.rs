@@ -100,21 +100,10 @@ pub fn read_head(path: &Path) -> Option<(u64, [u8; 32])> {
             seq = v.trim().parse().ok();
         }
         if let Some(v) = line.strip_prefix("link ") {
-            let v = v.trim();
-            if v.len() == 64 {
-                let mut l = [0u8; 32];
-                for (i, b) in l.iter_mut().enumerate() {
-                    *b = u8::from_str_radix(&v[2 * i..2 * i + 2], 16).ok()?;
-                }
-                link = Some(l);
-            }
+            link = super::tree::unhex::<32>(v.trim());
         }
     }
     Some((seq?, link?))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Walks the frames of `b` from `from` without opening them; returns the
@@ -342,7 +331,7 @@ impl AuditLog {
         let text = format!(
             "quire audit head v1\nseq {}\nlink {}\n",
             s.seq,
-            hex(&s.link)
+            super::tree::hex(&s.link)
         );
         if let Some(dir) = p.parent() {
             let _ = std::fs::create_dir_all(dir);

@@ -139,7 +139,7 @@ impl Tree {
     }
 
     /// The whole plaintext of a file node, read under its content lock.
-    pub(crate) fn plain_content(&self, node: &Node) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+    pub fn plain_content(&self, node: &Node) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
         let f = node.handle()?.open_file(libc::O_RDONLY)?;
         let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
         let (_, psize) = self.sizes(node, &f)?;

@@ -295,8 +295,8 @@ impl Tree {
                 self.audit(event, &path, b"", version, detail);
                 self.emit(super::events::Change::Saved { path, version });
             }
+            self.apply_front_matter(node, &dir, &host, &name);
         }
-        self.apply_front_matter(node);
     }
 
     /// Before a note's content changes or goes (its first change after a

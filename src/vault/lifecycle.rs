@@ -127,7 +127,8 @@ impl From<Error> for io::Error {
     }
 }
 
-fn instant(text: &str) -> Option<SystemTime> {
+/// When a stored (canonical) date begins.
+pub(crate) fn instant(text: &str) -> Option<SystemTime> {
     // Stored texts are canonical; a day starts at local midnight.
     Date::parse(text, SystemTime::UNIX_EPOCH)
         .ok()
@@ -354,7 +355,8 @@ impl Tree {
         })
     }
 
-    fn write_dates_at(&self, dir: &Node, host: &OsStr, d: &Dates) -> io::Result<()> {
+    /// Writes (or, for no dates, removes) the record of `host` in `dir`.
+    pub(crate) fn write_dates_at(&self, dir: &Node, host: &OsStr, d: &Dates) -> io::Result<()> {
         let name = record_name(host);
         let h = dir.handle()?;
         if d.is_empty() {
@@ -369,11 +371,6 @@ impl Tree {
         let _ = h.unlink_child(&tmp);
         h.create_child_with(&tmp, &sealed, 0o600)?;
         h.rename_child(&tmp, h, &name, 0)
-    }
-
-    /// Writes (or, for no dates, removes) the record of `host` in `dir`.
-    pub(crate) fn write_dates_to(&self, dir: &Node, host: &OsStr, d: &Dates) -> io::Result<()> {
-        self.write_dates_at(dir, host, d)
     }
 
     /// The dates of a note.
@@ -433,18 +430,19 @@ impl Tree {
     /// Applies a saved note's front matter dates (Markdown notes only).
     /// Called after a save; a refused or bad date is logged, never an error
     /// for the program that saved.
-    pub(crate) fn apply_front_matter(&self, node: &Node) {
+    /// `name` is the plaintext of `host`, the note's name in `dir`.
+    pub(crate) fn apply_front_matter(
+        &self,
+        node: &Node,
+        dir: &Arc<Node>,
+        host: &OsStr,
+        name: &[u8],
+    ) {
         // Known not to start with `---` (its first block was written by
         // this mount): nothing to read.
         if node.front_matter.load(std::sync::atomic::Ordering::Relaxed) == 2 || !self.lifecycle {
             return;
         }
-        let Some((dir, host)) = node.location() else {
-            return;
-        };
-        let Some(name) = self.plain_name(&dir, &host) else {
-            return;
-        };
         let lower = name.to_ascii_lowercase();
         if !(lower.ends_with(b".md") || lower.ends_with(b".markdown")) || self.read_only() {
             return;
@@ -456,7 +454,7 @@ impl Tree {
         if e.is_none() && r.is_none() {
             return;
         }
-        let Ok(old) = self.dates_at(&dir, &host) else {
+        let Ok(old) = self.dates_at(dir, host) else {
             return;
         };
         let now = SystemTime::now();
@@ -475,7 +473,7 @@ impl Tree {
             match err {
                 Error::Refused(r) => log::warn!(
                     "the front matter of a note in {} was not applied: {r}",
-                    self.describe(&dir)
+                    self.describe(dir)
                 ),
                 Error::Io(e) => log::error!("front matter dates not saved: {e}"),
             }
@@ -569,14 +567,7 @@ impl Tree {
             // Open for writing: it expires at the next sweep after the save.
             return Ok(None);
         }
-        self.remove_file(
-            &dir,
-            &name,
-            hn,
-            &d,
-            &|i| known(i),
-            super::trash::Reason::Expired,
-        )?;
+        self.remove_file(&dir, &name, hn, &d, known, super::trash::Reason::Expired)?;
         Ok(Some((dir.ino, name)))
     }
 }

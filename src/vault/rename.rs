@@ -172,7 +172,7 @@ impl Tree {
                 Default::default()
             };
             let merged = super::lifecycle::merge(&kept, &moved);
-            self.write_dates_to(to, bh, &merged)?;
+            self.write_dates_at(to, bh, &merged)?;
             if !(Arc::ptr_eq(dir, to) && ah == bh) {
                 let _ = dir
                     .handle()?

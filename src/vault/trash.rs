@@ -99,14 +99,7 @@ pub fn plan_purge(entries: &[Entry], policy: Policy, now: SystemTime) -> Vec<Ent
 
 /// The 16 bytes a trash entry's lifecycle record is bound to: its ID.
 fn entry_key(id: &str) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    for (i, b) in k.iter_mut().enumerate() {
-        *b = id
-            .get(2 * i..2 * i + 2)
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .unwrap_or(0);
-    }
-    k
+    super::tree::unhex(id).unwrap_or([0; 16])
 }
 
 fn meta_aad(id: &str) -> Vec<u8> {
@@ -248,11 +241,7 @@ impl Tree {
             return Ok(false);
         }
         // (A folder whose name no longer decrypts: the note keeps its name.)
-        let mut path = self.plain_path(dir).unwrap_or_default();
-        if !path.is_empty() {
-            path.push(b'/');
-        }
-        path.extend_from_slice(name.as_bytes());
+        let path = self.path_of(dir, name.as_bytes());
         let (entry, entry_id) = match self.new_entry(&path, reason) {
             Ok(e) => e,
             Err(e) => {
@@ -344,8 +333,8 @@ impl Tree {
             let retain_until = self
                 .entry_dates(&e, ids)
                 .retain_until
-                .and_then(|t| super::dates::Date::parse(&t, SystemTime::UNIX_EPOCH).ok())
-                .map(|d| d.instant());
+                .as_deref()
+                .and_then(super::lifecycle::instant);
             out.push(Entry {
                 id: ids.to_string(),
                 path,

@@ -557,10 +557,9 @@ impl Tree {
                 (_, true) => (Event::Delete, "to the trash"),
                 (_, false) => (Event::Delete, "deleted for good"),
             };
-            self.audit_name(event, dir, name, 0, detail);
-            self.emit(super::events::Change::Removed {
-                path: self.path_of(dir, name.as_bytes()),
-            });
+            let path = self.path_of(dir, name.as_bytes());
+            self.audit(event, &path, b"", 0, detail);
+            self.emit(super::events::Change::Removed { path });
         }
         if let Some(n) = &node {
             n.mark_dead_if_gone(st.st_nlink);
@@ -617,4 +616,16 @@ pub(crate) fn keep_reachable(node: Option<&Node>, links: u64) -> io::Result<()> 
 
 pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The bytes of lowercase or uppercase hex text of exactly `N` bytes.
+pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
