@@ -35,9 +35,12 @@ pub struct Options {
 fn harden() {
     // SAFETY: plain syscalls on this process with valid arguments.
     unsafe {
-        // The kernel has already applied the caller's umask to every mode
-        // it sends; ours must not strip bits a second time.
-        libc::umask(0);
+        // Files of our own (state, logs, the undo journal) are private
+        // whatever the caller's umask; the modes the kernel sends for notes
+        // are already masked by the caller's umask, and the vault sets them
+        // exactly after creating (`vault::tree`), so this umask never
+        // strips a note's mode (issue 11.2).
+        libc::umask(0o077);
     }
     super::password::no_core_dumps();
     // SAFETY: plain syscalls on this process with valid arguments.
@@ -123,6 +126,13 @@ fn serve(
             return Err(e.into());
         }
     };
+    // The control socket lives there: refuse to mount rather than serve
+    // from a folder another user controls (issue 11.1).
+    if let Err(e) = runtime::ensure_dir() {
+        let msg = e.to_string();
+        ready(Err((Code::Io, msg.clone())));
+        return Err(fail(Code::Io, msg));
+    }
     let activity = Arc::new(Activity::new());
     let tree = Arc::new(tree);
     let weak = Arc::downgrade(&tree);
@@ -141,7 +151,9 @@ fn serve(
             return Err(fail(code, msg));
         }
     };
-    let _ = runtime::write(&o.mountpoint, v.path());
+    if let Err(e) = runtime::write(&o.mountpoint, v.path()) {
+        log::warn!("could not record the mount ({e})");
+    }
     let sweep: Arc<crate::control::Sweep> = {
         let (s, n) = (sweeper.clone(), session.notifier());
         Arc::new(move |t, p, now| s.apply(t, p, now, Some(&n)))

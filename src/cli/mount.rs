@@ -100,6 +100,9 @@ fn check_fuse() -> Result<()> {
 }
 
 fn prepare_mountpoint(mp: &Path, is_default: bool) -> Result<()> {
+    // Before the password is asked: a runtime folder another user holds
+    // is refused (issue 11.1).
+    runtime::ensure_dir().map_err(|e| fail(Code::Io, e.to_string()))?;
     if runtime::find(mp).is_some() && runtime::is_dead(mp) {
         // A daemon that was killed leaves its mount behind ("transport
         // endpoint is not connected"): clean it up instead of refusing.

@@ -42,23 +42,66 @@ pub fn socket_path(mountpoint: &Path) -> PathBuf {
     record_path(mountpoint).with_extension("sock")
 }
 
+/// Creates the runtime folder, or checks the one that exists: it must be
+/// a real folder (not a symlink), ours, and closed to everyone else (mode
+/// 0700). In `/tmp` another user could have made it first to swap in a
+/// socket of their own; we then refuse to serve or connect (issue 11.1).
+pub fn ensure_dir() -> std::io::Result<PathBuf> {
+    let d = dir();
+    if let Some(parent) = d.parent() {
+        // `$XDG_RUNTIME_DIR` itself (the session manager makes it; a test
+        // or a bare login may not have).
+        if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|v| !v.is_empty()) {
+            crate::store::atomic::private_dir(parent)?;
+        }
+    }
+    match std::fs::create_dir(&d) {
+        Ok(()) => {
+            std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    check_dir(&d)?;
+    Ok(d)
+}
+
+/// Checks that `d` is a folder of ours that no one else can enter.
+pub fn check_dir(d: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(d)?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let bad = |why: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "the runtime folder {} {why}; it could let another user read or forge what Quire shows. Remove it (or set XDG_RUNTIME_DIR to a private folder) and try again",
+                d.display()
+            ),
+        )
+    };
+    if m.file_type().is_symlink() {
+        return Err(bad("is a symlink".into()));
+    }
+    if !m.is_dir() {
+        return Err(bad("is not a folder".into()));
+    }
+    if m.uid() != me {
+        return Err(bad(format!("belongs to another user (uid {})", m.uid())));
+    }
+    if m.mode() & 0o077 != 0 {
+        return Err(bad(format!(
+            "is open to others (mode {:o})",
+            m.mode() & 0o777
+        )));
+    }
+    Ok(())
+}
+
 /// Writes this daemon's record.
 pub fn write(mountpoint: &Path, vault: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let d = dir();
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&d)?;
-    // In /tmp another user could have made the folder first.
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: getuid has no preconditions.
-    if std::fs::symlink_metadata(&d)?.uid() != unsafe { libc::getuid() } {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!("{} belongs to another user", d.display()),
-        ));
-    }
+    ensure_dir()?;
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

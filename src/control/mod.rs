@@ -696,9 +696,56 @@ fn serve_one(
     w.write_all(out.as_bytes())
 }
 
-/// Sends one request to the daemon listening on `path`.
+/// Refuses a socket, or the folder holding it, that another user could
+/// have made or replaced: the answer would be forged, the request (a
+/// search query) read by them (issue 11.1).
+fn check_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let refuse = |what: String| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("refusing to talk to {}: {what}", path.display()),
+        )
+    };
+    if let Some(dir) = path.parent() {
+        let d = std::fs::symlink_metadata(dir)?;
+        if !d.is_dir() || d.uid() != me || d.mode() & 0o077 != 0 {
+            return Err(refuse(format!(
+                "its folder is not a private folder of yours (owner uid {}, mode {:o})",
+                d.uid(),
+                d.mode() & 0o7777
+            )));
+        }
+    }
+    let m = std::fs::symlink_metadata(path)?;
+    if !m.file_type().is_socket() || m.uid() != me {
+        return Err(refuse(format!(
+            "not a socket of yours (owner uid {})",
+            m.uid()
+        )));
+    }
+    Ok(())
+}
+
+/// Sends one request to the daemon listening on `path`, after checking
+/// that the socket and the daemon behind it are this user's.
 pub fn call(path: &PathBuf, req: &Request) -> io::Result<Response> {
+    check_socket(path)?;
     let mut s = UnixStream::connect(path)?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let peer = peer_uid(&s)?;
+    if peer != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "refusing to talk to {}: the process behind it runs as uid {peer}, not as you",
+                path.display()
+            ),
+        ));
+    }
     let mut line = serde_json::to_string(req)?;
     line.push('\n');
     s.write_all(line.as_bytes())?;

@@ -46,6 +46,8 @@ enum V {
         id: String,
         time: SystemTime,
         size: u64,
+        /// The deleted note's owner and mode.
+        owner: (u32, u32, u16),
     },
 }
 
@@ -106,6 +108,7 @@ fn trash_children(tree: &Tree, prefix: &[u8]) -> io::Result<Vec<(OsString, V)>> 
                 id: e.id.clone(),
                 time: e.deleted,
                 size: e.size,
+                owner: e.owner,
             },
         ));
     }
@@ -218,19 +221,63 @@ impl Views {
         }
     }
 
+    /// Attributes of a virtual inode. Each carries the owner and the read
+    /// permission of what it shows (issue 11.3): a folder's history its
+    /// folder's, a note's versions the note's (a 0600 note's versions are
+    /// 0400, its version folder 0500), a trash entry the deleted note's
+    /// last owner and mode. The trash's folders are the vault owner's
+    /// alone (`uid`, `gid`: the mount root's owner), as their names are
+    /// deleted notes' names. The kernel checks them (default_permissions).
     fn attr_of(&self, tree: &Tree, ino: u64, v: &V, uid: u32, gid: u32) -> io::Result<FileAttr> {
+        let folder = |a: &crate::vault::Attr, t: SystemTime| FileAttr {
+            perm: a.perm & 0o555,
+            ..Self::dir_attr(ino, t, a.uid, a.gid)
+        };
+        let file = |time: SystemTime, size: u64, (u, g, perm): (u32, u32, u16)| FileAttr {
+            size,
+            blocks: size.div_ceil(512),
+            kind: FileType::RegularFile,
+            perm: perm & 0o444,
+            nlink: 1,
+            ..Self::dir_attr(ino, time, u, g)
+        };
         Ok(match v {
-            V::HistRoot => Self::dir_attr(ino, tree.getattr(&tree.root())?.mtime, uid, gid),
-            V::HistDir(d) => Self::dir_attr(ino, tree.getattr(d)?.mtime, uid, gid),
-            V::HistFile(..) | V::TrashDir(_) => Self::dir_attr(ino, SystemTime::now(), uid, gid),
-            V::Version { time, size, .. } | V::TrashFile { time, size, .. } => FileAttr {
-                size: *size,
-                blocks: size.div_ceil(512),
-                kind: FileType::RegularFile,
-                perm: 0o444,
-                nlink: 1,
-                ..Self::dir_attr(ino, *time, uid, gid)
+            V::HistRoot => {
+                let a = tree.getattr(&tree.root())?;
+                folder(&a, a.mtime)
+            }
+            V::HistDir(d) => {
+                let a = tree.getattr(d)?;
+                folder(&a, a.mtime)
+            }
+            V::HistFile(dir, name) => {
+                let (_, a) = tree.lookup(dir, name)?;
+                // Read bits become read and search bits.
+                let r = a.perm & 0o444;
+                FileAttr {
+                    perm: r | (r >> 2),
+                    ..Self::dir_attr(ino, SystemTime::now(), a.uid, a.gid)
+                }
+            }
+            V::TrashDir(_) => FileAttr {
+                perm: 0o500,
+                ..Self::dir_attr(ino, SystemTime::now(), uid, gid)
             },
+            V::Version {
+                dir,
+                name,
+                time,
+                size,
+                ..
+            } => {
+                // The note as it is now (a version of a note that is gone
+                // is not reachable: its folder in `.history` is gone too).
+                let (_, a) = tree.lookup(dir, name)?;
+                file(*time, *size, (a.uid, a.gid, a.perm))
+            }
+            V::TrashFile {
+                time, size, owner, ..
+            } => file(*time, *size, *owner),
         })
     }
 

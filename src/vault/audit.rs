@@ -334,7 +334,7 @@ impl AuditLog {
             super::tree::hex(&s.link)
         );
         if let Some(dir) = p.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            let _ = crate::store::atomic::private_dir(dir);
         }
         if let Err(e) = crate::store::atomic::write(p, text.as_bytes()) {
             log::warn!("could not remember the audit log's head ({e})");

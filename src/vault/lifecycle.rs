@@ -658,6 +658,7 @@ mod tests {
             size: 1,
             has_content: true,
             retain_until: retain,
+            owner: (0, 0, 0o600),
         };
         let trash = vec![
             entry("x", 61, None),

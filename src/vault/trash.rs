@@ -69,6 +69,10 @@ pub struct Entry {
     pub has_content: bool,
     /// The note's retention date, if it had one (it is not purged before).
     pub retain_until: Option<SystemTime>,
+    /// The deleted note's last owner and permission bits: its versions
+    /// are shown with them, so trashing a private note does not open it
+    /// to other users of an `--allow-other` mount (issue 11.3).
+    pub owner: (u32, u32, u16),
 }
 
 /// The trash policy.
@@ -229,11 +233,20 @@ impl Tree {
         {
             return Ok(false);
         }
+        let side = stream_name(host);
+        // Short-lived means the *note* is new: its host file created within
+        // seconds by this mount, and every version it has saved within
+        // those seconds too. A note saved by rename gets a new host file at
+        // every save, but its history came along with it: an older version
+        // means the note is not new, and it goes to the trash (issue 10.1).
         let short_lived = reason == Reason::Deleted
             && node
                 .and_then(|n| n.created.get())
-                .is_some_and(|t| t.elapsed() < debris::SHORT_LIVED);
-        let side = stream_name(host);
+                .is_some_and(|t| t.elapsed() < debris::SHORT_LIVED)
+            && self.versions_at(dir, host).is_ok_and(|v| {
+                v.iter()
+                    .all(|v| v.time.elapsed().is_ok_and(|age| age < debris::SHORT_LIVED))
+            });
         if short_lived {
             // Created and removed within seconds: a temporary file. Its
             // history is the versions it made itself, if any.
@@ -319,17 +332,23 @@ impl Tree {
                 log::error!("trash entry {ids} has a missing or tampered record; skipped");
                 continue;
             };
-            let (has_content, size) = match e.stat_child(OsStr::new(CONTENT)) {
+            let (has_content, size, st) = match e.stat_child(OsStr::new(CONTENT)) {
                 Ok(st) => (
                     true,
                     crate::format::content::plain_size(st.st_size as u64).unwrap_or(0),
+                    st,
                 ),
-                Err(_) => (false, 0),
+                Err(_) => match e.stat_child(&stream_name(OsStr::new(CONTENT))) {
+                    // History only: the stream has no note mode; owner only.
+                    Ok(mut st) => {
+                        st.st_mode = 0o400;
+                        (false, 0, st)
+                    }
+                    // A move into the trash interrupted by a crash: nothing in it.
+                    Err(_) => continue,
+                },
             };
-            if !has_content && e.stat_child(&stream_name(OsStr::new(CONTENT))).is_err() {
-                // A move into the trash interrupted by a crash: nothing in it.
-                continue;
-            }
+            let owner = (st.st_uid, st.st_gid, (st.st_mode & 0o7777) as u16);
             let retain_until = self
                 .entry_dates(&e, ids)
                 .retain_until
@@ -343,6 +362,7 @@ impl Tree {
                 size,
                 has_content,
                 retain_until,
+                owner,
             });
         }
         out.sort_by_key(|e| e.deleted);
@@ -570,6 +590,7 @@ mod tests {
             size: 10,
             has_content: true,
             retain_until: None,
+            owner: (0, 0, 0o600),
         }
     }
 

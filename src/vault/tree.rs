@@ -379,7 +379,9 @@ impl Tree {
             let (h, id) = content::new_header();
             new_id = Some(id);
             std::os::unix::fs::FileExt::write_all_at(&f, &h, 0)?;
-            if initial != perm {
+            // The daemon's umask (0077) applied to the create: set the
+            // mode exactly.
+            if initial != perm || perm & 0o077 != 0 {
                 let p: std::fs::Permissions = std::os::unix::fs::PermissionsExt::from_mode(perm);
                 f.set_permissions(p)?;
             }
@@ -419,6 +421,12 @@ impl Tree {
         self.write_sidecar(dir, &hn)?;
         dir.handle()?
             .mknod_child(OsStr::new(hn.host()), mode, rdev)?;
+        if mode & 0o077 != 0 {
+            // Past the daemon's umask (0077).
+            dir.handle()?
+                .lookup(OsStr::new(hn.host()))?
+                .chmod(mode & 0o7777)?;
+        }
         self.finish_new(dir, hn.host(), owner)
     }
 

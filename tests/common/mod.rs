@@ -173,6 +173,12 @@ pub struct Mounted<'a> {
 }
 
 impl Mounted<'_> {
+    /// The guard for a mount made some other way (a shell script).
+    pub fn adopt(world: &World) -> Mounted<'_> {
+        assert!(world.is_mounted());
+        Mounted { world }
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.world.mnt.join(rel)
     }

@@ -1,0 +1,281 @@
+//! Local-user attacks (issue 11): each test plays the other user on a
+//! shared machine, or the one who can write the vault folder.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a shell script as the unprivileged user `nobody` (65534).
+fn as_nobody(dir: &Path, script: &str) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// A helper process killed even when the test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+}
+
+/// Issue 11.1: a runtime folder made first by another user is refused
+/// before anything is served from it.
+#[test]
+fn a_runtime_folder_held_by_another_user_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root (a second user)");
+        return;
+    }
+    let w = World::new();
+    w.init();
+    let rt = w.runtime.join("quire");
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, PermissionsExt::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(&rt, Some(65534), Some(65534)).unwrap();
+    let o = w.mount_output(&[]);
+    assert!(!o.status.success(), "mounted beside another user's folder");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("belongs to another user"), "{err}");
+    assert!(!w.is_mounted());
+    // Ours but open to others: refused too.
+    std::os::unix::fs::chown(&rt, Some(0), Some(0)).unwrap();
+    let o = w.mount_output(&[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("open to others"));
+    assert!(!w.is_mounted());
+    // Fixed: it mounts.
+    std::fs::set_permissions(&rt, PermissionsExt::from_mode(0o700)).unwrap();
+    let m = w.mount(&[]);
+    drop(m);
+}
+
+/// Issue 11.1: the client talks only to a socket of its own user, served
+/// by a process of its own user; a forged answer is never printed.
+#[test]
+fn a_swapped_control_socket_gets_no_request_and_shows_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root (a second user)");
+        return;
+    }
+    need("python3");
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("note.md"), "real text\n").unwrap();
+    let rt = w.runtime.join("quire");
+    let sock = std::fs::read_dir(&rt)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sock"))
+        .expect("the daemon's socket");
+    let real = sock.with_extension("real");
+    std::fs::rename(&sock, &real).unwrap();
+    // A fake daemon: binds as root, then listens as nobody, answers with
+    // forged text and records what it was sent.
+    let seen = w.dir.path().join("seen");
+    let fake = format!(
+        r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind({sock:?})
+os.setresgid(65534, 65534, 65534); os.setresuid(65534, 65534, 65534)
+s.listen(4)
+print("ready", flush=True)
+s.settimeout(20)
+try:
+    while True:
+        c, _ = s.accept()
+        c.settimeout(2)
+        try:
+            data = c.recv(65536)
+        except Exception:
+            data = b""
+        with open({seen:?}, "ab") as f:
+            f.write(data)
+        c.sendall(b'{{"Error":{{"errno":5,"message":"FORGED"}}}}\n')
+        c.close()
+except Exception:
+    pass
+"#,
+        sock = sock.to_str().unwrap(),
+        seen = seen.to_str().unwrap()
+    );
+    std::fs::write(&seen, b"").unwrap();
+    std::fs::set_permissions(&seen, PermissionsExt::from_mode(0o666)).unwrap();
+    let mut child = KillOnDrop(
+        std::process::Command::new("python3")
+            .args(["-c", &fake])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(child.0.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+    }
+    let o = w.run(&["search", "secretquery"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("uid 65534"), "{out}");
+    assert!(!out.contains("FORGED"), "{out}");
+    // A socket file of another user: refused before connecting.
+    std::os::unix::fs::lchown(&sock, Some(65534), Some(65534)).unwrap();
+    let o = w.run(&["log", m.path("note.md").to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success());
+    assert!(out.contains("not a socket of yours"), "{out}");
+    drop(child);
+    assert!(
+        !std::fs::read(&seen)
+            .unwrap()
+            .windows(11)
+            .any(|w| w == b"secretquery"),
+        "the query reached the fake daemon"
+    );
+    std::fs::remove_file(&sock).unwrap();
+    std::fs::rename(&real, &sock).unwrap();
+    drop(m);
+}
+
+/// Issue 11.2: whatever the caller's umask, Quire's own files and folders
+/// are private, while a note keeps exactly the mode it was created with.
+#[test]
+fn own_files_are_private_and_note_modes_exact_under_any_umask() {
+    let w = World::new();
+    w.init();
+    let script = format!(
+        "umask 000; {q} mount {v} {m} --password-file {pw}",
+        q = quire_bin().display(),
+        v = w.vault.display(),
+        m = w.mnt.display(),
+        pw = w.pwfile.display()
+    );
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", &script])
+        .env("XDG_RUNTIME_DIR", &w.runtime)
+        .env("HOME", w.dir.path())
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("XDG_DATA_HOME");
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = Mounted::adopt(&w);
+    sh(
+        &w.mnt,
+        "umask 000; echo a > open.md; mkdir -m 0755 d; mkfifo -m 0666 fifo; umask 022; echo b > shared.md; umask 077; echo c > private.md",
+    );
+    assert_eq!(mode(&m.path("open.md")), 0o666);
+    assert_eq!(mode(&m.path("shared.md")), 0o644);
+    assert_eq!(mode(&m.path("private.md")), 0o600);
+    assert_eq!(mode(&m.path("d")), 0o755);
+    assert_eq!(mode(&m.path("fifo")), 0o666);
+    std::fs::write(m.path("open.md"), "a2\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    m.unmount();
+    // Quire's own files, made by the daemon with umask 000 inherited.
+    for p in [
+        w.dir.path().join(".local"),
+        w.dir.path().join(".local/state"),
+        w.dir.path().join(".local/state/quire"),
+        w.dir.path().join(".local/state/quire/audit"),
+        w.runtime.join("quire"),
+    ] {
+        assert_eq!(mode(&p) & 0o077, 0, "{} is {:o}", p.display(), mode(&p));
+    }
+    for f in walk_all(&w.dir.path().join(".local")) {
+        assert_eq!(mode(&f) & 0o077, 0, "{} is {:o}", f.display(), mode(&f));
+    }
+    for f in w.vault_files() {
+        let n = f.file_name().unwrap().to_string_lossy().into_owned();
+        if n.starts_with("quire.") {
+            assert_eq!(mode(&f) & 0o077, 0, "{} is {:o}", f.display(), mode(&f));
+        }
+    }
+}
+
+fn walk_all(p: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    walk(p, &mut out);
+    out
+}
+
+/// Issue 11.3: on an `--allow-other` mount, another user reads a note's
+/// versions and its trash entry only if they may read the note.
+#[test]
+fn history_and_trash_keep_the_notes_owner_and_mode() {
+    if !is_root() {
+        eprintln!("skipped: needs root (allow_other and a second user)");
+        return;
+    }
+    let w = World::new();
+    w.init();
+    let m = w.mount(&["--allow-other"]);
+    std::fs::set_permissions(w.dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&w.mnt, PermissionsExt::from_mode(0o755)).unwrap();
+    sh(
+        &w.mnt,
+        "umask 077; echo one > private.md; umask 022; echo one > shared.md",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    sh(&w.mnt, "echo two >> private.md; echo two >> shared.md");
+    wait_until(Duration::from_secs(5), || {
+        std::fs::read_dir(m.path(".history/private.md"))
+            .map(|d| d.count() >= 2)
+            .unwrap_or(false)
+    });
+    let o = as_nobody(&w.mnt, "cat .history/private.md/*");
+    assert!(
+        !o.status.success(),
+        "another user read a private note's versions"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
+    let o = as_nobody(&w.mnt, "cat .history/shared.md/* | head -1");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "one");
+    // Versions carry the note's owner and its read bits.
+    let v = std::fs::read_dir(m.path(".history/private.md"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(mode(&v), 0o400);
+    assert_eq!(mode(&m.path(".history/private.md")), 0o500);
+    // Deleted, the private note stays private in the trash.
+    std::thread::sleep(Duration::from_secs(5));
+    sh(&w.mnt, "rm private.md");
+    assert_eq!(mode(&m.path(".trash/private.md")), 0o400);
+    let o = as_nobody(&w.mnt, "ls .trash; cat .trash/private.md");
+    assert!(!o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("private.md"));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("two"));
+    drop(m);
+}
