@@ -50,3 +50,118 @@ fn a_note_saved_by_rename_and_deleted_soon_after_goes_to_the_trash() {
     std::fs::remove_file(m.path("scratch.md")).unwrap();
     assert_eq!(trash_len(&w), 0);
 }
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The version `quire search --history --json` names for `word`.
+fn version_of(w: &World, word: &str) -> Option<u64> {
+    let v = json(&w.run(&["search", "--history", "--json", word]));
+    v.as_array()?
+        .first()
+        .map(|h| h["version"].as_u64().unwrap())
+}
+
+/// Issue 10.7: reports name the right version, origin, event and order.
+#[test]
+fn reports_name_the_right_version_origin_event_and_order() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let note = m.path("clients/ann.md");
+    std::fs::create_dir(m.path("clients")).unwrap();
+    std::fs::write(&note, "alpha\n").unwrap();
+    assert!(wait_until(Duration::from_secs(15), || version_of(
+        &w, "alpha"
+    ) == Some(0)));
+    // Two saves within one indexer batch.
+    std::fs::write(&note, "bravo\n").unwrap();
+    std::fs::write(&note, "charlie\n").unwrap();
+    assert!(wait_until(Duration::from_secs(15), || version_of(
+        &w, "charlie"
+    ) == Some(0)));
+    let log = json(&w.run(&["log", "--json", note.to_str().unwrap()]));
+    let texts: Vec<String> = (1..=3)
+        .map(|n| {
+            let o = w.run(&["show", note.to_str().unwrap(), "--version", &n.to_string()]);
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        })
+        .collect();
+    assert_eq!(texts, ["alpha\n", "bravo\n", "charlie\n"], "{log}");
+    assert_eq!(version_of(&w, "alpha"), Some(1));
+    assert_eq!(version_of(&w, "bravo"), Some(2));
+
+    // A restore through the mount is recorded and audited as a restore.
+    let o = w.run(&["restore", note.to_str().unwrap(), "--version", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = json(&w.run(&["log", "--json", note.to_str().unwrap()]));
+    let last = log.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["origin"], "restore", "{log}");
+    // diff is not an export.
+    let _ = w.run(&["diff", note.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_millis(200));
+    let audit = json(&w.run(&["audit", "--json"]));
+    let events: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["event"].as_str().unwrap_or("").to_string(),
+                r["detail"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|(e, d)| e == "restore" && d.contains("version 1")),
+        "{events:?}"
+    );
+    // The three `quire show` above are exports; diff and restore are not.
+    assert_eq!(
+        events.iter().filter(|(e, _)| e == "export").count(),
+        3,
+        "diff or restore audited as an export: {events:?}"
+    );
+    // A folder given with a trailing slash.
+    let a = json(&w.run(&["audit", "--json", "--path", "clients/"]));
+    assert!(!a.as_array().unwrap().is_empty());
+
+    // vim's first :w of a new note is one save.
+    need("vim");
+    sh(
+        &w.mnt,
+        "vim -u NONE -i NONE -es -c 'call setline(1, \"hello\")' -c 'w fresh.md' -c 'q'",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let a = json(&w.run(&["audit", "--json", "--path", "fresh.md"]));
+    let saves = a
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["event"] == "save")
+        .count();
+    assert_eq!(saves, 1, "{a}");
+
+    // expiring --all: soonest first.
+    for (name, when) in [
+        ("late.md", "+300d"),
+        ("soon.md", "+10d"),
+        ("mid.md", "+100d"),
+    ] {
+        std::fs::write(m.path(name), "x\n").unwrap();
+        let o = w.run(&["expire", m.path(name).to_str().unwrap(), when]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let e = json(&w.run(&["expiring", "--all", "--json"]));
+    let order: Vec<&str> = e
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["soon.md", "mid.md", "late.md"]);
+}

@@ -154,7 +154,13 @@ fn saved_notes_are_found_with_the_whole_query_language() {
         p
     };
     assert_eq!(paths(&["\"panic attack\""]), ["clients/a-k/anna.md"]);
-    assert_eq!(paths(&["panic", "-train"]), ["admin.md"]);
+    assert_eq!(paths(&["panic", "NOT", "train"]), ["admin.md"]);
+    assert_eq!(paths(&["--", "panic", "-train"]), ["admin.md"]);
+    // Options anywhere before `--` (issue 10.8), a folder with a slash.
+    assert_eq!(
+        paths(&["medication", "--path", "clients/"]),
+        ["clients/a-k/anna.md"]
+    );
     assert_eq!(
         paths(&["insomnia", "OR", "train"]),
         ["clients/a-k/anna.md", "clients/ben.md"]

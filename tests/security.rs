@@ -279,3 +279,54 @@ fn history_and_trash_keep_the_notes_owner_and_mode() {
     assert!(!String::from_utf8_lossy(&o.stdout).contains("two"));
     drop(m);
 }
+
+/// Issue 11.9: a query can be given on standard input (not in the process
+/// list), and the daemon's log never records it.
+#[test]
+fn search_queries_come_from_stdin_and_never_reach_the_log() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("n.md"), "the zanzibarquery word\n").unwrap();
+    let found = || {
+        let mut c = w.cmd();
+        c.args(["search", "--json", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut i = child.stdin.take().unwrap();
+            i.write_all(b"zanzibarquery\n").unwrap();
+        }
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stdout).contains("n.md")
+    };
+    assert!(wait_until(Duration::from_secs(15), found));
+    // A malformed query from stdin: refused, and not logged either.
+    let mut c = w.cmd();
+    c.args(["search", "-"]).stdin(std::process::Stdio::piped());
+    let mut child = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut i = child.stdin.take().unwrap();
+        i.write_all(b"\"zanzibarquery").unwrap();
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(2));
+    m.unmount();
+    let o = w
+        .cmd()
+        .args(["logs", w.vault.to_str().unwrap(), "--password-file"])
+        .arg(&w.pwfile)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("unmount") || !o.stdout.is_empty());
+    let all = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(!all.contains("zanzibarquery"), "{all}");
+}

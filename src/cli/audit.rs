@@ -44,6 +44,8 @@ pub fn run(a: AuditArgs) -> Result<()> {
     let Response::Audit { records, verdict } = c.call(Request::Audit)? else {
         return Err(fail(Code::Io, "unexpected answer from the daemon"));
     };
+    // `clients/` means the folder `clients` (issue 10.7).
+    let rel = rel.trim_end_matches('/').to_string();
     let under = |p: &str| {
         rel.is_empty()
             || p == rel

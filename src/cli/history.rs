@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::exit::{Code, fail};
 use super::target::{Conn, TargetArgs, connect};
-use crate::control::{Request, Response, VersionOut};
+use crate::control::{Purpose, Request, Response, VersionOut};
 use crate::vault::history::stamp;
 
 /// `quire log`.
@@ -233,7 +233,14 @@ pub fn show(a: ShowArgs) -> Result<()> {
     let (c, path) = connect(&a.target, Some(&a.path))?;
     let vs = versions(&c, &path)?;
     let n = pick(&vs, &a.which)?;
-    let data = content(&c, Request::Show { path, version: n })?;
+    let data = content(
+        &c,
+        Request::Show {
+            path,
+            version: n,
+            purpose: Purpose::Export,
+        },
+    )?;
     std::io::stdout().lock().write_all(&data)?;
     Ok(())
 }
@@ -264,6 +271,7 @@ pub fn diff(a: DiffArgs) -> Result<()> {
         Request::Show {
             path: path.clone(),
             version: old_n,
+            purpose: Purpose::Compare,
         },
     )?;
     let (new, new_label) = match a.b {
@@ -273,6 +281,7 @@ pub fn diff(a: DiffArgs) -> Result<()> {
                 Request::Show {
                     path: path.clone(),
                     version: check(n)?,
+                    purpose: Purpose::Compare,
                 },
             )?,
             format!("{path} (version {n})"),
@@ -312,6 +321,7 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
                 Request::Show {
                     path: path.clone(),
                     version: n,
+                    purpose: Purpose::Restore,
                 },
             )?;
             let p = mp.join(&path);

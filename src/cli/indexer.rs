@@ -150,6 +150,33 @@ fn put_note(tree: &Tree, index: &SearchIndex, path: &[u8], versions: bool) {
     }
 }
 
+/// Indexes version `number` of a note from its history.
+fn put_version(tree: &Tree, index: &SearchIndex, path: &[u8], number: u32) {
+    let Ok((dir, name)) = tree.resolve(path) else {
+        return;
+    };
+    let Ok(vs) = tree.versions(&dir, &name) else {
+        return;
+    };
+    let Some(v) = vs.iter().find(|v| v.number == number as usize) else {
+        return;
+    };
+    if let Ok(c) = tree.version_content(&dir, &name, v.number)
+        && let Some(text) = text(&c)
+    {
+        let _ = index.put(&Doc {
+            path: String::from_utf8_lossy(path).into_owned(),
+            version: number,
+            mtime_ns: v
+                .time
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0),
+            text,
+        });
+    }
+}
+
 /// Brings the index up to date with the notes: new and changed notes are
 /// indexed, gone ones removed. Returns (updated, removed).
 fn repair(tree: &Tree, index: &SearchIndex) -> Result<(usize, usize), String> {
@@ -181,7 +208,8 @@ fn apply(tree: &Tree, index: &SearchIndex, batch: Vec<Change>) -> Result<(), Str
     let mut gone = false;
     let n = batch.len();
     for (i, c) in batch.iter().enumerate() {
-        // A note saved several times in a batch is read once, at its last save.
+        // A note saved several times in a batch is read once, at its last
+        // save; the saves before it are old versions by then.
         if let Change::Saved { path, .. } = c
             && batch[i + 1..n]
                 .iter()
@@ -192,14 +220,30 @@ fn apply(tree: &Tree, index: &SearchIndex, batch: Vec<Change>) -> Result<(), Str
         match c {
             Change::Saved { path, version } => {
                 let p = String::from_utf8_lossy(path).into_owned();
-                // The text indexed so far becomes the version before this one.
-                if *version >= 2
+                // The versions this batch saved, oldest first (issue 10.7:
+                // the text indexed so far is the version before the
+                // *first* of them, not before the last).
+                let saved: Vec<u32> = batch[..=i]
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::Saved { path: q, version } if q == path => Some(*version),
+                        _ => None,
+                    })
+                    .collect();
+                let first = saved.first().copied().unwrap_or(*version);
+                if first >= 2
                     && let Ok(Some(old)) = index.current_doc(&p)
                 {
                     let _ = index.put(&Doc {
-                        version: version - 1,
+                        version: first - 1,
                         ..old
                     });
+                }
+                // The batch's own earlier saves, from the history.
+                for &k in &saved[..saved.len().saturating_sub(1)] {
+                    if k > 0 {
+                        put_version(tree, index, path, k);
+                    }
                 }
                 put_note(tree, index, path, false);
             }

@@ -19,15 +19,11 @@ use crate::vault::history::stamp;
 #[derive(Args, Debug)]
 pub struct SearchArgs {
     /// What to look for: words (all must appear; stemmed, typos forgiven),
-    /// "an exact phrase", prefix*, -excluded, OR between alternatives.
-    /// Options go before the query: everything after its first word is
-    /// query (so `-word` excludes a word).
-    #[arg(
-        required = true,
-        num_args = 1..,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// "an exact phrase", prefix*, NOT excluded (or -excluded after `--`),
+    /// OR between alternatives. Options may come anywhere before `--`.
+    /// `-` reads the query from standard input, so other users of the
+    /// machine cannot see it in the process list.
+    #[arg(required = true, num_args = 1.., value_name = "QUERY")]
     query: Vec<String>,
     /// Most results shown.
     #[arg(long, short = 'n', default_value_t = 20)]
@@ -144,11 +140,40 @@ fn print(hits: &[HitOut], a: &SearchArgs) -> Result<()> {
     Ok(())
 }
 
+/// The query from standard input (`quire search -`): the process list
+/// shows every user a process's arguments, not what it reads (issue 11.9).
+fn read_query() -> Result<zeroize::Zeroizing<String>> {
+    use std::io::Read;
+    let mut q = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut q)
+        .map_err(|e| {
+            fail(
+                Code::Usage,
+                format!("could not read the query from standard input: {e}"),
+            )
+        })?;
+    let trimmed = q.trim().to_string();
+    if trimmed.is_empty() {
+        return Err(fail(
+            Code::Usage,
+            "the query read from standard input is empty",
+        ));
+    }
+    Ok(zeroize::Zeroizing::new(trimmed))
+}
+
 /// `quire search`.
 pub fn search(a: SearchArgs) -> Result<()> {
     let (c, rel) = connect(&a.target, a.path.as_deref())?;
+    let query = if a.query == ["-"] {
+        read_query()?
+    } else {
+        zeroize::Zeroizing::new(a.query.join(" "))
+    };
     let req = SearchRequest {
-        query: a.query.join(" "),
+        query: query.to_string(),
         limit: a.limit.max(1),
         path: a.path.as_ref().map(|_| rel.clone()),
         since_ns: a

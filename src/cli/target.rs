@@ -146,7 +146,7 @@ fn remote(m: &runtime::MountRecord) -> Conn {
 /// Connects to the vault a command means, and turns `path` (as typed)
 /// into a path inside the vault.
 pub fn connect(t: &TargetArgs, path: Option<&Path>) -> Result<(Conn, String)> {
-    let as_vault_path = |p: &Path| p.to_string_lossy().trim_start_matches('/').to_string();
+    let as_vault_path = |p: &Path| p.to_string_lossy().trim_matches('/').to_string();
     if let Some(v) = &t.vault {
         return Ok((
             open_sealed(v, &t.password)?,

@@ -37,6 +37,9 @@ pub enum Request {
         path: String,
         /// Version number (1 = oldest).
         version: usize,
+        /// What the content is for: what the audit log says.
+        #[serde(default)]
+        purpose: Purpose,
     },
     /// The current content of a note.
     Read {
@@ -466,16 +469,26 @@ fn run(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Result<Resp
                 .collect();
             Response::Versions { versions }
         }
-        Request::Show { path, version } => {
+        Request::Show {
+            path,
+            version,
+            purpose,
+        } => {
             let (dir, name) = tree.resolve(path.as_bytes())?;
             let c = tree.version_content(&dir, &name, version)?;
-            tree.audit(
-                AuditEvent::Export,
-                path.trim_start_matches('/').as_bytes(),
-                b"",
-                version as u32,
-                "quire show",
-            );
+            let vpath = path.trim_start_matches('/').as_bytes();
+            match purpose {
+                // Printed for the user to keep or pass on: an export.
+                Purpose::Export => {
+                    tree.audit(AuditEvent::Export, vpath, b"", version as u32, "quire show")
+                }
+                // Compared on screen (`quire diff`), like a read through
+                // the mount: not recorded.
+                Purpose::Compare => {}
+                // Written back through the mount next: that save is the
+                // restore, recorded and audited as one (issue 10.7).
+                Purpose::Restore => tree.expect_restore(vpath, version),
+            }
             Response::Content {
                 data: B64.encode(&c[..]),
             }
@@ -572,7 +585,7 @@ fn run(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Result<Resp
             let all = tree.scan_dates()?;
             let notes = match within_secs {
                 Some(s) => lifecycle::expiring(&all, now, Duration::from_secs(s)),
-                None => all,
+                None => lifecycle::soonest_first(all),
             };
             Response::Dated {
                 notes: notes.iter().map(dated_out).collect(),
@@ -727,6 +740,18 @@ fn check_socket(path: &Path) -> io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Why a version's content is asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Purpose {
+    /// `quire show`: audited as an export.
+    #[default]
+    Export,
+    /// `quire diff`: not recorded.
+    Compare,
+    /// `quire restore`: the next save of the note is the restore.
+    Restore,
 }
 
 /// Sends one request to the daemon listening on `path`, after checking

@@ -484,10 +484,21 @@ impl Tree {
             if of.wrote.swap(false, std::sync::atomic::Ordering::AcqRel) {
                 of.unrecorded
                     .store(false, std::sync::atomic::Ordering::Release);
-                of.node
+                // Recorded already (an fsync's checkpoint, or another
+                // handle's save since the last write): nothing new to
+                // record or audit (issue 10.7: vim's first :w fsyncs,
+                // then closes).
+                if of
+                    .node
                     .changed
-                    .store(false, std::sync::atomic::Ordering::Release);
-                self.save_version_from(&of.node, &of.file, crate::format::history::Origin::Save);
+                    .swap(false, std::sync::atomic::Ordering::AcqRel)
+                {
+                    self.save_version_from(
+                        &of.node,
+                        &of.file,
+                        crate::format::history::Origin::Save,
+                    );
+                }
             }
         }
         Ok(())

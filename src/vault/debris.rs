@@ -20,7 +20,9 @@ pub fn is_debris(name: &[u8]) -> bool {
     let starts = |s: &str| n.starts_with(s);
     // vim: swap files (.name.swp, .swo, .swx …), backups (name~) and the
     // write test file 4913.
-    if starts(".") && (ends(".swp") || ends(".swo") || ends(".swx") || ends(".swn")) {
+    if starts(".")
+        && (ends(".swp") || ends(".swo") || ends(".swx") || ends(".swn") || ends(".swpx"))
+    {
         return true;
     }
     if ends("~") || n == "4913" {

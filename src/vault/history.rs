@@ -262,6 +262,19 @@ impl Tree {
     }
 
     fn save_version_inner(&self, node: &Node, file: Option<&File>, origin: Origin) {
+        // A save announced by `quire restore` is a restore (issue 10.7).
+        let mut restored_from = None;
+        if !self.restores.lock().unwrap().is_empty()
+            && let Some((dir, host)) = node.location()
+            && let Some(name) = self.plain_name(&dir, &host)
+        {
+            restored_from = self.take_restore(&self.path_of(&dir, &name));
+        }
+        let origin = if restored_from.is_some() {
+            Origin::Restore
+        } else {
+            origin
+        };
         let saved = match self.try_save_version(node, file, origin, Mode::Append) {
             Ok(s) => s,
             Err(e) => {
@@ -281,9 +294,15 @@ impl Tree {
         {
             use crate::format::audit::Event;
             let (event, detail) = match origin {
-                Origin::Restore => (Event::Restore, "an old version made current"),
-                Origin::Checkpoint => (Event::Save, "checkpoint of a file kept open"),
-                Origin::Save => (Event::Save, ""),
+                Origin::Restore => (
+                    Event::Restore,
+                    match restored_from {
+                        Some(n) => format!("version {n} made current"),
+                        None => "an old version made current".to_string(),
+                    },
+                ),
+                Origin::Checkpoint => (Event::Save, "checkpoint of a file kept open".to_string()),
+                Origin::Save => (Event::Save, String::new()),
             };
             let version = match saved {
                 Saved::Version(n) => Some(n),
@@ -292,7 +311,7 @@ impl Tree {
             };
             if let Some(version) = version {
                 let path = self.path_of(&dir, &name);
-                self.audit(event, &path, b"", version, detail);
+                self.audit(event, &path, b"", version, &detail);
                 self.emit(super::events::Change::Saved { path, version });
             }
             self.apply_front_matter(node, &dir, &host, &name);

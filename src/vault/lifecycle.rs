@@ -286,6 +286,22 @@ pub fn expiring(notes: &[Dated], now: SystemTime, within: Duration) -> Vec<Dated
     v
 }
 
+/// Every dated note, soonest first: by expiry, then the notes with only a
+/// retention date, by it, then by path (`quire expiring --all`).
+pub fn soonest_first(mut v: Vec<Dated>) -> Vec<Dated> {
+    v.sort_by(|a, b| {
+        let key = |n: &Dated| {
+            (
+                n.expires_at().is_none(),
+                n.expires_at(),
+                n.dates.retain_until.as_deref().and_then(instant),
+            )
+        };
+        key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
+    });
+    v
+}
+
 /// Host name of the lifecycle record of the entry `host`.
 pub(crate) fn record_name(host: &OsStr) -> OsString {
     let mut s = host.to_owned();

@@ -11,6 +11,9 @@ use super::node::{Kind, Node};
 use super::tree::Tree;
 use crate::format::history::Origin;
 
+/// How long an announced restore waits for its save.
+const RESTORE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Tree {
     /// Resolves a `/`-separated path in the vault to (folder, name).
     pub fn resolve(&self, path: &[u8]) -> io::Result<(Arc<Node>, OsString)> {
@@ -45,10 +48,34 @@ impl Tree {
         self.plain_content(&n)
     }
 
+    /// Announces that the next save of `path` (within a minute) makes its
+    /// version `number` current again: it is recorded with origin
+    /// "restore" and audited as a restore from that version. `quire
+    /// restore` writes through the mount (so the kernel's caches see it)
+    /// after announcing it here.
+    pub fn expect_restore(&self, path: &[u8], number: usize) {
+        let mut r = self.restores.lock().unwrap();
+        r.retain(|(p, _, t)| p != path && t.elapsed() < RESTORE_WINDOW);
+        r.push((path.to_vec(), number, std::time::Instant::now()));
+    }
+
+    /// Takes the announced restore of `path`, if any.
+    pub(crate) fn take_restore(&self, path: &[u8]) -> Option<usize> {
+        let mut r = self.restores.lock().unwrap();
+        if r.is_empty() {
+            return None;
+        }
+        let i = r
+            .iter()
+            .position(|(p, _, t)| p == path && t.elapsed() < RESTORE_WINDOW)?;
+        Some(r.remove(i).1)
+    }
+
     /// Makes version `number` of `name` in `dir` its current content again;
     /// recorded as a new version (origin "restore"): nothing is lost.
     pub fn restore_version(&self, dir: &Arc<Node>, name: &OsStr, number: usize) -> io::Result<()> {
         let content = self.version_content(dir, name, number)?;
+        self.expect_restore(&self.path_of(dir, name.as_encoded_bytes()), number);
         let node = match self.lookup(dir, name) {
             Ok((n, _)) => Arc::new(n),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {

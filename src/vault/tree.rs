@@ -73,6 +73,9 @@ pub struct Tree {
     pub(crate) lifecycle_wake: super::events::Waker,
     /// Told of changes (the daemon's indexer).
     pub(crate) listener: std::sync::OnceLock<super::events::Listener>,
+    /// Restores announced by `quire restore` (path → version, when): the
+    /// next save of that note is recorded and audited as a restore.
+    pub(crate) restores: std::sync::Mutex<Vec<(Vec<u8>, usize, std::time::Instant)>>,
 }
 
 /// What a tree is opened with, besides its keys, root and journal.
@@ -117,6 +120,7 @@ impl Tree {
             lifecycle,
             lifecycle_wake: Default::default(),
             listener: Default::default(),
+            restores: Default::default(),
         };
         t.dir_id(&t.root)?;
         Ok(t)
