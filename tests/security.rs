@@ -330,3 +330,44 @@ fn search_queries_come_from_stdin_and_never_reach_the_log() {
     let all = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
     assert!(!all.contains("zanzibarquery"), "{all}");
 }
+
+/// Issue 11.4: no clock given to `quire purge --now` moves a retained note
+/// before its real retention date.
+#[test]
+fn a_test_clock_cannot_cross_retention() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let note = m.path("kept.md");
+    std::fs::write(&note, "must stay\n").unwrap();
+    for args in [["retain", "+30d"], ["expire", "+31d"]] {
+        let o = w.run(&[args[0], note.to_str().unwrap(), args[1]]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = w.run(&["purge", "--now", "+400d"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&note).unwrap(), "must stay\n");
+    let o = w.run(&["trash", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+    m.unmount();
+    // Sealed, the same.
+    let o = w
+        .cmd()
+        .args([
+            "purge",
+            "--now",
+            "+400d",
+            "--vault",
+            w.vault.to_str().unwrap(),
+        ])
+        .arg("--password-file")
+        .arg(&w.pwfile)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = w.mount(&[]);
+    assert_eq!(
+        std::fs::read_to_string(m.path("kept.md")).unwrap(),
+        "must stay\n"
+    );
+}

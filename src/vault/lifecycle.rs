@@ -573,7 +573,10 @@ impl Tree {
             .as_deref()
             .and_then(instant)
             .is_some_and(|t| t <= now);
-        if !due || retained(&d, now).is_some() {
+        // Retention is judged by the real clock, whatever moment the plan
+        // was made for (`quire purge --now`): no clock a caller gives can
+        // move a retained note before its date (issue 11.4).
+        if !due || retained(&d, now).is_some() || retained(&d, SystemTime::now()).is_some() {
             return Ok(None);
         }
         let st = dir.handle()?.stat_child(host)?;
