@@ -165,3 +165,45 @@ fn reports_name_the_right_version_origin_event_and_order() {
         .collect();
     assert_eq!(order, ["soon.md", "mid.md", "late.md"]);
 }
+
+/// Issue 10.6: leak scans stay in the test's own folder and never walk
+/// into another file system mounted below it (someone's stuck mount).
+#[test]
+fn leak_scans_stay_on_the_tests_own_file_system() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (mount)");
+        return;
+    }
+    let w = World::new();
+    let other = w.tmp.join("someone-elses-mount");
+    std::fs::create_dir(&other).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&other)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mount tmpfs");
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _g = Umount(other.clone());
+    std::fs::write(other.join("f"), "needle-in-another-fs").unwrap();
+    std::fs::write(w.tmp.join("mine"), "needle-here").unwrap();
+    assert_eq!(contains_bytes(&w.tmp, b"needle-in-another-fs"), None);
+    assert_eq!(
+        contains_bytes(&w.tmp, b"needle-here"),
+        Some(w.tmp.join("mine"))
+    );
+    // Every command of a test gets the test's own temp folder.
+    let tmpdir = w
+        .cmd()
+        .get_envs()
+        .find(|(k, _)| *k == "TMPDIR")
+        .and_then(|(_, v)| v.map(|v| v.to_owned()));
+    assert_eq!(tmpdir.as_deref(), Some(w.tmp.as_os_str()));
+}

@@ -78,10 +78,17 @@ fn canary_never_reaches_the_disk() {
             );
         }
     }
-    // Every file written to the temp folder (where the runtime folder of this
-    // test also lives) since the test started.
-    let tmp = std::env::temp_dir();
-    assert_eq!(contains_bytes_since(&tmp, canary.as_bytes(), started), None);
+    // Every file written to this test's temp folder (the TMPDIR of the
+    // daemon and of every command it ran) and anywhere else under the
+    // test's own folder (its runtime folder, home and state).
+    assert_eq!(
+        contains_bytes_since(&w.tmp, canary.as_bytes(), started),
+        None
+    );
+    assert_eq!(
+        contains_bytes_since(w.dir.path(), canary.as_bytes(), started),
+        None
+    );
 }
 
 fn xattr_dump(p: &std::path::Path) -> Vec<Vec<u8>> {

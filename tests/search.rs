@@ -397,7 +397,7 @@ fn pdfs_and_images_are_indexed_by_their_text() {
     assert_eq!(contains_bytes(&w.vault, b"Dorian"), None);
     // Nor in a temp folder (the helpers read from memory and a pipe).
     assert_eq!(
-        contains_bytes_since(&std::env::temp_dir(), b"hypothyroidism", started),
+        contains_bytes_since(&w.tmp, b"hypothyroidism", started),
         None
     );
 }

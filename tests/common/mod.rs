@@ -23,6 +23,10 @@ pub struct World {
     pub mnt: PathBuf,
     pub pwfile: PathBuf,
     pub runtime: PathBuf,
+    /// This test's own temp folder (`TMPDIR` of every command it runs):
+    /// scans for leaked plaintext look here, never at the whole machine's
+    /// temp folder, where other people's mounts may hang (issue 10.6).
+    pub tmp: PathBuf,
 }
 
 impl World {
@@ -34,8 +38,10 @@ impl World {
         let vault = dir.path().join("vault");
         let mnt = dir.path().join("mnt");
         let runtime = dir.path().join("run");
+        let tmp = dir.path().join("tmp");
         std::fs::create_dir_all(&mnt).unwrap();
         std::fs::create_dir_all(&runtime).unwrap();
+        std::fs::create_dir_all(&tmp).unwrap();
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
         World {
@@ -44,6 +50,7 @@ impl World {
             mnt,
             pwfile,
             runtime,
+            tmp,
         }
     }
 
@@ -52,6 +59,7 @@ impl World {
         let mut c = Command::new(quire_bin());
         c.env("XDG_RUNTIME_DIR", &self.runtime)
             .env("HOME", self.dir.path())
+            .env("TMPDIR", &self.tmp)
             .env_remove("QUIRE_PASSWORD_FILE")
             .env_remove("XDG_STATE_HOME")
             .env_remove("XDG_DATA_HOME")
@@ -147,13 +155,27 @@ impl World {
     }
 }
 
+/// Every file under `p` (not following symlinks, not crossing into other
+/// filesystems: a mount below is skipped, it may be someone's stuck FUSE
+/// mount).
 pub fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(root) = std::fs::symlink_metadata(p) else {
+        return;
+    };
+    walk_dev(p, root.dev(), out);
+}
+
+fn walk_dev(p: &Path, dev: u64, out: &mut Vec<PathBuf>) {
+    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = std::fs::read_dir(p) else { return };
     for e in rd.flatten() {
         let path = e.path();
-        let ft = e.file_type().unwrap();
+        let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
-            walk(&path, out);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.dev() == dev) {
+                walk_dev(&path, dev, out);
+            }
         } else {
             out.push(path);
         }
@@ -297,12 +319,24 @@ pub fn contains_bytes(root: &Path, needle: &[u8]) -> Option<PathBuf> {
     contains_bytes_since(root, needle, std::time::SystemTime::UNIX_EPOCH)
 }
 
-/// As [`contains_bytes`], for files modified at or after `since`.
+/// As [`contains_bytes`], for files modified at or after `since`. The scan
+/// runs under a deadline (two minutes): a hung file system fails the test
+/// instead of hanging the run (issue 10.6).
 pub fn contains_bytes_since(
     root: &Path,
     needle: &[u8],
     since: std::time::SystemTime,
 ) -> Option<PathBuf> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (root2, needle2) = (root.to_path_buf(), needle.to_vec());
+    std::thread::spawn(move || {
+        let _ = tx.send(scan(&root2, &needle2, since));
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("scanning {} took over two minutes", root.display()))
+}
+
+fn scan(root: &Path, needle: &[u8], since: std::time::SystemTime) -> Option<PathBuf> {
     let mut files = Vec::new();
     walk(root, &mut files);
     for f in files {
