@@ -371,3 +371,43 @@ fn a_test_clock_cannot_cross_retention() {
         "must stay\n"
     );
 }
+
+/// Issue 10.9: the mount root has the mode of a new folder (0755 under
+/// umask 022), so `--allow-other` lets other users in; chmod on it works
+/// and persists.
+#[test]
+fn the_mount_root_has_a_folders_mode_and_keeps_a_chmod() {
+    let w = World::new();
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 022; exec {} init {} --password-file {} --kdf-memory 8 --kdf-passes 1 --recovery-key-out {}",
+            quire_bin().display(),
+            w.vault.display(),
+            w.pwfile.display(),
+            w.dir.path().join("rk").display()
+        ))
+        .env("HOME", w.dir.path())
+        .env("XDG_RUNTIME_DIR", &w.runtime)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The vault folder itself stays private.
+    assert_eq!(mode(&w.vault), 0o700);
+    let extra: &[&str] = if is_root() { &["--allow-other"] } else { &[] };
+    let m = w.mount(extra);
+    assert_eq!(mode(&w.mnt), 0o755);
+    if is_root() {
+        std::fs::set_permissions(w.dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::write(m.path("hello.md"), "hi\n").unwrap();
+        let o = as_nobody(&w.mnt, "ls && cat hello.md");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("hello.md"));
+    }
+    std::fs::set_permissions(&w.mnt, PermissionsExt::from_mode(0o711)).unwrap();
+    assert_eq!(mode(&w.mnt), 0o711);
+    m.unmount();
+    let m = w.mount(&[]);
+    assert_eq!(mode(&w.mnt), 0o711);
+    drop(m);
+}

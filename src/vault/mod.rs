@@ -221,6 +221,15 @@ pub fn init(
     let _lock = lock(&layout)?;
     let data = layout.data();
     create_private_dir(&data)?;
+    // The data folder is the mount's root: it gets the mode a new folder
+    // would (0777 less the umask, 0755 usually), so `--allow-other` lets
+    // other users in (issue 10.9); `chmod` on the mount root changes it.
+    // The vault folder around it stays 0700.
+    std::fs::set_permissions(
+        &data,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777 & !current_umask()),
+    )
+    .map_err(io_err("setting the root folder's mode"))?;
     let root = Handle::open_path(&data).map_err(io_err("opening the data folder"))?;
     root.create_child_with(OsStr::new(dirid::FILE_NAME), &random::bytes::<16>(), 0o400)
         .map_err(io_err("writing the root directory ID"))?;
@@ -247,6 +256,19 @@ pub fn init(
             audit: std::sync::OnceLock::new(),
         },
     })
+}
+
+/// This process's umask, read without changing it (`/proc/self/status`;
+/// 0022 if that cannot be read).
+fn current_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }
 
 fn create_private_dir(p: &Path) -> Result<(), Error> {
