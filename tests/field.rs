@@ -207,3 +207,119 @@ fn leak_scans_stay_on_the_tests_own_file_system() {
         .and_then(|(_, v)| v.map(|v| v.to_owned()));
     assert_eq!(tmpdir.as_deref(), Some(w.tmp.as_os_str()));
 }
+
+/// Issue 10.4: a command uses the vault of the mount it runs in, else the
+/// default vault; with a choice to make it says which vaults exist, and a
+/// listing names the vault it used.
+#[test]
+fn commands_find_their_vault_like_git_and_never_answer_from_another() {
+    let w = World::new();
+    w.init(); // the "other" vault, at w.vault
+    let default = w.dir.path().join(".local/share/quire/vault");
+    let o = w
+        .cmd()
+        .arg("init")
+        .arg(&default)
+        .arg("--password-file")
+        .arg(&w.pwfile)
+        .args([
+            "--kdf-memory",
+            "8",
+            "--kdf-passes",
+            "1",
+            "--recovery-key-out",
+        ])
+        .arg(w.dir.path().join("rk2"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = w.mount(&[]); // the other vault at w.mnt
+    std::fs::write(m.path("other.md"), "only in the other vault\n").unwrap();
+    // The default vault is sealed and another is mounted: no silent answer.
+    let o = w
+        .cmd()
+        .args(["trash"])
+        .current_dir(w.dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("which vault?"), "{err}");
+    assert!(err.contains("the default vault, sealed"), "{err}");
+    assert!(err.contains("mounted at"), "{err}");
+    // Inside the mount: that vault, named in the header.
+    let o = w
+        .cmd()
+        .args(["trash"])
+        .current_dir(&w.mnt)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines().next().unwrap().starts_with("Vault: ") && out.contains("/vault)"),
+        "{out}"
+    );
+    let o = w
+        .cmd()
+        .args(["log", "other.md"])
+        .current_dir(&w.mnt)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A path outside the vault says so.
+    let o = w
+        .cmd()
+        .args(["log", "/etc/passwd"])
+        .current_dir(&w.mnt)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("outside the vault"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // With the default vault mounted too, outside any mount: the default.
+    let dmnt = w.dir.path().join("notes");
+    std::fs::create_dir(&dmnt).unwrap();
+    let o = w
+        .cmd()
+        .arg("mount")
+        .arg(&default)
+        .arg(&dmnt)
+        .arg("--password-file")
+        .arg(&w.pwfile)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    struct Unmount<'a>(&'a World, std::path::PathBuf);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.run(&["unmount", self.1.to_str().unwrap()]);
+            if is_mounted(&self.1) {
+                let _ = std::process::Command::new("fusermount3")
+                    .arg("-uz")
+                    .arg(&self.1)
+                    .status();
+            }
+        }
+    }
+    let _g = Unmount(&w, dmnt.clone());
+    let o = w
+        .cmd()
+        .args(["trash"])
+        .current_dir(w.dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("share/quire/vault"), "{out}");
+    let o = w
+        .cmd()
+        .args(["log", "other.md"])
+        .current_dir(w.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(22), "answered from the other vault");
+}

@@ -128,7 +128,10 @@ fn every_save_is_a_version_browsable_with_ls_cat_diff_and_grep() {
         "session.md",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 5);
+    // A header naming the vault, then five versions.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("Vault: the sealed vault "), "{out}");
+    assert_eq!(out.lines().count(), 6, "{out}");
     let o = w.check_sealed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
@@ -342,19 +345,8 @@ fn a_busy_database_gets_few_versions_and_two_mounts_need_a_choice() {
     // A second vault mounted: a path inside either mount finds its vault;
     // a bare path needs --mountpoint.
     let w2 = World {
-        dir: tempfile::Builder::new()
-            .prefix("quire-test-")
-            .tempdir()
-            .unwrap(),
-        vault: std::path::PathBuf::new(),
-        mnt: std::path::PathBuf::new(),
-        pwfile: w.pwfile.clone(),
         runtime: w.runtime.clone(),
-    };
-    let w2 = World {
-        vault: w2.dir.path().join("vault"),
-        mnt: w2.dir.path().join("mnt"),
-        ..w2
+        ..World::new()
     };
     std::fs::create_dir_all(&w2.mnt).unwrap();
     w2.init();

@@ -66,6 +66,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
             println!("{}", serde_json::to_string(&shown)?);
         }
     } else if a.verify {
+        c.header();
         match &verdict.broken {
             None => println!(
                 "The audit log is intact: {} records, each authentic and chained to the one before. {}.",
@@ -80,6 +81,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
             println!("(The last record was cut short, as by a crash while writing it.)");
         }
     } else {
+        c.header();
         let mut out = std::io::stdout().lock();
         for r in &shown {
             let t = UNIX_EPOCH + Duration::from_nanos(r.time_ns.max(0) as u64);

@@ -210,6 +210,7 @@ pub fn log(a: LogArgs) -> Result<()> {
         writeln!(out, "{}", serde_json::to_string(&vs)?)?;
         return Ok(());
     }
+    writeln!(out, "Vault: {}", c.describe())?;
     if vs.is_empty() {
         writeln!(out, "{path}: no saved versions")?;
         return Ok(());

@@ -243,6 +243,7 @@ pub fn expiring(a: ExpiringArgs) -> Result<()> {
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
+    writeln!(out, "Vault: {}", c.describe())?;
     if notes.is_empty() {
         writeln!(
             out,

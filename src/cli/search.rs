@@ -208,6 +208,13 @@ pub fn search(a: SearchArgs) -> Result<()> {
             })?
         }
     };
+    if !a.json && !a.grep {
+        if hits.is_empty() {
+            eprintln!("Vault: {}", c.describe());
+        } else {
+            c.header();
+        }
+    }
     print(&hits, &a)
 }
 

@@ -35,10 +35,14 @@ pub enum Conn {
         socket: PathBuf,
         /// Where it is mounted.
         mountpoint: PathBuf,
+        /// The vault folder, from the daemon's record.
+        vault: Option<PathBuf>,
     },
     /// A sealed vault opened by this process (fields drop in order: the
     /// tree and its keys, then the vault, then the lock).
     Local {
+        /// The vault folder.
+        path: PathBuf,
         /// The tree.
         tree: Box<Tree>,
         /// Keys.
@@ -87,6 +91,25 @@ impl Conn {
         }
     }
 
+    /// Which vault this is, for the header of a listing: "~/Notes (vault
+    /// ~/.local/share/quire/vault)" or "the sealed vault ~/x".
+    pub fn describe(&self) -> String {
+        match self {
+            Conn::Remote {
+                mountpoint, vault, ..
+            } => match vault {
+                Some(v) => format!("{} (vault {})", show_path(mountpoint), show_path(v)),
+                None => show_path(mountpoint),
+            },
+            Conn::Local { path, .. } => format!("the sealed vault {}", show_path(path)),
+        }
+    }
+
+    /// Prints the header line naming the vault (human output only).
+    pub fn header(&self) {
+        println!("Vault: {}", self.describe());
+    }
+
     /// The mount point, for a mounted vault.
     pub fn mountpoint(&self) -> Option<&Path> {
         match self {
@@ -130,6 +153,7 @@ fn open_sealed(vault: &Path, pw: &PasswordArgs) -> Result<Conn> {
     paths::remember_audit_head(&mut v);
     let tree = v.tree(false)?;
     Ok(Conn::Local {
+        path: vault.clone(),
         tree: Box::new(tree),
         _vault: Box::new(v),
         _lock: lock,
@@ -140,11 +164,62 @@ fn remote(m: &runtime::MountRecord) -> Conn {
     Conn::Remote {
         socket: runtime::socket_path(&m.mountpoint),
         mountpoint: m.mountpoint.clone(),
+        vault: m.vault.clone(),
+    }
+}
+
+/// `~/…` for paths in the home folder.
+pub fn show_path(p: &Path) -> String {
+    let home = paths::home();
+    match p.strip_prefix(&home) {
+        Ok(r) if !home.as_os_str().is_empty() && home != Path::new("/") => {
+            format!("~/{}", r.display())
+        }
+        _ => p.display().to_string(),
+    }
+}
+
+/// The vaults a command could have meant, for the message that asks the
+/// user to choose.
+fn choices(mounts: &[runtime::MountRecord], default_sealed: Option<&Path>) -> String {
+    let mut lines = Vec::new();
+    if let Some(d) = default_sealed {
+        lines.push(format!("  {} (the default vault, sealed)", show_path(d)));
+    }
+    for m in mounts {
+        lines.push(format!(
+            "  {} mounted at {}",
+            m.vault
+                .as_deref()
+                .map(show_path)
+                .unwrap_or_else(|| "a vault".into()),
+            show_path(&m.mountpoint)
+        ));
+    }
+    lines.join("\n")
+}
+
+/// The path inside the mount at `mp` of `abs`, or an error saying that it
+/// is outside the vault.
+fn inside(abs: &Path, mp: &Path, typed: &Path) -> Result<String> {
+    match abs.strip_prefix(mp) {
+        Ok(r) => Ok(r.to_string_lossy().into_owned()),
+        Err(_) => Err(fail(
+            Code::NotFound,
+            format!(
+                "{} is outside the vault mounted at {}",
+                typed.display(),
+                show_path(mp)
+            ),
+        )),
     }
 }
 
 /// Connects to the vault a command means, and turns `path` (as typed)
-/// into a path inside the vault.
+/// into a path inside the vault. Like git finding its repository (issue
+/// 10.4): `--vault` or `--mountpoint` if given; else the mount that holds
+/// the path or the current folder; else the default vault (through its
+/// mount if mounted); never, silently, another vault.
 pub fn connect(t: &TargetArgs, path: Option<&Path>) -> Result<(Conn, String)> {
     let as_vault_path = |p: &Path| p.to_string_lossy().trim_matches('/').to_string();
     if let Some(v) = &t.vault {
@@ -166,6 +241,7 @@ pub fn connect(t: &TargetArgs, path: Option<&Path>) -> Result<(Conn, String)> {
             )
         })?;
         let rel = match path {
+            Some(p) if p.is_absolute() => inside(&normalise(p), &m.mountpoint, p)?,
             Some(p) => match normalise(p).strip_prefix(&m.mountpoint) {
                 Ok(r) => r.to_string_lossy().into_owned(),
                 Err(_) => as_vault_path(p),
@@ -174,32 +250,69 @@ pub fn connect(t: &TargetArgs, path: Option<&Path>) -> Result<(Conn, String)> {
         };
         return Ok((remote(m), rel));
     }
-    if let Some(p) = path {
-        let abs = normalise(p);
-        if let Some(m) = mounts.iter().find(|m| abs.starts_with(&m.mountpoint)) {
-            let rel = abs
-                .strip_prefix(&m.mountpoint)
-                .expect("checked")
-                .to_string_lossy()
-                .into_owned();
-            return Ok((remote(m), rel));
-        }
+    // The mount holding the path, or the current folder.
+    let cwd = std::env::current_dir().ok().map(|d| normalise(&d));
+    let holding = |p: &Path| {
+        mounts
+            .iter()
+            .filter(|m| p.starts_with(&m.mountpoint))
+            .max_by_key(|m| m.mountpoint.as_os_str().len())
+    };
+    if let Some(p) = path
+        && let Some(m) = holding(&normalise(p))
+    {
+        return Ok((remote(m), inside(&normalise(p), &m.mountpoint, p)?));
     }
-    match mounts.len() {
-        0 => {
-            let v = paths::default_vault();
-            Ok((
-                open_sealed(&v, &t.password)?,
-                path.map(as_vault_path).unwrap_or_default(),
-            ))
-        }
-        1 => Ok((
-            remote(&mounts[0]),
-            path.map(as_vault_path).unwrap_or_default(),
+    if let Some(m) = cwd.as_deref().and_then(holding) {
+        let rel = match path {
+            // `..` out of the mount: outside the vault.
+            Some(p) => inside(&normalise(p), &m.mountpoint, p)?,
+            None => String::new(),
+        };
+        return Ok((remote(m), rel));
+    }
+    let rel = |m: Option<&runtime::MountRecord>| -> Result<String> {
+        Ok(match (path, m) {
+            (Some(p), Some(m)) if p.is_absolute() => inside(&normalise(p), &m.mountpoint, p)?,
+            (Some(p), None) if p.is_absolute() => {
+                return Err(fail(
+                    Code::NotFound,
+                    format!(
+                        "{} is not inside a mounted vault: give a path inside the mount, or a path inside the vault with --vault DIR",
+                        p.display()
+                    ),
+                ));
+            }
+            (Some(p), _) => as_vault_path(p),
+            (None, _) => String::new(),
+        })
+    };
+    // The default vault, mounted or sealed.
+    let default = paths::default_vault();
+    if let Some(m) = mounts
+        .iter()
+        .find(|m| m.vault.as_deref() == Some(default.as_path()))
+    {
+        return Ok((remote(m), rel(Some(m))?));
+    }
+    let default_exists = default.join("quire.conf").exists();
+    match (default_exists, mounts.len()) {
+        (true, 0) => Ok((open_sealed(&default, &t.password)?, rel(None)?)),
+        // The only vault there is.
+        (false, 1) => Ok((remote(&mounts[0]), rel(Some(&mounts[0]))?)),
+        (false, 0) => Err(fail(
+            Code::NoVault,
+            format!(
+                "no vault is mounted and there is no vault at {}: mount one (`quire mount`), or name one with --vault DIR",
+                show_path(&default)
+            ),
         )),
-        _ => Err(fail(
+        (d, _) => Err(fail(
             Code::Usage,
-            "several vaults are mounted: pick one with --mountpoint DIR",
+            format!(
+                "which vault? Run this inside a mount, or name one with --mountpoint DIR or --vault DIR:\n{}",
+                choices(&mounts, d.then_some(default.as_path()))
+            ),
         )),
     }
 }

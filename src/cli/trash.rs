@@ -94,7 +94,12 @@ fn print(entries: &[TrashOut], json: bool) -> Result<()> {
 pub fn run(a: TrashArgs) -> Result<()> {
     let (c, _) = connect(&a.target, None)?;
     match a.action {
-        None => print(&entries(c.call(Request::TrashList)?)?, a.json),
+        None => {
+            if !a.json {
+                c.header();
+            }
+            print(&entries(c.call(Request::TrashList)?)?, a.json)
+        }
         Some(Action::Restore { path }) => restore(&c, &a.target, &path),
         Some(Action::Purge { dry_run }) => {
             let done = entries(c.call(Request::Purge {
@@ -152,6 +157,7 @@ fn restore(c: &Conn, t: &TargetArgs, path: &std::path::Path) -> Result<()> {
             Conn::Remote {
                 socket: PathBuf::new(),
                 mountpoint: PathBuf::new(),
+                vault: None,
             },
             typed.clone(),
         )
