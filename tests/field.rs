@@ -323,3 +323,215 @@ fn commands_find_their_vault_like_git_and_never_answer_from_another() {
         .unwrap();
     assert_eq!(o.status.code(), Some(22), "answered from the other vault");
 }
+
+/// Issue 10.8: on a terminal a wrong password is asked again (three
+/// tries), two different new passwords are asked again, a weak one is
+/// questioned, and `quire passwd` says which password it wants.
+#[test]
+fn passwords_typed_at_a_terminal_get_second_chances_and_weak_ones_a_question() {
+    need("python3");
+    let w = World::new();
+    let v = w.vault.to_str().unwrap();
+    let rk = w.dir.path().join("rk.txt");
+    let (code, out) = w.tty(
+        &[
+            "init",
+            v,
+            "--kdf-memory",
+            "8",
+            "--kdf-passes",
+            "1",
+            "--recovery-key-out",
+            rk.to_str().unwrap(),
+        ],
+        &[
+            ("New password: ", "short"),
+            ("Use it anyway? [y/N] ", "n"),
+            ("New password: ", "Password1234"),
+            ("Use it anyway? [y/N] ", "n"),
+            ("New password: ", PASSWORD),
+            ("New password (again): ", "correct horse battery stapler"),
+            ("New password: ", PASSWORD),
+            ("New password (again): ", PASSWORD),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("shorter than 12 characters"), "{out}");
+    assert!(out.contains("most common passwords"), "{out}");
+    assert!(out.contains("differ"), "{out}");
+    assert!(out.contains("Vault created"), "{out}");
+
+    // Two wrong passwords, then the right one: mounted.
+    let mnt = w.mnt.to_str().unwrap();
+    let (code, out) = w.tty(
+        &["mount", v, mnt],
+        &[
+            ("Password: ", "not it"),
+            ("Password: ", "not it either"),
+            ("Password: ", PASSWORD),
+        ],
+    );
+    let m = Mounted::adopt(&w);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("try again (2 tries left)"), "{out}");
+    assert!(out.contains("try again (1 tries left)"), "{out}");
+    assert!(w.is_mounted());
+    m.unmount();
+
+    // Three wrong: refused, the wrong-password exit code.
+    let (code, out) = w.tty(
+        &["mount", v, mnt],
+        &[
+            ("Password: ", "a"),
+            ("Password: ", "b"),
+            ("Password: ", "c"),
+        ],
+    );
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("wrong password"), "{out}");
+    assert!(!w.is_mounted());
+
+    // passwd asks for the current password by that name.
+    let (code, out) = w.tty(
+        &["passwd", v, "--kdf-memory", "8", "--kdf-passes", "1"],
+        &[
+            ("Current password: ", PASSWORD),
+            ("New password: ", "a different long passphrase"),
+            ("New password (again): ", "a different long passphrase"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Password changed"), "{out}");
+}
+
+/// Issue 10.8, what a new user tripped on: `quire logs` through the daemon
+/// with note paths and no fuser noise; `show` on a folder; a second mount
+/// says where the vault is; `status` shows the idle setting; a date in the
+/// past is not taken unasked; a closed pipe ends a command quietly.
+#[test]
+fn messages_say_what_happened_in_the_users_words() {
+    let w = World::new();
+    w.init();
+    let data: Vec<u8> = (0..9000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    {
+        let m = w.mount(&[]);
+        std::fs::create_dir(m.path("clients")).unwrap();
+        std::fs::write(m.path("clients/anna.md"), &data).unwrap();
+        m.unmount();
+    }
+    // Flip a bit in the note's second block on the host.
+    let mut files = Vec::new();
+    let mut stack = vec![w.vault.join("d")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.file_name().unwrap().to_str().unwrap().contains('.') {
+                files.push(p);
+            }
+        }
+    }
+    let f = files
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut b = std::fs::read(f).unwrap();
+    b[18 + 4124 + 50] ^= 1;
+    std::fs::write(f, b).unwrap();
+
+    let m = w.mount(&["--idle", "45m"]);
+    assert_eq!(
+        std::fs::read(m.path("clients/anna.md"))
+            .err()
+            .and_then(|e| e.raw_os_error()),
+        Some(libc::EIO)
+    );
+    // `quire logs` from inside the mount: through the daemon, no password.
+    let o = w
+        .cmd()
+        .arg("logs")
+        .current_dir(m.path("clients"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(log.starts_with("Vault: "), "{log}");
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("failed authentication"))
+        .collect();
+    assert!(!bad.is_empty(), "{log}");
+    assert!(
+        bad.iter().all(|l| l.contains("clients/anna.md")),
+        "host paths, not note paths: {bad:?}"
+    );
+    let host = f.file_name().unwrap().to_str().unwrap();
+    assert!(!log.contains(host), "{log}");
+    assert!(!log.contains("Failed to umount"), "{log}");
+    assert!(!log.contains("Not Implemented"), "{log}");
+
+    // `show` on a folder.
+    let o = w.run(&["show", m.path("clients").to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("clients is a folder"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // A second mount of the same vault says where it is mounted.
+    let other = w.dir.path().join("mnt2");
+    let o = w.run(&[
+        "mount",
+        w.vault.to_str().unwrap(),
+        other.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err.contains(&format!("already mounted at {}", w.mnt.display())),
+        "{err}"
+    );
+
+    // `status` shows the idle setting, in words.
+    let o = w.run(&["status"]);
+    let st = String::from_utf8_lossy(&o.stdout);
+    assert!(st.contains("seals when idle: after 45 minutes"), "{st}");
+
+    // A date that has passed is refused without --yes (no terminal to ask).
+    std::fs::write(m.path("clients/bob.md"), "bob\n").unwrap();
+    let bob = m.path("clients/bob.md");
+    let o = w.run(&["expire", bob.to_str().unwrap(), "2020-01-01"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--yes"));
+    let o = w.run(&["expire", bob.to_str().unwrap()]);
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("2020"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = w.run(&["expire", bob.to_str().unwrap(), "2020-01-01", "--yes"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A reader that goes away: the command ends quietly, no panic.
+    let mut child = w
+        .cmd()
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    m.unmount();
+}

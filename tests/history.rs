@@ -236,7 +236,9 @@ fn deleted_notes_go_to_the_trash_with_their_history() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let names = ls(&w.mnt);
     assert!(
-        names.iter().any(|n| n.starts_with("top.md (restored ")),
+        names
+            .iter()
+            .any(|n| n.starts_with("top (restored ") && n.ends_with(").md")),
         "{names:?}"
     );
     assert_eq!(

@@ -16,10 +16,10 @@ use anyhow::Result;
 use clap::Args;
 
 use super::exit::{Code, fail};
-use super::{PasswordArgs, logger, password, paths, runtime};
+use super::{logger, paths, runtime};
 use crate::fuse::{Activity, QuireFs};
 use crate::store::lock::VaultLock;
-use crate::vault::{LockedVault, UnlockedVault, logfile};
+use crate::vault::{UnlockedVault, logfile};
 
 /// How to serve a vault.
 pub struct Options {
@@ -151,7 +151,7 @@ fn serve(
             return Err(fail(code, msg));
         }
     };
-    if let Err(e) = runtime::write(&o.mountpoint, v.path()) {
+    if let Err(e) = runtime::write(&o.mountpoint, v.path(), o.idle) {
         log::warn!("could not record the mount ({e})");
     }
     let sweep: Arc<crate::control::Sweep> = {
@@ -460,20 +460,38 @@ fn detach_stdio() {
 /// Arguments of `quire logs`.
 #[derive(Args, Debug)]
 pub struct LogsArgs {
-    /// Vault folder (default: ~/.local/share/quire/vault).
-    vault: Option<PathBuf>,
+    /// Vault folder (default: the vault found as for `quire log`: the
+    /// mount you are in, else the default vault).
+    #[arg(value_name = "VAULT")]
+    folder: Option<PathBuf>,
     #[command(flatten)]
-    password: PasswordArgs,
+    target: super::target::TargetArgs,
 }
 
-/// `quire logs`: decrypts and prints the daemon's log.
+/// `quire logs`: the daemon's log, decrypted, with note paths where the
+/// log has host paths. Through the daemon while mounted (issue 10.8);
+/// a sealed vault is opened here with the password.
 pub fn logs(a: LogsArgs) -> Result<()> {
-    let path = paths::absolute(&a.vault.clone().unwrap_or_else(paths::default_vault));
-    let locked = LockedVault::open(&path)?;
-    let v = locked.unlock(&password::unlock_secret(&a.password)?)?;
+    let mut t = a.target;
+    if let Some(v) = a.folder {
+        let v = paths::absolute(&v);
+        match runtime::mounts()
+            .into_iter()
+            .find(|m| m.vault.as_deref() == Some(v.as_path()))
+        {
+            Some(m) => t.mountpoint = Some(m.mountpoint),
+            None => t.vault = Some(v),
+        }
+    }
+    let (c, _) = super::target::connect(&t, None)?;
+    let lines = match c.call(crate::control::Request::Logs)? {
+        crate::control::Response::Lines { lines } => lines,
+        _ => return Err(fail(Code::Io, "unexpected answer from the daemon")),
+    };
     let mut out = std::io::stdout().lock();
-    for l in logfile::read_all(&v)? {
-        let _ = writeln!(out, "{l}");
+    writeln!(out, "Vault: {}", c.describe())?;
+    for l in lines {
+        writeln!(out, "{l}")?;
     }
     Ok(())
 }

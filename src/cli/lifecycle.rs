@@ -28,6 +28,10 @@ pub struct ExpireArgs {
     /// Remove the expiry.
     #[arg(long)]
     clear: bool,
+    /// A DATE that has passed sends the note to the trash at once: do it
+    /// without asking (on a terminal it asks; elsewhere it is refused).
+    #[arg(long, short = 'y')]
+    yes: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -168,6 +172,27 @@ fn dates_request(
 /// `quire expire`.
 pub fn expire(a: ExpireArgs) -> Result<()> {
     let (c, path) = connect(&a.target, Some(&a.path))?;
+    // A date in the past expires the note at once: a typo (2025 for 2026)
+    // must not send a note to the trash unasked (issue 10.8).
+    if let Some(d) = &a.date
+        && let Ok(date) = Date::parse(d, SystemTime::now())
+        && date.instant() <= SystemTime::now()
+        && !a.yes
+    {
+        let q = format!(
+            "{d} has passed: {} would go to the trash within a minute. Go on?",
+            a.path.display()
+        );
+        if !super::password::confirm(&q) {
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "{d} has passed, so {} would be expired at once; nothing was changed (add --yes to do it)",
+                    a.path.display()
+                ),
+            ));
+        }
+    }
     let changing = a.date.is_some() || a.clear;
     let r = dates_request(&c, &path, true, a.date, a.clear)?;
     if changing

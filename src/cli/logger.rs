@@ -30,7 +30,7 @@ impl log::Log for Logger {
     }
 
     fn log(&self, r: &log::Record<'_>) {
-        if !self.enabled(r.metadata()) {
+        if !self.enabled(r.metadata()) || noise(r) {
             return;
         }
         let secs = SystemTime::now()
@@ -54,6 +54,20 @@ impl log::Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+/// fuser's warnings that say nothing to a user (issue 10.8): operations
+/// Quire leaves unimplemented on purpose (ioctl, poll, …, answered ENOSYS
+/// as the kernel expects), and the EINVAL of its own unmount attempt after
+/// `fusermount3 -u` already unmounted.
+fn noise(r: &log::Record<'_>) -> bool {
+    if r.target().starts_with("quire") || r.level() < log::Level::Warn {
+        return false;
+    }
+    let m = r.args().to_string();
+    m.contains("Not Implemented")
+        || m.contains("not implemented")
+        || m.starts_with("Failed to umount filesystem")
 }
 
 fn level() -> log::LevelFilter {

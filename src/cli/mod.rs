@@ -125,6 +125,13 @@ enum Command {
 /// Entry point: parses arguments, runs the command, returns the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Mount(_)) {
+        // `quire log x | head -1`: a closed pipe ends the command quietly,
+        // as it does `cat` (Rust ignores SIGPIPE, so print! would panic).
+        // Not for `mount`: its daemon must outlive a client that hangs up.
+        // SAFETY: setting a signal's disposition to the default.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let r = match cli.command {
         Command::Init(a) => init::run(a),
         Command::Mount(a) => mount::run(a),

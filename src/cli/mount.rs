@@ -162,6 +162,29 @@ fn prepare_mountpoint(mp: &Path, is_default: bool) -> Result<()> {
     }
 }
 
+/// A vault that is in use: says where it is mounted, when it is (issue
+/// 10.8), rather than only that it is busy.
+fn already_mounted(e: vault::Error, vault_path: &Path) -> anyhow::Error {
+    if !matches!(e, vault::Error::Busy(_)) {
+        return e.into();
+    }
+    match runtime::mounts()
+        .into_iter()
+        .find(|m| m.vault.as_deref() == Some(vault_path))
+    {
+        Some(m) => fail(
+            Code::Busy,
+            format!(
+                "the vault at {} is already mounted at {}: your notes are there (`quire unmount {}` seals it)",
+                vault_path.display(),
+                m.mountpoint.display(),
+                m.mountpoint.display()
+            ),
+        ),
+        None => e.into(),
+    }
+}
+
 pub fn run(a: MountArgs) -> Result<()> {
     let vault_path = paths::absolute(&a.vault.clone().unwrap_or_else(paths::default_vault));
     let is_default_mp = a.mountpoint.is_none();
@@ -174,10 +197,14 @@ pub fn run(a: MountArgs) -> Result<()> {
 
     let unlocked = match LockedVault::open(&vault_path) {
         Ok(locked) => {
-            let lock = vault::lock(&vault::open_layout(&vault_path))?;
+            let lock = vault::lock(&vault::open_layout(&vault_path))
+                .map_err(|e| already_mounted(e, &vault_path))?;
+            drop(locked);
             prepare_mountpoint(&mp, is_default_mp)?;
-            let secret = password::unlock_secret(&a.password)?;
-            (locked.unlock(&secret)?, lock)
+            (
+                password::unlock(&vault_path, &a.password, "Password: ")?,
+                lock,
+            )
         }
         Err(vault::Error::NoVault(_)) => {
             if !password::confirm(&format!(

@@ -7,7 +7,6 @@ use clap::Args;
 
 use super::init::KdfArgs;
 use super::{PasswordArgs, password, paths};
-use crate::vault::LockedVault;
 
 /// Arguments of `quire passwd`.
 #[derive(Args, Debug)]
@@ -28,9 +27,7 @@ pub struct PasswdArgs {
 
 pub fn run(a: PasswdArgs) -> Result<()> {
     let path = paths::absolute(&a.vault.clone().unwrap_or_else(paths::default_vault));
-    let locked = LockedVault::open(&path)?;
-    let secret = password::unlock_secret(&a.current)?;
-    let mut v = locked.unlock(&secret)?;
+    let mut v = password::unlock(&path, &a.current, "Current password: ")?;
     paths::remember_audit_head(&mut v);
     let new = password::new_password(
         a.new_password_file.as_deref(),

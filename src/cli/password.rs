@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::PasswordArgs;
 use super::exit::{Code, fail};
 use crate::crypto::{Key32, Password};
-use crate::vault::{Secret, recovery};
+use crate::vault::{self, LockedVault, Secret, UnlockedVault, recovery};
 
 fn first_line(bytes: Vec<u8>) -> Vec<u8> {
     let mut b = zeroize::Zeroizing::new(bytes);
@@ -91,8 +91,7 @@ pub fn no_core_dumps() {
     }
 }
 
-/// The password (or recovery key) that opens an existing vault.
-pub fn unlock_secret(a: &PasswordArgs) -> Result<Secret> {
+fn unlock_secret_as(a: &PasswordArgs, label: &str) -> Result<Secret> {
     no_core_dumps();
     if a.recovery_key || a.recovery_key_file.is_some() {
         let text = match &a.recovery_key_file {
@@ -103,39 +102,167 @@ pub fn unlock_secret(a: &PasswordArgs) -> Result<Secret> {
         let key: Key32 = recovery::decode(&text)?;
         return Ok(Secret::Recovery(key));
     }
-    Ok(Secret::Password(existing_password(a)?))
+    Ok(Secret::Password(existing_password_as(a, label)?))
 }
 
-/// An existing password from the configured source.
-pub fn existing_password(a: &PasswordArgs) -> Result<Password> {
+/// Whether the secret is typed at a terminal (and can be typed again).
+fn typed(a: &PasswordArgs) -> bool {
+    a.password_file.is_none()
+        && a.password_command.is_none()
+        && a.recovery_key_file.is_none()
+        && std::io::stdin().is_terminal()
+}
+
+/// Opens the vault at `path` with the password (or recovery key) of `a`.
+/// Typed at a terminal, a wrong one is asked again, three tries in all
+/// (issue 10.8); from a file or command, a wrong one fails at once.
+/// `label` is the prompt: "Password: ", or "Current password: " for
+/// `quire passwd`.
+pub fn unlock(path: &Path, a: &PasswordArgs, label: &str) -> Result<UnlockedVault> {
+    let tries = if typed(a) { 3 } else { 1 };
+    let mut n = 1;
+    loop {
+        let locked = LockedVault::open(path)?;
+        let secret = unlock_secret_as(a, label)?;
+        match locked.unlock(&secret) {
+            Err(e @ (vault::Error::WrongPassword | vault::Error::WrongRecoveryKey))
+                if n < tries =>
+            {
+                eprintln!("{e}: try again ({} tries left).", tries - n);
+                n += 1;
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
+fn existing_password_as(a: &PasswordArgs, label: &str) -> Result<Password> {
     let p = if let Some(f) = &a.password_file {
         from_file(f)?
     } else if let Some(c) = &a.password_command {
         from_command(c)?
     } else {
-        prompt("Password: ")?
+        prompt(label)?
     };
     check_nonempty(p)
 }
 
-/// A new password: from a file or command once, or typed twice.
+/// Passwords that are long enough but among the most used ones (compared
+/// lower-case); shorter common ones fail the length rule anyway.
+const COMMON: &[&str] = &[
+    "123456789012",
+    "1234567890123",
+    "12345678901234",
+    "123456789123",
+    "111111111111",
+    "000000000000",
+    "password1234",
+    "password12345",
+    "password123!",
+    "passwordpassword",
+    "qwertyuiop12",
+    "qwertyuiopas",
+    "qwertyuiopasdfgh",
+    "qwertyuiopasdfghjkl",
+    "1q2w3e4r5t6y",
+    "1q2w3e4r5t6y7u",
+    "1qaz2wsx3edc",
+    "1qaz2wsx3edc4rfv",
+    "zaq12wsxcde3",
+    "q1w2e3r4t5y6",
+    "asdfghjkl123",
+    "iloveyou1234",
+    "iloveyouiloveyou",
+    "letmeinletmein",
+    "trustno1trustno1",
+    "welcome12345",
+    "welcome123456",
+    "administrator",
+    "administrator1",
+    "changeme1234",
+    "correcthorsebatterystaple",
+    "abcdefghijkl",
+    "abcdefg12345",
+    "abc123abc123",
+    "monkeymonkey",
+    "football1234",
+    "baseball1234",
+    "superman1234",
+    "sunshine1234",
+    "princess1234",
+    "therapist123",
+    "counselling1",
+    "counseling123",
+    "quirepassword",
+    "quire1234567",
+];
+
+/// Why a new password is weak, if it is (issue 10.8): fewer than 12
+/// characters, one of the most common passwords, or made of only a few
+/// different characters ("aaaaaaaaaaaa", "abababababab").
+pub fn weakness(p: &[u8]) -> Option<&'static str> {
+    let s = String::from_utf8_lossy(p);
+    let chars = s.chars().count();
+    if chars < 12 {
+        return Some("it is shorter than 12 characters");
+    }
+    let lower = zeroize::Zeroizing::new(s.to_lowercase());
+    if COMMON.contains(&lower.as_str()) {
+        return Some("it is one of the most common passwords");
+    }
+    let mut distinct: Vec<char> = s.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let few = distinct.len() < 5;
+    zeroize::Zeroize::zeroize(&mut distinct);
+    if few {
+        return Some("it repeats a few characters");
+    }
+    None
+}
+
+/// A new password: from a file or command once (a weak one is warned
+/// about), or typed twice at a terminal, asked again when the two differ
+/// or when a weak one is not confirmed.
 pub fn new_password(file: Option<&Path>, command: Option<&str>, what: &str) -> Result<Password> {
     no_core_dumps();
-    if let Some(f) = file {
-        return check_nonempty(from_file(f)?);
+    let given = match (file, command) {
+        (Some(f), _) => Some(from_file(f)?),
+        (None, Some(c)) => Some(from_command(c)?),
+        (None, None) => None,
+    };
+    if let Some(p) = given {
+        let p = check_nonempty(p)?;
+        if let Some(why) = weakness(p.expose()) {
+            eprintln!("warning: this password is weak ({why}).");
+        }
+        return Ok(p);
     }
-    if let Some(c) = command {
-        return check_nonempty(from_command(c)?);
+    for _ in 0..5 {
+        let a = Password::new(prompt(&format!("{what}: "))?);
+        if a.expose().is_empty() {
+            eprintln!("The password is empty; type one.");
+            continue;
+        }
+        if let Some(why) = weakness(a.expose()) {
+            eprintln!(
+                "This password is weak: {why}. Anyone who gets a copy of the vault can try millions of guesses; a longer phrase of several words is much safer."
+            );
+            if !confirm("Use it anyway?") {
+                continue;
+            }
+        }
+        let b = Password::new(prompt(&format!("{what} (again): "))?);
+        if a.expose() != b.expose() {
+            eprintln!("The two passwords differ; type it again.");
+            continue;
+        }
+        return Ok(a);
     }
-    let a = check_nonempty(prompt(&format!("{what}: "))?)?;
-    let b = Password::new(prompt(&format!("{what} (again): "))?);
-    if a.expose() != b.expose() {
-        return Err(fail(
-            Code::Cancelled,
-            "the two passwords differ; nothing was changed",
-        ));
-    }
-    Ok(a)
+    Err(fail(
+        Code::Cancelled,
+        "no password was set; nothing was changed",
+    ))
 }
 
 /// Asks a yes/no question on the terminal; `false` when there is none.

@@ -4,7 +4,7 @@
 //! anything from inside the vault.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One mounted Quire vault.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct MountRecord {
     pub since: Option<u64>,
     /// Read-only mount.
     pub read_only: bool,
+    /// The `--idle` setting in seconds (0: never), from the daemon's record.
+    pub idle: Option<u64>,
 }
 
 /// The runtime folder: `$XDG_RUNTIME_DIR/quire`, else `/tmp/quire-<uid>`.
@@ -100,16 +102,17 @@ pub fn check_dir(d: &Path) -> std::io::Result<()> {
 }
 
 /// Writes this daemon's record.
-pub fn write(mountpoint: &Path, vault: &Path) -> std::io::Result<()> {
+pub fn write(mountpoint: &Path, vault: &Path, idle: Option<Duration>) -> std::io::Result<()> {
     ensure_dir()?;
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let text = format!(
-        "pid={}\nsince={}\nvault={}\nmountpoint={}\n",
+        "pid={}\nsince={}\nidle={}\nvault={}\nmountpoint={}\n",
         std::process::id(),
         since,
+        idle.map(|d| d.as_secs()).unwrap_or(0),
         vault.display(),
         mountpoint.display()
     );
@@ -179,12 +182,14 @@ pub fn mounts() -> Vec<MountRecord> {
             pid: None,
             since: None,
             read_only,
+            idle: None,
         };
         if let Ok(t) = std::fs::read_to_string(record_path(&mountpoint)) {
             for kv in t.lines() {
                 match kv.split_once('=') {
                     Some(("pid", v)) => rec.pid = v.parse().ok(),
                     Some(("since", v)) => rec.since = v.parse().ok(),
+                    Some(("idle", v)) => rec.idle = v.parse().ok(),
                     Some(("vault", v)) => rec.vault = Some(PathBuf::from(v)),
                     _ => {}
                 }
@@ -207,37 +212,55 @@ pub fn find(p: &Path) -> Option<MountRecord> {
 
 /// Formats a Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn format_time(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
+    let t = secs.min(i64::MAX as u64) as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`; tm_zone then points at
+    // libc's static zone names (or is null).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe { libc::localtime_r(&t, &mut tm) };
+    let zone = if tm.tm_zone.is_null() {
+        String::new()
+    } else {
+        unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let off = tm.tm_gmtoff;
+    let zone = if zone.is_empty() || zone.starts_with(['+', '-']) {
+        format!(
+            "{}{:02}:{:02}",
+            if off < 0 { '-' } else { '+' },
+            off.abs() / 3600,
+            off.abs() % 3600 / 60
+        )
+    } else {
+        zone
+    };
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {zone}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
     )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn dates_and_escapes() {
-        assert_eq!(super::format_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::format_time(1_795_000_000), "2026-11-18 11:06:40 UTC");
+        // Local time with the zone: the day within one of UTC's, the
+        // minutes those of UTC (every zone in use is whole quarter hours
+        // off, and 06:40 stays 40 past in all but the 45-minute ones).
+        let t = super::format_time(1_795_000_000);
+        assert!(
+            ["2026-11-17", "2026-11-18", "2026-11-19"].contains(&&t[..10]),
+            "{t}"
+        );
+        assert_eq!(&t[10..11], " ");
+        assert_eq!(&t[13..14], ":");
+        assert!(t.len() > 20, "{t}");
         assert_eq!(super::unescape(r"/a\040b"), "/a b");
     }
 }

@@ -53,6 +53,18 @@ fn lifecycle_counts(m: &runtime::MountRecord) -> Option<(usize, usize)> {
     Some((soon, expired))
 }
 
+/// "30 minutes", "2 hours", "90 seconds".
+fn human_span(s: u64) -> String {
+    let (n, unit) = if s.is_multiple_of(3600) {
+        (s / 3600, "hour")
+    } else if s.is_multiple_of(60) {
+        (s / 60, "minute")
+    } else {
+        (s, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 pub fn run(a: StatusArgs) -> Result<()> {
     let mounts = runtime::mounts();
     if a.json {
@@ -64,7 +76,7 @@ pub fn run(a: StatusArgs) -> Result<()> {
                     None => ("null".into(), "null".into()),
                 };
                 format!(
-                    "{{\"mountpoint\":{},\"vault\":{},\"pid\":{},\"since\":{},\"read_only\":{},\"expiring_30d\":{soon},\"expired_in_trash\":{expired}}}",
+                    "{{\"mountpoint\":{},\"vault\":{},\"pid\":{},\"since\":{},\"read_only\":{},\"idle_secs\":{},\"expiring_30d\":{soon},\"expired_in_trash\":{expired}}}",
                     json_str(&m.mountpoint.display().to_string()),
                     m.vault
                         .as_ref()
@@ -72,7 +84,8 @@ pub fn run(a: StatusArgs) -> Result<()> {
                         .unwrap_or("null".into()),
                     m.pid.map(|p| p.to_string()).unwrap_or("null".into()),
                     m.since.map(|s| s.to_string()).unwrap_or("null".into()),
-                    m.read_only
+                    m.read_only,
+                    m.idle.map(|s| s.to_string()).unwrap_or("null".into())
                 )
             })
             .collect();
@@ -100,6 +113,13 @@ pub fn run(a: StatusArgs) -> Result<()> {
         }
         if let Some(s) = m.since {
             println!("  since: {}", runtime::format_time(s));
+        }
+        match m.idle {
+            Some(0) => println!(
+                "  seals when idle: never (mount with --idle 30m to seal after 30 idle minutes)"
+            ),
+            Some(s) => println!("  seals when idle: after {}", human_span(s)),
+            None => {}
         }
         if let Some(p) = m.pid {
             println!("  daemon pid: {p}");

@@ -11,7 +11,7 @@ use super::exit::{Code, fail};
 use super::{PasswordArgs, password, paths, runtime};
 use crate::control::{self, Request, Response};
 use crate::store::lock::VaultLock;
-use crate::vault::{LockedVault, Tree, UnlockedVault};
+use crate::vault::{Tree, UnlockedVault};
 
 /// Options shared by the commands that work on notes of a vault.
 #[derive(Args, Debug, Clone, Default)]
@@ -67,6 +67,7 @@ impl Conn {
         match r {
             Response::Error { errno, message } => Err(match errno {
                 libc::ENOENT => fail(Code::NotFound, "no such note, version or trash entry"),
+                libc::EISDIR if message.contains("is a folder") => fail(Code::NotFound, message),
                 libc::EISDIR => fail(Code::NotFound, "that is a folder, not a note"),
                 libc::EROFS => fail(Code::Io, "the vault is mounted read-only"),
                 libc::EPERM | libc::EOPNOTSUPP => fail(Code::Refused, message),
@@ -148,8 +149,7 @@ fn open_sealed(vault: &Path, pw: &PasswordArgs) -> Result<Conn> {
             ),
             e => e.into(),
         })?;
-    let locked = LockedVault::open(&vault)?;
-    let mut v = locked.unlock(&password::unlock_secret(pw)?)?;
+    let mut v = password::unlock(&vault, pw, "Password: ")?;
     paths::remember_audit_head(&mut v);
     let tree = v.tree(false)?;
     Ok(Conn::Local {

@@ -26,6 +26,8 @@ use crate::vault::{AuditEvent, AuditRecord, Tree};
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Request {
+    /// The daemon's log, host paths in it shown as note paths.
+    Logs,
     /// The versions of a note.
     Log {
         /// Path in the vault.
@@ -314,6 +316,11 @@ pub enum Response {
         /// Notes in all (0: no rebuild under way).
         total: u64,
     },
+    /// Lines of the daemon's log.
+    Lines {
+        /// Oldest first.
+        lines: Vec<String>,
+    },
     /// A failure: an errno and what happened.
     Error {
         /// OS error number (ENOENT for a missing note, EIO for damage…).
@@ -456,7 +463,16 @@ fn run(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Result<Resp
     Ok(match req {
         Request::Log { path } => {
             let (dir, name) = tree.resolve(path.as_bytes())?;
-            tree.lookup(&dir, &name)?;
+            if tree.lookup(&dir, &name)?.1.kind == crate::vault::Kind::Dir {
+                // `quire show clients/` (issue 10.8): say what it is.
+                return Ok(Response::Error {
+                    errno: libc::EISDIR,
+                    message: format!(
+                        "{} is a folder, not a note: list it with `ls`, or give a note inside it",
+                        path.trim_matches('/')
+                    ),
+                });
+            }
             let versions = tree
                 .versions(&dir, &name)?
                 .into_iter()
@@ -504,6 +520,9 @@ fn run(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Result<Resp
             tree.restore_version(&dir, &name, version)?;
             Response::Ok
         }
+        Request::Logs => Response::Lines {
+            lines: tree.log_lines()?,
+        },
         Request::TrashList => Response::Trash {
             entries: tree.trash_entries()?.iter().map(trash_out).collect(),
         },

@@ -10,7 +10,10 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
 
-use super::{Error, UnlockedVault};
+use std::ffi::OsStr;
+use std::path::Path;
+
+use super::{Error, Tree, UnlockedVault};
 use crate::crypto::{AeadKey, SubKeys};
 
 const AAD: &[u8] = b"quire/v1/log";
@@ -65,9 +68,12 @@ impl LogFile {
 /// final record (a crash mid-append) ends the log; a record that fails
 /// authentication is reported in its place.
 pub fn read_all(v: &UnlockedVault) -> Result<Vec<String>, Error> {
+    read_path(&v.keys.log, &v.layout().log())
+}
+
+fn read_path(key: &AeadKey, p: &Path) -> Result<Vec<String>, Error> {
     let mut lines = Vec::new();
-    let p = v.layout().log();
-    for path in [p.with_extension("log.1"), p] {
+    for path in [p.with_extension("log.1"), p.to_path_buf()] {
         let mut bytes = Vec::new();
         match File::open(&path) {
             Ok(mut f) => f.read_to_end(&mut bytes).map_err(|source| Error::Io {
@@ -82,10 +88,87 @@ pub fn read_all(v: &UnlockedVault) -> Result<Vec<String>, Error> {
                 });
             }
         };
-        lines.extend(parse(&v.keys.log, &bytes));
+        lines.extend(parse(key, &bytes));
     }
     Ok(lines)
 }
+
+impl Tree {
+    /// The log's lines for `quire logs` (issue 10.8), with the host paths
+    /// the daemon logs (`…/d/<encrypted>/<encrypted>`, never plaintext on
+    /// disk) shown as the note paths they stand for, where they still
+    /// exist: `clients/anna.md (host …/d/Xy…)` becomes `clients/anna.md`.
+    pub fn log_lines(&self) -> io::Result<Vec<String>> {
+        let lines = read_path(&self.keys.log, &self.log_path)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let root = self.root().describe();
+        let mut names = NameCache::default();
+        Ok(lines
+            .into_iter()
+            .map(|l| self.translate(&l, &root, &mut names))
+            .collect())
+    }
+
+    fn translate(&self, line: &str, root: &str, names: &mut NameCache) -> String {
+        let prefix = format!("{root}/");
+        let mut out = String::new();
+        let mut rest = line;
+        while let Some(i) = rest.find(&prefix) {
+            out.push_str(&rest[..i]);
+            let tail = &rest[i + prefix.len()..];
+            let end = tail
+                .find(|c: char| c.is_whitespace() || c == ':' || c == ',' || c == ')')
+                .unwrap_or(tail.len());
+            match self.note_path(&tail[..end], names) {
+                Some(p) => out.push_str(&p),
+                None => out.push_str(&rest[i..i + prefix.len() + end]),
+            }
+            rest = &tail[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The note path of a host path below the root, component by
+    /// component; None when some part is gone or is not a name.
+    fn note_path(&self, host: &str, names: &mut NameCache) -> Option<String> {
+        let mut dir = self.root();
+        let mut parts = Vec::new();
+        let comps: Vec<&str> = host.split('/').filter(|c| !c.is_empty()).collect();
+        for (k, comp) in comps.iter().enumerate() {
+            let key = (dir.ino, comp.to_string());
+            let (name, is_dir) = match names.0.get(&key) {
+                Some(v) => v.clone(),
+                None => {
+                    let e = self
+                        .read_dir(&dir)
+                        .ok()?
+                        .into_iter()
+                        .find(|e| e.host() == OsStr::new(comp))?;
+                    let v = (
+                        e.name.to_string_lossy().into_owned(),
+                        e.kind == super::Kind::Dir,
+                    );
+                    names.0.insert(key, v.clone());
+                    v
+                }
+            };
+            parts.push(name);
+            if k + 1 < comps.len() {
+                if !is_dir {
+                    return None;
+                }
+                dir = Arc::new(self.node_at(&dir, OsStr::new(comp)).ok()?.0);
+            }
+        }
+        (!parts.is_empty()).then(|| parts.join("/"))
+    }
+}
+
+/// Decrypted names already looked up: (folder inode, host name) → (name,
+/// is a folder).
+#[derive(Default)]
+struct NameCache(std::collections::HashMap<(u64, String), (String, bool)>);
 
 fn parse(key: &AeadKey, mut b: &[u8]) -> Vec<String> {
     let mut out = Vec::new();

@@ -408,6 +408,7 @@ impl UnlockedVault {
                 Some(self.audit_log()?)
             },
             audit_read: (self.layout.audit(), self.audit_head.clone()),
+            log_path: self.layout.log(),
         };
         Tree::new(self.keys.clone(), root, journal, setup)
             .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))

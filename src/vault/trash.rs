@@ -457,7 +457,7 @@ impl Tree {
         let mut name = file.to_vec();
         if self.lookup(&dir, OsStr::from_bytes(&name)).is_ok() {
             let stamp = crate::vault::history::stamp(SystemTime::now());
-            name = [file, format!(" (restored {stamp})").as_bytes()].concat();
+            name = restored_name(file, &stamp);
         }
         let hn = self.host_name_for(&dir, OsStr::from_bytes(&name))?;
         let host = OsString::from(&hn);
@@ -577,6 +577,18 @@ impl Tree {
     }
 }
 
+/// `misc.txt` → `misc (restored 2026-12-02T18.57.03).txt`: the extension
+/// stays last so the copy opens with the same program (issue 10.8). A
+/// name with no extension, or a dot file (`.bashrc`), gets the suffix at
+/// the end.
+fn restored_name(file: &[u8], stamp: &str) -> Vec<u8> {
+    let tag = format!(" (restored {stamp})");
+    match file.iter().rposition(|&b| b == b'.') {
+        Some(i) if i > 0 && i + 1 < file.len() => [&file[..i], tag.as_bytes(), &file[i..]].concat(),
+        _ => [file, tag.as_bytes()].concat(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,6 +629,17 @@ mod tests {
         let later = now + Duration::from_secs(86_400);
         assert_eq!(plan_purge(&entries, Policy::default(), later).len(), 4);
         assert!(plan_purge(&[], Policy::default(), now).is_empty());
+    }
+
+    #[test]
+    fn restored_copies_keep_their_extension_last() {
+        let s = "2026-12-02T18.57.03";
+        let n = |f: &str| String::from_utf8(super::restored_name(f.as_bytes(), s)).unwrap();
+        assert_eq!(n("misc.txt"), "misc (restored 2026-12-02T18.57.03).txt");
+        assert_eq!(n("a.b.md"), "a.b (restored 2026-12-02T18.57.03).md");
+        assert_eq!(n("README"), "README (restored 2026-12-02T18.57.03)");
+        assert_eq!(n(".bashrc"), ".bashrc (restored 2026-12-02T18.57.03)");
+        assert_eq!(n("odd."), "odd. (restored 2026-12-02T18.57.03)");
     }
 
     #[test]

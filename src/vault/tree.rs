@@ -67,6 +67,8 @@ pub struct Tree {
     pub(crate) lifecycle: bool,
     /// The audit log's path and remembered head, for reading it.
     pub(crate) audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
+    /// The daemon log's path, for `quire logs`.
+    pub(crate) log_path: std::path::PathBuf,
     /// The audit log (none when read-only).
     pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
     /// Set when a note's dates change, to wake the lifecycle timer.
@@ -89,6 +91,8 @@ pub(crate) struct Setup {
     pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
     /// The audit log's path and remembered head, for reading.
     pub(crate) audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
+    /// The daemon log's path (`quire.log`), for reading.
+    pub(crate) log_path: std::path::PathBuf,
 }
 
 impl Tree {
@@ -104,6 +108,7 @@ impl Tree {
             lifecycle,
             audit,
             audit_read,
+            log_path,
         } = s;
         let ino = root.stat()?.st_ino;
         let root = Arc::new(Node::new(root, Kind::Dir, ino));
@@ -117,6 +122,7 @@ impl Tree {
             keys,
             audit,
             audit_read,
+            log_path,
             lifecycle,
             lifecycle_wake: Default::default(),
             listener: Default::default(),

@@ -67,6 +67,45 @@ impl World {
         c
     }
 
+    /// Runs quire on a terminal (a pty): waits for each `expect` text in
+    /// its output and types `send` and Enter. Returns the exit code and
+    /// everything it printed.
+    pub fn tty(&self, args: &[&str], steps: &[(&str, &str)]) -> (Option<i32>, String) {
+        let q = self.cmd();
+        let mut c = Command::new("python3");
+        for (k, v) in q.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        let mut argv = vec![quire_bin().to_string_lossy().into_owned()];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let js = |v: Vec<String>| {
+            let items: Vec<String> = v
+                .iter()
+                .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+                .collect();
+            format!("[{}]", items.join(","))
+        };
+        let flat: Vec<String> = steps
+            .iter()
+            .flat_map(|(e, s)| [e.to_string(), s.to_string()])
+            .collect();
+        let o = c
+            .arg("-c")
+            .arg(TTY_PY)
+            .arg(js(argv))
+            .arg(js(flat))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    }
+
     /// Runs quire with args; returns the output.
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().unwrap()
@@ -373,3 +412,63 @@ fn scan(root: &Path, needle: &[u8], since: std::time::SystemTime) -> Option<Path
     }
     None
 }
+
+/// Drives a program on a pty for [`World::tty`]: argv, then (expect, send)
+/// pairs, as JSON arrays. Gives up after 60 s.
+const TTY_PY: &str = r#"
+import json, os, pty, select, signal, sys, time
+argv = json.loads(sys.argv[1]); flat = json.loads(sys.argv[2])
+steps = list(zip(flat[0::2], flat[1::2]))
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+buf = b""; pos = 0; deadline = time.time() + 60; status = None
+def more(wait=0.2):
+    # "data", "idle" (nothing within wait) or "eof"
+    global buf
+    r, _, _ = select.select([fd], [], [], wait)
+    if not r:
+        return "idle"
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        return "eof"
+    buf += d
+    return "data" if d else "eof"
+def drain():
+    while time.time() < deadline and more(0.3) == "data":
+        pass
+def exited():
+    global status
+    if status is None:
+        p, st = os.waitpid(pid, os.WNOHANG)
+        if p:
+            status = st
+    return status is not None
+for expect, send in steps:
+    e = expect.encode()
+    while buf.find(e, pos) < 0 and time.time() < deadline and not exited():
+        if more() == "eof":
+            break
+    if buf.find(e, pos) < 0:
+        drain()
+    i = buf.find(e, pos)
+    if i < 0:
+        break
+    pos = i + len(e)
+    time.sleep(0.05)
+    os.write(fd, send.encode() + b"\n")
+while time.time() < deadline and not exited():
+    if more() == "eof":
+        break
+drain()
+t = time.time() + 5
+while time.time() < t and not exited():
+    time.sleep(0.05)
+if status is None:
+    os.kill(pid, signal.SIGKILL)
+    status = os.waitpid(pid, 0)[1]
+sys.stdout.write(buf.decode(errors="replace"))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"#;
