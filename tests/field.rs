@@ -535,3 +535,193 @@ fn messages_say_what_happened_in_the_users_words() {
     assert!(!err.contains("panicked"), "{err}");
     m.unmount();
 }
+
+/// Bytes the vault folder takes on the host disk.
+fn host_use(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+            total += m.blocks() * 512;
+        }
+    }
+    total
+}
+
+fn fallocate(args: &[&str], file: &Path) -> std::process::Output {
+    std::process::Command::new("fallocate")
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+/// Issue 10.2: sparse files cost their data, not their size; huge sizes
+/// get EFBIG at once; fallocate punches, zeros and reserves; and a zeroed
+/// block, a zeroed marker or a cut file is still detected.
+#[test]
+fn sparse_files_cost_their_data_and_holes_stay_authenticated() {
+    need("fallocate");
+    let w = World::new();
+    w.init();
+    const GIB: u64 = 1 << 30;
+    let m = w.mount(&[]);
+    let base = host_use(&w.vault);
+    // pjdfstest truncate/12: far past the maximum size.
+    let f = std::fs::File::create(m.path("huge")).unwrap();
+    assert_eq!(
+        f.set_len(999_999_999_999_999).unwrap_err().raw_os_error(),
+        Some(libc::EFBIG)
+    );
+    assert_eq!(std::fs::metadata(m.path("huge")).unwrap().len(), 0);
+    // 2 GiB of nothing, and 4 bytes written at 2 GiB: a few KiB on disk.
+    f.set_len(2 * GIB).unwrap();
+    drop(f);
+    {
+        use std::os::unix::fs::FileExt;
+        let g = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(m.path("w4"))
+            .unwrap();
+        g.write_all_at(b"abcd", 2 * GIB).unwrap();
+        let mut b = [9u8; 8];
+        let r = std::fs::File::open(m.path("w4")).unwrap();
+        r.read_exact_at(&mut b[..4], 2 * GIB).unwrap();
+        assert_eq!(&b[..4], b"abcd");
+        r.read_exact_at(&mut b, GIB + 12345).unwrap();
+        assert_eq!(b, [0u8; 8]);
+    }
+    assert_eq!(std::fs::metadata(m.path("huge")).unwrap().len(), 2 * GIB);
+    assert_eq!(std::fs::metadata(m.path("w4")).unwrap().len(), 2 * GIB + 4);
+    let used = host_use(&w.vault) - base;
+    assert!(used < 1 << 20, "{used} host bytes for two sparse files");
+
+    // Data, a hole, data; then holes punched and zeroed in the data.
+    let data: Vec<u8> = (0..(64 * 4096u32)).map(|i| (i % 251) as u8 + 1).collect();
+    let p = m.path("db");
+    std::fs::write(&p, &data).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let g = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        g.write_all_at(&data, 10 << 20).unwrap();
+    }
+    let mut want = vec![0u8; (10 << 20) + data.len()];
+    want[..data.len()].copy_from_slice(&data);
+    want[10 << 20..].copy_from_slice(&data);
+    let o = fallocate(&["-p", "-o", "5000", "-l", "100000"], &p);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    want[5000..105_000].fill(0);
+    let o = fallocate(&["-z", "-o", "150000", "-l", "30000"], &p);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    want[150_000..180_000].fill(0);
+    // Writing into a hole splits its run.
+    {
+        use std::os::unix::fs::FileExt;
+        let g = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        g.write_all_at(b"middle", 5 << 20).unwrap();
+    }
+    want[5 << 20..(5 << 20) + 6].copy_from_slice(b"middle");
+    // Mode 0 past the end grows the file; KEEP_SIZE does not.
+    let o = fallocate(&["-o", "0", "-l", &(want.len() + 8192).to_string()], &p);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    want.resize(want.len() + 8192, 0);
+    let o = fallocate(&["-n", "-o", "0", "-l", &(want.len() * 2).to_string()], &p);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read(&p).unwrap() == want,
+        "content after fallocate"
+    );
+    // offset + length past the maximum: EFBIG, nothing changed.
+    let o = fallocate(&["-o", "9223372036854000000", "-l", "1000000"], &p);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), want.len() as u64);
+    m.unmount();
+    let o = w.check_sealed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // Tampering with a sparse file on the host.
+    let host = {
+        let mut files = Vec::new();
+        let mut stack = vec![w.vault.join("d")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if !p.file_name().unwrap().to_str().unwrap().contains('.') {
+                    files.push(p);
+                }
+            }
+        }
+        // The one whose host size is that of `db`.
+        let csize = |n: u64| {
+            18 + n / 4096 * 4124
+                + if !n.is_multiple_of(4096) {
+                    n % 4096 + 28
+                } else {
+                    0
+                }
+        };
+        files
+            .into_iter()
+            .find(|f| std::fs::metadata(f).unwrap().len() == csize(want.len() as u64))
+            .unwrap()
+    };
+    let good = std::fs::read(&host).unwrap();
+    let slot = |n: usize| 18 + n * 4124..18 + (n + 1) * 4124;
+    let marker_slot = (5 << 20) / 4096 - 1; // the run before "middle"
+    let cases: Vec<(&str, Vec<u8>, usize)> = vec![
+        (
+            "zeroed data block",
+            {
+                let mut b = good.clone();
+                b[slot(50)].fill(0);
+                b
+            },
+            50 * 4096 + 10,
+        ),
+        (
+            "zeroed marker",
+            {
+                let mut b = good.clone();
+                b[slot(marker_slot)].fill(0);
+                b
+            },
+            (3 << 20) + 7,
+        ),
+        ("cut inside a run", good[..slot(2000).start].to_vec(), 0),
+    ];
+    for (what, bytes, at) in cases {
+        std::fs::write(&host, &bytes).unwrap();
+        let m = w.mount(&[]);
+        let r = std::fs::File::open(m.path("db")).unwrap();
+        let mut b = [0u8; 16];
+        let e = {
+            use std::os::unix::fs::FileExt;
+            if what.starts_with("cut") {
+                std::fs::read(m.path("db")).err()
+            } else {
+                r.read_exact_at(&mut b, at as u64).err()
+            }
+        };
+        drop(r);
+        assert_eq!(
+            e.and_then(|e| e.raw_os_error()),
+            Some(libc::EIO),
+            "{what}: read as data"
+        );
+        m.unmount();
+    }
+    std::fs::write(&host, &good).unwrap();
+    let m = w.mount(&[]);
+    assert!(std::fs::read(m.path("db")).unwrap() == want);
+    m.unmount();
+}

@@ -187,3 +187,28 @@ fn vaults_from_before_expiry_refuse_dates_clearly() {
         "{o:?}"
     );
 }
+
+/// The sparse vault (feature flag 0x40, docs/FORMAT.md §4): holes from a
+/// write past the end, a punched range and a truncate that grew a file.
+/// Git stores the holes as written zeros, which must read the same.
+#[test]
+fn golden_v1_sparse_reads_its_holes_as_zeros() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-sparse");
+    let conf = std::fs::read(golden.join("vault/quire.conf")).unwrap();
+    assert_eq!(&conf[10..14], &0x7Fu32.to_be_bytes());
+    let w = World::new();
+    copy_dir(&golden.join("vault"), &w.vault);
+    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let m = w.mount(&["--read-only"]);
+    let mut want = b"head of the file\n".to_vec();
+    want.resize(1 << 18, 0);
+    want.extend_from_slice(b"tail at 256 KiB\n");
+    assert!(std::fs::read(m.path("sparse.bin")).unwrap() == want);
+    let mut punched: Vec<u8> = (0..40000u32).map(|i| ((i * 7) % 251) as u8).collect();
+    punched[8192..8192 + 16384].fill(0);
+    assert!(std::fs::read(m.path("punched.bin")).unwrap() == punched);
+    assert!(std::fs::read(m.path("grown.bin")).unwrap() == vec![0u8; 100_000]);
+    m.unmount();
+    let o = w.check_sealed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}

@@ -16,21 +16,37 @@ fn fsx_random_operations_match_its_model() {
     let m = w.mount(&[]);
     let art = w.dir.path().join("fsx-artifacts");
     std::fs::create_dir_all(&art).unwrap();
-    let runs: Vec<_> = [(42u32, "a.bin"), (7, "b.bin")]
-        .into_iter()
-        .map(|(seed, name)| {
-            let file = m.path(name);
-            let art = art.clone();
-            std::thread::spawn(move || {
-                std::process::Command::new("fsx")
-                    .args(["-N", "4000", "-S", &seed.to_string(), "-P"])
-                    .arg(&art)
-                    .arg(&file)
-                    .output()
-                    .unwrap()
-            })
+    // The third run also punches holes, preallocates, copies ranges and
+    // fsyncs, over a 4 MiB file: runs of holes are made, split, joined and
+    // cut (issue 10.2).
+    let holes = w.dir.path().join("holes.toml");
+    std::fs::write(
+        &holes,
+        "flen = 4194304\n[weights]\nread = 1.0\nwrite = 1.0\nmapread = 0.5\nmapwrite = 0.5\n\
+         truncate = 1.0\nposix_fallocate = 1.0\npunch_hole = 1.0\ncopy_file_range = 0.5\n\
+         fsync = 0.1\nclose_open = 0.05\n",
+    )
+    .unwrap();
+    let runs: Vec<_> = [
+        (42u32, "a.bin", None),
+        (7, "b.bin", None),
+        (11, "c.bin", Some(holes)),
+    ]
+    .into_iter()
+    .map(|(seed, name, config)| {
+        let file = m.path(name);
+        let art = art.clone();
+        std::thread::spawn(move || {
+            let mut c = std::process::Command::new("fsx");
+            let n = if config.is_some() { "2500" } else { "4000" };
+            c.args(["-N", n, "-S", &seed.to_string(), "-P"]).arg(&art);
+            if let Some(f) = config {
+                c.arg("-f").arg(f);
+            }
+            c.arg(&file).output().unwrap()
         })
-        .collect();
+    })
+    .collect();
     for r in runs {
         let o = r.join().unwrap();
         let out = format!(

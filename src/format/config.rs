@@ -35,13 +35,19 @@ pub const FLAG_HISTORY: u32 = 1 << 4;
 /// older build would let a retained note be deleted). Vaults created before
 /// it cannot carry dates.
 pub const FLAG_LIFECYCLE: u32 = 1 << 5;
+/// Feature flag: files may have holes, runs of all-zero block slots closed
+/// by a sealed hole marker (§4), so sparse files cost only their data.
+/// Readers without it refuse the vault (they would take a hole for a
+/// forged block); vaults created before it write zeros, as before.
+pub const FLAG_SPARSE: u32 = 1 << 6;
 /// Every flag this build understands.
 pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_LONG_NAMES
     | FLAG_LAST_BLOCK_AAD
     | FLAG_XATTRS
     | FLAG_HISTORY
-    | FLAG_LIFECYCLE;
+    | FLAG_LIFECYCLE
+    | FLAG_SPARSE;
 /// Flags every version-1 vault has.
 pub const REQUIRED_FLAGS: u32 =
     FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;

@@ -4,7 +4,9 @@
 //! The AAD of block *n* is `file ID(16) ‖ n (u64 BE) ‖ last(u8)`, where `last`
 //! is 1 only for the final block. Swapping, reordering or truncating blocks
 //! therefore fails authentication (the STREAM construction of the age format).
-//! An all-zero block is never accepted as a hole: it fails like any other
+//! An all-zero block is accepted as a hole only in a vault with the
+//! `SPARSE` flag, and only inside a run of holes closed by a sealed hole
+//! marker (see [`seal_marker`]); anywhere else it fails like any other
 //! forgery.
 
 use crate::crypto::aead::{AeadKey, NONCE_LEN, OVERHEAD};
@@ -18,6 +20,13 @@ pub const HEADER_LEN: u64 = 18;
 pub const BLOCK: u64 = 4096;
 /// Ciphertext bytes per full block.
 pub const CBLOCK: u64 = BLOCK + OVERHEAD as u64;
+
+/// Largest plaintext size of a file: 8 TiB (host size ≈ 8.06 TiB, under
+/// ext4's 16 TiB). Larger sizes are refused with `EFBIG`.
+pub const MAX_FILE_SIZE: u64 = 1 << 43;
+
+/// A hole marker's sealed length: nonce(12) ‖ start (u64) ‖ tag(16).
+pub const MARKER_LEN: usize = 8 + OVERHEAD;
 
 /// Why a header was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +131,35 @@ pub fn seal_blocks(
         key.seal_into(nonce, &aad, chunk, &mut out[o..o + len]);
         o += len;
     }
+}
+
+/// The AAD of a hole marker in slot `n`: like a block's, with the flag
+/// byte 2 (a block has 0 or 1), so a marker never opens as a block.
+pub fn marker_aad(file_id: &[u8; 16], n: u64) -> [u8; 25] {
+    let mut a = block_aad(file_id, n, false);
+    a[24] = 2;
+    a
+}
+
+/// Seals the hole marker of slot `n`: "slots `start..=n` are holes (read
+/// as zeros)". Written at the start of slot `n`; the rest of the slot, and
+/// every slot from `start` to `n - 1`, is zero (a host hole).
+pub fn seal_marker(key: &AeadKey, file_id: &[u8; 16], n: u64, start: u64) -> Vec<u8> {
+    debug_assert!(start <= n);
+    key.seal(&marker_aad(file_id, n), &start.to_be_bytes())
+}
+
+/// Opens slot `n` as a hole marker: the run's first slot, if the slot
+/// holds a marker sealed for this file and position, and nothing else.
+pub fn open_marker(key: &AeadKey, file_id: &[u8; 16], n: u64, slot: &[u8]) -> Option<u64> {
+    if slot.len() < MARKER_LEN || slot[MARKER_LEN..].iter().any(|&b| b != 0) {
+        return None;
+    }
+    let p = key
+        .open(&marker_aad(file_id, n), &slot[..MARKER_LEN])
+        .ok()?;
+    let start = u64::from_be_bytes(p.as_slice().try_into().ok()?);
+    (start <= n).then_some(start)
 }
 
 /// Opens consecutive sealed blocks `first..` into `out` (appending).

@@ -170,7 +170,7 @@ impl Tree {
                     r.files += 1;
                     let res = (|| {
                         let (n, _) = self.lookup(dir, OsStr::from_bytes(&plain))?;
-                        self.plain_content(&n).map(|c| c.len() as u64)
+                        self.verify_content(&n)
                     })();
                     match res {
                         Ok(b) => r.bytes += b,

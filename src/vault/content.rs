@@ -146,6 +146,36 @@ impl Tree {
         self.read_all_plain(node, &f, psize)
     }
 
+    /// Authenticates every block of a file without holding it in memory
+    /// (a sparse file may be terabytes): 1 MiB at a time, runs of holes
+    /// skipped once their marker is verified. Returns the plaintext size.
+    pub(crate) fn verify_content(&self, node: &Node) -> io::Result<u64> {
+        let f = node.handle()?.open_file(libc::O_RDONLY)?;
+        let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
+        let (_, psize) = self.sizes(node, &f)?;
+        if psize == 0 {
+            return Ok(0);
+        }
+        let final_block = content::block_count(psize) - 1;
+        let (mut sealed, mut out) = (Vec::new(), zeroize::Zeroizing::new(Vec::new()));
+        let mut b = 0;
+        while b <= final_block {
+            let cached = *self.hole_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((ino, s, m)) = cached
+                && ino == node.ino
+                && s <= b
+                && b <= m
+            {
+                b = m + 1;
+                continue;
+            }
+            let last = final_block.min(b + 255);
+            self.read_blocks_into(node, &f, psize, b, last, &mut sealed, &mut out)?;
+            b = last + 1;
+        }
+        Ok(psize)
+    }
+
     /// The first `n` bytes (or fewer) of a note's plaintext.
     pub(crate) fn plain_prefix(
         &self,
@@ -219,13 +249,14 @@ impl Tree {
         file.read_exact_at(sealed, from)?;
         out.clear();
         let final_block = content::block_count(psize) - 1;
-        content::open_blocks(&k.key, &k.id, first, sealed, final_block, out).map_err(|(n, _)| {
-            log::error!(
-                "block {n} of file {} failed authentication",
-                self.describe(node)
-            );
-            eio()
-        })
+        self.open_with_holes(node, k, file, first, sealed, final_block, out)
+            .map_err(|n| {
+                log::error!(
+                    "block {n} of file {} failed authentication",
+                    self.describe(node)
+                );
+                eio()
+            })
     }
 
     /// Reads up to `size` bytes at `off` and hands them to `f`. The bytes
@@ -267,7 +298,9 @@ impl Tree {
         if !of.writable {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
+        super::sparse::check_size(off, data.len() as u64)?;
         let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
+        self.holes_changed(&of.node);
         TOUCHED.set(false);
         if off == 0 && !data.is_empty() {
             let fm = if data.starts_with(b"---") { 1 } else { 2 };
@@ -306,6 +339,9 @@ impl Tree {
         let k = self.key(&of.node, &of.file)?;
         let end = off + data.len() as u64;
         let new_psize = psize.max(end);
+        if self.sparse && off / BLOCK > content::block_count(psize) {
+            return self.write_past_gap(of, k, committed, psize, off, data);
+        }
         // First block to re-seal: the one holding `off`, or the old final
         // block when growing (its last-block flag changes, and any gap after
         // it is filled with sealed zeros).
@@ -346,7 +382,42 @@ impl Tree {
             range_end == new_psize,
             &mut sealed,
         );
+        // Writing into a run of holes splits it: the part before gets a
+        // marker of its own, the part after a marker that no longer
+        // claims the blocks written (docs/FORMAT.md §4).
+        let mut markers: Vec<(u64, u64)> = Vec::new();
+        if self.sparse && psize > 0 {
+            let final_block = content::block_count(psize) - 1;
+            if first > 0
+                && first - 1 < final_block
+                && let super::sparse::Slot::Zero = self.slot_kind(k, &of.file, first - 1)?
+                && let Some((s, _)) =
+                    self.hole_run(&of.node, k, &of.file, first - 1, final_block)?
+            {
+                markers.push((first - 1, s));
+            }
+            if last + 1 < final_block {
+                match self.slot_kind(k, &of.file, last + 1)? {
+                    super::sparse::Slot::Marker(s) if s <= last => {
+                        markers.push((last + 1, last + 1))
+                    }
+                    super::sparse::Slot::Zero => {
+                        if let Some((s, m)) =
+                            self.hole_run(&of.node, k, &of.file, last + 1, final_block)?
+                            && s <= last
+                        {
+                            markers.push((m, last + 1));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            self.holes_changed(&of.node);
+        }
         self.before_change(of, committed, first, last)?;
+        for &(n, _) in &markers {
+            self.before_change(of, committed, n, n)?;
+        }
         of.node
             .changed
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -360,6 +431,69 @@ impl Tree {
             reserve(&of.file, csize, new_csize - csize)?;
         }
         if let Err(e) = modifying().and_then(|_| of.file.write_all_at(&sealed, write_at)) {
+            let _ = of.file.set_len(csize);
+            return Err(e);
+        }
+        for (n, s) in markers {
+            modifying()?;
+            self.write_marker(k, &of.file, n, s)?;
+        }
+        Ok(())
+    }
+
+    /// A write that starts past the block after the final one (sparse
+    /// vaults): the old final block is re-sealed as a full, non-final
+    /// block, the blocks between become a run of holes (never written, so
+    /// a host hole), and the data is sealed from its own block on.
+    fn write_past_gap(
+        &self,
+        of: &OpenFile,
+        k: &FileKey,
+        committed: u64,
+        psize: u64,
+        off: u64,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let csize = content::cipher_size(psize);
+        let nb = content::block_count(psize);
+        let w = off / BLOCK;
+        let mut old_final = Vec::new();
+        if psize > 0 {
+            let mut p = self.read_blocks(&of.node, &of.file, psize, nb - 1, nb - 1)?;
+            p.resize(BLOCK as usize, 0);
+            content::seal_blocks(&k.key, &k.id, nb - 1, &p, false, &mut old_final);
+            zeroize::Zeroize::zeroize(&mut p);
+        }
+        let mut buf = vec![0u8; (off - w * BLOCK) as usize];
+        buf.extend_from_slice(data);
+        let mut sealed = Vec::with_capacity(buf.len() + buf.len().div_ceil(BLOCK as usize) * 28);
+        content::seal_blocks(&k.key, &k.id, w, &buf, true, &mut sealed);
+        zeroize::Zeroize::zeroize(&mut buf);
+        if psize > 0 {
+            self.before_change(of, committed, nb - 1, nb - 1)?;
+        } else {
+            // Opens the crash-undo session (nothing to save yet).
+            self.before_change(of, committed, 0, 0)?;
+        }
+        of.node
+            .changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let new_csize = content::cipher_size(off + data.len() as u64);
+        // Only what is written needs room: the marker's slot and the data.
+        let from = content::block_offset(w - 1);
+        reserve(&of.file, from, new_csize - from)?;
+        let r = modifying()
+            .and_then(|_| self.write_marker(k, &of.file, w - 1, nb))
+            .and_then(|_| of.file.write_all_at(&sealed, content::block_offset(w)))
+            .and_then(|_| {
+                if psize > 0 {
+                    of.file
+                        .write_all_at(&old_final, content::block_offset(nb - 1))
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(e) = r {
             let _ = of.file.set_len(csize);
             return Err(e);
         }
@@ -381,7 +515,9 @@ impl Tree {
         if !of.writable {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
+        super::sparse::check_size(size, 0)?;
         let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
+        self.holes_changed(&of.node);
         TOUCHED.set(false);
         let r = self.truncate_locked(of, size);
         if r.is_err() && TOUCHED.get() {
@@ -398,6 +534,11 @@ impl Tree {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             of.unrecorded
                 .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if size > psize && self.sparse {
+            // One zero byte at the new end: the blocks between become a
+            // run of holes, the new final block is sealed zeros.
+            return self.write_locked(of, size - 1, &[0]);
         }
         if size > psize {
             let mut pos = psize;
@@ -418,7 +559,20 @@ impl Tree {
             return of.file.set_len(csize.min(content::HEADER_LEN));
         }
         let b = (size - 1) / BLOCK;
-        self.before_change(of, csize, b, u64::MAX)?;
+        // The new final block cut out of a run of holes: the run's part
+        // before it gets a marker of its own.
+        let mut marker = None;
+        if self.sparse && b > 0 && b - 1 < content::block_count(psize) - 1 {
+            let k = self.key(&of.node, &of.file)?;
+            let final_block = content::block_count(psize) - 1;
+            if let super::sparse::Slot::Zero = self.slot_kind(k, &of.file, b - 1)?
+                && let Some((s, _)) = self.hole_run(&of.node, k, &of.file, b - 1, final_block)?
+            {
+                marker = Some((b - 1, s));
+            }
+            self.holes_changed(&of.node);
+        }
+        self.before_change(of, csize, b.saturating_sub(1), u64::MAX)?;
         let mut p = self.read_blocks(&of.node, &of.file, psize, b, b)?;
         p.truncate((size - b * BLOCK) as usize);
         let k = self.key(&of.node, &of.file)?;
@@ -426,8 +580,108 @@ impl Tree {
         content::seal_blocks(&k.key, &k.id, b, &p, true, &mut sealed);
         modifying()?;
         of.file.write_all_at(&sealed, content::block_offset(b))?;
+        if let Some((n, s)) = marker {
+            self.write_marker(k, &of.file, n, s)?;
+        }
         modifying()?;
         of.file.set_len(content::cipher_size(size))
+    }
+
+    /// `fallocate(2)`: mode 0 (extend and reserve host room), `KEEP_SIZE`
+    /// (reserve only), `PUNCH_HOLE | KEEP_SIZE` and `ZERO_RANGE` (with or
+    /// without `KEEP_SIZE`). In a sparse vault whole blocks zeroed become
+    /// holes; elsewhere zeros are sealed. Other modes: `EOPNOTSUPP`.
+    pub fn fallocate(&self, of: &OpenFile, offset: u64, length: u64, mode: i32) -> io::Result<()> {
+        if !of.writable {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        let keep = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
+        let punch = mode & libc::FALLOC_FL_PUNCH_HOLE != 0;
+        let zero = mode & libc::FALLOC_FL_ZERO_RANGE != 0;
+        let known =
+            libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE;
+        if mode & !known != 0 || (punch && zero) || (punch && !keep) {
+            return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        }
+        if length == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let end = super::sparse::check_size(offset, length)?;
+        let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
+        self.holes_changed(&of.node);
+        TOUCHED.set(false);
+        let r = self.fallocate_locked(of, offset, end, keep, punch || zero);
+        if r.is_err() && TOUCHED.get() {
+            self.undo_after_error(of);
+        }
+        r
+    }
+
+    fn fallocate_locked(
+        &self,
+        of: &OpenFile,
+        offset: u64,
+        end: u64,
+        keep: bool,
+        zeroing: bool,
+    ) -> io::Result<()> {
+        let (_, psize) = self.sizes(&of.node, &of.file)?;
+        if zeroing && offset < psize {
+            self.zero_range(of, offset, end.min(psize))?;
+            of.unrecorded
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if !keep && end > psize {
+            self.truncate_locked(of, end)?;
+        }
+        if !zeroing {
+            // Room for every block of the range, so writes there cannot
+            // fail for lack of space (what callers of fallocate expect).
+            let (csize, _) = self.sizes(&of.node, &of.file)?;
+            let from = content::block_offset(offset / BLOCK);
+            let to = content::cipher_size(end).max(csize);
+            if to > from {
+                reserve(&of.file, from, to - from)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Zeros plaintext bytes `a..e` (within the size): whole blocks before
+    /// the final one become holes in a sparse vault; the rest is sealed
+    /// zeros.
+    fn zero_range(&self, of: &OpenFile, a: u64, e: u64) -> io::Result<()> {
+        let zeros = |from: u64, to: u64| -> io::Result<()> {
+            let mut pos = from;
+            while pos < to {
+                let n = (to - pos).min(ZERO_CHUNK);
+                self.write_locked(of, pos, &vec![0u8; n as usize])?;
+                pos += n;
+            }
+            Ok(())
+        };
+        let (csize, psize) = self.sizes(&of.node, &of.file)?;
+        let final_block = content::block_count(psize) - 1;
+        let x = a.div_ceil(BLOCK);
+        let y_end = (e / BLOCK).min(final_block);
+        if !self.sparse || x >= y_end {
+            return zeros(a, e);
+        }
+        let y = y_end - 1;
+        let k = self.key(&of.node, &of.file)?;
+        let (s, m) = self.plan_holes(&of.node, k, &of.file, x, y, final_block)?;
+        self.before_change(of, csize, x, y)?;
+        if m > y {
+            self.before_change(of, csize, m, m)?;
+        }
+        of.node
+            .changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        modifying()?;
+        self.make_holes(k, &of.file, x, y, s, m)?;
+        self.holes_changed(&of.node);
+        zeros(a, x * BLOCK)?;
+        zeros(y_end * BLOCK, e)
     }
 
     /// Truncates a file that is not open (setattr without a handle).

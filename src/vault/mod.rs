@@ -21,6 +21,7 @@ pub mod node;
 pub mod notes;
 pub mod recovery;
 pub mod rename;
+pub(crate) mod sparse;
 pub mod trash;
 pub mod tree;
 pub mod xattr;
@@ -402,6 +403,7 @@ impl UnlockedVault {
             read_only,
             history: flags & crate::format::config::FLAG_HISTORY != 0,
             lifecycle: flags & crate::format::config::FLAG_LIFECYCLE != 0,
+            sparse: flags & crate::format::config::FLAG_SPARSE != 0,
             audit: if read_only {
                 None
             } else {

@@ -9,7 +9,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::node::{Attr, Kind, Node};
 use crate::crypto::{SubKeys, random};
@@ -65,6 +65,11 @@ pub struct Tree {
     pub(crate) history: Option<super::chunker::Chunker>,
     /// Whether notes may carry dates (feature flag 0x20, §2.1).
     pub(crate) lifecycle: bool,
+    /// Feature flag 0x40: files may have holes (docs/FORMAT.md §4).
+    pub(crate) sparse: bool,
+    /// The last run of holes verified: (host inode, first slot, marker
+    /// slot). Cleared by every change to that file.
+    pub(crate) hole_cache: Mutex<Option<(u64, u64, u64)>>,
     /// The audit log's path and remembered head, for reading it.
     pub(crate) audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
     /// The daemon log's path, for `quire logs`.
@@ -87,6 +92,8 @@ pub(crate) struct Setup {
     pub(crate) history: bool,
     /// Feature flag 0x20.
     pub(crate) lifecycle: bool,
+    /// Feature flag 0x40: files may have holes (docs/FORMAT.md §4).
+    pub(crate) sparse: bool,
     /// The audit log, for appending (none when read-only).
     pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
     /// The audit log's path and remembered head, for reading.
@@ -106,6 +113,7 @@ impl Tree {
             read_only,
             history,
             lifecycle,
+            sparse,
             audit,
             audit_read,
             log_path,
@@ -124,6 +132,8 @@ impl Tree {
             audit_read,
             log_path,
             lifecycle,
+            sparse,
+            hole_cache: Default::default(),
             lifecycle_wake: Default::default(),
             listener: Default::default(),
             restores: Default::default(),

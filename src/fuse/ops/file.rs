@@ -295,17 +295,8 @@ impl QuireFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        if mode != 0 {
-            // Punching holes or zeroing ranges would need sealed zero blocks
-            // in place; not offered, as on several local filesystems.
-            reply.error(Errno::EOPNOTSUPP);
-            return;
-        }
         let of = tri!(reply, self.file(fh));
-        let size = tri!(reply, self.tree.getattr(of.node()).map(|a| a.size));
-        if offset + length > size {
-            tri!(reply, self.tree.truncate(&of, offset + length));
-        }
+        tri!(reply, self.tree.fallocate(&of, offset, length, mode));
         reply.ok();
     }
 }

@@ -1,0 +1,264 @@
+//! Holes in files (docs/FORMAT.md §4, feature flag `SPARSE`): a run of
+//! block slots that are all zero on the host (a host hole, so they cost no
+//! disk) closed by a sealed hole marker in its last slot. A zero slot reads
+//! as zeros only when the next non-zero slot is a marker of this file and
+//! position whose run covers it; a zeroed, punched or removed data block is
+//! therefore still detected. The final block of a file is always a data
+//! block, so truncation stays detected by its last-block flag.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+
+use super::node::{FileKey, Node};
+use super::tree::Tree;
+use crate::format::content::{self, BLOCK, CBLOCK, MARKER_LEN};
+
+/// What a block slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// All zero: inside a run of holes (or tampered).
+    Zero,
+    /// A hole marker: the run `start..=` this slot.
+    Marker(u64),
+    /// Anything else: a data block (or tampered).
+    Data,
+}
+
+fn zero(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+impl Tree {
+    /// Reads what slot `n` holds (a slot before the file's final block).
+    pub(crate) fn slot_kind(&self, k: &FileKey, file: &File, n: u64) -> io::Result<Slot> {
+        let mut head = [0u8; MARKER_LEN + 12];
+        file.read_exact_at(&mut head, content::block_offset(n))?;
+        if zero(&head) {
+            let mut slot = vec![0u8; CBLOCK as usize];
+            file.read_exact_at(&mut slot, content::block_offset(n))?;
+            return Ok(if zero(&slot) { Slot::Zero } else { Slot::Data });
+        }
+        if !zero(&head[MARKER_LEN..]) {
+            return Ok(Slot::Data);
+        }
+        let mut slot = vec![0u8; CBLOCK as usize];
+        file.read_exact_at(&mut slot, content::block_offset(n))?;
+        Ok(match content::open_marker(&k.key, &k.id, n, &slot) {
+            Some(s) => Slot::Marker(s),
+            None => Slot::Data,
+        })
+    }
+
+    /// The run of holes holding slot `n` (zero or a marker) of a file whose
+    /// final block is `final_block`: (first slot, marker slot), or `None`
+    /// when no marker of this file covers it (tampering). Host holes are
+    /// skipped with `SEEK_DATA`; zeros written out by a copy that did not
+    /// keep holes are scanned.
+    pub(crate) fn hole_run(
+        &self,
+        node: &Node,
+        k: &FileKey,
+        file: &File,
+        n: u64,
+        final_block: u64,
+    ) -> io::Result<Option<(u64, u64)>> {
+        if let Some((ino, s, m)) = *self.hole_cache.lock().unwrap_or_else(|e| e.into_inner())
+            && ino == node.ino
+            && s <= n
+            && n <= m
+        {
+            return Ok(Some((s, m)));
+        }
+        let mut j = n;
+        let mut buf = vec![0u8; 64 * CBLOCK as usize];
+        while j < final_block {
+            // Up to 64 slots at a time, stopping before the final block.
+            let count = (final_block - j).min(64);
+            let len = (count * CBLOCK) as usize;
+            file.read_exact_at(&mut buf[..len], content::block_offset(j))?;
+            match buf[..len].iter().position(|&b| b != 0) {
+                None => {
+                    j += count;
+                    // Skip a host hole in one step.
+                    let from = content::block_offset(j) as i64;
+                    // SAFETY: plain lseek on a valid fd.
+                    let d = unsafe { libc::lseek(file.as_raw_fd(), from, libc::SEEK_DATA) };
+                    if d > from {
+                        j = j.max((d as u64 - content::HEADER_LEN) / CBLOCK);
+                    }
+                }
+                Some(p) => {
+                    let m = j + p as u64 / CBLOCK;
+                    if m >= final_block {
+                        return Ok(None);
+                    }
+                    let at = ((m - j) * CBLOCK) as usize;
+                    let slot = &buf[at..at + CBLOCK as usize];
+                    return Ok(match content::open_marker(&k.key, &k.id, m, slot) {
+                        Some(s) if s <= n => {
+                            *self.hole_cache.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some((node.ino, s, m));
+                            Some((s, m))
+                        }
+                        _ => None,
+                    });
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Forgets verified runs of a file that is about to change.
+    pub(crate) fn holes_changed(&self, node: &Node) {
+        let mut c = self.hole_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.is_some_and(|(ino, _, _)| ino == node.ino) {
+            *c = None;
+        }
+    }
+
+    /// Decrypts blocks `first..` from `sealed` (the host bytes from block
+    /// `first` on) into `out`, reading holes as zeros. Returns the failing
+    /// block when one neither opens nor lies in a run of holes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn open_with_holes(
+        &self,
+        node: &Node,
+        k: &FileKey,
+        file: &File,
+        first: u64,
+        sealed: &[u8],
+        final_block: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), u64> {
+        let mut cur = first;
+        let last = first + (sealed.len() as u64).div_ceil(CBLOCK) - 1;
+        loop {
+            let at = ((cur - first) * CBLOCK) as usize;
+            let before = out.len();
+            match content::open_blocks(&k.key, &k.id, cur, &sealed[at..], final_block, out) {
+                Ok(()) => return Ok(()),
+                Err((n, _)) => {
+                    out.truncate(before + ((n - cur) * BLOCK) as usize);
+                    if !self.sparse || n >= final_block {
+                        return Err(n);
+                    }
+                    let (_, m) = match self.hole_run(node, k, file, n, final_block) {
+                        Ok(Some(r)) => r,
+                        _ => return Err(n),
+                    };
+                    let upto = m.min(last);
+                    out.resize(out.len() + ((upto - n + 1) * BLOCK) as usize, 0);
+                    if upto == last {
+                        return Ok(());
+                    }
+                    cur = upto + 1;
+                }
+            }
+        }
+    }
+
+    /// Writes the marker of slot `n` for the run `start..=n`.
+    pub(crate) fn write_marker(
+        &self,
+        k: &FileKey,
+        file: &File,
+        n: u64,
+        start: u64,
+    ) -> io::Result<()> {
+        let mut slot = vec![0u8; CBLOCK as usize];
+        slot[..MARKER_LEN].copy_from_slice(&content::seal_marker(&k.key, &k.id, n, start));
+        file.write_all_at(&slot, content::block_offset(n))
+    }
+
+    /// The run that slots `x..=y` (all before the final block
+    /// `final_block`) join when they become holes: (first slot, marker
+    /// slot), reaching into the runs of holes just before and after them.
+    pub(crate) fn plan_holes(
+        &self,
+        node: &Node,
+        k: &FileKey,
+        file: &File,
+        x: u64,
+        y: u64,
+        final_block: u64,
+    ) -> io::Result<(u64, u64)> {
+        let mut start = x;
+        if x > 0 {
+            match self.slot_kind(k, file, x - 1)? {
+                Slot::Marker(s) => start = s,
+                Slot::Zero => {
+                    if let Some((s, _)) = self.hole_run(node, k, file, x - 1, final_block)? {
+                        start = s;
+                    }
+                }
+                Slot::Data => {}
+            }
+        }
+        let mut end = y;
+        if y + 1 < final_block {
+            match self.slot_kind(k, file, y + 1)? {
+                Slot::Marker(_) => end = y + 1,
+                Slot::Zero => {
+                    if let Some((_, m)) = self.hole_run(node, k, file, y + 1, final_block)? {
+                        end = m;
+                    }
+                }
+                Slot::Data => {}
+            }
+        }
+        Ok((start, end))
+    }
+
+    /// Punches slots `x..=y` on the host and writes the marker of the run
+    /// `start..=end` (from [`Tree::plan_holes`]).
+    pub(crate) fn make_holes(
+        &self,
+        k: &FileKey,
+        file: &File,
+        x: u64,
+        y: u64,
+        start: u64,
+        end: u64,
+    ) -> io::Result<()> {
+        let from = content::block_offset(x);
+        let len = (y - x + 1) * CBLOCK;
+        // SAFETY: valid fd; offsets below MAX_FILE_SIZE fit in i64.
+        let r = unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                from as i64,
+                len as i64,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
+            ) {
+                return Err(e);
+            }
+            // No hole punching on this host: zeros, written out.
+            let chunk = vec![0u8; (CBLOCK * 256) as usize];
+            let mut pos = from;
+            while pos < from + len {
+                let n = (from + len - pos).min(chunk.len() as u64);
+                file.write_all_at(&chunk[..n as usize], pos)?;
+                pos += n;
+            }
+        }
+        self.write_marker(k, file, end, start)
+    }
+}
+
+/// `EFBIG` for a size past [`content::MAX_FILE_SIZE`] (or one that
+/// overflows).
+pub(crate) fn check_size(off: u64, len: u64) -> io::Result<u64> {
+    match off.checked_add(len) {
+        Some(e) if e <= content::MAX_FILE_SIZE => Ok(e),
+        _ => Err(io::Error::from_raw_os_error(libc::EFBIG)),
+    }
+}
