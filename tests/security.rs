@@ -411,3 +411,154 @@ fn the_mount_root_has_a_folders_mode_and_keeps_a_chmod() {
     assert_eq!(mode(&w.mnt), 0o711);
     drop(m);
 }
+
+/// Runs a command; fails the test if it has not ended within 30 s (a FIFO
+/// planted in the vault hung commands forever before issue 11.6).
+fn bounded(mut c: std::process::Command, what: &str) -> std::process::Output {
+    use std::io::Read;
+    let child = c
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut g = KillOnDrop(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = g.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} hung");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    g.0.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    g.0.stderr.take().unwrap().read_to_end(&mut err).unwrap();
+    std::process::Output {
+        status,
+        stdout: out,
+        stderr: err,
+    }
+}
+
+fn mkfifo(p: &Path) {
+    let _ = std::fs::remove_file(p);
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+fn find_suffix(dir: &Path, suffix: &str) -> std::path::PathBuf {
+    walk_all(dir)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no {suffix} file"))
+}
+
+/// Issue 11.6: a FIFO or a huge sparse file planted in the vault folder is
+/// refused with a message, never waited on or read whole.
+#[test]
+fn planted_fifos_and_huge_files_are_refused_not_waited_on() {
+    let w = World::new();
+    w.init();
+    let v = w.vault.to_str().unwrap().to_string();
+    let pw = w.pwfile.to_str().unwrap().to_string();
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("note.md"), "first\n").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::write(m.path("note.md"), "second\n").unwrap();
+        let o = w.run(&["expire", m.path("note.md").to_str().unwrap(), "+30d"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        m.unmount();
+    }
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // A FIFO at quire.conf.
+    let conf = w.vault.join("quire.conf");
+    let saved = std::fs::read(&conf).unwrap();
+    mkfifo(&conf);
+    let mut c = w.cmd();
+    c.args(["mount", &v, w.mnt.to_str().unwrap(), "--password-file", &pw]);
+    let o = bounded(c, "mount with a FIFO at quire.conf");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is a FIFO"), "{}", stderr(&o));
+    assert!(!w.is_mounted());
+    std::fs::remove_file(&conf).unwrap();
+    std::fs::write(&conf, &saved).unwrap();
+
+    // A FIFO at the note's lifecycle record (.ql): reading, setting dates
+    // and deleting all end.
+    let ql = find_suffix(&w.vault.join("d"), ".ql");
+    mkfifo(&ql);
+    let m = w.mount(&[]);
+    let note = m.path("note.md");
+    let mut c = std::process::Command::new("cat");
+    c.arg(&note);
+    bounded(c, "cat");
+    let mut c = w.cmd();
+    c.args(["expire", note.to_str().unwrap()]);
+    let o = bounded(c, "quire expire");
+    assert!(!o.status.success(), "a FIFO read as dates");
+    let mut c = std::process::Command::new("rm");
+    c.arg("-f").arg(&note);
+    bounded(c, "rm");
+    m.unmount();
+
+    // A 60 GB sparse history stream and audit log.
+    std::fs::remove_file(&ql).unwrap();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("other.md"), "one\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(m.path("other.md"), "two\n").unwrap();
+    m.unmount();
+    let qh = find_suffix(&w.vault.join("d"), ".qh");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&qh)
+        .unwrap()
+        .set_len(60 << 30)
+        .unwrap();
+    let m = w.mount(&[]);
+    let mut c = w.cmd();
+    c.args(["log", m.path("other.md").to_str().unwrap()]);
+    let o = bounded(c, "quire log");
+    assert!(!o.status.success());
+    assert!(
+        o.status.code().is_some(),
+        "killed by a signal: {:?}",
+        o.status
+    );
+    // The daemon is alive and the note reads.
+    assert_eq!(
+        std::fs::read_to_string(m.path("other.md")).unwrap(),
+        "two\n"
+    );
+    m.unmount();
+
+    let audit = w.vault.join("quire.audit");
+    let len = std::fs::metadata(&audit).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&audit)
+        .unwrap()
+        .set_len(60 << 30)
+        .unwrap();
+    let mut c = w.cmd();
+    c.args(["audit", "--verify", "--vault", &v, "--password-file", &pw]);
+    let o = bounded(c, "quire audit --verify");
+    assert!(o.status.code().is_some_and(|c| c != 0), "{:?}", o.status);
+    assert!(stderr(&o).contains("more than it can be"), "{}", stderr(&o));
+    let o = w.mount_output(&[]);
+    assert!(o.status.code().is_some_and(|c| c != 0), "{:?}", o.status);
+    assert!(stderr(&o).contains("more than it can be"), "{}", stderr(&o));
+    assert!(!w.is_mounted());
+    // Cut back to its real length, the vault mounts again.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&audit)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+    let m = w.mount(&[]);
+    m.unmount();
+}

@@ -184,7 +184,10 @@ pub fn mounts() -> Vec<MountRecord> {
             read_only,
             idle: None,
         };
-        if let Ok(t) = std::fs::read_to_string(record_path(&mountpoint)) {
+        if let Ok(t) =
+            crate::store::safe::read(&record_path(&mountpoint), crate::store::safe::MAX_RECORD)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        {
             for kv in t.lines() {
                 match kv.split_once('=') {
                     Some(("pid", v)) => rec.pid = v.parse().ok(),

@@ -233,7 +233,7 @@ impl SealedDir {
 
     fn open_file(&self, name: &Path) -> Result<SealedFile, OpenReadError> {
         let host = self.host(name).map_err(|e| io_err(name, e))?;
-        let file = match File::open(&host) {
+        let file = match crate::store::safe::open(&host, u64::MAX) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(OpenReadError::FileDoesNotExist(name.to_owned()));

@@ -180,12 +180,23 @@ impl Handle {
         let p = self.proc_path();
         with_fds(|| {
             // SAFETY: valid C string.
-            let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) };
+            let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NONBLOCK) };
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
             // SAFETY: fresh fd we own.
             Ok(unsafe { File::from_raw_fd(fd) })
+        })
+        .and_then(|f| {
+            // Only files and folders are opened for I/O: a FIFO swapped in
+            // under a note's name must not hang the daemon (issue 11.6).
+            let ft = f.metadata()?.file_type();
+            if ft.is_file() || ft.is_dir() {
+                Ok(f)
+            } else {
+                log::error!("{} is not a file: refused", self.host_path());
+                Err(io::Error::from_raw_os_error(libc::EIO))
+            }
         })
     }
 
@@ -199,7 +210,7 @@ impl Handle {
                 libc::openat(
                     self.fd(),
                     c.as_ptr(),
-                    flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                    flags | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK,
                     mode,
                 )
             };
@@ -209,14 +220,26 @@ impl Handle {
             // SAFETY: fresh fd we own.
             Ok(unsafe { File::from_raw_fd(fd) })
         })
+        .and_then(|f| {
+            // A FIFO or device planted under a vault file's name (issue
+            // 11.6): refused, never read or written.
+            super::safe::check(&f, Path::new(name), u64::MAX)?;
+            Ok(f)
+        })
     }
 
-    /// Reads a whole small child file.
+    /// Reads a whole small child file (a record: at most
+    /// [`super::safe::MAX_RECORD`] bytes).
     pub fn read_child(&self, name: &OsStr) -> io::Result<Vec<u8>> {
         use std::io::Read;
-        let mut f = self.open_child(name, libc::O_RDONLY, 0)?;
+        let f = self.open_child(name, libc::O_RDONLY, 0)?;
+        let max = super::safe::MAX_RECORD;
+        super::safe::check(&f, Path::new(name), max)?;
         let mut v = Vec::new();
-        f.read_to_end(&mut v)?;
+        f.take(max + 1).read_to_end(&mut v)?;
+        if v.len() as u64 > max {
+            return Err(super::safe::too_large(Path::new(name), v.len() as u64, max));
+        }
         Ok(v)
     }
 

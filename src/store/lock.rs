@@ -32,8 +32,10 @@ impl VaultLock {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(super::safe::FLAGS)
             .open(layout.lock())
             .map_err(LockError::Io)?;
+        super::safe::check(&f, &layout.lock(), u64::MAX).map_err(LockError::Io)?;
         match f.try_lock() {
             Ok(()) => Ok(VaultLock { _file: f }),
             Err(TryLockError::WouldBlock) => Err(LockError::Busy),

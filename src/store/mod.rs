@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod fault;
 pub mod host;
 pub mod lock;
+pub mod safe;
 
 use std::path::{Path, PathBuf};
 

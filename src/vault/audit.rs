@@ -92,7 +92,9 @@ fn now_ns() -> i64 {
 
 /// The head remembered outside the vault: (seq, link).
 pub fn read_head(path: &Path) -> Option<(u64, [u8; 32])> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text =
+        String::from_utf8(crate::store::safe::read(path, crate::store::safe::MAX_RECORD).ok()?)
+            .ok()?;
     let mut seq = None;
     let mut link = None;
     for line in text.lines() {
@@ -138,13 +140,16 @@ impl AuditLog {
         head: Option<PathBuf>,
         flusher: bool,
     ) -> io::Result<Arc<AuditLog>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)?;
+        let file = crate::store::safe::open_with(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600),
+            path,
+            crate::store::safe::MAX_AUDIT,
+        )?;
         let st = {
             let _l = Flock::take(&file)?;
             if file.metadata()?.len() < stream::HEADER_LEN {
@@ -208,6 +213,13 @@ impl AuditLog {
         let len = s.file.metadata()?.len();
         if len == s.end {
             return Ok(());
+        }
+        if len > crate::store::safe::MAX_AUDIT {
+            return Err(crate::store::safe::too_large(
+                Path::new("quire.audit"),
+                len,
+                crate::store::safe::MAX_AUDIT,
+            ));
         }
         let mut b = vec![0u8; len as usize];
         s.file.read_exact_at(&mut b, 0)?;
@@ -399,7 +411,7 @@ pub fn read(
     path: &Path,
     head: Option<&Path>,
 ) -> io::Result<(Vec<Record>, Verdict)> {
-    let b = match std::fs::read(path) {
+    let b = match crate::store::safe::read(path, crate::store::safe::MAX_AUDIT) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),

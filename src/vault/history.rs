@@ -673,6 +673,10 @@ impl Tree {
 
 fn read_all(f: &File) -> io::Result<Vec<u8>> {
     let len = f.metadata()?.len();
+    if len > crate::store::safe::MAX_STREAM {
+        log::error!("a history stream is {len} bytes, more than any can be: damaged or tampered");
+        return Err(eio());
+    }
     let mut v = vec![0u8; len as usize];
     f.read_exact_at(&mut v, 0)?;
     Ok(v)

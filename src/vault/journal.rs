@@ -92,7 +92,7 @@ impl Journal {
             }),
         };
         let mut rec = Recovered::default();
-        match std::fs::read(&j.path) {
+        match crate::store::safe::read(&j.path, crate::store::safe::MAX_JOURNAL) {
             Ok(bytes) => {
                 if read_only {
                     log::warn!(
@@ -179,8 +179,9 @@ impl Journal {
                 .create(true)
                 .truncate(true)
                 .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
+                .custom_flags(crate::store::safe::FLAGS)
                 .open(&self.path)?;
+            crate::store::safe::check(&f, &self.path, 0)?;
             inner.generation = random::bytes::<16>();
             let h = stream::header(undo::MAGIC, &inner.generation);
             f.write_all(&h)?;
@@ -382,8 +383,10 @@ fn folders_by_id(data: &Path) -> io::Result<HashMap<[u8; 16], PathBuf>> {
     let mut out = HashMap::new();
     let mut stack = vec![data.to_path_buf()];
     while let Some(d) = stack.pop() {
-        if let Ok(b) = std::fs::read(d.join(crate::format::dirid::FILE_NAME))
-            && let Some(id) = crate::format::dirid::parse(&b)
+        if let Ok(b) = crate::store::safe::read(
+            &d.join(crate::format::dirid::FILE_NAME),
+            crate::store::safe::MAX_RECORD,
+        ) && let Some(id) = crate::format::dirid::parse(&b)
         {
             out.insert(id, d.clone());
         }
@@ -400,7 +403,11 @@ fn folders_by_id(data: &Path) -> io::Result<HashMap<[u8; 16], PathBuf>> {
 /// Writes saved blocks back and cuts the file to its committed size.
 /// `Ok(false)` if the file at that path is another file now.
 fn undo_file(host: &Path, id: &[u8; 16], size: u64, blocks: &[(u64, Vec<u8>)]) -> io::Result<bool> {
-    let f = OpenOptions::new().read(true).write(true).open(host)?;
+    let f = crate::store::safe::open_with(
+        OpenOptions::new().read(true).write(true),
+        host,
+        content::MAX_FILE_SIZE * 2,
+    )?;
     let mut h = [0u8; content::HEADER_LEN as usize];
     let len = f.metadata()?.len();
     if len >= content::HEADER_LEN {

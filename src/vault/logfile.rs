@@ -6,7 +6,7 @@
 //! counts the sealed bytes; AAD = `quire/v1/log`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
 
@@ -36,15 +36,15 @@ impl LogFile {
         {
             let _ = std::fs::rename(&p, p.with_extension("log.1"));
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&p)
-            .map_err(|source| Error::Io {
-                context: "opening quire.log".into(),
-                source,
-            })?;
+        let file = crate::store::safe::open_with(
+            OpenOptions::new().append(true).create(true).mode(0o600),
+            &p,
+            u64::MAX,
+        )
+        .map_err(|source| Error::Io {
+            context: "opening quire.log".into(),
+            source,
+        })?;
         Ok(LogFile {
             keys: v.keys.clone(),
             file: Mutex::new(file),
@@ -74,12 +74,8 @@ pub fn read_all(v: &UnlockedVault) -> Result<Vec<String>, Error> {
 fn read_path(key: &AeadKey, p: &Path) -> Result<Vec<String>, Error> {
     let mut lines = Vec::new();
     for path in [p.with_extension("log.1"), p.to_path_buf()] {
-        let mut bytes = Vec::new();
-        match File::open(&path) {
-            Ok(mut f) => f.read_to_end(&mut bytes).map_err(|source| Error::Io {
-                context: "reading quire.log".into(),
-                source,
-            })?,
+        let bytes = match crate::store::safe::read(&path, crate::store::safe::MAX_LOG) {
+            Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(source) => {
                 return Err(Error::Io {

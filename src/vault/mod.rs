@@ -120,7 +120,8 @@ impl LockedVault {
         if !path.exists() {
             return Err(Error::NoVault(path.to_owned()));
         }
-        let bytes = match std::fs::read(layout.config()) {
+        let bytes = match crate::store::safe::read(&layout.config(), crate::store::safe::MAX_CONFIG)
+        {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotAVault(path.to_owned()));
