@@ -667,19 +667,29 @@ impl Tree {
         if !self.sparse || x >= y_end {
             return zeros(a, e);
         }
-        let y = y_end - 1;
         let k = self.key(&of.node, &of.file)?;
-        let (s, m) = self.plan_holes(&of.node, k, &of.file, x, y, final_block)?;
-        self.before_change(of, csize, x, y)?;
-        if m > y {
-            self.before_change(of, csize, m, m)?;
-        }
         of.node
             .changed
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        modifying()?;
-        self.make_holes(k, &of.file, x, y, s, m)?;
-        self.holes_changed(&of.node);
+        // 16 MiB at a time, each committed before the next: the crash
+        // journal holds the old blocks of one piece, not of the whole range.
+        const PIECE: u64 = 4096;
+        let mut cx = x;
+        while cx < y_end {
+            let cy = (cx + PIECE).min(y_end) - 1;
+            let (s, m) = self.plan_holes(&of.node, k, &of.file, cx, cy, final_block)?;
+            self.before_change(of, csize, cx, cy)?;
+            if m > cy {
+                self.before_change(of, csize, m, m)?;
+            }
+            modifying()?;
+            self.make_holes(k, &of.file, cx, cy, s, m)?;
+            self.holes_changed(&of.node);
+            if cy + 1 < y_end {
+                self.journal.commit(&of.node.undo)?;
+            }
+            cx = cy + 1;
+        }
         zeros(a, x * BLOCK)?;
         zeros(y_end * BLOCK, e)
     }
