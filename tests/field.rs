@@ -725,3 +725,72 @@ fn sparse_files_cost_their_data_and_holes_stay_authenticated() {
     assert!(std::fs::read(m.path("db")).unwrap() == want);
     m.unmount();
 }
+
+/// Unmounts a small tmpfs made for a test, even when it fails.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Issue 10.3: when the vault's disk runs low, the trash gives way, oldest
+/// first, logged and audited; `quire status` shows what the trash holds.
+#[test]
+fn the_trash_gives_way_when_the_disk_runs_low() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    let mut w = World::new();
+    let small = w.dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let o = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256m", "tmpfs"])
+        .arg(&small)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _fs = Tmpfs(small.clone());
+    w.vault = small.join("vault");
+    w.init();
+    let m = w.mount(&[]);
+    const MIB: usize = 1 << 20;
+    // Larger than the 64 MiB that keep versions: the trash holds 80 MiB.
+    std::fs::write(m.path("old.bin"), vec![7u8; 80 * MIB]).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    std::fs::remove_file(m.path("old.bin")).unwrap();
+    let o = w.run(&["status"]);
+    let st = String::from_utf8_lossy(&o.stdout);
+    assert!(st.contains("trash: 1 entries, 80.0 MiB"), "{st}");
+    // Fill the disk to under 5 % free: the trash goes, the new data stays.
+    std::fs::write(m.path("b.bin"), vec![8u8; 80 * MIB]).unwrap();
+    std::fs::write(m.path("c.bin"), vec![9u8; 85 * MIB]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = w.run(&["trash", "--json"]);
+        let t = String::from_utf8_lossy(&o.stdout).to_string();
+        if !t.contains("old.bin") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trash was not purged: {t}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(std::fs::read(m.path("c.bin")).unwrap().len(), 85 * MIB);
+    let o = w.run(&["audit", "--json"]);
+    let a = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        a.lines()
+            .any(|l| l.contains("old.bin") && l.contains("low disk space")),
+        "{a}"
+    );
+    m.unmount();
+}

@@ -263,6 +263,10 @@ fn start_lifecycle(
                     {
                         log::info!("removed {n} leftovers of interrupted moves to the trash");
                     }
+                    // A disk running full: the trash gives way first.
+                    if let Err(e) = t.purge_for_space() {
+                        log::error!("could not purge the trash for space: {e}");
+                    }
                     let now = std::time::SystemTime::now();
                     let next = match t.plan_lifecycle(now) {
                         Ok(plan) => {

@@ -27,9 +27,19 @@ fn json_str(s: &str) -> String {
     o
 }
 
-/// (notes expiring within 30 days, expired notes in the trash), asked of a
-/// live daemon.
-fn lifecycle_counts(m: &runtime::MountRecord) -> Option<(usize, usize)> {
+/// What a live daemon says of its notes' dates and trash.
+struct Counts {
+    /// Notes expiring within 30 days.
+    soon: usize,
+    /// Expired notes in the trash.
+    expired: usize,
+    /// Trash entries.
+    trashed: usize,
+    /// Their plaintext bytes.
+    trash_bytes: u64,
+}
+
+fn lifecycle_counts(m: &runtime::MountRecord) -> Option<Counts> {
     use crate::control::{Request, Response, call};
     if m.pid.is_none() || runtime::is_dead(&m.mountpoint) {
         return None;
@@ -46,11 +56,32 @@ fn lifecycle_counts(m: &runtime::MountRecord) -> Option<(usize, usize)> {
         Response::Dated { notes } => notes.len(),
         _ => return None,
     };
-    let expired = match call(&sock, &Request::TrashList).ok()? {
-        Response::Trash { entries } => entries.iter().filter(|e| e.reason == "expired").count(),
+    let entries = match call(&sock, &Request::TrashList).ok()? {
+        Response::Trash { entries } => entries,
         _ => return None,
     };
-    Some((soon, expired))
+    Some(Counts {
+        soon,
+        expired: entries.iter().filter(|e| e.reason == "expired").count(),
+        trashed: entries.len(),
+        trash_bytes: entries.iter().map(|e| e.size).sum(),
+    })
+}
+
+/// "4.2 GiB", "120 KiB".
+fn human_bytes(b: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
 }
 
 /// "30 minutes", "2 hours", "90 seconds".
@@ -71,12 +102,17 @@ pub fn run(a: StatusArgs) -> Result<()> {
         let items: Vec<String> = mounts
             .iter()
             .map(|m| {
-                let (soon, expired) = match lifecycle_counts(m) {
-                    Some((s, e)) => (s.to_string(), e.to_string()),
-                    None => ("null".into(), "null".into()),
+                let (soon, expired, trashed, trash_bytes) = match lifecycle_counts(m) {
+                    Some(c) => (
+                        c.soon.to_string(),
+                        c.expired.to_string(),
+                        c.trashed.to_string(),
+                        c.trash_bytes.to_string(),
+                    ),
+                    None => ("null".into(), "null".into(), "null".into(), "null".into()),
                 };
                 format!(
-                    "{{\"mountpoint\":{},\"vault\":{},\"pid\":{},\"since\":{},\"read_only\":{},\"idle_secs\":{},\"expiring_30d\":{soon},\"expired_in_trash\":{expired}}}",
+                    "{{\"mountpoint\":{},\"vault\":{},\"pid\":{},\"since\":{},\"read_only\":{},\"idle_secs\":{},\"expiring_30d\":{soon},\"expired_in_trash\":{expired},\"trash_entries\":{trashed},\"trash_bytes\":{trash_bytes}}}",
                     json_str(&m.mountpoint.display().to_string()),
                     m.vault
                         .as_ref()
@@ -124,9 +160,17 @@ pub fn run(a: StatusArgs) -> Result<()> {
         if let Some(p) = m.pid {
             println!("  daemon pid: {p}");
         }
-        if let Some((soon, expired)) = lifecycle_counts(&m) {
-            println!("  expiring within 30 days: {soon} (see `quire expiring`)");
-            println!("  expired, in the trash: {expired}");
+        if let Some(c) = lifecycle_counts(&m) {
+            println!(
+                "  expiring within 30 days: {} (see `quire expiring`)",
+                c.soon
+            );
+            println!("  expired, in the trash: {}", c.expired);
+            println!(
+                "  trash: {} entries, {} (see `quire trash`; it gives way first when the disk runs low)",
+                c.trashed,
+                human_bytes(c.trash_bytes)
+            );
         }
     }
     Ok(())

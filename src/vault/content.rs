@@ -745,6 +745,10 @@ impl Tree {
     pub fn flush(&self, of: &OpenFile) -> io::Result<()> {
         if of.writable {
             self.commit(&of.node)?;
+            if self.low_on_space() {
+                // The lifecycle thread purges the trash, oldest first.
+                self.lifecycle_changed();
+            }
             if of.wrote.swap(false, std::sync::atomic::Ordering::AcqRel) {
                 of.unrecorded
                     .store(false, std::sync::atomic::Ordering::Release);

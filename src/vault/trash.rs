@@ -29,6 +29,9 @@ const META: &str = "m";
 const SETTINGS: &str = "settings";
 /// Default retention window.
 pub const DEFAULT_KEEP_DAYS: u32 = 60;
+/// Free space under which the trash gives way, at most (or 5 % of the disk
+/// when that is less).
+pub const LOW_SPACE: u64 = 1 << 30;
 
 /// Why a note is in the trash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -523,18 +526,7 @@ impl Tree {
                 log::info!("trash entry {} is retained: not purged", e.id);
                 continue;
             }
-            self.remove_entry(&e.id)?;
-            log::info!("purged trash entry {}", e.id);
-            self.audit(
-                crate::format::audit::Event::Purge,
-                &e.path,
-                b"",
-                0,
-                e.reason.as_str(),
-            );
-            self.emit(super::events::Change::Purged {
-                path: e.path.clone(),
-            });
+            self.purge_one(e, e.reason.as_str())?;
             n += 1;
         }
         if n > 0 {
@@ -542,6 +534,75 @@ impl Tree {
             self.journal.forget_if_idle()?;
         }
         Ok(n)
+    }
+
+    fn purge_one(&self, e: &Entry, detail: &str) -> io::Result<()> {
+        self.remove_entry(&e.id)?;
+        log::info!("purged trash entry {} ({detail})", e.id);
+        self.audit(crate::format::audit::Event::Purge, &e.path, b"", 0, detail);
+        self.emit(super::events::Change::Purged {
+            path: e.path.clone(),
+        });
+        Ok(())
+    }
+
+    /// Whether the vault's disk is low on space (issue 10.3): less free
+    /// than 5 % of the disk or 1 GiB, whichever is smaller.
+    pub fn low_on_space(&self) -> bool {
+        self.statfs().is_ok_and(|s| {
+            let (total, free) = (
+                s.f_blocks as u64 * s.f_frsize as u64,
+                s.f_bavail as u64 * s.f_frsize as u64,
+            );
+            free < (total / 20).min(LOW_SPACE)
+        })
+    }
+
+    /// When the disk is low on space, purges trash entries, oldest first,
+    /// skipping those a retention date holds, until it is not (or nothing
+    /// more may go). Each purge is logged and audited ("low disk space").
+    /// Returns how many went.
+    pub fn purge_for_space(&self) -> io::Result<usize> {
+        if self.read_only() || !self.low_on_space() {
+            return Ok(0);
+        }
+        let now = SystemTime::now();
+        let mut entries: Vec<Entry> = self
+            .trash_entries()?
+            .into_iter()
+            .filter(|e| e.retain_until.is_none_or(|r| r <= now))
+            .collect();
+        entries.sort_by_key(|e| e.deleted);
+        let mut n = 0;
+        for e in &entries {
+            if !self.low_on_space() {
+                break;
+            }
+            self.purge_one(e, &format!("low disk space ({})", e.reason.as_str()))?;
+            n += 1;
+        }
+        if n > 0 {
+            log::warn!("the disk is low on space: {n} trash entries purged early, oldest first");
+            self.journal.forget_if_idle()?;
+        }
+        Ok(n)
+    }
+
+    /// Host bytes the trash takes (contents, versions, records).
+    pub fn trash_bytes(&self) -> io::Result<u64> {
+        let Some(t) = self.trash_dir(false)? else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        for id in t.read_names()? {
+            let Ok(e) = t.lookup(&id) else { continue };
+            for n in e.read_names().unwrap_or_default() {
+                if let Ok(st) = e.stat_child(&n) {
+                    total += st.st_blocks as u64 * 512;
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// The vault's trash policy.
