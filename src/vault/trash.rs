@@ -550,10 +550,7 @@ impl Tree {
     /// than 5 % of the disk or 1 GiB, whichever is smaller.
     pub fn low_on_space(&self) -> bool {
         self.statfs().is_ok_and(|s| {
-            let (total, free) = (
-                s.f_blocks as u64 * s.f_frsize as u64,
-                s.f_bavail as u64 * s.f_frsize as u64,
-            );
+            let (total, free) = (s.f_blocks * s.f_frsize, s.f_bavail * s.f_frsize);
             free < (total / 20).min(LOW_SPACE)
         })
     }
