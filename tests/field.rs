@@ -794,3 +794,109 @@ fn the_trash_gives_way_when_the_disk_runs_low() {
     );
     m.unmount();
 }
+
+/// Issue 10.5: a copy of a vault (same vault ID) keeps its own audit head,
+/// so using the copy raises no alarm on the original; a log that is really
+/// shorter than the head is reported until `quire audit --accept`, which
+/// is itself audited.
+#[test]
+fn an_audit_head_per_copy_and_a_reviewed_state_can_be_accepted() {
+    let w = World::new();
+    w.init();
+    let pw = w.pwfile.to_str().unwrap().to_string();
+    let verify = |vault: &Path| {
+        w.run(&[
+            "audit",
+            "--verify",
+            "--vault",
+            vault.to_str().unwrap(),
+            "--password-file",
+            &pw,
+        ])
+    };
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("a.md"), "a\n").unwrap();
+        m.unmount();
+    }
+    let early_log = std::fs::read(w.vault.join("quire.audit")).unwrap();
+    // rsync the sealed vault, mount the copy, write, unmount.
+    let copy = w.dir.path().join("copy");
+    let o = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&w.vault)
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let mnt2 = w.dir.path().join("mnt2");
+    std::fs::create_dir(&mnt2).unwrap();
+    let o = w.run(&[
+        "mount",
+        copy.to_str().unwrap(),
+        mnt2.to_str().unwrap(),
+        "--password-file",
+        &pw,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(mnt2.join("b.md"), "b\n").unwrap();
+    let o = w.run(&["unmount", mnt2.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Both verify.
+    for v in [&w.vault, &copy] {
+        let o = verify(v);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+    // More records on the original, then its log put back to the earlier
+    // one: records were removed, and that is reported.
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("c.md"), "c\n").unwrap();
+        m.unmount();
+    }
+    std::fs::write(w.vault.join("quire.audit"), &early_log).unwrap();
+    let o = verify(&w.vault);
+    assert_eq!(
+        o.status.code(),
+        Some(24),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // Reviewed and accepted: recorded, and the log verifies again.
+    let o = w.run(&[
+        "audit",
+        "--accept",
+        "--vault",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        &pw,
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = verify(&w.vault);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = w.run(&[
+        "audit",
+        "--json",
+        "--vault",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        &pw,
+    ]);
+    let a = String::from_utf8_lossy(&o.stdout);
+    assert!(a.contains("\"event\":\"accept\""), "{a}");
+}

@@ -506,12 +506,23 @@ fn planted_fifos_and_huge_files_are_refused_not_waited_on() {
 
     // A 60 GB sparse history stream and audit log.
     std::fs::remove_file(&ql).unwrap();
+    let streams = |d: &Path| -> Vec<std::path::PathBuf> {
+        walk_all(d)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".qh"))
+            .collect()
+    };
+    let before = streams(&w.vault.join("d"));
     let m = w.mount(&[]);
     std::fs::write(m.path("other.md"), "one\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
     std::fs::write(m.path("other.md"), "two\n").unwrap();
     m.unmount();
-    let qh = find_suffix(&w.vault.join("d"), ".qh");
+    // The stream of other.md: the one that is new.
+    let qh = streams(&w.vault.join("d"))
+        .into_iter()
+        .find(|p| !before.contains(p))
+        .expect("other.md has a history stream");
     std::fs::OpenOptions::new()
         .write(true)
         .open(&qh)

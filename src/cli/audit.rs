@@ -24,8 +24,15 @@ pub struct AuditArgs {
     path: Option<std::path::PathBuf>,
     /// Check the chain: every record authentic, in order, none missing.
     /// Exit code 24 if it is broken.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "accept")]
     verify: bool,
+    /// After reviewing the log (`quire audit`), accept it as it is: its end
+    /// becomes the head remembered on this machine, so a log that was
+    /// restored from a backup or is shorter than the head stops being
+    /// reported. The acceptance is itself an audit record. Records that
+    /// fail authentication stay reported.
+    #[arg(long)]
+    accept: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -41,7 +48,12 @@ pub fn run(a: AuditArgs) -> Result<()> {
         .map(super::history::parse_start)
         .transpose()?;
     let (c, rel) = connect(&a.target, a.path.as_deref())?;
-    let Response::Audit { records, verdict } = c.call(Request::Audit)? else {
+    let req = if a.accept {
+        Request::AuditAccept
+    } else {
+        Request::Audit
+    };
+    let Response::Audit { records, verdict } = c.call(req)? else {
         return Err(fail(Code::Io, "unexpected answer from the daemon"));
     };
     // `clients/` means the folder `clients` (issue 10.7).
@@ -64,6 +76,17 @@ pub fn run(a: AuditArgs) -> Result<()> {
             println!("{}", serde_json::to_string(&verdict)?);
         } else {
             println!("{}", serde_json::to_string(&shown)?);
+        }
+    } else if a.accept {
+        c.header();
+        match &verdict.broken {
+            None => println!(
+                "Accepted: the audit log as it is now ({} records) is this machine's head, and the acceptance is recorded. {}.",
+                verdict.records, verdict.head
+            ),
+            Some(b) => println!(
+                "The acceptance is recorded, but the log is still BROKEN: {b}. Accepting moves the head; it cannot make altered records authentic."
+            ),
         }
     } else if a.verify {
         c.header();
@@ -111,7 +134,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
             eprintln!("warning: the audit log is broken: {b} (run `quire audit --verify`)");
         }
     }
-    if a.verify && verdict.broken.is_some() {
+    if (a.verify || a.accept) && verdict.broken.is_some() {
         return Err(fail(Code::AuditBroken, "the audit log's chain is broken"));
     }
     Ok(())

@@ -114,6 +114,8 @@ pub enum Request {
     },
     /// The audit log and the verdict on its chain.
     Audit,
+    /// Accepts the audit log as it is as this machine's head (audited).
+    AuditAccept,
     /// A full-text search.
     Search(SearchRequest),
     /// Rebuilds the search index from the notes.
@@ -625,6 +627,14 @@ fn run(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Result<Resp
                 purge: plan.purge.iter().map(trash_out).collect(),
                 kept: plan.kept.iter().map(trash_out).collect(),
                 applied: !dry_run,
+            }
+        }
+        Request::AuditAccept => {
+            tree.accept_audit()?;
+            let (records, verdict) = tree.read_audit()?;
+            Response::Audit {
+                records: records.iter().map(audit_out).collect(),
+                verdict,
             }
         }
         Request::Audit => {

@@ -47,11 +47,14 @@ pub enum Event {
     Mkdir = 14,
     /// A folder was removed.
     Rmdir = 15,
+    /// `quire audit --accept`: the log as it is was reviewed and accepted
+    /// as this machine's head (detail: what the head was before).
+    Accept = 16,
 }
 
 impl Event {
     /// All events, in code order.
-    pub const ALL: [Event; 15] = [
+    pub const ALL: [Event; 16] = [
         Event::Mount,
         Event::Unmount,
         Event::Create,
@@ -67,6 +70,7 @@ impl Event {
         Event::Dates,
         Event::Mkdir,
         Event::Rmdir,
+        Event::Accept,
     ];
 
     /// The event of a code.
@@ -92,6 +96,7 @@ impl Event {
             Event::Dates => "dates",
             Event::Mkdir => "mkdir",
             Event::Rmdir => "rmdir",
+            Event::Accept => "accept",
         }
     }
 }

@@ -90,6 +90,18 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// Writes a remembered head file.
+fn write_head(p: &Path, seq: u64, link: &[u8; 32]) -> io::Result<()> {
+    let text = format!(
+        "quire audit head v1\nseq {seq}\nlink {}\n",
+        super::tree::hex(link)
+    );
+    if let Some(dir) = p.parent() {
+        crate::store::atomic::private_dir(dir)?;
+    }
+    crate::store::atomic::write(p, text.as_bytes())
+}
+
 /// The head remembered outside the vault: (seq, link).
 pub fn read_head(path: &Path) -> Option<(u64, [u8; 32])> {
     let text =
@@ -329,6 +341,33 @@ impl AuditLog {
         Ok(())
     }
 
+    /// `quire audit --accept`: records that the log as it is now was
+    /// reviewed, then makes its end this machine's remembered head, even
+    /// behind the old one (issue 10.5). Returns (old head, new head).
+    pub fn accept(&self) -> io::Result<(Option<u64>, u64)> {
+        let Some(p) = self.head.clone() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no head is remembered for this vault",
+            ));
+        };
+        let old = read_head(&p).map(|(seq, _)| seq);
+        let detail = match old {
+            Some(seq) => format!("reviewed; the head remembered here was record {seq}"),
+            None => "reviewed; no head was remembered here".into(),
+        };
+        self.append(Event::Accept, b"", b"", 0, &detail);
+        self.flush();
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let _l = Flock::take(&s.file)?;
+            self.catch_up(&mut s)?;
+        }
+        s.behind = false;
+        write_head(&p, s.seq, &s.link)?;
+        Ok((old, s.seq))
+    }
+
     /// Writes the remembered head (not if the log is behind it).
     pub fn save_head(&self) {
         self.flush();
@@ -340,15 +379,7 @@ impl AuditLog {
         if read_head(p).is_some_and(|(seq, _)| seq > s.seq) {
             return;
         }
-        let text = format!(
-            "quire audit head v1\nseq {}\nlink {}\n",
-            s.seq,
-            super::tree::hex(&s.link)
-        );
-        if let Some(dir) = p.parent() {
-            let _ = crate::store::atomic::private_dir(dir);
-        }
-        if let Err(e) = crate::store::atomic::write(p, text.as_bytes()) {
+        if let Err(e) = write_head(p, s.seq, &s.link) {
             log::warn!("could not remember the audit log's head ({e})");
         }
     }

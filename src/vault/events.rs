@@ -106,6 +106,21 @@ impl Tree {
         }
     }
 
+    /// `quire audit --accept` (see [`super::audit::AuditLog::accept`]).
+    pub fn accept_audit(&self) -> std::io::Result<()> {
+        self.writable_check()?;
+        let a = self.audit.as_ref().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::Unsupported, "the audit log is not open")
+        })?;
+        let (old, new) = a.accept()?;
+        log::warn!(
+            "audit log accepted as reviewed: the head remembered here moves from {} to record {new}",
+            old.map(|s| format!("record {s}"))
+                .unwrap_or_else(|| "nothing".into())
+        );
+        Ok(())
+    }
+
     /// Reads and verifies the audit log.
     pub fn read_audit(
         &self,

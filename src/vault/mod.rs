@@ -362,6 +362,13 @@ impl UnlockedVault {
         self.audit_head = Some(path);
     }
 
+    /// Whether the audit log verifies against the head remembered in
+    /// `head` (a head file of an older Quire, before it is taken over).
+    pub fn audit_agrees_with(&self, head: &Path) -> bool {
+        audit::read(&self.keys, &self.layout.audit(), Some(head))
+            .is_ok_and(|(_, v)| v.broken.is_none())
+    }
+
     /// The remembered audit head's path, if set.
     pub fn audit_head(&self) -> Option<&Path> {
         self.audit_head.as_deref()
