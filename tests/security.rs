@@ -573,3 +573,53 @@ fn planted_fifos_and_huge_files_are_refused_not_waited_on() {
     let m = w.mount(&[]);
     m.unmount();
 }
+
+/// Issue 11.8: a frame whose length runs past the end of a history stream
+/// or of the audit log is tampering when no interrupted write explains it
+/// (a crash's is cut when the journal is replayed, tested in
+/// `vault::journal`): `quire check` and `quire audit --verify` report it,
+/// and `--verify` leaves the log as it found it.
+#[test]
+fn frames_running_past_the_end_are_reported_and_verify_changes_nothing() {
+    let w = World::new();
+    w.init();
+    let v = w.vault.to_str().unwrap().to_string();
+    let pw = w.pwfile.to_str().unwrap().to_string();
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("n.md"), "one\n").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::write(m.path("n.md"), "two\n").unwrap();
+        m.unmount();
+    }
+    let o = w.check_sealed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // A frame header saying 200 bytes, with 20 after it.
+    let mut tail = 200u32.to_be_bytes().to_vec();
+    tail.push(1);
+    tail.extend([0x5a; 20]);
+    let append = |p: &Path| {
+        let mut b = std::fs::read(p).unwrap();
+        b.extend(&tail);
+        std::fs::write(p, b).unwrap();
+    };
+    let audit = w.vault.join("quire.audit");
+    append(&audit);
+    let before = std::fs::read(&audit).unwrap();
+    let o = w.run(&["audit", "--verify", "--vault", &v, "--password-file", &pw]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(24), "{out}");
+    assert!(out.contains("no interrupted write explains"), "{out}");
+    assert_eq!(
+        std::fs::read(&audit).unwrap(),
+        before,
+        "--verify changed the log"
+    );
+
+    let qh = find_suffix(&w.vault.join("d"), ".qh");
+    append(&qh);
+    let o = w.check_sealed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(21), "{out}");
+    assert!(out.contains("no interrupted save explains"), "{out}");
+}

@@ -9,6 +9,14 @@ pub const BEGIN: u8 = 1;
 pub const BLOCK: u8 = 2;
 /// Frame kind: the changes of a session are committed.
 pub const END: u8 = 3;
+/// Record kind: an append to a history stream or the audit log is about to
+/// be written at an offset (a torn frame there is a crash's, not
+/// tampering).
+pub const APPEND: u8 = 4;
+/// `APPEND`'s target: a note's history stream.
+pub const TO_HISTORY: u8 = 1;
+/// `APPEND`'s target: the audit log.
+pub const TO_AUDIT: u8 = 2;
 
 /// One decoded journal record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +49,17 @@ pub enum Record {
     End {
         /// Session number.
         session: u64,
+    },
+    /// `target u8 ‖ offset u64 ‖ directory ID (16) ‖ host name`.
+    Append {
+        /// [`TO_HISTORY`] or [`TO_AUDIT`] (folder ID zero, no name).
+        target: u8,
+        /// Where the frames are being written.
+        offset: u64,
+        /// For a history stream: ID of the folder holding it.
+        dir_id: [u8; 16],
+        /// For a history stream: its host name.
+        name: Vec<u8>,
     },
 }
 
@@ -75,6 +94,19 @@ impl Record {
                 (BLOCK, b)
             }
             Record::End { session } => (END, session.to_be_bytes().to_vec()),
+            Record::Append {
+                target,
+                offset,
+                dir_id,
+                name,
+            } => {
+                let mut b = Vec::with_capacity(25 + name.len());
+                b.push(*target);
+                b.extend_from_slice(&offset.to_be_bytes());
+                b.extend_from_slice(dir_id);
+                b.extend_from_slice(name);
+                (APPEND, b)
+            }
         }
     }
 
@@ -98,6 +130,12 @@ impl Record {
             }),
             END if b.len() == 8 => Some(Record::End {
                 session: u64_at(0)?,
+            }),
+            APPEND if b.len() >= 25 => Some(Record::Append {
+                target: b[0],
+                offset: u64_at(1)?,
+                dir_id: b[9..25].try_into().ok()?,
+                name: b[25..].to_vec(),
             }),
             _ => None,
         }

@@ -210,6 +210,16 @@ impl Tree {
                         });
                     }
                 }
+                if let Ok(n) = self.stream_tail(dir, host)
+                    && n > 0
+                {
+                    r.problems.push(Problem {
+                        path: who.to_string(),
+                        problem: format!(
+                            "its history stream has {n} bytes past its last record that no interrupted save explains (tampered)"
+                        ),
+                    });
+                }
             }
             Err(e) => r.problems.push(Problem {
                 path: who.to_string(),

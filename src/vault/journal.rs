@@ -131,11 +131,48 @@ impl Journal {
                 frames.end
             );
         }
+        let appends: Vec<(u8, u64, [u8; 16], Vec<u8>)> = frames
+            .frames
+            .iter()
+            .filter_map(|f| match Record::decode(f.kind, &f.body) {
+                Some(Record::Append {
+                    target,
+                    offset,
+                    dir_id,
+                    name,
+                }) => Some((target, offset, dir_id, name)),
+                _ => None,
+            })
+            .collect();
         let open = unfinished(frames.frames, &self.path);
-        if open.is_empty() {
+        if open.is_empty() && appends.is_empty() {
             return Ok(rec);
         }
         let dirs = folders_by_id(&self.data)?;
+        // Appends a crash interrupted: their torn frames are cut (a torn
+        // frame no record explains is reported as tampering by readers).
+        for (target, offset, dir_id, name) in &appends {
+            let path = match *target {
+                undo::TO_AUDIT => self.data.with_file_name(crate::store::AUDIT),
+                _ => {
+                    let n = std::ffi::OsStr::from_bytes(name);
+                    let plain = matches!(
+                        Path::new(n).components().collect::<Vec<_>>()[..],
+                        [std::path::Component::Normal(_)]
+                    );
+                    match dirs.get(dir_id).filter(|_| plain) {
+                        Some(d) => d.join(n),
+                        None => continue,
+                    }
+                }
+            };
+            if let Err(e) = cut_torn_append(&path, *offset) {
+                log::warn!(
+                    "{}: could not check an interrupted append ({e})",
+                    path.display()
+                );
+            }
+        }
         let mut sessions: Vec<_> = open.into_values().collect();
         sessions.sort_by(|a, b| a.name.cmp(&b.name));
         for s in sessions {
@@ -362,6 +399,37 @@ impl Journal {
         Ok(())
     }
 
+    /// Records that frames are about to be appended at `offset` of a
+    /// history stream (`dir_id`, host `name`) or of the audit log, so that
+    /// a crash's torn frame is told from tampering (issue 11.8). The
+    /// journal is not started over until [`Journal::appended`].
+    pub(crate) fn note_append(
+        &self,
+        target: u8,
+        offset: u64,
+        dir_id: [u8; 16],
+        name: Vec<u8>,
+    ) -> io::Result<()> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.append(
+            &mut inner,
+            &[Record::Append {
+                target,
+                offset,
+                dir_id,
+                name,
+            }],
+        )?;
+        inner.live += 1;
+        Ok(())
+    }
+
+    /// The append noted by [`Journal::note_append`] is written.
+    pub(crate) fn appended(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.live = inner.live.saturating_sub(1);
+    }
+
     /// Files being changed right now.
     pub fn dirty(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).live
@@ -469,10 +537,52 @@ fn unfinished(frames: Vec<stream::Frame>, path: &Path) -> HashMap<u64, Unfinishe
             Some(Record::End { session }) => {
                 open.remove(&session);
             }
+            Some(Record::Append { .. }) => {}
             None => log::error!("{}: malformed record skipped", path.display()),
         }
     }
     open
+}
+
+/// Cuts `path` back to `offset` if the frames from there do not add up
+/// to its end (an append a crash cut short).
+fn cut_torn_append(path: &Path, offset: u64) -> io::Result<()> {
+    let f = match crate::store::safe::open_with(
+        OpenOptions::new().read(true).write(true),
+        path,
+        u64::MAX,
+    ) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let mut at = offset;
+    while at < len {
+        let mut h = [0u8; stream::FRAME_HEADER as usize];
+        if at + stream::FRAME_HEADER > len {
+            break;
+        }
+        f.read_exact_at(&mut h, at)?;
+        let Some((n, _)) = stream::parse_frame_header(&h) else {
+            break;
+        };
+        let end = at + stream::FRAME_HEADER + n as u64;
+        if end > len {
+            break;
+        }
+        at = end;
+    }
+    if at < len {
+        f.set_len(at)?;
+        f.sync_all()?;
+        log::warn!(
+            "{}: cut {} bytes of an append interrupted by a crash",
+            path.display(),
+            len - at
+        );
+    }
+    Ok(())
 }
 
 /// Writes a session's saved blocks back (the first saved copy of each) and
@@ -487,4 +597,51 @@ fn put_back(f: &File, blocks: &[(u64, Vec<u8>)], size: u64) -> io::Result<()> {
     }
     crate::store::fault::point()?;
     f.set_len(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    /// Issue 11.8: a torn frame at an append the journal noted is a
+    /// crash's and is cut at the next read-write unlock; bytes past the
+    /// last frame of a stream the journal says nothing about are left for
+    /// the readers to report.
+    #[test]
+    fn a_noted_append_torn_by_a_crash_is_cut_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("d");
+        std::fs::create_dir(&data).unwrap();
+        let id = [7u8; 16];
+        std::fs::write(data.join(crate::format::dirid::FILE_NAME), id).unwrap();
+        let keys = Arc::new(MasterKey::generate().subkeys(&[1u8; 16]));
+        let frame = |n: u32| {
+            let mut h = n.to_be_bytes().to_vec();
+            h.push(1);
+            h
+        };
+        // A stream: 10 header bytes, a whole frame of 30, then a frame
+        // header saying 50 bytes with only 4 after it.
+        let mut good = vec![9u8; 10];
+        good.extend(frame(30));
+        good.extend([1u8; 30]);
+        let mut torn = good.clone();
+        torn.extend(frame(50));
+        torn.extend([4, 5, 6, 7]);
+        std::fs::write(data.join("s.qh"), &torn).unwrap();
+        std::fs::write(data.join("other.qh"), &torn).unwrap();
+        let journal = d.path().join("quire.undo");
+        {
+            let (j, _) = Journal::open(journal.clone(), &data, keys.clone(), false).unwrap();
+            j.note_append(undo::TO_HISTORY, good.len() as u64, id, b"s.qh".to_vec())
+                .unwrap();
+            // The daemon is killed here: no `appended`, the journal stays.
+        }
+        assert!(journal.exists());
+        let (_j, _) = Journal::open(journal.clone(), &data, keys, false).unwrap();
+        assert_eq!(std::fs::read(data.join("s.qh")).unwrap(), good);
+        assert_eq!(std::fs::read(data.join("other.qh")).unwrap(), torn);
+        assert!(!journal.exists());
+    }
 }

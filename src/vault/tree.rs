@@ -60,7 +60,7 @@ pub struct Tree {
     root: Arc<Node>,
     chown_new: bool,
     read_only: bool,
-    pub(crate) journal: super::journal::Journal,
+    pub(crate) journal: Arc<super::journal::Journal>,
     /// Whether this vault keeps history (feature flag, docs/FORMAT.md §2.1).
     pub(crate) history: Option<super::chunker::Chunker>,
     /// Whether notes may carry dates (feature flag 0x20, §2.1).
@@ -126,7 +126,7 @@ impl Tree {
             chown_new: unsafe { libc::geteuid() } == 0,
             read_only,
             history: history.then(|| super::chunker::Chunker::new(&keys.chunk_hash)),
-            journal,
+            journal: Arc::new(journal),
             keys,
             audit,
             audit_read,
@@ -139,6 +139,9 @@ impl Tree {
             restores: Default::default(),
         };
         t.dir_id(&t.root)?;
+        if let Some(a) = &t.audit {
+            a.set_journal(Arc::downgrade(&t.journal));
+        }
         Ok(t)
     }
 
