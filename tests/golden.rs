@@ -212,3 +212,32 @@ fn golden_v1_sparse_reads_its_holes_as_zeros() {
     let o = w.check_sealed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+/// The vault with the slot MAC (feature flag 0x80, docs/FORMAT.md §2.2):
+/// opens with its password and with its recovery key.
+#[test]
+fn golden_v1_slotmac_opens_and_its_slot_list_is_sealed() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-slotmac");
+    let conf = std::fs::read(golden.join("vault/quire.conf")).unwrap();
+    assert_eq!(&conf[10..14], &0xFFu32.to_be_bytes());
+    assert_eq!(conf.len(), 261);
+    let w = World::new();
+    copy_dir(&golden.join("vault"), &w.vault);
+    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let m = w.mount(&["--read-only"]);
+    assert_eq!(
+        std::fs::read_to_string(m.path("note.md")).unwrap(),
+        "Sealed slot list.\n"
+    );
+    m.unmount();
+    let rk = golden.join("recovery-key.txt");
+    let o = w.run(&[
+        "log",
+        "--vault",
+        w.vault.to_str().unwrap(),
+        "--recovery-key-file",
+        rk.to_str().unwrap(),
+        "note.md",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -623,3 +623,57 @@ fn frames_running_past_the_end_are_reported_and_verify_changes_nothing() {
     assert_eq!(o.status.code(), Some(21), "{out}");
     assert!(out.contains("no interrupted save explains"), "{out}");
 }
+
+/// Issue 11.5: a config whose feature flags were cleared or whose
+/// password cost was lowered since this machine last opened the vault is
+/// refused as modified, not reported as a wrong password.
+#[test]
+fn a_weakened_config_is_called_modified_not_a_wrong_password() {
+    use sha2::Digest;
+    let w = World::new();
+    let rk = w.dir.path().join("rk");
+    let o = w.run(&[
+        "init",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+        "--kdf-memory",
+        "16",
+        "--kdf-passes",
+        "2",
+        "--recovery-key-out",
+        rk.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.mount(&[]).unmount();
+    let conf = w.vault.join("quire.conf");
+    let good = std::fs::read(&conf).unwrap();
+    let forge = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = good[..good.len() - 32].to_vec();
+        edit(&mut b);
+        let sum = sha2::Sha256::digest(&b);
+        b.extend_from_slice(&sum);
+        std::fs::write(&conf, b).unwrap();
+    };
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    // The lifecycle flag cleared (an older reader would then ignore
+    // retention dates).
+    forge(&|b| b[13] &= !0x20);
+    let o = w.mount_output(&[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("quire.conf was modified"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("cleared"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("wrong password"), "{}", stderr(&o));
+    // The password's Argon2 memory lowered from 16 to 8 MiB.
+    forge(&|b| b[32..36].copy_from_slice(&8192u32.to_be_bytes()));
+    let o = w.mount_output(&[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cost was lowered"), "{}", stderr(&o));
+    // Put back: it mounts.
+    std::fs::write(&conf, &good).unwrap();
+    w.mount(&[]).unmount();
+}

@@ -107,6 +107,12 @@ fn classify(e: &anyhow::Error) -> (Code, String) {
                 };
                 (Code::Format, format!("{v}: {hint}"))
             }
+            VaultError::ConfigModified(_) => (
+                Code::Format,
+                format!(
+                    "{v}. It was changed outside Quire; restore quire.conf from a backup of the vault folder"
+                ),
+            ),
             VaultError::Damaged(_) => (
                 Code::Format,
                 format!("{v}; restore the vault folder from a backup"),

@@ -35,6 +35,7 @@ pub fn run(a: PasswdArgs) -> Result<()> {
         "New password",
     )?;
     v.change_password(&new, a.kdf.params()?)?;
+    paths::remember_config(&v);
     eprintln!("Password changed. The recovery key is unchanged.");
     Ok(())
 }

@@ -123,6 +123,7 @@ pub fn unlock(path: &Path, a: &PasswordArgs, label: &str) -> Result<UnlockedVaul
     let mut n = 1;
     loop {
         let locked = LockedVault::open(path)?;
+        super::paths::check_config(&locked)?;
         let secret = unlock_secret_as(a, label)?;
         match locked.unlock(&secret) {
             Err(e @ (vault::Error::WrongPassword | vault::Error::WrongRecoveryKey))
@@ -131,7 +132,11 @@ pub fn unlock(path: &Path, a: &PasswordArgs, label: &str) -> Result<UnlockedVaul
                 eprintln!("{e}: try again ({} tries left).", tries - n);
                 n += 1;
             }
-            r => return Ok(r?),
+            r => {
+                let v = r?;
+                super::paths::remember_config(&v);
+                return Ok(v);
+            }
         }
     }
 }

@@ -70,3 +70,69 @@ pub fn remember_audit_head(v: &mut crate::vault::UnlockedVault) {
     }
     v.remember_audit_head(p);
 }
+
+/// What this machine remembers of a vault's config (issue 11.5), beside
+/// its audit head: `<vault ID>-<place>.conf` with the feature flags and
+/// the password slot's Argon2 cost at the last unlock here. A config whose
+/// flags were cleared or whose cost was lowered since is refused as
+/// modified, instead of failing as a wrong password.
+fn config_profile(id: &str, vault: &Path) -> PathBuf {
+    audit_head(id, vault).with_extension("conf")
+}
+
+fn cost(c: &crate::format::config::Config) -> Option<(u32, u32)> {
+    c.slots.iter().find_map(|s| match s {
+        crate::format::config::Slot::Password { params, .. } => Some((params.m_kib, params.t)),
+        _ => None,
+    })
+}
+
+/// Refuses a config that is weaker than this machine last saw it.
+pub fn check_config(v: &crate::vault::LockedVault) -> Result<(), crate::vault::Error> {
+    let c = v.config();
+    let p = config_profile(&v.id_hex(), v.path());
+    let Ok(b) = crate::store::safe::read(&p, crate::store::safe::MAX_RECORD) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&b);
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+    };
+    if let Some(f) = field("flags ").and_then(|f| u32::from_str_radix(&f, 16).ok()) {
+        let cleared = f & !c.flags;
+        if cleared != 0 {
+            return Err(crate::vault::Error::ConfigModified(format!(
+                "feature flags {cleared:#x} were cleared since it was last opened on this machine"
+            )));
+        }
+    }
+    let (m, t) = (
+        field("argon2-memory-kib ").and_then(|v| v.parse::<u32>().ok()),
+        field("argon2-passes ").and_then(|v| v.parse::<u32>().ok()),
+    );
+    if let (Some(m), Some(t), Some((cm, ct))) = (m, t, cost(c))
+        && (cm < m || ct < t)
+    {
+        return Err(crate::vault::Error::ConfigModified(format!(
+            "its password's key-derivation cost was lowered to {cm} KiB and {ct} passes (it was {m} KiB and {t} passes when last opened on this machine)"
+        )));
+    }
+    Ok(())
+}
+
+/// Remembers an unlocked (so authentic) config for [`check_config`].
+pub fn remember_config(v: &crate::vault::UnlockedVault) {
+    let c = v.config();
+    let p = config_profile(&v.id_hex(), v.path());
+    let mut text = format!("quire config profile v1\nflags {:08x}\n", c.flags);
+    if let Some((m, t)) = cost(c) {
+        text.push_str(&format!("argon2-memory-kib {m}\nargon2-passes {t}\n"));
+    }
+    if let Some(dir) = p.parent() {
+        let _ = crate::store::atomic::private_dir(dir);
+    }
+    if let Err(e) = crate::store::atomic::write(&p, text.as_bytes()) {
+        log::warn!("could not remember the vault's config ({e})");
+    }
+}

@@ -36,6 +36,8 @@ pub const TRASH: &[u8] = b"quire/v1/trash";
 pub const LIFECYCLE: &[u8] = b"quire/v1/lifecycle";
 /// AES-GCM key for audit log records (§16).
 pub const AUDIT: &[u8] = b"quire/v1/audit";
+/// HMAC-SHA256 key that authenticates the key slot list (§2.2).
+pub const SLOTS: &[u8] = b"quire/v1/slots";
 /// HMAC-SHA256 key of the audit log's hash chain (§16).
 pub const AUDIT_CHAIN: &[u8] = b"quire/v1/audit-chain";
 

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::FormatError;
 use crate::crypto::kdf::{self, Argon2Params};
-use crate::crypto::{AeadKey, AuthError, Key32, MasterKey, Password, random};
+use crate::crypto::{AeadKey, Key32, MasterKey, Password, random};
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"QUIREVLT";
@@ -40,6 +40,11 @@ pub const FLAG_LIFECYCLE: u32 = 1 << 5;
 /// Readers without it refuse the vault (they would take a hole for a
 /// forged block); vaults created before it write zeros, as before.
 pub const FLAG_SPARSE: u32 = 1 << 6;
+/// Feature flag: the key slot list (count, order, every byte) is
+/// authenticated by an HMAC under a key derived from the master key, so a
+/// slot cannot be added, removed or swapped without it (§2.2). Such a
+/// vault has at most one slot of each kind.
+pub const FLAG_SLOT_MAC: u32 = 1 << 7;
 /// Every flag this build understands.
 pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_LONG_NAMES
@@ -47,7 +52,8 @@ pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_XATTRS
     | FLAG_HISTORY
     | FLAG_LIFECYCLE
-    | FLAG_SPARSE;
+    | FLAG_SPARSE
+    | FLAG_SLOT_MAC;
 /// Flags every version-1 vault has.
 pub const REQUIRED_FLAGS: u32 =
     FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;
@@ -125,6 +131,18 @@ pub struct Config {
     pub vault_id: [u8; 16],
     /// Key slots, in file order.
     pub slots: Vec<Slot>,
+    /// With [`FLAG_SLOT_MAC`]: HMAC-SHA256 of every byte before it, under
+    /// the master key's `quire/v1/slots` subkey (zeros otherwise).
+    pub slot_mac: [u8; 32],
+}
+
+/// Why no slot gave the master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnlockError {
+    /// No slot opened: a wrong password or recovery key.
+    Wrong,
+    /// The config was changed outside Quire (what was found).
+    Modified(String),
 }
 
 /// The secret a slot is opened with.
@@ -143,6 +161,39 @@ impl Config {
             flags: KNOWN_FLAGS,
             vault_id: random::bytes(),
             slots: Vec::new(),
+            slot_mac: [0; 32],
+        }
+    }
+
+    /// Every byte the slot MAC covers: header (with the slot count) and
+    /// slots.
+    fn mac_input(&self) -> Vec<u8> {
+        let mut v = self.header_bytes();
+        for s in &self.slots {
+            v.extend_from_slice(&s.params_bytes());
+            v.extend_from_slice(s.wrapped());
+        }
+        v
+    }
+
+    fn slot_hmac(&self, master: &MasterKey) -> hmac::Hmac<Sha256> {
+        use hmac::Mac;
+        let key = master.derive::<32>(&self.vault_id, crate::crypto::labels::SLOTS);
+        let mut m = hmac::Hmac::<Sha256>::new_from_slice(key.expose()).expect("any key length");
+        m.update(&self.mac_input());
+        m
+    }
+
+    fn compute_slot_mac(&self, master: &MasterKey) -> [u8; 32] {
+        use hmac::Mac;
+        self.slot_hmac(master).finalize().into_bytes().into()
+    }
+
+    /// Seals the slot list (with [`FLAG_SLOT_MAC`]): call after the slots
+    /// change, before [`Config::to_bytes`].
+    pub fn seal_slots(&mut self, master: &MasterKey) {
+        if self.flags & FLAG_SLOT_MAC != 0 {
+            self.slot_mac = self.compute_slot_mac(master);
         }
     }
 
@@ -210,9 +261,29 @@ impl Config {
         }
     }
 
-    /// Tries every slot of the matching kind; returns the master key.
-    pub fn unlock(&self, secret: Unlock<'_>) -> Result<MasterKey, AuthError> {
-        for slot in &self.slots {
+    /// Tries the slots of the matching kind, cheapest first; returns the
+    /// master key. With [`FLAG_SLOT_MAC`], a second slot of a kind is
+    /// refused before any is tried, and the slot list is checked against
+    /// its MAC once a slot opened.
+    pub fn unlock(&self, secret: Unlock<'_>) -> Result<MasterKey, UnlockError> {
+        let sealed = self.flags & FLAG_SLOT_MAC != 0;
+        if sealed {
+            let pw = self.slots.iter().filter(|s| s.is_password()).count();
+            let rk = self.slots.len() - pw;
+            if pw > 1 || rk > 1 {
+                return Err(UnlockError::Modified(format!(
+                    "it has {pw} password and {rk} recovery-key slots; Quire keeps one of each"
+                )));
+            }
+        }
+        let mut order: Vec<&Slot> = self.slots.iter().collect();
+        order.sort_by_key(|s| match s {
+            Slot::Password { params, .. } => {
+                params.m_kib as u64 * params.t as u64 * params.p.max(1) as u64
+            }
+            Slot::Recovery { .. } => 0,
+        });
+        for slot in order {
             let kek = match (&secret, slot) {
                 (Unlock::Password(p), Slot::Password { params, salt, .. }) => {
                     kdf::password_kek(p, salt, *params)
@@ -226,18 +297,32 @@ impl Config {
                 .open_into(&aad, slot.wrapped(), &mut mk)
                 .is_ok()
             {
-                return Ok(MasterKey(Key32::from_bytes(&mut mk)));
+                let master = MasterKey(Key32::from_bytes(&mut mk));
+                if sealed {
+                    use hmac::Mac;
+                    // Constant-time comparison.
+                    if self
+                        .slot_hmac(&master)
+                        .verify_slice(&self.slot_mac)
+                        .is_err()
+                    {
+                        return Err(UnlockError::Modified(
+                            "its list of key slots was changed without the vault's key (a slot added, removed or swapped)".into(),
+                        ));
+                    }
+                }
+                return Ok(master);
             }
         }
-        Err(AuthError)
+        Err(UnlockError::Wrong)
     }
 
-    /// Serializes: header, slots, then SHA-256 of all preceding bytes.
+    /// Serializes: header, slots, the slot MAC (with [`FLAG_SLOT_MAC`]),
+    /// then SHA-256 of all preceding bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = self.header_bytes();
-        for s in &self.slots {
-            v.extend_from_slice(&s.params_bytes());
-            v.extend_from_slice(s.wrapped());
+        let mut v = self.mac_input();
+        if self.flags & FLAG_SLOT_MAC != 0 {
+            v.extend_from_slice(&self.slot_mac);
         }
         let sum = Sha256::digest(&v);
         v.extend_from_slice(&sum);
@@ -325,6 +410,14 @@ impl Config {
             };
             slots.push(slot);
         }
+        let mut slot_mac = [0u8; 32];
+        if flags & FLAG_SLOT_MAC != 0 {
+            if r.len() < 32 {
+                return Err(FormatError::Corrupt("truncated slot MAC"));
+            }
+            slot_mac.copy_from_slice(&r[..32]);
+            r = &r[32..];
+        }
         if !r.is_empty() {
             return Err(FormatError::Corrupt("trailing bytes"));
         }
@@ -333,6 +426,7 @@ impl Config {
             flags,
             vault_id,
             slots,
+            slot_mac,
         })
     }
 }
@@ -357,7 +451,57 @@ mod tests {
         let mut c = Config::new();
         c.add_password_slot(&mk, &pw("correct horse"), Argon2Params::MIN);
         c.add_recovery_slot(&mk, &rk);
+        c.seal_slots(&mk);
         (c, mk, rk)
+    }
+
+    /// Issue 11.5: with FLAG_SLOT_MAC, a slot added (by someone who knows
+    /// a password of their own but not the master key), a slot removed or
+    /// two slots swapped is "modified", whichever secret is tried; a vault
+    /// without the flag keeps working as before.
+    #[test]
+    fn the_slot_list_is_authenticated() {
+        let (c, _mk, rk) = sample();
+        let good = Config::from_bytes(&c.to_bytes()).unwrap();
+        assert!(good.unlock(Unlock::Password(&pw("correct horse"))).is_ok());
+        let modified =
+            |c: &Config, u: Unlock<'_>| matches!(c.unlock(u), Err(UnlockError::Modified(_)));
+        // An attacker's slot wrapping a key of their own, MAC left as is.
+        let mut added = good.clone();
+        added.remove_password_slots();
+        added.add_password_slot(&MasterKey::generate(), &pw("attacker"), Argon2Params::MIN);
+        added.slots.push(good.slots[0].clone());
+        let added = Config::from_bytes(&added.to_bytes()).unwrap();
+        assert!(modified(&added, Unlock::Password(&pw("correct horse"))));
+        assert!(modified(&added, Unlock::Password(&pw("attacker"))));
+        // One attacker slot replacing the password slot: its key is not
+        // the master key, so the MAC fails with it.
+        let mut replaced = good.clone();
+        replaced.remove_password_slots();
+        replaced.add_password_slot(&MasterKey::generate(), &pw("attacker"), Argon2Params::MIN);
+        let replaced = Config::from_bytes(&replaced.to_bytes()).unwrap();
+        assert!(modified(&replaced, Unlock::Password(&pw("attacker"))));
+        // The recovery slot removed; the two slots swapped.
+        let mut removed = good.clone();
+        removed.slots.retain(|s| s.is_password());
+        assert!(modified(&removed, Unlock::Password(&pw("correct horse"))));
+        let mut swapped = good.clone();
+        swapped.slots.reverse();
+        assert!(modified(&swapped, Unlock::Recovery(&rk)));
+        // Wrong secrets are still just wrong.
+        assert_eq!(
+            good.unlock(Unlock::Password(&pw("wrong"))).err(),
+            Some(UnlockError::Wrong)
+        );
+        // Without the flag (vaults made before it): no MAC, as before.
+        let mk = MasterKey::generate();
+        let mut old = Config::new();
+        old.flags &= !FLAG_SLOT_MAC;
+        old.add_password_slot(&mk, &pw("pw"), Argon2Params::MIN);
+        let bytes = old.to_bytes();
+        assert_eq!(bytes.len(), HEADER_LEN + (1 + 12 + 16 + 60) + 32);
+        let old = Config::from_bytes(&bytes).unwrap();
+        assert!(old.unlock(Unlock::Password(&pw("pw"))).is_ok());
     }
 
     #[test]
@@ -366,7 +510,7 @@ mod tests {
         let bytes = c.to_bytes();
         assert_eq!(
             bytes.len(),
-            HEADER_LEN + (1 + 12 + 16 + 60) + (1 + 16 + 60) + 32
+            HEADER_LEN + (1 + 12 + 16 + 60) + (1 + 16 + 60) + 32 + 32
         );
         let c2 = Config::from_bytes(&bytes).unwrap();
         let m1 = c2.unlock(Unlock::Password(&pw("correct horse"))).unwrap();

@@ -70,6 +70,10 @@ pub enum Error {
     /// No password slot opened.
     #[error("wrong password")]
     WrongPassword,
+    /// `quire.conf` was changed outside Quire (a slot added, removed or
+    /// swapped; flags cleared; the key-derivation cost lowered).
+    #[error("quire.conf was modified: {0}")]
+    ConfigModified(String),
     /// The recovery slot did not open.
     #[error("wrong recovery key")]
     WrongRecoveryKey,
@@ -146,13 +150,26 @@ impl LockedVault {
         self.layout.root()
     }
 
+    /// The parsed (not yet authenticated) config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The vault ID in hex.
+    pub fn id_hex(&self) -> String {
+        tree::hex(&self.config.vault_id)
+    }
+
     /// Unlocks with a password or the recovery key.
     pub fn unlock(self, secret: &Secret) -> Result<UnlockedVault, Error> {
         let (unlock, err) = match secret {
             Secret::Password(p) => (Unlock::Password(p), Error::WrongPassword),
             Secret::Recovery(k) => (Unlock::Recovery(k), Error::WrongRecoveryKey),
         };
-        let master = self.config.unlock(unlock).map_err(|_| err)?;
+        let master = self.config.unlock(unlock).map_err(|e| match e {
+            crate::format::config::UnlockError::Wrong => err,
+            crate::format::config::UnlockError::Modified(what) => Error::ConfigModified(what),
+        })?;
         let keys = Arc::new(master.subkeys(&self.config.vault_id));
         let v = UnlockedVault {
             layout: self.layout,
@@ -245,6 +262,7 @@ pub fn init(
     }
     config.add_password_slot(&master, password, params);
     config.add_recovery_slot(&master, &rk);
+    config.seal_slots(&master);
     atomic::write(&layout.config(), &config.to_bytes()).map_err(io_err("writing quire.conf"))?;
     let keys = Arc::new(master.subkeys(&config.vault_id));
     Ok(Created {
@@ -308,6 +326,11 @@ impl UnlockedVault {
         self.layout.root()
     }
 
+    /// The vault's config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The layout of the vault folder.
     pub fn layout(&self) -> &Layout {
         &self.layout
@@ -319,6 +342,7 @@ impl UnlockedVault {
         let mut c = self.config.clone();
         c.remove_password_slots();
         c.add_password_slot(&self.master, new, params);
+        c.seal_slots(&self.master);
         atomic::write(&self.layout.config(), &c.to_bytes())
             .map_err(io_err("writing quire.conf"))?;
         self.config = c;
