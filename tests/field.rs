@@ -900,3 +900,71 @@ fn an_audit_head_per_copy_and_a_reviewed_state_can_be_accepted() {
     let a = String::from_utf8_lossy(&o.stdout);
     assert!(a.contains("\"event\":\"accept\""), "{a}");
 }
+
+/// Issue 10.2, history side: the versions of a sparse note store its runs
+/// of zeros once, not once per 64 KiB.
+#[test]
+fn versions_of_a_sparse_note_store_its_zeros_once() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let p = m.path("image.bin");
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(32 << 20).unwrap();
+    drop(f);
+    // Two saves far enough apart to be two versions.
+    std::thread::sleep(Duration::from_millis(1100));
+    {
+        use std::os::unix::fs::FileExt;
+        let g = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        g.write_all_at(b"second save", 1 << 20).unwrap();
+    }
+    // The second version is recorded as the handle closes (reading and
+    // chunking 32 MiB takes a moment in a debug build).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = w.run(&["log", p.to_str().unwrap(), "--json"]);
+        let log = String::from_utf8_lossy(&o.stdout).to_string();
+        if log.matches("\"number\"").count() >= 2 {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let ls = std::process::Command::new("ls")
+                .arg("-la")
+                .arg(w.vault.join("d"))
+                .output()
+                .unwrap();
+            let daemon = w.cmd().arg("logs").current_dir(&w.mnt).output().unwrap();
+            panic!(
+                "{log}\n{}\n{}",
+                String::from_utf8_lossy(&ls.stdout),
+                String::from_utf8_lossy(&daemon.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    m.unmount();
+    let qh: u64 = walk_host(&w.vault.join("d"))
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".qh"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(qh < 1 << 20, "history of a 32 MiB sparse note: {qh} bytes");
+    let o = w.check_sealed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+fn walk_host(d: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![d.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}

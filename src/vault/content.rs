@@ -160,12 +160,7 @@ impl Tree {
         let (mut sealed, mut out) = (Vec::new(), zeroize::Zeroizing::new(Vec::new()));
         let mut b = 0;
         while b <= final_block {
-            let cached = *self.hole_cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((ino, s, m)) = cached
-                && ino == node.ino
-                && s <= b
-                && b <= m
-            {
+            if let Some((_, m)) = self.cached_run(node, &f, b) {
                 b = m + 1;
                 continue;
             }
@@ -311,7 +306,11 @@ impl Tree {
         of.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
         of.unrecorded
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = self.write_locked(of, off, data) {
+        let r = self.write_locked(of, off, data);
+        // Reads made while writing (the first version kept) may have
+        // verified runs that this write then changed.
+        self.holes_changed(&of.node);
+        if let Err(e) = r {
             if TOUCHED.get() {
                 self.undo_after_error(of);
             }
@@ -520,6 +519,7 @@ impl Tree {
         self.holes_changed(&of.node);
         TOUCHED.set(false);
         let r = self.truncate_locked(of, size);
+        self.holes_changed(&of.node);
         if r.is_err() && TOUCHED.get() {
             self.undo_after_error(of);
         }
@@ -611,6 +611,7 @@ impl Tree {
         self.holes_changed(&of.node);
         TOUCHED.set(false);
         let r = self.fallocate_locked(of, offset, end, keep, punch || zero);
+        self.holes_changed(&of.node);
         if r.is_err() && TOUCHED.get() {
             self.undo_after_error(of);
         }

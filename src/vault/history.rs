@@ -441,7 +441,10 @@ impl Tree {
             *node.last_version.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
             return Ok(Saved::Unchanged);
         }
-        let known: HashMap<[u8; 16], ChunkRef> = t
+        // Chunks of the last version, and those written by this save: a
+        // chunk repeated within one note (a sparse file's runs of zeros, a
+        // pasted block) is stored once.
+        let mut known: HashMap<[u8; 16], ChunkRef> = t
             .last
             .iter()
             .flat_map(|v| v.chunks.iter().map(|c| (c.hash, *c)))
@@ -472,11 +475,13 @@ impl Tree {
                         fmt::CHUNK,
                         piece,
                     ));
-                    refs.push(ChunkRef {
+                    let c = ChunkRef {
                         offset: at,
                         len: piece.len() as u32,
                         hash: h,
-                    });
+                    };
+                    known.insert(h, c);
+                    refs.push(c);
                 }
             }
             start = end;

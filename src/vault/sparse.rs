@@ -15,6 +15,10 @@ use super::node::{FileKey, Node};
 use super::tree::Tree;
 use crate::format::content::{self, BLOCK, CBLOCK, MARKER_LEN};
 
+/// A run of holes verified: (host inode, first slot, marker slot, the
+/// marker's sealed bytes).
+pub(crate) type VerifiedRun = (u64, u64, u64, [u8; MARKER_LEN]);
+
 /// What a block slot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Slot {
@@ -64,12 +68,8 @@ impl Tree {
         n: u64,
         final_block: u64,
     ) -> io::Result<Option<(u64, u64)>> {
-        if let Some((ino, s, m)) = *self.hole_cache.lock().unwrap_or_else(|e| e.into_inner())
-            && ino == node.ino
-            && s <= n
-            && n <= m
-        {
-            return Ok(Some((s, m)));
+        if let Some(r) = self.cached_run(node, file, n) {
+            return Ok(Some(r));
         }
         let mut j = n;
         let mut buf = vec![0u8; 64 * CBLOCK as usize];
@@ -98,8 +98,10 @@ impl Tree {
                     let slot = &buf[at..at + CBLOCK as usize];
                     return Ok(match content::open_marker(&k.key, &k.id, m, slot) {
                         Some(s) if s <= n => {
+                            let mut sealed = [0u8; MARKER_LEN];
+                            sealed.copy_from_slice(&slot[..MARKER_LEN]);
                             *self.hole_cache.lock().unwrap_or_else(|e| e.into_inner()) =
-                                Some((node.ino, s, m));
+                                Some((node.ino, s, m, sealed));
                             Some((s, m))
                         }
                         _ => None,
@@ -110,10 +112,25 @@ impl Tree {
         Ok(None)
     }
 
-    /// Forgets verified runs of a file that is about to change.
+    /// The last verified run, if it holds slot `n` of this file and its
+    /// marker is still the very bytes verified: every change to a run
+    /// rewrites its marker (a fresh nonce) or overwrites it, so a run read
+    /// again by another path while a write was under way is never trusted.
+    pub(crate) fn cached_run(&self, node: &Node, file: &File, n: u64) -> Option<(u64, u64)> {
+        let (ino, s, m, sealed) = (*self.hole_cache.lock().unwrap_or_else(|e| e.into_inner()))?;
+        if ino != node.ino || n < s || n > m {
+            return None;
+        }
+        let mut now = [0u8; MARKER_LEN];
+        file.read_exact_at(&mut now, content::block_offset(m))
+            .ok()?;
+        (now == sealed).then_some((s, m))
+    }
+
+    /// Forgets verified runs of a file that changes.
     pub(crate) fn holes_changed(&self, node: &Node) {
         let mut c = self.hole_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if c.is_some_and(|(ino, _, _)| ino == node.ino) {
+        if c.is_some_and(|(ino, ..)| ino == node.ino) {
             *c = None;
         }
     }

@@ -68,8 +68,9 @@ pub struct Tree {
     /// Feature flag 0x40: files may have holes (docs/FORMAT.md §4).
     pub(crate) sparse: bool,
     /// The last run of holes verified: (host inode, first slot, marker
-    /// slot). Cleared by every change to that file.
-    pub(crate) hole_cache: Mutex<Option<(u64, u64, u64)>>,
+    /// slot, the marker's sealed bytes). Trusted only while the marker is
+    /// unchanged; also cleared by changes to that file.
+    pub(crate) hole_cache: Mutex<Option<super::sparse::VerifiedRun>>,
     /// The audit log's path and remembered head, for reading it.
     pub(crate) audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
     /// The daemon log's path, for `quire logs`.
