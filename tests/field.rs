@@ -420,18 +420,7 @@ fn messages_say_what_happened_in_the_users_words() {
         m.unmount();
     }
     // Flip a bit in the note's second block on the host.
-    let mut files = Vec::new();
-    let mut stack = vec![w.vault.join("d")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !p.file_name().unwrap().to_str().unwrap().contains('.') {
-                files.push(p);
-            }
-        }
-    }
+    let files = content_files(&w.vault.join("d"));
     let f = files
         .iter()
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())
@@ -649,18 +638,7 @@ fn sparse_files_cost_their_data_and_holes_stay_authenticated() {
 
     // Tampering with a sparse file on the host.
     let host = {
-        let mut files = Vec::new();
-        let mut stack = vec![w.vault.join("d")];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if !p.file_name().unwrap().to_str().unwrap().contains('.') {
-                    files.push(p);
-                }
-            }
-        }
+        let files = content_files(&w.vault.join("d"));
         // The one whose host size is that of `db`.
         let csize = |n: u64| {
             18 + n / 4096 * 4124
@@ -967,4 +945,12 @@ fn walk_host(d: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// The notes' content files under a host folder (names without a dot).
+fn content_files(d: &Path) -> Vec<std::path::PathBuf> {
+    walk_host(d)
+        .into_iter()
+        .filter(|p| p.is_file() && !p.file_name().unwrap().to_str().unwrap().contains('.'))
+        .collect()
 }

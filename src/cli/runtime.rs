@@ -215,14 +215,11 @@ pub fn find(p: &Path) -> Option<MountRecord> {
 
 /// Formats a Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn format_time(secs: u64) -> String {
-    let t = secs.min(i64::MAX as u64) as libc::time_t;
-    // SAFETY: localtime_r writes only into `tm`; tm_zone then points at
-    // libc's static zone names (or is null).
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&t, &mut tm) };
+    let tm = crate::vault::history::local_tm(secs.min(i64::MAX as u64) as libc::time_t);
     let zone = if tm.tm_zone.is_null() {
         String::new()
     } else {
+        // SAFETY: a non-null tm_zone is a static C string of libc's.
         unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }
             .to_string_lossy()
             .into_owned()

@@ -76,9 +76,7 @@ pub fn stamp(t: SystemTime) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as libc::time_t)
         .unwrap_or(0);
-    // SAFETY: localtime_r writes only into `tm`.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&secs, &mut tm) };
+    let tm = local_tm(secs);
     format!(
         "{:04}-{:02}-{:02}T{:02}.{:02}.{:02}",
         tm.tm_year + 1900,
@@ -88,6 +86,15 @@ pub fn stamp(t: SystemTime) -> String {
         tm.tm_min,
         tm.tm_sec
     )
+}
+
+/// The local broken-down time of `secs` since 1970 (`localtime_r`); its
+/// `tm_zone` points at libc's static zone names (or is null).
+pub fn local_tm(secs: libc::time_t) -> libc::tm {
+    // SAFETY: localtime_r writes only into `tm`.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe { libc::localtime_r(&secs, &mut tm) };
+    tm
 }
 
 /// Unique names for versions in order (`.2`, `.3` … for equal seconds).
