@@ -241,3 +241,78 @@ fn golden_v1_slotmac_opens_and_its_slot_list_is_sealed() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// The vault with bound records (feature flag 0x100, docs/FORMAT.md §2.1):
+/// a note renamed after two saves (its stream has two OWNER frames), a
+/// note with dates bound to its name, a deleted note whose stream is bound
+/// to its trash entry, and an empty note with its header. A stream moved
+/// onto another note of the copy is refused.
+#[test]
+fn golden_v1_bound_opens_and_its_records_stay_bound() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-bound");
+    let conf = std::fs::read(golden.join("vault/quire.conf")).unwrap();
+    assert_eq!(&conf[10..14], &0x1FFu32.to_be_bytes());
+    let w = World::new();
+    copy_dir(&golden.join("vault"), &w.vault);
+    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let o = w.check_sealed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("4 versions, 1 trash entries"), "{out}");
+    {
+        let m = w.mount(&["--read-only"]);
+        assert_eq!(
+            std::fs::read_to_string(m.path("note.md")).unwrap(),
+            "Bound, version two.\n"
+        );
+        assert_eq!(std::fs::read(m.path("empty.md")).unwrap(), b"");
+        let mut vs: Vec<_> = std::fs::read_dir(m.path(".history/note.md"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        vs.sort();
+        assert_eq!(vs.len(), 2);
+        assert_eq!(
+            std::fs::read_to_string(&vs[0]).unwrap(),
+            "Bound, version one.\n"
+        );
+        let o = w.run(&["expiring", "--all", "--json"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("2099-01-01") && out.contains("2027-01-01"),
+            "{out}"
+        );
+        m.unmount();
+    }
+    // The dated note's record renamed onto the other note: refused.
+    let d = w.vault.join("d");
+    let mut ql: Vec<_> = Vec::new();
+    let mut stack = vec![d.clone()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let e = e.unwrap().path();
+            if e.is_dir() {
+                stack.push(e);
+            } else if e.to_string_lossy().ends_with(".ql") && e.parent() == Some(d.as_path()) {
+                ql.push(e);
+            }
+        }
+    }
+    assert_eq!(ql.len(), 1, "{ql:?}");
+    let other = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let s = p.to_string_lossy();
+            p.is_file()
+                && !s.contains('.')
+                && Some(p.as_path()) != ql[0].with_extension("").as_path().into()
+                && std::fs::metadata(p).unwrap().len() == 18
+        })
+        .expect("the empty note's host file");
+    std::fs::rename(&ql[0], other.with_extension("ql")).unwrap();
+    let o = w.check_sealed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(21), "{out}");
+    assert!(out.contains("empty.md"), "{out}");
+}

@@ -677,3 +677,161 @@ fn a_weakened_config_is_called_modified_not_a_wrong_password() {
     std::fs::write(&conf, &good).unwrap();
     w.mount(&[]).unmount();
 }
+
+/// Swaps two host files (a rename through a third name).
+fn swap(a: &Path, b: &Path) {
+    let t = a.with_extension("swap");
+    std::fs::rename(a, &t).unwrap();
+    std::fs::rename(b, a).unwrap();
+    std::fs::rename(&t, b).unwrap();
+}
+
+fn py(script: &str, args: &[&Path]) -> String {
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Issue 11.7: history streams, lifecycle records and xattr values are
+/// bound to their note: one moved or copied onto another note on the
+/// host is refused (EIO, named by `quire check`), while the moves Quire
+/// makes itself (rename, trash, restore, folder removal) keep them valid.
+#[test]
+fn sealed_records_moved_onto_another_note_are_refused() {
+    let w = World::new();
+    w.init();
+    let v = w.vault.to_str().unwrap().to_string();
+    let pw = w.pwfile.to_str().unwrap().to_string();
+    {
+        let m = w.mount(&[]);
+        for (n, t) in [("a.md", "alpha"), ("b.md", "bravo")] {
+            std::fs::write(m.path(n), format!("{t} one\n")).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            std::fs::write(m.path(n), format!("{t} two\n")).unwrap();
+        }
+        let setx = "import os,sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())";
+        for (n, e, c) in [
+            ("a.md", "2090-01-01", "red"),
+            ("b.md", "2091-01-01", "blue"),
+        ] {
+            let p = m.path(n);
+            let o = w.run(&["expire", p.to_str().unwrap(), e]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            py(setx, &[&p, Path::new("user.color"), Path::new(c)]);
+        }
+        m.unmount();
+    }
+    let clean = |what: &str| {
+        let o = w.check_sealed();
+        assert!(
+            o.status.success(),
+            "{what}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    clean("as written");
+    let d = w.vault.join("d");
+    let qh: Vec<_> = walk_all(&d)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".qh"))
+        .collect();
+    assert_eq!(qh.len(), 2, "{qh:?}");
+    let stem = |p: &Path| p.with_extension("");
+    let (fa, fb) = (stem(&qh[0]), stem(&qh[1]));
+    let ql = |p: &Path| p.with_extension("ql");
+
+    // A history stream moved onto the other note.
+    swap(&qh[0], &qh[1]);
+    let o = w.check_sealed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(21), "{out}");
+    assert_eq!(out.matches("belongs to another note").count(), 2, "{out}");
+    {
+        let m = w.mount(&["--read-only"]);
+        let e = std::fs::read_dir(m.path(".history/a.md")).map(|r| r.count());
+        let e = e.and_then(|_| std::fs::read(m.path(".history/a.md/v1")));
+        assert!(e.is_err(), "a swapped history was shown");
+        m.unmount();
+    }
+    swap(&qh[0], &qh[1]);
+    clean("streams put back");
+
+    // Lifecycle records swapped: both refused, the notes undeletable.
+    swap(&ql(&fa), &ql(&fb));
+    let o = w.check_sealed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(21), "{out}");
+    assert_eq!(
+        out.matches("expiry/retention record failed").count(),
+        2,
+        "{out}"
+    );
+    swap(&ql(&fa), &ql(&fb));
+    clean("records put back");
+
+    // An xattr value copied from one file to the other.
+    let getx = "import os,sys\nfor n in os.listxattr(sys.argv[1]):\n if n.startswith('user.q.'): print(n + '=' + os.getxattr(sys.argv[1], n).hex())";
+    let (name, hex) = py(getx, &[&fa])
+        .split_once('=')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let saved = py(getx, &[&fb]);
+    let putx = "import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]))";
+    py(putx, &[&fb, Path::new(&name), Path::new(&hex)]);
+    let o = w.check_sealed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(21), "{out}");
+    assert!(out.contains("copied from another file"), "{out}");
+    {
+        let m = w.mount(&[]);
+        let r = "import os,sys\nfor n in sorted(os.listdir(sys.argv[1])):\n try: print(n, os.getxattr(os.path.join(sys.argv[1], n), 'user.color').decode())\n except OSError as e: print(n, e.errno)";
+        let seen = py(r, &[&w.mnt]);
+        assert!(seen.contains(&format!(" {}", libc::EIO)), "{seen}");
+        m.unmount();
+    }
+    let (name_b, hex_b) = saved.split_once('=').unwrap();
+    py(putx, &[&fb, Path::new(name_b), Path::new(hex_b)]);
+    clean("xattr put back");
+
+    // Quire's own moves keep everything bound: rename, into a folder,
+    // to the trash and back, and a folder removed with an orphan stream.
+    {
+        let m = w.mount(&[]);
+        std::fs::create_dir(m.path("f")).unwrap();
+        std::fs::rename(m.path("a.md"), m.path("f/c.md")).unwrap();
+        std::fs::remove_file(m.path("b.md")).unwrap();
+        m.unmount();
+    }
+    clean("after rename and delete");
+    {
+        let m = w.mount(&[]);
+        let vs = std::fs::read_dir(m.path(".history/f/c.md"))
+            .unwrap()
+            .count();
+        assert!(vs >= 2, "versions of the renamed note: {vs}");
+        let o = w.run(&["trash", "restore", "b.md"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let vs = std::fs::read_dir(m.path(".history/b.md")).unwrap().count();
+        assert!(vs >= 2, "versions of the restored note: {vs}");
+        // A history left with its path (vim's x.md → x.md~), then the
+        // folder removed: the orphan stream goes to the trash.
+        std::fs::write(m.path("f/x.md"), "x1").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::write(m.path("f/x.md"), "x2").unwrap();
+        std::fs::rename(m.path("f/x.md"), m.path("f/x.md~")).unwrap();
+        std::fs::remove_file(m.path("f/x.md~")).unwrap();
+        std::fs::remove_file(m.path("f/c.md")).unwrap();
+        std::fs::remove_dir(m.path("f")).unwrap();
+        m.unmount();
+    }
+    clean("after restore and rmdir");
+    let o = w.run(&["trash", "--vault", &v, "--password-file", &pw, "--json"]);
+    let listing = String::from_utf8_lossy(&o.stdout);
+    assert!(listing.contains("f/x.md"), "the orphan history: {listing}");
+}

@@ -45,6 +45,13 @@ pub const FLAG_SPARSE: u32 = 1 << 6;
 /// slot cannot be added, removed or swapped without it (§2.2). Such a
 /// vault has at most one slot of each kind.
 pub const FLAG_SLOT_MAC: u32 = 1 << 7;
+/// Feature flag: sealed records are bound to their note (§15, §6, §7,
+/// §12): a lifecycle record and a symlink target to the folder ID and host
+/// name, an xattr value to its file's or folder's ID (so every regular file
+/// has a header, even empty), a history stream to its note by OWNER frames.
+/// Readers without it refuse the vault; vaults made before it keep the
+/// looser bindings.
+pub const FLAG_BOUND: u32 = 1 << 8;
 /// Every flag this build understands.
 pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_LONG_NAMES
@@ -53,7 +60,8 @@ pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_HISTORY
     | FLAG_LIFECYCLE
     | FLAG_SPARSE
-    | FLAG_SLOT_MAC;
+    | FLAG_SLOT_MAC
+    | FLAG_BOUND;
 /// Flags every version-1 vault has.
 pub const REQUIRED_FLAGS: u32 =
     FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;

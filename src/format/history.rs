@@ -7,6 +7,7 @@
 //! VERSION (kind 2): time i64 (ns since the Unix epoch, UTC) ‖ size u64 ‖
 //!                   content hash (32) ‖ origin u8 ‖ chunk count u32 ‖
 //!                   count × (frame offset u64 ‖ length u32 ‖ chunk hash (16))
+//! OWNER   (kind 3): folder ID (16) ‖ host name (flag `BOUND`)
 //! ```
 
 /// Stream magic.
@@ -15,8 +16,19 @@ pub const MAGIC: &[u8; 8] = b"QUIREHIS";
 pub const CHUNK: u8 = 1;
 /// Frame kind of a version record.
 pub const VERSION: u8 = 2;
+/// Frame kind of an owner record (flag `BOUND`): the folder ID (a trash
+/// entry's ID in the trash) and host name the stream belongs to. The last
+/// one must name where the stream is.
+pub const OWNER: u8 = 3;
 /// Suffix of a history stream next to its note's host name.
 pub const SUFFIX: &str = ".qh";
+
+/// The body of an OWNER frame: folder ID (16) ‖ host name.
+pub fn owner_body(dir_id: &[u8; 16], host: &[u8]) -> Vec<u8> {
+    let mut b = dir_id.to_vec();
+    b.extend_from_slice(host);
+    b
+}
 
 /// Why a version was recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

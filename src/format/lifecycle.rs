@@ -44,14 +44,28 @@ pub enum RecordError {
     Malformed,
 }
 
-fn aad(dir_id: &[u8; 16]) -> Vec<u8> {
+/// Where a record belongs: its folder's ID (a trash entry's ID in the
+/// trash) and, with the `BOUND` flag, its note's host name (`c` in the
+/// trash), so a record renamed onto another note fails authentication.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    /// The folder ID (or trash entry ID).
+    pub dir_id: &'a [u8; 16],
+    /// The note's host name, or `None` in vaults without `BOUND`.
+    pub host: Option<&'a [u8]>,
+}
+
+fn aad(o: &Owner) -> Vec<u8> {
     let mut a = b"quire/v1/lifecycle".to_vec();
-    a.extend_from_slice(dir_id);
+    a.extend_from_slice(o.dir_id);
+    if let Some(h) = o.host {
+        a.extend_from_slice(h);
+    }
     a
 }
 
-/// Seals the dates of a note in folder `dir_id`.
-pub fn seal(key: &AeadKey, dir_id: &[u8; 16], d: &Dates) -> Vec<u8> {
+/// Seals the dates of the note `owner`.
+pub fn seal(key: &AeadKey, owner: &Owner, d: &Dates) -> Vec<u8> {
     let mut b = vec![VERSION];
     for t in [&d.expires, &d.retain_until] {
         let t = t.as_deref().unwrap_or("").as_bytes();
@@ -59,13 +73,13 @@ pub fn seal(key: &AeadKey, dir_id: &[u8; 16], d: &Dates) -> Vec<u8> {
         b.push(t.len() as u8);
         b.extend_from_slice(t);
     }
-    key.seal(&aad(dir_id), &b)
+    key.seal(&aad(owner), &b)
 }
 
-/// Opens a record of folder `dir_id`.
-pub fn open(key: &AeadKey, dir_id: &[u8; 16], sealed: &[u8]) -> Result<Dates, RecordError> {
+/// Opens the record of the note `owner`.
+pub fn open(key: &AeadKey, owner: &Owner, sealed: &[u8]) -> Result<Dates, RecordError> {
     let b = key
-        .open(&aad(dir_id), sealed)
+        .open(&aad(owner), sealed)
         .map_err(|_| RecordError::Auth)?;
     let (&v, mut rest) = b.split_first().ok_or(RecordError::Malformed)?;
     if v != VERSION {
@@ -93,6 +107,15 @@ pub fn open(key: &AeadKey, dir_id: &[u8; 16], sealed: &[u8]) -> Result<Dates, Re
 mod tests {
     use super::*;
 
+    const O1: Owner = Owner {
+        dir_id: &[1u8; 16],
+        host: None,
+    };
+    const O2: Owner = Owner {
+        dir_id: &[2u8; 16],
+        host: None,
+    };
+
     #[test]
     fn round_trip_and_binding() {
         let k = AeadKey::from_bytes(&[5u8; 32]);
@@ -100,27 +123,37 @@ mod tests {
             expires: Some("2027-03-01".into()),
             retain_until: None,
         };
-        let s = seal(&k, &[1u8; 16], &d);
+        let s = seal(&k, &O1, &d);
         // nonce + body (1 + 1 + 10 + 1) + tag
         assert_eq!(s.len(), 12 + 13 + 16);
-        assert_eq!(open(&k, &[1u8; 16], &s), Ok(d));
+        assert_eq!(open(&k, &O1, &s), Ok(d.clone()));
         // Moved to another folder, or flipped: refused.
-        assert_eq!(open(&k, &[2u8; 16], &s), Err(RecordError::Auth));
+        assert_eq!(open(&k, &O2, &s), Err(RecordError::Auth));
         let mut t = s.clone();
         t[14] ^= 1;
-        assert_eq!(open(&k, &[1u8; 16], &t), Err(RecordError::Auth));
+        assert_eq!(open(&k, &O1, &t), Err(RecordError::Auth));
         let both = Dates {
             expires: Some("2027-03-01".into()),
             retain_until: Some("2030-01-01T00:00:00Z".into()),
         };
-        assert_eq!(open(&k, &[1u8; 16], &seal(&k, &[1u8; 16], &both)), Ok(both));
+        assert_eq!(open(&k, &O1, &seal(&k, &O1, &both)), Ok(both));
         // An unknown body version is refused as such.
-        let v2 = k.seal(&aad(&[1u8; 16]), &[2, 0, 0]);
-        assert_eq!(
-            open(&k, &[1u8; 16], &v2),
-            Err(RecordError::UnknownVersion(2))
-        );
-        let short = k.seal(&aad(&[1u8; 16]), &[1, 5, b'a']);
-        assert_eq!(open(&k, &[1u8; 16], &short), Err(RecordError::Malformed));
+        let v2 = k.seal(&aad(&O1), &[2, 0, 0]);
+        assert_eq!(open(&k, &O1, &v2), Err(RecordError::UnknownVersion(2)));
+        // With BOUND: the host name is bound too.
+        let a = Owner {
+            dir_id: &[1u8; 16],
+            host: Some(b"AAAA"),
+        };
+        let b = Owner {
+            host: Some(b"BBBB"),
+            ..a
+        };
+        let s = seal(&k, &a, &d);
+        assert_eq!(open(&k, &a, &s), Ok(d.clone()));
+        assert_eq!(open(&k, &b, &s), Err(RecordError::Auth));
+        assert_eq!(open(&k, &O1, &s), Err(RecordError::Auth));
+        let short = k.seal(&aad(&O1), &[1, 5, b'a']);
+        assert_eq!(open(&k, &O1, &short), Err(RecordError::Malformed));
     }
 }

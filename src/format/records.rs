@@ -45,15 +45,41 @@ pub fn xattr_plain_name(key: &NameKey, host: &[u8]) -> Option<Result<Vec<u8>, Au
     Some(key.decrypt(b"quire/v1/xattr", &sealed))
 }
 
-/// Seals an xattr value; the plaintext name is the AAD, so values cannot be
-/// swapped between attributes.
-pub fn seal_xattr_value(key: &AeadKey, name: &[u8], value: &[u8]) -> Vec<u8> {
-    key.seal(name, value)
+/// The AAD of an xattr value: the plaintext name, so values cannot be
+/// swapped between attributes; with the `BOUND` flag (§7) preceded by
+/// `"quire/v1/xattr-value"` and the owner's ID (a file's file ID, a
+/// folder's directory ID), so they cannot be moved to another file either.
+fn xattr_aad(owner: Option<&[u8; 16]>, name: &[u8]) -> Vec<u8> {
+    match owner {
+        None => name.to_vec(),
+        Some(id) => {
+            let mut a = b"quire/v1/xattr-value".to_vec();
+            a.extend_from_slice(id);
+            a.extend_from_slice(name);
+            a
+        }
+    }
+}
+
+/// Seals an xattr value of the file or folder `owner` (`None` in vaults
+/// without `BOUND`).
+pub fn seal_xattr_value(
+    key: &AeadKey,
+    owner: Option<&[u8; 16]>,
+    name: &[u8],
+    value: &[u8],
+) -> Vec<u8> {
+    key.seal(&xattr_aad(owner, name), value)
 }
 
 /// Opens an xattr value.
-pub fn open_xattr_value(key: &AeadKey, name: &[u8], sealed: &[u8]) -> Result<Vec<u8>, AuthError> {
-    key.open(name, sealed)
+pub fn open_xattr_value(
+    key: &AeadKey,
+    owner: Option<&[u8; 16]>,
+    name: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, AuthError> {
+    key.open(&xattr_aad(owner, name), sealed)
 }
 
 #[cfg(test)]
@@ -78,9 +104,17 @@ mod tests {
         assert!(xattr_plain_name(&n, b"user.other").is_none());
         let long = vec![b'a'; MAX_XATTR_NAME];
         assert!(xattr_host_name(&n, &long).len() <= 255);
-        let v = seal_xattr_value(&k, b"user.a", b"red");
-        assert_eq!(open_xattr_value(&k, b"user.a", &v).unwrap(), b"red");
-        assert!(open_xattr_value(&k, b"user.b", &v).is_err());
+        let v = seal_xattr_value(&k, None, b"user.a", b"red");
+        assert_eq!(open_xattr_value(&k, None, b"user.a", &v).unwrap(), b"red");
+        assert!(open_xattr_value(&k, None, b"user.b", &v).is_err());
+        // BOUND: tied to the file (or folder) ID as well.
+        let v = seal_xattr_value(&k, Some(&[1; 16]), b"user.a", b"red");
+        assert_eq!(
+            open_xattr_value(&k, Some(&[1; 16]), b"user.a", &v).unwrap(),
+            b"red"
+        );
+        assert!(open_xattr_value(&k, Some(&[2; 16]), b"user.a", &v).is_err());
+        assert!(open_xattr_value(&k, None, b"user.a", &v).is_err());
         let long_target = vec![b'x'; MAX_SYMLINK];
         assert!(seal_symlink(&k, &long_target).len() < 4096);
     }

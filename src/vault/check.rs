@@ -132,7 +132,7 @@ impl Tree {
                         .unwrap_or_else(|| format!("{host_dir}/{h}"));
                     r.problems.push(Problem {
                         path: who,
-                        problem: "its expiry/retention record failed authentication".into(),
+                        problem: "its expiry/retention record failed authentication (tampered, or moved from another note)".into(),
                     });
                 }
                 continue;
@@ -160,7 +160,10 @@ impl Tree {
             };
             match Kind::from_mode(st.st_mode) {
                 Kind::Dir => match self.lookup(dir, OsStr::from_bytes(&plain)) {
-                    Ok((n, _)) => self.check_dir(&Arc::new(n), &p, r, progress)?,
+                    Ok((n, _)) => {
+                        self.check_xattrs(&n, &p, r);
+                        self.check_dir(&Arc::new(n), &p, r, progress)?
+                    }
                     Err(e) => r.problems.push(Problem {
                         path: p,
                         problem: format!("folder cannot be opened: {e}"),
@@ -170,6 +173,7 @@ impl Tree {
                     r.files += 1;
                     let res = (|| {
                         let (n, _) = self.lookup(dir, OsStr::from_bytes(&plain))?;
+                        self.check_xattrs(&n, &p, r);
                         self.verify_content(&n)
                     })();
                     match res {
@@ -198,7 +202,32 @@ impl Tree {
         Ok(())
     }
 
+    fn check_xattrs(&self, node: &Node, who: &str, r: &mut Report) {
+        match self.verify_xattrs(node) {
+            Ok(0) => {}
+            Ok(n) => r.problems.push(Problem {
+                path: who.to_string(),
+                problem: format!(
+                    "{n} extended attribute(s) fail authentication (tampered, or copied from another file)"
+                ),
+            }),
+            Err(e) => r.problems.push(Problem {
+                path: who.to_string(),
+                problem: format!("extended attributes cannot be read: {e}"),
+            }),
+        }
+    }
+
     fn check_stream(&self, dir: &Node, host: &OsStr, who: &str, r: &mut Report) {
+        if self.stream_misplaced(dir, host) {
+            r.problems.push(Problem {
+                path: who.to_string(),
+                problem:
+                    "its history stream belongs to another note (moved or swapped on the host)"
+                        .into(),
+            });
+            return;
+        }
         match self.versions_at(dir, host) {
             Ok(vs) => {
                 for v in vs {
@@ -264,6 +293,8 @@ impl Tree {
             if let Ok(h) = t.lookup(OsStr::new(&e.id)) {
                 let ino = h.stat()?.st_ino;
                 let n = Node::new(h, Kind::Dir, ino);
+                // A trash entry's streams belong to its ID (FORMAT §12, §13).
+                let _ = n.dir_id.set(super::trash::entry_key(&e.id));
                 if n.handle()?
                     .stat_child(&stream_name(OsStr::new("c")))
                     .is_ok()

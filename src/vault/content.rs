@@ -109,6 +109,15 @@ impl Tree {
         }))
     }
 
+    /// The file ID of a regular file (from its header).
+    pub(crate) fn file_id(&self, node: &Node) -> io::Result<[u8; 16]> {
+        if let Some(k) = node.file_key.get() {
+            return Ok(k.id);
+        }
+        let f = node.handle()?.open_file(libc::O_RDONLY)?;
+        Ok(self.key(node, &f)?.id)
+    }
+
     /// Host and plaintext sizes of an open host file.
     pub(crate) fn sizes_of(&self, node: &Node, file: &File) -> io::Result<(u64, u64)> {
         self.sizes(node, file)
@@ -200,6 +209,15 @@ impl Tree {
     fn sizes_and_allocated(&self, node: &Node, file: &File) -> io::Result<(u64, u64, u64)> {
         let meta = file.metadata()?;
         let csize = meta.len();
+        if csize == 0 && self.bound {
+            // Every file of a BOUND vault has its header from creation on
+            // (FORMAT §4): an empty host file was cut on the host.
+            log::error!(
+                "file {} has lost its header (0 bytes on the host)",
+                self.describe(node)
+            );
+            return Err(eio());
+        }
         let psize = content::plain_size(csize).ok_or_else(|| {
             log::error!(
                 "file {} has a truncated last block ({csize} bytes)",

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -141,11 +142,51 @@ impl Tree {
     }
 
     /// Reads a whole stream: versions (with their frame offsets) and the
-    /// end of the last good frame. Chunk frames are not decrypted.
-    fn scan(&self, s: &Stream) -> io::Result<(Vec<(u64, Version)>, u64)> {
+    /// end of the last good frame. Chunk frames are not decrypted. With
+    /// `BOUND`, the stream's last OWNER frame must name `dir`'s ID and
+    /// `host` (FORMAT §12): a stream moved onto another note is tampering.
+    fn scan(&self, s: &Stream, dir: &Node, host: &OsStr) -> io::Result<(Vec<(u64, Version)>, u64)> {
+        let (versions, end, owner) = self.scan_raw(s)?;
+        if self.bound {
+            let want = fmt::owner_body(&self.dir_id(dir)?, host.as_bytes());
+            if owner.as_deref() != Some(&want[..]) {
+                log::error!(
+                    "the history stream of {}/{} belongs to another note (moved or swapped on the host): refused",
+                    self.describe(dir),
+                    host.to_string_lossy()
+                );
+                return Err(eio());
+            }
+        }
+        Ok((versions, end))
+    }
+
+    /// Whether the stream of `host` in `dir` belongs elsewhere (its last
+    /// OWNER frame names another note; `BOUND` vaults only).
+    pub(crate) fn stream_misplaced(&self, dir: &Node, host: &OsStr) -> bool {
+        if !self.bound {
+            return false;
+        }
+        let Ok(Some(s)) = self.stream_at(dir, host) else {
+            return false;
+        };
+        let Ok((_, _, owner)) = self.scan_raw(&s) else {
+            return false;
+        };
+        let Ok(id) = self.dir_id(dir) else {
+            return false;
+        };
+        owner.as_deref() != Some(&fmt::owner_body(&id, host.as_bytes())[..])
+    }
+
+    /// [`Tree::scan`] without the owner check: also returns the last
+    /// OWNER frame's body.
+    #[allow(clippy::type_complexity)]
+    fn scan_raw(&self, s: &Stream) -> io::Result<(Vec<(u64, Version)>, u64, Option<Vec<u8>>)> {
         let bytes = Zeroizing::new(read_all(&s.file)?);
         let mut pos = stream::HEADER_LEN as usize;
         let mut out = Vec::new();
+        let mut owner = None;
         while pos + stream::FRAME_HEADER as usize <= bytes.len() {
             let fh: [u8; 5] = bytes[pos..pos + 5].try_into().expect("5 bytes");
             let Some((len, kind)) = stream::parse_frame_header(&fh) else {
@@ -175,10 +216,84 @@ impl Tree {
                     eio()
                 })?;
                 out.push((pos as u64, v));
+            } else if kind == fmt::OWNER {
+                let body = stream::open_frame(
+                    &s.key,
+                    fmt::MAGIC,
+                    &s.id,
+                    pos as u64,
+                    kind,
+                    &bytes[start..end],
+                )
+                .map_err(|_| {
+                    log::error!("an owner record at byte {pos} failed authentication");
+                    eio()
+                })?;
+                owner = Some(body);
             }
             pos = end;
         }
-        Ok((out, pos as u64))
+        Ok((out, pos as u64, owner))
+    }
+
+    /// After the stream `side` was moved into `at` (trash entries too):
+    /// appends an OWNER frame naming its new place `to` (folder ID, host
+    /// name), if its last owner is `from`, where it was. A stream that did
+    /// not belong where it was is left as it is (it stays refused).
+    pub(crate) fn rebind_stream(
+        &self,
+        at: &crate::store::host::Handle,
+        side: &OsStr,
+        from: (&[u8; 16], &OsStr),
+        to: (&[u8; 16], &OsStr),
+        journal: bool,
+    ) -> io::Result<()> {
+        if !self.bound {
+            return Ok(());
+        }
+        let file = match at.open_child(side, libc::O_RDWR, 0) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let Some(s) = self.open_stream(file, false)? else {
+            return Ok(());
+        };
+        let (_, end, owner) = self.scan_raw(&s)?;
+        if owner.as_deref() != Some(&fmt::owner_body(from.0, from.1.as_bytes())[..]) {
+            log::error!(
+                "a history stream moved to {} did not belong to the note it was with: left unbound",
+                at.host_path()
+            );
+            return Err(eio());
+        }
+        let len = s.file.metadata()?.len();
+        if len > end {
+            s.file.set_len(end)?;
+        }
+        let frame = stream::seal_frame(
+            &s.key,
+            fmt::MAGIC,
+            &s.id,
+            end,
+            fmt::OWNER,
+            &fmt::owner_body(to.0, to.1.as_bytes()),
+        );
+        let noted = journal
+            && self
+                .journal
+                .note_append(
+                    crate::format::undo::TO_HISTORY,
+                    end,
+                    *to.0,
+                    side.as_bytes().to_vec(),
+                )
+                .is_ok();
+        let r = s.file.write_all_at(&frame, end);
+        if noted {
+            self.journal.appended();
+        }
+        r
     }
 
     fn read_chunk(&self, s: &Stream, c: &ChunkRef) -> io::Result<Zeroizing<Vec<u8>>> {
@@ -433,7 +548,7 @@ impl Tree {
                 count: 0,
             },
             _ => {
-                let (versions, end) = self.scan(&s)?;
+                let (versions, end) = self.scan(&s, &dir, &host)?;
                 Tail {
                     id: s.id,
                     end,
@@ -457,6 +572,17 @@ impl Tree {
             .flat_map(|v| v.chunks.iter().map(|c| (c.hash, *c)))
             .collect();
         let mut buf = Vec::new();
+        if self.bound && t.end == stream::HEADER_LEN {
+            // A new stream says whose it is first (FORMAT §12).
+            buf.extend_from_slice(&stream::seal_frame(
+                &s.key,
+                fmt::MAGIC,
+                &s.id,
+                t.end,
+                fmt::OWNER,
+                &fmt::owner_body(&self.dir_id(&dir)?, host.as_bytes()),
+            ));
+        }
         let mut refs = Vec::new();
         let mut start = 0;
         let ends = chunker.cut(&content);
@@ -591,7 +717,7 @@ impl Tree {
         match self.stream_at(dir, host)? {
             Some(s) => {
                 let len = s.file.metadata()?.len();
-                Ok(len.saturating_sub(self.scan(&s)?.1))
+                Ok(len.saturating_sub(self.scan(&s, dir, host)?.1))
             }
             None => Ok(0),
         }
@@ -599,7 +725,7 @@ impl Tree {
 
     pub(crate) fn versions_at(&self, dir: &Node, host: &OsStr) -> io::Result<Vec<VersionInfo>> {
         let versions = match self.stream_at(dir, host)? {
-            Some(s) => self.scan(&s)?.0,
+            Some(s) => self.scan(&s, dir, host)?.0,
             None => Vec::new(),
         };
         let mut out: Vec<VersionInfo> = versions
@@ -690,7 +816,7 @@ impl Tree {
     ) -> io::Result<Zeroizing<Vec<u8>>> {
         let stream = self.stream_at(dir, host)?;
         let versions = match &stream {
-            Some(s) => self.scan(s)?.0,
+            Some(s) => self.scan(s, dir, host)?.0,
             None => Vec::new(),
         };
         if number == versions.len() + 1

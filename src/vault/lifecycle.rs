@@ -347,6 +347,16 @@ pub fn front_matter(text: &[u8]) -> (Option<String>, Option<String>) {
 }
 
 impl Tree {
+    /// Whom a lifecycle record belongs to (§15): the folder (or trash
+    /// entry) ID and, with `BOUND`, the note's host name.
+    pub(crate) fn lc_owner<'a>(&self, dir_id: &'a [u8; 16], host: &'a OsStr) -> fmt_lc::Owner<'a> {
+        use std::os::unix::ffi::OsStrExt;
+        fmt_lc::Owner {
+            dir_id,
+            host: self.bound.then_some(host.as_bytes()),
+        }
+    }
+
     /// The dates of entry `host` of `dir` (none if it has no record). A
     /// record that fails authentication is logged and reported as EIO.
     pub(crate) fn dates_at(&self, dir: &Node, host: &OsStr) -> io::Result<Dates> {
@@ -356,7 +366,7 @@ impl Tree {
             Err(e) => return Err(e),
         };
         let id = self.dir_id(dir)?;
-        fmt_lc::open(&self.keys.lifecycle, &id, &b).map_err(|e| {
+        fmt_lc::open(&self.keys.lifecycle, &self.lc_owner(&id, host), &b).map_err(|e| {
             match e {
                 RecordError::UnknownVersion(v) => log::error!(
                     "a lifecycle record in {} has layout version {v}, newer than this Quire",
@@ -381,7 +391,8 @@ impl Tree {
                 _ => Ok(()),
             };
         }
-        let sealed = fmt_lc::seal(&self.keys.lifecycle, &self.dir_id(dir)?, d);
+        let id = self.dir_id(dir)?;
+        let sealed = fmt_lc::seal(&self.keys.lifecycle, &self.lc_owner(&id, host), d);
         let mut tmp = name.clone();
         tmp.push(".tmp");
         let _ = h.unlink_child(&tmp);

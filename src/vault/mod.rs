@@ -436,6 +436,7 @@ impl UnlockedVault {
             history: flags & crate::format::config::FLAG_HISTORY != 0,
             lifecycle: flags & crate::format::config::FLAG_LIFECYCLE != 0,
             sparse: flags & crate::format::config::FLAG_SPARSE != 0,
+            bound: flags & crate::format::config::FLAG_BOUND != 0,
             audit: if read_only {
                 None
             } else {

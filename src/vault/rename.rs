@@ -298,12 +298,20 @@ impl Tree {
             // history along. A rename to debris (vim's note → note~) leaves
             // the history with the path.
             if dst.is_none() && src_versioned {
-                let _ = dir.handle()?.rename_child(
+                let side = super::history::stream_name(bh);
+                let moved = dir.handle()?.rename_child(
                     &super::history::stream_name(ah),
                     to.handle()?,
-                    &super::history::stream_name(bh),
+                    &side,
                     libc::RENAME_NOREPLACE,
                 );
+                if moved.is_ok()
+                    && let (Ok(from), Ok(into)) = (self.dir_id(dir), self.dir_id(to))
+                    && let Err(e) =
+                        self.rebind_stream(to.handle()?, &side, (&from, ah), (&into, bh), true)
+                {
+                    log::error!("the history of a renamed note was not re-bound: {e}");
+                }
             }
             // The rename itself is done: history is best effort from here.
             let node = match moved {

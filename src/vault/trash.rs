@@ -105,7 +105,7 @@ pub fn plan_purge(entries: &[Entry], policy: Policy, now: SystemTime) -> Vec<Ent
 }
 
 /// The 16 bytes a trash entry's lifecycle record is bound to: its ID.
-fn entry_key(id: &str) -> [u8; 16] {
+pub(crate) fn entry_key(id: &str) -> [u8; 16] {
     super::tree::unhex(id).unwrap_or([0; 16])
 }
 
@@ -269,7 +269,9 @@ impl Tree {
         };
         // The note's dates go along, sealed for the entry (§13, §15).
         if !dates.is_empty() {
-            let sealed = lifecycle::seal(&self.keys.lifecycle, &entry_key(&entry_id), dates);
+            let ek = entry_key(&entry_id);
+            let owner = self.lc_owner(&ek, OsStr::new(CONTENT));
+            let sealed = lifecycle::seal(&self.keys.lifecycle, &owner, dates);
             entry.create_child_with(&record_name(OsStr::new(CONTENT)), &sealed, 0o600)?;
         }
         dir.handle()?
@@ -277,11 +279,15 @@ impl Tree {
         if !dates.is_empty() {
             let _ = dir.handle()?.unlink_child(&record_name(host));
         }
-        match dir
-            .handle()?
-            .rename_child(&side, &entry, &stream_name(OsStr::new(CONTENT)), 0)
-        {
-            Ok(()) => {}
+        let c_side = stream_name(OsStr::new(CONTENT));
+        match dir.handle()?.rename_child(&side, &entry, &c_side, 0) {
+            Ok(()) => {
+                let (from, into) = (self.dir_id(dir)?, entry_key(&entry_id));
+                let to = (&into, OsStr::new(CONTENT));
+                if let Err(e) = self.rebind_stream(&entry, &c_side, (&from, host), to, false) {
+                    log::error!("the history of a deleted note was not re-bound: {e}");
+                }
+            }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),
         }
@@ -310,8 +316,26 @@ impl Tree {
             path.push(b'/');
         }
         path.extend_from_slice(&name);
-        let (entry, _) = self.new_entry(&path, Reason::History)?;
-        dir.rename_child(side, &entry, &stream_name(OsStr::new(CONTENT)), 0)
+        let (entry, entry_id) = self.new_entry(&path, Reason::History)?;
+        let c_side = stream_name(OsStr::new(CONTENT));
+        dir.rename_child(side, &entry, &c_side, 0)?;
+        let from = match dir_node {
+            Some(d) => self.dir_id(d).ok(),
+            None => dir
+                .read_child(OsStr::new(crate::format::dirid::FILE_NAME))
+                .ok()
+                .and_then(|b| crate::format::dirid::parse(&b)),
+        };
+        if let Some(from) = from {
+            let into = entry_key(&entry_id);
+            let to = (&into, OsStr::new(CONTENT));
+            if let Err(e) =
+                self.rebind_stream(&entry, &c_side, (&from, OsStr::from_bytes(stem)), to, false)
+            {
+                log::error!("the history of a removed note was not re-bound: {e}");
+            }
+        }
+        Ok(())
     }
 
     /// Every trash entry; unreadable ones are logged and skipped.
@@ -377,7 +401,9 @@ impl Tree {
     fn entry_dates(&self, e: &Handle, id: &str) -> lifecycle::Dates {
         match e.read_child(&record_name(OsStr::new(CONTENT))) {
             Ok(b) => {
-                lifecycle::open(&self.keys.lifecycle, &entry_key(id), &b).unwrap_or_else(|_| {
+                let ek = entry_key(id);
+                let owner = self.lc_owner(&ek, OsStr::new(CONTENT));
+                lifecycle::open(&self.keys.lifecycle, &owner, &b).unwrap_or_else(|_| {
                     log::error!("the dates of trash entry {id} failed authentication");
                     lifecycle::Dates::default()
                 })
@@ -472,19 +498,30 @@ impl Tree {
                 libc::RENAME_NOREPLACE,
             )?;
         }
-        let _ = eh.rename_child(
-            &stream_name(OsStr::new(CONTENT)),
-            dir.handle()?,
-            &stream_name(&host),
-            libc::RENAME_NOREPLACE,
-        );
+        let side = stream_name(&host);
+        if eh
+            .rename_child(
+                &stream_name(OsStr::new(CONTENT)),
+                dir.handle()?,
+                &side,
+                libc::RENAME_NOREPLACE,
+            )
+            .is_ok()
+        {
+            let (from, into) = (entry_key(id), self.dir_id(&dir)?);
+            let from = (&from, OsStr::new(CONTENT));
+            if let Err(e) = self.rebind_stream(dir.handle()?, &side, from, (&into, &host), true) {
+                log::error!("the history of a restored note was not re-bound: {e}");
+            }
+        }
         // Its dates come back, except a passed expiry (it would expire again).
         let mut dates = self.entry_dates(&eh, id);
         if entry.reason == Reason::Expired {
             dates.expires = None;
         }
         if !dates.is_empty() {
-            let sealed = lifecycle::seal(&self.keys.lifecycle, &self.dir_id(&dir)?, &dates);
+            let id = self.dir_id(&dir)?;
+            let sealed = lifecycle::seal(&self.keys.lifecycle, &self.lc_owner(&id, &host), &dates);
             dir.handle()?
                 .create_child_with(&record_name(&host), &sealed, 0o600)?;
         }

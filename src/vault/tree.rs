@@ -67,6 +67,8 @@ pub struct Tree {
     pub(crate) lifecycle: bool,
     /// Feature flag 0x40: files may have holes (docs/FORMAT.md §4).
     pub(crate) sparse: bool,
+    /// Feature flag 0x100: sealed records bound to their note (§2.1).
+    pub(crate) bound: bool,
     /// The last run of holes verified: (host inode, first slot, marker
     /// slot, the marker's sealed bytes). Trusted only while the marker is
     /// unchanged; also cleared by changes to that file.
@@ -95,6 +97,8 @@ pub(crate) struct Setup {
     pub(crate) lifecycle: bool,
     /// Feature flag 0x40: files may have holes (docs/FORMAT.md §4).
     pub(crate) sparse: bool,
+    /// Feature flag 0x100: sealed records bound to their note.
+    pub(crate) bound: bool,
     /// The audit log, for appending (none when read-only).
     pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
     /// The audit log's path and remembered head, for reading.
@@ -115,6 +119,7 @@ impl Tree {
             history,
             lifecycle,
             sparse,
+            bound,
             audit,
             audit_read,
             log_path,
@@ -134,6 +139,7 @@ impl Tree {
             log_path,
             lifecycle,
             sparse,
+            bound,
             hole_cache: Default::default(),
             lifecycle_wake: Default::default(),
             listener: Default::default(),

@@ -18,6 +18,18 @@ fn errno(e: i32) -> io::Error {
 }
 
 impl Tree {
+    /// What an xattr value is bound to (FORMAT §7): with `BOUND`, a file's
+    /// file ID or a folder's directory ID.
+    fn xattr_owner(&self, node: &Node) -> io::Result<Option<[u8; 16]>> {
+        if !self.bound {
+            return Ok(None);
+        }
+        match node.kind {
+            Kind::Dir => self.dir_id(node).map(Some),
+            _ => self.file_id(node).map(Some),
+        }
+    }
+
     fn xattr_host(&self, node: &Node, name: &OsStr) -> io::Result<String> {
         let b = name.as_bytes();
         if !b.starts_with(b"user.") {
@@ -93,7 +105,13 @@ impl Tree {
             return self.change_date(node, expiry, Some(text));
         }
         let host = self.xattr_host(node, name)?;
-        let sealed = records::seal_xattr_value(&self.keys.xattr_value, name.as_bytes(), value);
+        let owner = self.xattr_owner(node)?;
+        let sealed = records::seal_xattr_value(
+            &self.keys.xattr_value,
+            owner.as_ref(),
+            name.as_bytes(),
+            value,
+        );
         node.handle()?.set_xattr(&host, &sealed, flags)
     }
 
@@ -117,9 +135,16 @@ impl Tree {
             .handle()?
             .get_xattr(&host)?
             .ok_or_else(|| errno(libc::ENODATA))?;
-        records::open_xattr_value(&self.keys.xattr_value, name.as_bytes(), &sealed).map_err(|_| {
+        let owner = self.xattr_owner(node)?;
+        records::open_xattr_value(
+            &self.keys.xattr_value,
+            owner.as_ref(),
+            name.as_bytes(),
+            &sealed,
+        )
+        .map_err(|_| {
             log::error!(
-                "an extended attribute of {} failed authentication",
+                "an extended attribute of {} failed authentication (tampered, or copied from another file)",
                 self.describe(node)
             );
             eio()
@@ -155,6 +180,20 @@ impl Tree {
             }
         }
         Ok(out)
+    }
+
+    /// `quire check`: opens every stored attribute of `node`; the number
+    /// that fail authentication (tampered, or copied from another file).
+    pub(crate) fn verify_xattrs(&self, node: &Node) -> io::Result<usize> {
+        let mut bad = 0;
+        for host in node.handle()?.list_xattr()? {
+            let Some(name) = records::xattr_plain_name(&self.keys.xattr_name, &host) else {
+                continue;
+            };
+            let ok = name.is_ok_and(|n| self.get_xattr(node, OsStr::from_bytes(&n)).is_ok());
+            bad += usize::from(!ok);
+        }
+        Ok(bad)
     }
 
     /// Removes an attribute.
