@@ -8,6 +8,8 @@
 //!                   content hash (32) ‖ origin u8 ‖ chunk count u32 ‖
 //!                   count × (frame offset u64 ‖ length u32 ‖ chunk hash (16))
 //! OWNER   (kind 3): folder ID (16) ‖ host name (flag `BOUND`)
+//! MOVE    (kind 4): from folder ID ‖ from name length u8 ‖ from name ‖
+//!                   to folder ID ‖ to name (flag `BOUND`)
 //! ```
 
 /// Stream magic.
@@ -20,6 +22,11 @@ pub const VERSION: u8 = 2;
 /// entry's ID in the trash) and host name the stream belongs to. The last
 /// one must name where the stream is.
 pub const OWNER: u8 = 3;
+/// Frame kind of a move record (flag `BOUND`), appended just before Quire
+/// moves the stream: until the OWNER frame that follows the move, the
+/// stream belongs at either place, so a crash between the two loses
+/// nothing.
+pub const MOVE: u8 = 4;
 /// Suffix of a history stream next to its note's host name.
 pub const SUFFIX: &str = ".qh";
 
@@ -28,6 +35,29 @@ pub fn owner_body(dir_id: &[u8; 16], host: &[u8]) -> Vec<u8> {
     let mut b = dir_id.to_vec();
     b.extend_from_slice(host);
     b
+}
+
+/// The body of a MOVE frame: from folder ID (16) ‖ from name length u8 ‖
+/// from name ‖ to folder ID (16) ‖ to name.
+pub fn move_body(from: &[u8], to: &[u8]) -> Vec<u8> {
+    debug_assert!(from.len() > 16 && from.len() - 16 <= 255);
+    let mut b = from[..16].to_vec();
+    b.push((from.len() - 16) as u8);
+    b.extend_from_slice(&from[16..]);
+    b.extend_from_slice(to);
+    b
+}
+
+/// The places (OWNER bodies) a MOVE body names: from, to.
+pub fn move_places(b: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let n = *b.get(16)? as usize;
+    let to = b.get(17 + n..)?;
+    if to.len() <= 16 {
+        return None;
+    }
+    let mut from = b[..16].to_vec();
+    from.extend_from_slice(&b[17..17 + n]);
+    Some((from, to.to_vec()))
 }
 
 /// Why a version was recorded.
@@ -139,6 +169,13 @@ impl Version {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn move_bodies_name_both_places() {
+        let (a, b) = (owner_body(&[1; 16], b"from"), owner_body(&[2; 16], b"to"));
+        assert_eq!(move_places(&move_body(&a, &b)), Some((a, b)));
+        assert_eq!(move_places(&[0; 17]), None);
+    }
 
     #[test]
     fn round_trip_and_consistency() {

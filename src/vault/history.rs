@@ -54,6 +54,33 @@ pub(crate) struct Tail {
     last: Option<Version>,
     /// Versions in the stream.
     count: u32,
+    /// Its last OWNER frame names one place (not a MOVE left by a crash,
+    /// nor none yet).
+    settled: bool,
+}
+
+/// Where a stream says it belongs (its last OWNER or MOVE frame).
+enum Owner {
+    /// No OWNER frame (vaults without `BOUND`).
+    None,
+    /// At one place (an OWNER body).
+    At(Vec<u8>),
+    /// Being moved: at either place (from, to).
+    Moving(Vec<u8>, Vec<u8>),
+}
+
+impl Owner {
+    fn names(&self, place: &[u8]) -> bool {
+        match self {
+            Owner::None => false,
+            Owner::At(p) => p == place,
+            Owner::Moving(a, b) => a == place || b == place,
+        }
+    }
+
+    fn settled(&self) -> bool {
+        !matches!(self, Owner::Moving(..))
+    }
 }
 
 /// An opened history stream.
@@ -145,11 +172,16 @@ impl Tree {
     /// end of the last good frame. Chunk frames are not decrypted. With
     /// `BOUND`, the stream's last OWNER frame must name `dir`'s ID and
     /// `host` (FORMAT §12): a stream moved onto another note is tampering.
-    fn scan(&self, s: &Stream, dir: &Node, host: &OsStr) -> io::Result<(Vec<(u64, Version)>, u64)> {
+    fn scan(
+        &self,
+        s: &Stream,
+        dir: &Node,
+        host: &OsStr,
+    ) -> io::Result<(Vec<(u64, Version)>, u64, bool)> {
         let (versions, end, owner) = self.scan_raw(s)?;
         if self.bound {
             let want = fmt::owner_body(&self.dir_id(dir)?, host.as_bytes());
-            if owner.as_deref() != Some(&want[..]) {
+            if !owner.names(&want) {
                 log::error!(
                     "the history stream of {}/{} belongs to another note (moved or swapped on the host): refused",
                     self.describe(dir),
@@ -158,7 +190,7 @@ impl Tree {
                 return Err(eio());
             }
         }
-        Ok((versions, end))
+        Ok((versions, end, owner.settled()))
     }
 
     /// Whether the stream of `host` in `dir` belongs elsewhere (its last
@@ -176,17 +208,16 @@ impl Tree {
         let Ok(id) = self.dir_id(dir) else {
             return false;
         };
-        owner.as_deref() != Some(&fmt::owner_body(&id, host.as_bytes())[..])
+        !owner.names(&fmt::owner_body(&id, host.as_bytes()))
     }
 
-    /// [`Tree::scan`] without the owner check: also returns the last
-    /// OWNER frame's body.
-    #[allow(clippy::type_complexity)]
-    fn scan_raw(&self, s: &Stream) -> io::Result<(Vec<(u64, Version)>, u64, Option<Vec<u8>>)> {
+    /// [`Tree::scan`] without the owner check: also returns where the
+    /// stream says it belongs.
+    fn scan_raw(&self, s: &Stream) -> io::Result<(Vec<(u64, Version)>, u64, Owner)> {
         let bytes = Zeroizing::new(read_all(&s.file)?);
         let mut pos = stream::HEADER_LEN as usize;
         let mut out = Vec::new();
-        let mut owner = None;
+        let mut owner = Owner::None;
         while pos + stream::FRAME_HEADER as usize <= bytes.len() {
             let fh: [u8; 5] = bytes[pos..pos + 5].try_into().expect("5 bytes");
             let Some((len, kind)) = stream::parse_frame_header(&fh) else {
@@ -216,7 +247,7 @@ impl Tree {
                     eio()
                 })?;
                 out.push((pos as u64, v));
-            } else if kind == fmt::OWNER {
+            } else if kind == fmt::OWNER || kind == fmt::MOVE {
                 let body = stream::open_frame(
                     &s.key,
                     fmt::MAGIC,
@@ -229,71 +260,108 @@ impl Tree {
                     log::error!("an owner record at byte {pos} failed authentication");
                     eio()
                 })?;
-                owner = Some(body);
+                owner = if kind == fmt::OWNER {
+                    Owner::At(body)
+                } else {
+                    let (from, to) = fmt::move_places(&body).ok_or_else(|| {
+                        log::error!("a move record at byte {pos} is malformed");
+                        eio()
+                    })?;
+                    Owner::Moving(from, to)
+                };
             }
             pos = end;
         }
         Ok((out, pos as u64, owner))
     }
 
-    /// After the stream `side` was moved into `at` (trash entries too):
-    /// appends an OWNER frame naming its new place `to` (folder ID, host
-    /// name), if its last owner is `from`, where it was. A stream that did
-    /// not belong where it was is left as it is (it stays refused).
-    pub(crate) fn rebind_stream(
+    /// Appends one OWNER or MOVE frame to the stream `side` of `at` (the
+    /// journal notes it when `at` is a folder of the tree, `dir_id`).
+    fn append_place(
         &self,
         at: &crate::store::host::Handle,
         side: &OsStr,
-        from: (&[u8; 16], &OsStr),
-        to: (&[u8; 16], &OsStr),
-        journal: bool,
+        kind: u8,
+        body: &[u8],
+        journal: Option<&[u8; 16]>,
     ) -> io::Result<()> {
-        if !self.bound {
-            return Ok(());
-        }
-        let file = match at.open_child(side, libc::O_RDWR, 0) {
-            Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let Some(s) = self.open_stream(file, false)? else {
-            return Ok(());
-        };
-        let (_, end, owner) = self.scan_raw(&s)?;
-        if owner.as_deref() != Some(&fmt::owner_body(from.0, from.1.as_bytes())[..]) {
-            log::error!(
-                "a history stream moved to {} did not belong to the note it was with: left unbound",
-                at.host_path()
-            );
-            return Err(eio());
-        }
-        let len = s.file.metadata()?.len();
-        if len > end {
+        let file = at.open_child(side, libc::O_RDWR, 0)?;
+        let s = self.open_stream(file, false)?.ok_or_else(eio)?;
+        let (_, end, _) = self.scan_raw(&s)?;
+        if s.file.metadata()?.len() > end {
             s.file.set_len(end)?;
         }
-        let frame = stream::seal_frame(
-            &s.key,
-            fmt::MAGIC,
-            &s.id,
-            end,
-            fmt::OWNER,
-            &fmt::owner_body(to.0, to.1.as_bytes()),
-        );
-        let noted = journal
-            && self
-                .journal
+        let frame = stream::seal_frame(&s.key, fmt::MAGIC, &s.id, end, kind, body);
+        let noted = journal.is_some_and(|id| {
+            self.journal
                 .note_append(
                     crate::format::undo::TO_HISTORY,
                     end,
-                    *to.0,
+                    *id,
                     side.as_bytes().to_vec(),
                 )
-                .is_ok();
+                .is_ok()
+        });
         let r = s.file.write_all_at(&frame, end);
         if noted {
             self.journal.appended();
         }
         r
+    }
+
+    /// Moves the history stream `from_side` of `from_dir` to `to_side` of
+    /// `to_dir` (a rename with `flags`), keeping it bound (FORMAT §12):
+    /// a MOVE frame naming both places first, so a crash at any point
+    /// leaves it valid where it is, then the rename, then an OWNER frame
+    /// naming the new place. `from`/`to` are the owners (folder or trash
+    /// entry ID, host name); `journaled` says which places are folders of
+    /// the tree (the crash journal can find those). The rename's result is
+    /// returned; a stream that did not belong where it was moves as it is
+    /// (it stays refused).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn move_stream(
+        &self,
+        from_dir: &crate::store::host::Handle,
+        from_side: &OsStr,
+        from: (&[u8; 16], &OsStr),
+        to_dir: &crate::store::host::Handle,
+        to_side: &OsStr,
+        to: (&[u8; 16], &OsStr),
+        flags: u32,
+        journaled: (bool, bool),
+    ) -> io::Result<()> {
+        let a = fmt::owner_body(from.0, from.1.as_bytes());
+        let b = fmt::owner_body(to.0, to.1.as_bytes());
+        let mut bound = false;
+        if self.bound {
+            let owner = match from_dir.open_child(from_side, libc::O_RDONLY, 0) {
+                Ok(f) => match self.open_stream(f, false)? {
+                    Some(s) => self.scan_raw(&s)?.2,
+                    None => Owner::None,
+                },
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(e),
+                Err(e) => return Err(e),
+            };
+            if owner.names(&a) {
+                let j = journaled.0.then_some(from.0);
+                self.append_place(from_dir, from_side, fmt::MOVE, &fmt::move_body(&a, &b), j)?;
+                bound = true;
+            } else {
+                log::error!(
+                    "a history stream in {} did not belong to the note it was with: moved unbound",
+                    from_dir.host_path()
+                );
+            }
+        }
+        from_dir.rename_child(from_side, to_dir, to_side, flags)?;
+        if bound {
+            let j = journaled.1.then_some(to.0);
+            if let Err(e) = self.append_place(to_dir, to_side, fmt::OWNER, &b, j) {
+                // The MOVE frame keeps it valid here.
+                log::error!("a moved history stream could not record its new place: {e}");
+            }
+        }
+        Ok(())
     }
 
     fn read_chunk(&self, s: &Stream, c: &ChunkRef) -> io::Result<Zeroizing<Vec<u8>>> {
@@ -538,6 +606,7 @@ impl Tree {
                 end: stream::HEADER_LEN,
                 last: None,
                 count: 0,
+                settled: false,
             },
             Some(t) if t.id == s.id && t.end == len => t,
             // Just created: nothing to read.
@@ -546,14 +615,16 @@ impl Tree {
                 end: len,
                 last: None,
                 count: 0,
+                settled: false,
             },
             _ => {
-                let (versions, end) = self.scan(&s, &dir, &host)?;
+                let (versions, end, settled) = self.scan(&s, &dir, &host)?;
                 Tail {
                     id: s.id,
                     end,
                     count: versions.len() as u32,
                     last: versions.into_iter().last().map(|(_, v)| v),
+                    settled,
                 }
             }
         };
@@ -572,8 +643,9 @@ impl Tree {
             .flat_map(|v| v.chunks.iter().map(|c| (c.hash, *c)))
             .collect();
         let mut buf = Vec::new();
-        if self.bound && t.end == stream::HEADER_LEN {
-            // A new stream says whose it is first (FORMAT §12).
+        if self.bound && !t.settled {
+            // A new stream says whose it is first (FORMAT §12); one left
+            // moving by a crash says where it ended up.
             buf.extend_from_slice(&stream::seal_frame(
                 &s.key,
                 fmt::MAGIC,
@@ -680,6 +752,7 @@ impl Tree {
             end,
             last: Some(v),
             count,
+            settled: true,
         });
         *node.last_version.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         Ok(Saved::Version(count))

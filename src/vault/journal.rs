@@ -557,7 +557,30 @@ fn cut_torn_append(path: &Path, offset: u64) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     let len = f.metadata()?.len();
-    let mut at = offset;
+    // The note may be stale: the stream it named may have moved away and
+    // another taken its name since. Cut only if `offset` is a frame
+    // boundary of the stream now there (walked from its header).
+    if offset == 0 && len < stream::HEADER_LEN {
+        // A new stream's first write, cut inside its header.
+        f.set_len(0)?;
+        return Ok(());
+    }
+    let offset = offset.max(stream::HEADER_LEN);
+    let mut at = stream::HEADER_LEN;
+    while at < offset {
+        let mut h = [0u8; stream::FRAME_HEADER as usize];
+        if at + stream::FRAME_HEADER > len {
+            return Ok(());
+        }
+        f.read_exact_at(&mut h, at)?;
+        let Some((n, _)) = stream::parse_frame_header(&h) else {
+            return Ok(());
+        };
+        at += stream::FRAME_HEADER + n as u64;
+    }
+    if at != offset {
+        return Ok(());
+    }
     while at < len {
         let mut h = [0u8; stream::FRAME_HEADER as usize];
         if at + stream::FRAME_HEADER > len {
@@ -621,9 +644,9 @@ mod tests {
             h.push(1);
             h
         };
-        // A stream: 10 header bytes, a whole frame of 30, then a frame
+        // A stream: its header, a whole frame of 30, then a frame
         // header saying 50 bytes with only 4 after it.
-        let mut good = vec![9u8; 10];
+        let mut good = vec![9u8; stream::HEADER_LEN as usize];
         good.extend(frame(30));
         good.extend([1u8; 30]);
         let mut torn = good.clone();
@@ -631,17 +654,28 @@ mod tests {
         torn.extend([4, 5, 6, 7]);
         std::fs::write(data.join("s.qh"), &torn).unwrap();
         std::fs::write(data.join("other.qh"), &torn).unwrap();
+        // A stale note: the stream now at that name has no frame boundary
+        // at the noted offset (another stream took the name).
+        std::fs::write(data.join("stale.qh"), &torn).unwrap();
         let journal = d.path().join("quire.undo");
         {
             let (j, _) = Journal::open(journal.clone(), &data, keys.clone(), false).unwrap();
             j.note_append(undo::TO_HISTORY, good.len() as u64, id, b"s.qh".to_vec())
                 .unwrap();
+            j.note_append(
+                undo::TO_HISTORY,
+                good.len() as u64 - 7,
+                id,
+                b"stale.qh".to_vec(),
+            )
+            .unwrap();
             // The daemon is killed here: no `appended`, the journal stays.
         }
         assert!(journal.exists());
         let (_j, _) = Journal::open(journal.clone(), &data, keys, false).unwrap();
         assert_eq!(std::fs::read(data.join("s.qh")).unwrap(), good);
         assert_eq!(std::fs::read(data.join("other.qh")).unwrap(), torn);
+        assert_eq!(std::fs::read(data.join("stale.qh")).unwrap(), torn);
         assert!(!journal.exists());
     }
 }

@@ -298,19 +298,22 @@ impl Tree {
             // history along. A rename to debris (vim's note → note~) leaves
             // the history with the path.
             if dst.is_none() && src_versioned {
-                let side = super::history::stream_name(bh);
-                let moved = dir.handle()?.rename_child(
-                    &super::history::stream_name(ah),
-                    to.handle()?,
-                    &side,
-                    libc::RENAME_NOREPLACE,
-                );
-                if moved.is_ok()
-                    && let (Ok(from), Ok(into)) = (self.dir_id(dir), self.dir_id(to))
-                    && let Err(e) =
-                        self.rebind_stream(to.handle()?, &side, (&from, ah), (&into, bh), true)
-                {
-                    log::error!("the history of a renamed note was not re-bound: {e}");
+                if let (Ok(from), Ok(into)) = (self.dir_id(dir), self.dir_id(to)) {
+                    let r = self.move_stream(
+                        dir.handle()?,
+                        &super::history::stream_name(ah),
+                        (&from, ah),
+                        to.handle()?,
+                        &super::history::stream_name(bh),
+                        (&into, bh),
+                        libc::RENAME_NOREPLACE,
+                        (true, true),
+                    );
+                    if let Err(e) = r
+                        && e.raw_os_error() != Some(libc::ENOENT)
+                    {
+                        log::error!("the history of a renamed note did not move along: {e}");
+                    }
                 }
             }
             // The rename itself is done: history is best effort from here.

@@ -280,14 +280,19 @@ impl Tree {
             let _ = dir.handle()?.unlink_child(&record_name(host));
         }
         let c_side = stream_name(OsStr::new(CONTENT));
-        match dir.handle()?.rename_child(&side, &entry, &c_side, 0) {
-            Ok(()) => {
-                let (from, into) = (self.dir_id(dir)?, entry_key(&entry_id));
-                let to = (&into, OsStr::new(CONTENT));
-                if let Err(e) = self.rebind_stream(&entry, &c_side, (&from, host), to, false) {
-                    log::error!("the history of a deleted note was not re-bound: {e}");
-                }
-            }
+        let (from, into) = (self.dir_id(dir)?, entry_key(&entry_id));
+        let to = (&into, OsStr::new(CONTENT));
+        match self.move_stream(
+            dir.handle()?,
+            &side,
+            (&from, host),
+            &entry,
+            &c_side,
+            to,
+            0,
+            (true, false),
+        ) {
+            Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),
         }
@@ -318,7 +323,6 @@ impl Tree {
         path.extend_from_slice(&name);
         let (entry, entry_id) = self.new_entry(&path, Reason::History)?;
         let c_side = stream_name(OsStr::new(CONTENT));
-        dir.rename_child(side, &entry, &c_side, 0)?;
         let from = match dir_node {
             Some(d) => self.dir_id(d).ok(),
             None => dir
@@ -326,16 +330,13 @@ impl Tree {
                 .ok()
                 .and_then(|b| crate::format::dirid::parse(&b)),
         };
-        if let Some(from) = from {
-            let into = entry_key(&entry_id);
-            let to = (&into, OsStr::new(CONTENT));
-            if let Err(e) =
-                self.rebind_stream(&entry, &c_side, (&from, OsStr::from_bytes(stem)), to, false)
-            {
-                log::error!("the history of a removed note was not re-bound: {e}");
-            }
-        }
-        Ok(())
+        let Some(from) = from else {
+            return dir.rename_child(side, &entry, &c_side, 0);
+        };
+        let into = entry_key(&entry_id);
+        let to = (&into, OsStr::new(CONTENT));
+        let from = (&from, OsStr::from_bytes(stem));
+        self.move_stream(dir, side, from, &entry, &c_side, to, 0, (true, false))
     }
 
     /// Every trash entry; unreadable ones are logged and skipped.
@@ -498,22 +499,17 @@ impl Tree {
                 libc::RENAME_NOREPLACE,
             )?;
         }
-        let side = stream_name(&host);
-        if eh
-            .rename_child(
-                &stream_name(OsStr::new(CONTENT)),
-                dir.handle()?,
-                &side,
-                libc::RENAME_NOREPLACE,
-            )
-            .is_ok()
-        {
-            let (from, into) = (entry_key(id), self.dir_id(&dir)?);
-            let from = (&from, OsStr::new(CONTENT));
-            if let Err(e) = self.rebind_stream(dir.handle()?, &side, from, (&into, &host), true) {
-                log::error!("the history of a restored note was not re-bound: {e}");
-            }
-        }
+        let (from, into) = (entry_key(id), self.dir_id(&dir)?);
+        let _ = self.move_stream(
+            &eh,
+            &stream_name(OsStr::new(CONTENT)),
+            (&from, OsStr::new(CONTENT)),
+            dir.handle()?,
+            &stream_name(&host),
+            (&into, &host),
+            libc::RENAME_NOREPLACE,
+            (false, true),
+        );
         // Its dates come back, except a passed expiry (it would expire again).
         let mut dates = self.entry_dates(&eh, id);
         if entry.reason == Reason::Expired {
