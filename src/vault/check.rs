@@ -219,12 +219,12 @@ impl Tree {
     }
 
     fn check_stream(&self, dir: &Node, host: &OsStr, who: &str, r: &mut Report) {
-        if self.stream_misplaced(dir, host) {
+        if let Some(whose) = self.stream_misplaced(dir, host) {
             r.problems.push(Problem {
                 path: who.to_string(),
-                problem:
-                    "its history stream belongs to another note (moved or swapped on the host)"
-                        .into(),
+                problem: format!(
+                    "its history stream belongs to another note, {whose} (moved or swapped on the host)"
+                ),
             });
             return;
         }

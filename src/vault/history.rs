@@ -54,10 +54,11 @@ pub(crate) struct Tail {
     last: Option<Version>,
     /// Versions in the stream.
     count: u32,
-    /// Its last OWNER frame names one place (not a MOVE left by a crash,
-    /// nor none yet).
-    settled: bool,
 }
+
+/// A stream read through: its versions (with their frame offsets), the
+/// end of its last whole frame, and what it says of its place.
+type Scanned<O> = (Vec<(u64, Version)>, u64, O);
 
 /// Where a stream says it belongs (its last OWNER or MOVE frame).
 enum Owner {
@@ -76,10 +77,6 @@ impl Owner {
             Owner::At(p) => p == place,
             Owner::Moving(a, b) => a == place || b == place,
         }
-    }
-
-    fn settled(&self) -> bool {
-        !matches!(self, Owner::Moving(..))
     }
 }
 
@@ -172,12 +169,7 @@ impl Tree {
     /// end of the last good frame. Chunk frames are not decrypted. With
     /// `BOUND`, the stream's last OWNER frame must name `dir`'s ID and
     /// `host` (FORMAT §12): a stream moved onto another note is tampering.
-    fn scan(
-        &self,
-        s: &Stream,
-        dir: &Node,
-        host: &OsStr,
-    ) -> io::Result<(Vec<(u64, Version)>, u64, bool)> {
+    fn scan(&self, s: &Stream, dir: &Node, host: &OsStr) -> io::Result<(Vec<(u64, Version)>, u64)> {
         let (versions, end, owner) = self.scan_raw(s)?;
         if self.bound {
             let want = fmt::owner_body(&self.dir_id(dir)?, host.as_bytes());
@@ -190,30 +182,43 @@ impl Tree {
                 return Err(eio());
             }
         }
-        Ok((versions, end, owner.settled()))
+        Ok((versions, end))
     }
 
     /// Whether the stream of `host` in `dir` belongs elsewhere (its last
     /// OWNER frame names another note; `BOUND` vaults only).
-    pub(crate) fn stream_misplaced(&self, dir: &Node, host: &OsStr) -> bool {
+    pub(crate) fn stream_misplaced(&self, dir: &Node, host: &OsStr) -> Option<String> {
         if !self.bound {
-            return false;
+            return None;
         }
-        let Ok(Some(s)) = self.stream_at(dir, host) else {
-            return false;
+        let s = self.stream_at(dir, host).ok()??;
+        let (_, _, owner) = self.scan_raw(&s).ok()?;
+        let id = self.dir_id(dir).ok()?;
+        if owner.names(&fmt::owner_body(&id, host.as_bytes())) {
+            return None;
+        }
+        // Say whose it is, where that can be told.
+        let name = |p: &[u8]| -> String {
+            if p.len() > 16 && p[..16] == id {
+                let h = OsStr::from_bytes(&p[16..]);
+                match self.plain_name(dir, h) {
+                    Some(n) => format!("'{}' in this folder", String::from_utf8_lossy(&n)),
+                    None => format!("host name {} in this folder", h.to_string_lossy()),
+                }
+            } else {
+                "a note in another folder or the trash".to_string()
+            }
         };
-        let Ok((_, _, owner)) = self.scan_raw(&s) else {
-            return false;
-        };
-        let Ok(id) = self.dir_id(dir) else {
-            return false;
-        };
-        !owner.names(&fmt::owner_body(&id, host.as_bytes()))
+        Some(match &owner {
+            Owner::None => "no note (it has no owner record)".to_string(),
+            Owner::At(p) => name(p),
+            Owner::Moving(a, b) => format!("{} or {}", name(a), name(b)),
+        })
     }
 
     /// [`Tree::scan`] without the owner check: also returns where the
     /// stream says it belongs.
-    fn scan_raw(&self, s: &Stream) -> io::Result<(Vec<(u64, Version)>, u64, Owner)> {
+    fn scan_raw(&self, s: &Stream) -> io::Result<Scanned<Owner>> {
         let bytes = Zeroizing::new(read_all(&s.file)?);
         let mut pos = stream::HEADER_LEN as usize;
         let mut out = Vec::new();
@@ -286,6 +291,7 @@ impl Tree {
         journal: Option<&[u8; 16]>,
     ) -> io::Result<()> {
         let file = at.open_child(side, libc::O_RDWR, 0)?;
+        lock_stream(&file)?;
         let s = self.open_stream(file, false)?.ok_or_else(eio)?;
         let (_, end, _) = self.scan_raw(&s)?;
         if s.file.metadata()?.len() > end {
@@ -598,6 +604,9 @@ impl Tree {
             }
             Err(e) => return Err(e),
         };
+        // One appender at a time: a move of this stream (another thread)
+        // appends its MOVE and OWNER frames under the same lock.
+        lock_stream(&s.file)?;
         let mut tail = node.tail.lock().unwrap_or_else(|e| e.into_inner());
         let len = if fresh { 0 } else { s.file.metadata()?.len() };
         let t = match tail.take() {
@@ -606,7 +615,6 @@ impl Tree {
                 end: stream::HEADER_LEN,
                 last: None,
                 count: 0,
-                settled: false,
             },
             Some(t) if t.id == s.id && t.end == len => t,
             // Just created: nothing to read.
@@ -615,16 +623,14 @@ impl Tree {
                 end: len,
                 last: None,
                 count: 0,
-                settled: false,
             },
             _ => {
-                let (versions, end, settled) = self.scan(&s, &dir, &host)?;
+                let (versions, end) = self.scan(&s, &dir, &host)?;
                 Tail {
                     id: s.id,
                     end,
                     count: versions.len() as u32,
                     last: versions.into_iter().last().map(|(_, v)| v),
-                    settled,
                 }
             }
         };
@@ -643,9 +649,8 @@ impl Tree {
             .flat_map(|v| v.chunks.iter().map(|c| (c.hash, *c)))
             .collect();
         let mut buf = Vec::new();
-        if self.bound && !t.settled {
-            // A new stream says whose it is first (FORMAT §12); one left
-            // moving by a crash says where it ended up.
+        if self.bound && t.end == stream::HEADER_LEN {
+            // A new stream says whose it is first (FORMAT §12).
             buf.extend_from_slice(&stream::seal_frame(
                 &s.key,
                 fmt::MAGIC,
@@ -752,7 +757,6 @@ impl Tree {
             end,
             last: Some(v),
             count,
-            settled: true,
         });
         *node.last_version.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         Ok(Saved::Version(count))
@@ -914,6 +918,16 @@ impl Tree {
         }
         Ok(out)
     }
+}
+
+/// Takes the stream's append lock (released when the file is closed).
+fn lock_stream(f: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid descriptor.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn read_all(f: &File) -> io::Result<Vec<u8>> {

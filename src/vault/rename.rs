@@ -100,6 +100,11 @@ impl Tree {
                 dir.unlink_child(n)?;
                 continue;
             }
+            if s.starts_with(super::tree::NEW_PREFIX) {
+                // A new file a crash left before it got its name.
+                dir.unlink_child(n)?;
+                continue;
+            }
             if s.starts_with(".quire-mkdir-")
                 && let Ok(t) = dir.lookup(n)
                 && t.read_names()
@@ -297,23 +302,25 @@ impl Tree {
             // (how most editors save); a plain rename takes the note's own
             // history along. A rename to debris (vim's note → note~) leaves
             // the history with the path.
-            if dst.is_none() && src_versioned {
-                if let (Ok(from), Ok(into)) = (self.dir_id(dir), self.dir_id(to)) {
-                    let r = self.move_stream(
-                        dir.handle()?,
-                        &super::history::stream_name(ah),
-                        (&from, ah),
-                        to.handle()?,
-                        &super::history::stream_name(bh),
-                        (&into, bh),
-                        libc::RENAME_NOREPLACE,
-                        (true, true),
-                    );
-                    if let Err(e) = r
-                        && e.raw_os_error() != Some(libc::ENOENT)
-                    {
-                        log::error!("the history of a renamed note did not move along: {e}");
-                    }
+            if dst.is_none()
+                && src_versioned
+                && let (Ok(from), Ok(into)) = (self.dir_id(dir), self.dir_id(to))
+            {
+                let r = self.move_stream(
+                    dir.handle()?,
+                    &super::history::stream_name(ah),
+                    (&from, ah),
+                    to.handle()?,
+                    &super::history::stream_name(bh),
+                    (&into, bh),
+                    libc::RENAME_NOREPLACE,
+                    (true, true),
+                );
+                if let Err(e) = r
+                    && e.raw_os_error() != Some(libc::ENOENT)
+                    && e.raw_os_error() != Some(libc::EEXIST)
+                {
+                    log::error!("the history of a renamed note did not move along: {e}");
                 }
             }
             // The rename itself is done: history is best effort from here.

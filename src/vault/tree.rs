@@ -54,6 +54,9 @@ pub struct Owner {
     pub gid: u32,
 }
 
+/// Prefix of a new file being given its header (a hidden name, FORMAT §1).
+pub(crate) const NEW_PREFIX: &str = ".quire-new-";
+
 /// The decrypted view of the ciphertext tree.
 pub struct Tree {
     pub(crate) keys: Arc<SubKeys>,
@@ -400,15 +403,21 @@ impl Tree {
         // only afterwards.
         let perm = mode & 0o7777;
         let initial = if perm & 0o200 != 0 { perm } else { 0o600 };
-        let f = dir
-            .handle()?
-            .open_child(OsStr::new(hn.host()), flags, initial)?;
-        let fresh = f.metadata()?.len() == 0;
-        let mut new_id = None;
+        let host = OsStr::new(hn.host());
+        let (f, new_id) = if self.bound {
+            self.create_with_header(dir, host, excl, initial)?
+        } else {
+            let f = dir.handle()?.open_child(host, flags, initial)?;
+            if f.metadata()?.len() == 0 {
+                let (h, id) = content::new_header();
+                std::os::unix::fs::FileExt::write_all_at(&f, &h, 0)?;
+                (f, Some(id))
+            } else {
+                (f, None)
+            }
+        };
+        let fresh = new_id.is_some();
         if fresh {
-            let (h, id) = content::new_header();
-            new_id = Some(id);
-            std::os::unix::fs::FileExt::write_all_at(&f, &h, 0)?;
             // The daemon's umask (0077) applied to the create: set the
             // mode exactly.
             if initial != perm || perm & 0o077 != 0 {
@@ -430,6 +439,45 @@ impl Tree {
             });
         }
         Ok((n, a, f))
+    }
+
+    /// Creates `host` in `dir` with its header already written (FORMAT §4,
+    /// `BOUND`): made under a hidden temporary name and renamed into place,
+    /// so a crash never leaves a file without its header. An existing
+    /// file is opened instead unless `excl`. Returns the file and, if it
+    /// is new, its file ID.
+    fn create_with_header(
+        &self,
+        dir: &Node,
+        host: &OsStr,
+        excl: bool,
+        mode: u32,
+    ) -> io::Result<(std::fs::File, Option<[u8; 16]>)> {
+        let d = dir.handle()?;
+        loop {
+            if !excl {
+                match d.open_child(host, libc::O_RDWR, 0) {
+                    Ok(f) => return Ok((f, None)),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let tmp = format!("{NEW_PREFIX}{}", hex(&random::bytes::<8>()));
+            let tmp = OsStr::new(&tmp);
+            let f = d.open_child(tmp, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode)?;
+            let (h, id) = content::new_header();
+            let placed = std::os::unix::fs::FileExt::write_all_at(&f, &h, 0)
+                .and_then(|_| d.rename_child(tmp, d, host, libc::RENAME_NOREPLACE));
+            match placed {
+                Ok(()) => return Ok((f, Some(id))),
+                Err(e) => {
+                    let _ = d.unlink_child(tmp);
+                    if excl || e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
     }
 
     /// Creates a special file (FIFO, socket, device) or an empty regular file.
