@@ -2,6 +2,10 @@
 
 mod common;
 use common::*;
+
+/// A content file's header length in new vaults (FORMAT §4.2: with the
+/// block MAC).
+const HDR: usize = 78;
 use std::os::unix::fs::FileExt;
 
 fn code(o: &std::process::Output) -> i32 {
@@ -143,17 +147,17 @@ fn tampered_truncated_swapped_zeroed_blocks_read_as_eio() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("flipped bit", {
             let mut b = good.clone();
-            b[18 + 4124 + 100] ^= 1;
+            b[HDR + 4124 + 100] ^= 1;
             b
         }),
         (
             "truncated to a block boundary",
-            good[..18 + 4 * 4124].to_vec(),
+            good[..HDR + 4 * 4124].to_vec(),
         ),
         ("truncated mid-block", good[..good.len() - 7].to_vec()),
         ("swapped blocks", {
             let mut b = good.clone();
-            let (x, y) = (18..18 + 4124, 18 + 4124..18 + 2 * 4124);
+            let (x, y) = (HDR..HDR + 4124, HDR + 4124..HDR + 2 * 4124);
             let bx = b[x.clone()].to_vec();
             let by = b[y.clone()].to_vec();
             b[x].copy_from_slice(&by);
@@ -162,7 +166,7 @@ fn tampered_truncated_swapped_zeroed_blocks_read_as_eio() {
         }),
         ("zeroed block", {
             let mut b = good.clone();
-            b[18..18 + 4124].fill(0);
+            b[HDR..HDR + 4124].fill(0);
             b
         }),
         ("bad header", {
@@ -249,7 +253,7 @@ fn tampered_name_and_symlink() {
         .map(|e| e.unwrap().path())
         .find(|p| {
             let m = std::fs::symlink_metadata(p).unwrap();
-            m.is_file() && m.len() == 18 + 1 + 28
+            m.is_file() && m.len() == HDR as u64 + 1 + 28
         })
         .unwrap();
     let mut name = victim

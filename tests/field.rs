@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use common::*;
 
+/// A content file's header length in new vaults (FORMAT §4.2: with the
+/// block MAC).
+const HDR: usize = 78;
+
 fn trash_len(w: &World) -> usize {
     let o = w.run(&["trash", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -426,7 +430,7 @@ fn messages_say_what_happened_in_the_users_words() {
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())
         .unwrap();
     let mut b = std::fs::read(f).unwrap();
-    b[18 + 4124 + 50] ^= 1;
+    b[HDR + 4124 + 50] ^= 1;
     std::fs::write(f, b).unwrap();
 
     let m = w.mount(&["--idle", "45m"]);
@@ -641,7 +645,8 @@ fn sparse_files_cost_their_data_and_holes_stay_authenticated() {
         let files = content_files(&w.vault.join("d"));
         // The one whose host size is that of `db`.
         let csize = |n: u64| {
-            18 + n / 4096 * 4124
+            HDR as u64
+                + n / 4096 * 4124
                 + if !n.is_multiple_of(4096) {
                     n % 4096 + 28
                 } else {
@@ -654,7 +659,7 @@ fn sparse_files_cost_their_data_and_holes_stay_authenticated() {
             .unwrap()
     };
     let good = std::fs::read(&host).unwrap();
-    let slot = |n: usize| 18 + n * 4124..18 + (n + 1) * 4124;
+    let slot = |n: usize| HDR + n * 4124..HDR + (n + 1) * 4124;
     let marker_slot = (5 << 20) / 4096 - 1; // the run before "middle"
     let cases: Vec<(&str, Vec<u8>, usize)> = vec![
         (

@@ -40,6 +40,8 @@ pub const AUDIT: &[u8] = b"quire/v1/audit";
 pub const SLOTS: &[u8] = b"quire/v1/slots";
 /// HMAC-SHA256 key of the audit log's hash chain (§16).
 pub const AUDIT_CHAIN: &[u8] = b"quire/v1/audit-chain";
+/// HMAC-SHA256 key of content files' block MAC (§4.2).
+pub const BLOCK_MAC: &[u8] = b"quire/v1/block-mac";
 
 #[cfg(test)]
 mod tests {
@@ -62,6 +64,8 @@ mod tests {
             super::LIFECYCLE,
             super::AUDIT,
             super::AUDIT_CHAIN,
+            super::SLOTS,
+            super::BLOCK_MAC,
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

@@ -8,6 +8,7 @@
 pub mod aead;
 pub mod kdf;
 pub mod labels;
+pub mod mac;
 pub mod names;
 pub mod random;
 pub mod secret;

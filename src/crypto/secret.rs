@@ -105,6 +105,7 @@ impl MasterKey {
             lifecycle: AeadKey::new(&self.derive::<32>(vault_id, labels::LIFECYCLE)),
             audit: AeadKey::new(&self.derive::<32>(vault_id, labels::AUDIT)),
             audit_chain: self.derive::<32>(vault_id, labels::AUDIT_CHAIN),
+            block_mac: self.derive::<32>(vault_id, labels::BLOCK_MAC),
         }
     }
 }
@@ -113,6 +114,8 @@ impl MasterKey {
 pub struct SubKeys {
     /// Content master subkey: per-file keys are HKDF(content, FILE_KEY ‖ file ID).
     pub content: Key32,
+    /// Content files' block MAC (flag `BLOCK_MAC`).
+    pub block_mac: Key32,
     /// File and directory names.
     pub names: NameKey,
     /// Symlink targets.
@@ -174,6 +177,7 @@ impl SubKeys {
         self.undo.relock();
         self.history.relock();
         self.chunk_hash.relock();
+        self.block_mac.relock();
         self.audit_chain.relock();
         self.names.relock();
         self.xattr_name.relock();

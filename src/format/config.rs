@@ -52,6 +52,11 @@ pub const FLAG_SLOT_MAC: u32 = 1 << 7;
 /// Readers without it refuse the vault; vaults made before it keep the
 /// looser bindings.
 pub const FLAG_BOUND: u32 = 1 << 8;
+/// Feature flag: every content file's header holds a sealed MAC of all
+/// its block slots (§4.2), so an older block spliced back into its place
+/// (a block-level rollback) is detected. Readers without it refuse the
+/// vault; vaults made before it keep 18-byte headers.
+pub const FLAG_BLOCK_MAC: u32 = 1 << 9;
 /// Every flag this build understands.
 pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_LONG_NAMES
@@ -61,7 +66,8 @@ pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_LIFECYCLE
     | FLAG_SPARSE
     | FLAG_SLOT_MAC
-    | FLAG_BOUND;
+    | FLAG_BOUND
+    | FLAG_BLOCK_MAC;
 /// Flags every version-1 vault has.
 pub const REQUIRED_FLAGS: u32 =
     FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;

@@ -16,6 +16,104 @@ use crate::crypto::{AuthError, random};
 pub const HEADER_VERSION: u16 = 1;
 /// Header length: version(2) ‖ file ID(16).
 pub const HEADER_LEN: u64 = 18;
+/// Content version of a header that carries the block MAC (flag
+/// `BLOCK_MAC`, §4.2).
+pub const HEADER_VERSION_MAC: u16 = 2;
+/// Header length with the block MAC: version(2) ‖ file ID(16) ‖ sealed
+/// MAC: nonce(12) ‖ MAC(32) ‖ tag(16).
+pub const MAC_HEADER_LEN: u64 = 18 + 32 + OVERHEAD as u64;
+
+/// Where blocks sit in a vault's content files: after an 18-byte header,
+/// or (flag `BLOCK_MAC`) after a 78-byte header holding the sealed block
+/// MAC. One layout per vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    header: u64,
+}
+
+impl Layout {
+    /// Version 1 files: header = version ‖ file ID.
+    pub const PLAIN: Layout = Layout { header: HEADER_LEN };
+    /// Files with the block MAC in their header.
+    pub const MAC: Layout = Layout {
+        header: MAC_HEADER_LEN,
+    };
+
+    /// Header length.
+    pub fn header_len(self) -> u64 {
+        self.header
+    }
+
+    /// Whether headers carry the block MAC.
+    pub fn has_mac(self) -> bool {
+        self.header == MAC_HEADER_LEN
+    }
+
+    /// The content version its headers carry.
+    pub fn version(self) -> u16 {
+        if self.has_mac() {
+            HEADER_VERSION_MAC
+        } else {
+            HEADER_VERSION
+        }
+    }
+
+    /// Plaintext size for a ciphertext file of `csize` bytes, or `None` if
+    /// no valid file has that size (a torn or truncated tail). A 0-byte
+    /// file is an empty file whose header has not been written yet.
+    pub fn plain_size(self, csize: u64) -> Option<u64> {
+        if csize == 0 {
+            return Some(0);
+        }
+        if csize < self.header {
+            return None;
+        }
+        let body = csize - self.header;
+        let full = body / CBLOCK;
+        let rem = body % CBLOCK;
+        match rem {
+            0 => Some(full * BLOCK),
+            r if r > OVERHEAD as u64 => Some(full * BLOCK + r - OVERHEAD as u64),
+            _ => None,
+        }
+    }
+
+    /// Ciphertext size of a file holding `psize` plaintext bytes.
+    pub fn cipher_size(self, psize: u64) -> u64 {
+        let full = psize / BLOCK;
+        let rem = psize % BLOCK;
+        self.header + full * CBLOCK + if rem > 0 { rem + OVERHEAD as u64 } else { 0 }
+    }
+
+    /// Offset of block (slot) `n` in the ciphertext file.
+    pub fn block_offset(self, n: u64) -> u64 {
+        self.header + n * CBLOCK
+    }
+}
+
+/// The AAD of a header's sealed block MAC: file ID ‖ its label (34 bytes,
+/// never the 25 of a block or marker).
+fn mac_aad(file_id: &[u8; 16]) -> Vec<u8> {
+    let mut a = file_id.to_vec();
+    a.extend_from_slice(b"quire/v1/block-mac");
+    a
+}
+
+/// A header with the block MAC (§4.2): version 2 ‖ file ID ‖ MAC sealed
+/// under the file key.
+pub fn header_with_mac(key: &AeadKey, file_id: &[u8; 16], mac: &[u8; 32]) -> Vec<u8> {
+    let mut h = HEADER_VERSION_MAC.to_be_bytes().to_vec();
+    h.extend_from_slice(file_id);
+    h.extend_from_slice(&key.seal(&mac_aad(file_id), mac));
+    debug_assert_eq!(h.len() as u64, MAC_HEADER_LEN);
+    h
+}
+
+/// The block MAC a header holds, if it opens for this file.
+pub fn open_header_mac(key: &AeadKey, file_id: &[u8; 16], h: &[u8]) -> Option<[u8; 32]> {
+    let sealed = h.get(HEADER_LEN as usize..MAC_HEADER_LEN as usize)?;
+    key.open(&mac_aad(file_id), sealed).ok()?.try_into().ok()
+}
 /// Plaintext bytes per block.
 pub const BLOCK: u64 = 4096;
 /// Ciphertext bytes per full block.
@@ -46,48 +144,21 @@ pub fn new_header() -> ([u8; HEADER_LEN as usize], [u8; 16]) {
     (h, id)
 }
 
-/// Parses a header, returning the file ID.
-pub fn parse_header(h: &[u8]) -> Result<[u8; 16], HeaderError> {
+/// Parses the first `layout.header_len()` bytes of a file, returning the
+/// file ID. A header of the other layout's version is refused (a vault's
+/// files all have its layout).
+pub fn parse_header(h: &[u8], layout: Layout) -> Result<[u8; 16], HeaderError> {
     if h.len() < HEADER_LEN as usize {
         return Err(HeaderError::Truncated);
     }
     let v = u16::from_be_bytes([h[0], h[1]]);
-    if v != HEADER_VERSION {
+    if v != layout.version() {
         return Err(HeaderError::UnknownVersion(v));
     }
+    if h.len() < layout.header_len() as usize {
+        return Err(HeaderError::Truncated);
+    }
     Ok(h[2..18].try_into().unwrap())
-}
-
-/// Plaintext size for a ciphertext file of `csize` bytes, or `None` if no
-/// valid file has that size (a torn or truncated tail). A 0-byte file is an
-/// empty file whose header has not been written yet.
-pub fn plain_size(csize: u64) -> Option<u64> {
-    if csize == 0 {
-        return Some(0);
-    }
-    if csize < HEADER_LEN {
-        return None;
-    }
-    let body = csize - HEADER_LEN;
-    let full = body / CBLOCK;
-    let rem = body % CBLOCK;
-    match rem {
-        0 => Some(full * BLOCK),
-        r if r > OVERHEAD as u64 => Some(full * BLOCK + r - OVERHEAD as u64),
-        _ => None,
-    }
-}
-
-/// Ciphertext size of a file holding `psize` plaintext bytes.
-pub fn cipher_size(psize: u64) -> u64 {
-    let full = psize / BLOCK;
-    let rem = psize % BLOCK;
-    HEADER_LEN + full * CBLOCK + if rem > 0 { rem + OVERHEAD as u64 } else { 0 }
-}
-
-/// Offset of block `n` in the ciphertext file.
-pub fn block_offset(n: u64) -> u64 {
-    HEADER_LEN + n * CBLOCK
 }
 
 /// Number of blocks of a file of `psize` bytes.
@@ -193,19 +264,45 @@ mod tests {
 
     #[test]
     fn size_math_round_trips() {
-        for p in [0u64, 1, 4095, 4096, 4097, 8192, 1 << 20, (1 << 20) + 17] {
-            let c = cipher_size(p);
-            if p == 0 {
-                assert_eq!(c, HEADER_LEN);
+        for l in [Layout::PLAIN, Layout::MAC] {
+            for p in [0u64, 1, 4095, 4096, 4097, 8192, 1 << 20, (1 << 20) + 17] {
+                let c = l.cipher_size(p);
+                if p == 0 {
+                    assert_eq!(c, l.header_len());
+                }
+                assert_eq!(l.plain_size(c), Some(p), "p={p}");
             }
-            assert_eq!(plain_size(c), Some(p), "p={p}");
+            assert_eq!(l.plain_size(0), Some(0));
+            assert_eq!(l.plain_size(5), None);
+            assert_eq!(l.plain_size(l.header_len() + 28), None);
+            assert_eq!(l.plain_size(l.header_len() + 29), Some(1));
         }
-        assert_eq!(plain_size(0), Some(0));
-        assert_eq!(plain_size(5), None);
-        assert_eq!(plain_size(HEADER_LEN + 28), None);
-        assert_eq!(plain_size(HEADER_LEN + 29), Some(1));
-        // Worked example from docs/FORMAT.md §4: 10,000 bytes.
-        assert_eq!(cipher_size(10_000), 18 + 2 * 4124 + (1808 + 28));
+        // Worked examples from docs/FORMAT.md §4: 10,000 bytes.
+        assert_eq!(
+            Layout::PLAIN.cipher_size(10_000),
+            18 + 2 * 4124 + (1808 + 28)
+        );
+        assert_eq!(Layout::MAC.cipher_size(10_000), 78 + 2 * 4124 + (1808 + 28));
+    }
+
+    #[test]
+    fn the_header_mac_opens_only_for_its_file_and_version() {
+        let key = AeadKey::new(&Key32::from_bytes(&mut [9; 32]));
+        let h = header_with_mac(&key, &[1; 16], &[7; 32]);
+        assert_eq!(parse_header(&h, Layout::MAC), Ok([1; 16]));
+        assert_eq!(
+            parse_header(&h, Layout::PLAIN),
+            Err(HeaderError::UnknownVersion(2))
+        );
+        assert_eq!(open_header_mac(&key, &[1; 16], &h), Some([7; 32]));
+        assert_eq!(open_header_mac(&key, &[2; 16], &h), None);
+        let mut t = h.clone();
+        t[40] ^= 1;
+        assert_eq!(open_header_mac(&key, &[1; 16], &t), None);
+        assert_eq!(
+            parse_header(&h[..40], Layout::MAC),
+            Err(HeaderError::Truncated)
+        );
     }
 
     #[test]
@@ -215,7 +312,10 @@ mod tests {
         let plain: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let mut sealed = Vec::new();
         seal_blocks(&key, &id, 0, &plain, true, &mut sealed);
-        assert_eq!(sealed.len() as u64, cipher_size(10_000) - HEADER_LEN);
+        assert_eq!(
+            sealed.len() as u64,
+            Layout::PLAIN.cipher_size(10_000) - HEADER_LEN
+        );
         let mut out = Vec::new();
         open_blocks(&key, &id, 0, &sealed, 2, &mut out).unwrap();
         assert_eq!(out, plain);

@@ -90,16 +90,24 @@ impl Tree {
         }
     }
 
+    /// The file's key, its block MAC verified (once per node).
     fn key<'a>(&self, node: &'a Node, file: &File) -> io::Result<&'a FileKey> {
+        let k = self.header_key(node, file)?;
+        self.ensure_mac(node, k, file)?;
+        Ok(k)
+    }
+
+    /// The file's key from its header alone.
+    fn header_key<'a>(&self, node: &'a Node, file: &File) -> io::Result<&'a FileKey> {
         if let Some(k) = node.file_key.get() {
             return Ok(k);
         }
-        let mut h = [0u8; content::HEADER_LEN as usize];
+        let mut h = vec![0u8; self.layout.header_len() as usize];
         file.read_exact_at(&mut h, 0).map_err(|e| {
             log::error!("file {} has a truncated header: {e}", self.describe(node));
             eio()
         })?;
-        let id = content::parse_header(&h).map_err(|e| {
+        let id = content::parse_header(&h, self.layout).map_err(|e| {
             log::error!("file {} has a bad header: {e:?}", self.describe(node));
             eio()
         })?;
@@ -115,7 +123,7 @@ impl Tree {
             return Ok(k.id);
         }
         let f = node.handle()?.open_file(libc::O_RDONLY)?;
-        Ok(self.key(node, &f)?.id)
+        Ok(self.header_key(node, &f)?.id)
     }
 
     /// Host and plaintext sizes of an open host file.
@@ -218,7 +226,7 @@ impl Tree {
             );
             return Err(eio());
         }
-        let psize = content::plain_size(csize).ok_or_else(|| {
+        let psize = self.layout.plain_size(csize).ok_or_else(|| {
             log::error!(
                 "file {} has a truncated last block ({csize} bytes)",
                 self.describe(node)
@@ -256,8 +264,11 @@ impl Tree {
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
         let k = self.key(node, file)?;
-        let from = content::block_offset(first);
-        let to = content::cipher_size(psize).min(content::block_offset(last + 1));
+        let from = self.layout.block_offset(first);
+        let to = self
+            .layout
+            .cipher_size(psize)
+            .min(self.layout.block_offset(last + 1));
         sealed.resize((to - from) as usize, 0);
         file.read_exact_at(sealed, from)?;
         out.clear();
@@ -329,6 +340,7 @@ impl Tree {
         // verified runs that this write then changed.
         self.holes_changed(&of.node);
         if let Err(e) = r {
+            self.mac_forget(&of.node);
             if TOUCHED.get() {
                 self.undo_after_error(of);
             }
@@ -341,10 +353,15 @@ impl Tree {
         if csize > 0 {
             return Ok(csize);
         }
-        let (h, _) = content::new_header();
+        let (h, id) = self.new_file_header();
         modifying()?;
         of.file.write_all_at(&h, 0)?;
-        Ok(content::HEADER_LEN)
+        let _ = of.node.file_key.set(FileKey {
+            id,
+            key: self.keys.file_key(&id),
+        });
+        *of.node.mac.lock().unwrap_or_else(|e| e.into_inner()) = Some([0; 32]);
+        Ok(self.layout.header_len())
     }
 
     fn write_locked(&self, of: &OpenFile, off: u64, data: &[u8]) -> io::Result<()> {
@@ -438,8 +455,8 @@ impl Tree {
         of.node
             .changed
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let write_at = content::block_offset(first);
-        let new_csize = content::cipher_size(new_psize);
+        let write_at = self.layout.block_offset(first);
+        let new_csize = self.layout.cipher_size(new_psize);
         // Host blocks already allocated (ext4 counts delayed allocation
         // too) cannot run out; only growth beyond them needs a reservation.
         if new_csize > csize && new_csize > allocated {
@@ -447,6 +464,9 @@ impl Tree {
             // existing byte is touched.
             reserve(&of.file, csize, new_csize - csize)?;
         }
+        let mut ranges = vec![(first, last + 1)];
+        ranges.extend(markers.iter().map(|&(n, _)| (n, n + 1)));
+        let before = self.mac_before(k, &of.file, &ranges)?;
         if let Err(e) = modifying().and_then(|_| of.file.write_all_at(&sealed, write_at)) {
             let _ = of.file.set_len(csize);
             return Err(e);
@@ -455,7 +475,7 @@ impl Tree {
             modifying()?;
             self.write_marker(k, &of.file, n, s)?;
         }
-        Ok(())
+        self.mac_changed(&of.node, k, &of.file, &ranges, before)
     }
 
     /// A write that starts past the block after the final one (sparse
@@ -471,7 +491,7 @@ impl Tree {
         off: u64,
         data: &[u8],
     ) -> io::Result<()> {
-        let csize = content::cipher_size(psize);
+        let csize = self.layout.cipher_size(psize);
         let nb = content::block_count(psize);
         let w = off / BLOCK;
         let mut old_final = Vec::new();
@@ -495,17 +515,23 @@ impl Tree {
         of.node
             .changed
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let new_csize = content::cipher_size(off + data.len() as u64);
+        let new_csize = self.layout.cipher_size(off + data.len() as u64);
         // Only what is written needs room: the marker's slot and the data.
-        let from = content::block_offset(w - 1);
+        let from = self.layout.block_offset(w - 1);
         reserve(&of.file, from, new_csize - from)?;
+        let ranges = [
+            (nb.saturating_sub(1), nb),
+            (w - 1, w),
+            (w, content::block_count(off + data.len() as u64)),
+        ];
+        let before = self.mac_before(k, &of.file, &ranges)?;
         let r = modifying()
             .and_then(|_| self.write_marker(k, &of.file, w - 1, nb))
-            .and_then(|_| of.file.write_all_at(&sealed, content::block_offset(w)))
+            .and_then(|_| of.file.write_all_at(&sealed, self.layout.block_offset(w)))
             .and_then(|_| {
                 if psize > 0 {
                     of.file
-                        .write_all_at(&old_final, content::block_offset(nb - 1))
+                        .write_all_at(&old_final, self.layout.block_offset(nb - 1))
                 } else {
                     Ok(())
                 }
@@ -514,11 +540,12 @@ impl Tree {
             let _ = of.file.set_len(csize);
             return Err(e);
         }
-        Ok(())
+        self.mac_changed(&of.node, k, &of.file, &ranges, before)
     }
 
     /// Puts a file back to its last commit after a failed change.
     fn undo_after_error(&self, of: &OpenFile) {
+        self.mac_forget(&of.node);
         if let Err(e) = self.journal.rollback(&of.node.undo, &of.file) {
             log::error!(
                 "could not undo a failed write to {} ({e}); the next mount will",
@@ -538,8 +565,11 @@ impl Tree {
         TOUCHED.set(false);
         let r = self.truncate_locked(of, size);
         self.holes_changed(&of.node);
-        if r.is_err() && TOUCHED.get() {
-            self.undo_after_error(of);
+        if r.is_err() {
+            self.mac_forget(&of.node);
+            if TOUCHED.get() {
+                self.undo_after_error(of);
+            }
         }
         r
     }
@@ -574,7 +604,13 @@ impl Tree {
         if size == 0 {
             self.before_change(of, csize, 0, u64::MAX)?;
             modifying()?;
-            return of.file.set_len(csize.min(content::HEADER_LEN));
+            of.file.set_len(csize.min(self.layout.header_len()))?;
+            if self.block_mac.is_some() {
+                // Nothing is left to verify: the MAC of no slots.
+                let k = self.header_key(&of.node, &of.file)?;
+                self.mac_set_empty(&of.node, k, &of.file)?;
+            }
+            return Ok(());
         }
         let b = (size - 1) / BLOCK;
         // The new final block cut out of a run of holes: the run's part
@@ -596,13 +632,17 @@ impl Tree {
         let k = self.key(&of.node, &of.file)?;
         let mut sealed = Vec::new();
         content::seal_blocks(&k.key, &k.id, b, &p, true, &mut sealed);
+        // The new final block, the marker before it, and every slot cut.
+        let ranges = [(b.saturating_sub(1), u64::MAX)];
+        let before = self.mac_before(k, &of.file, &ranges)?;
         modifying()?;
-        of.file.write_all_at(&sealed, content::block_offset(b))?;
+        of.file.write_all_at(&sealed, self.layout.block_offset(b))?;
         if let Some((n, s)) = marker {
             self.write_marker(k, &of.file, n, s)?;
         }
         modifying()?;
-        of.file.set_len(content::cipher_size(size))
+        of.file.set_len(self.layout.cipher_size(size))?;
+        self.mac_changed(&of.node, k, &of.file, &ranges, before)
     }
 
     /// `fallocate(2)`: mode 0 (extend and reserve host room), `KEEP_SIZE`
@@ -630,8 +670,11 @@ impl Tree {
         TOUCHED.set(false);
         let r = self.fallocate_locked(of, offset, end, keep, punch || zero);
         self.holes_changed(&of.node);
-        if r.is_err() && TOUCHED.get() {
-            self.undo_after_error(of);
+        if r.is_err() {
+            self.mac_forget(&of.node);
+            if TOUCHED.get() {
+                self.undo_after_error(of);
+            }
         }
         r
     }
@@ -657,8 +700,8 @@ impl Tree {
             // Room for every block of the range, so writes there cannot
             // fail for lack of space (what callers of fallocate expect).
             let (csize, _) = self.sizes(&of.node, &of.file)?;
-            let from = content::block_offset(offset / BLOCK);
-            let to = content::cipher_size(end).max(csize);
+            let from = self.layout.block_offset(offset / BLOCK);
+            let to = self.layout.cipher_size(end).max(csize);
             if to > from {
                 reserve(&of.file, from, to - from)?;
             }
@@ -701,8 +744,11 @@ impl Tree {
             if m > cy {
                 self.before_change(of, csize, m, m)?;
             }
+            let ranges = [(s.min(cx), m.max(cy) + 1)];
+            let before = self.mac_before(k, &of.file, &ranges)?;
             modifying()?;
             self.make_holes(k, &of.file, cx, cy, s, m)?;
+            self.mac_changed(&of.node, k, &of.file, &ranges, before)?;
             self.holes_changed(&of.node);
             if cy + 1 < y_end {
                 self.journal.commit(&of.node.undo)?;
@@ -831,7 +877,7 @@ impl Tree {
         // The first change since the last save: a note saved only once
         // gets its stream now, while its content is still intact.
         if self.history.is_some()
-            && csize > content::HEADER_LEN
+            && csize > self.layout.header_len()
             && of
                 .node
                 .undo

@@ -815,9 +815,21 @@ impl Tree {
                 origin: v.origin,
             })
             .collect();
-        if let Some((time, size, _)) =
-            self.implicit_current(dir, host, versions.last().map(|(_, v)| v))?
-        {
+        // A damaged current content does not hide the saved versions
+        // (they are how it is put right).
+        let implicit = match self.implicit_current(dir, host, versions.last().map(|(_, v)| v)) {
+            Ok(i) => i,
+            Err(e) if !versions.is_empty() => {
+                log::warn!(
+                    "the current content of {}/{} cannot be read ({e}); its saved versions are listed",
+                    self.describe(dir),
+                    host.to_string_lossy()
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some((time, size, _)) = implicit {
             out.push(VersionInfo {
                 number: out.len() + 1,
                 time,
@@ -857,7 +869,7 @@ impl Tree {
             Ok(st) if Kind::from_mode(st.st_mode) == Kind::File => st,
             _ => return Ok(None),
         };
-        let psize = crate::format::content::plain_size(st.st_size as u64).ok_or_else(eio)?;
+        let psize = self.layout.plain_size(st.st_size as u64).ok_or_else(eio)?;
         if psize > MAX_VERSIONED || (psize == 0 && last.is_none()) {
             return Ok(None);
         }

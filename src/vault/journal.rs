@@ -51,11 +51,17 @@ struct Inner {
     live: usize,
 }
 
+/// The "block index" under which a session saves the file's header (it
+/// holds the block MAC, FORMAT §4.2, §11).
+const HEADER_INDEX: u64 = u64::MAX;
+
 /// The vault's crash-undo journal.
 pub struct Journal {
     path: PathBuf,
     data: PathBuf,
     keys: Arc<SubKeys>,
+    /// Where blocks sit in the vault's content files.
+    layout: content::Layout,
     inner: Mutex<Inner>,
 }
 
@@ -76,12 +82,14 @@ impl Journal {
         data: &Path,
         keys: Arc<SubKeys>,
         read_only: bool,
+        layout: content::Layout,
     ) -> io::Result<(Journal, Recovered)> {
         let data = std::fs::canonicalize(data)?;
         let j = Journal {
             path,
             data,
             keys,
+            layout,
             inner: Mutex::new(Inner {
                 file: None,
                 generation: [0; 16],
@@ -186,7 +194,7 @@ impl Journal {
                 continue;
             };
             let host = dir.join(name);
-            match undo_file(&host, &s.file_id, s.size, &s.blocks) {
+            match undo_file(&host, &s.file_id, s.size, &s.blocks, self.layout) {
                 Ok(true) => {
                     rec.files += 1;
                     log::warn!(
@@ -273,7 +281,9 @@ impl Journal {
                 Some((
                     Session {
                         id: inner.next_session,
-                        committed_blocks: content::plain_size(csize)
+                        committed_blocks: self
+                            .layout
+                            .plain_size(csize)
                             .map(content::block_count)
                             .unwrap_or(0),
                         saved: HashSet::new(),
@@ -298,13 +308,27 @@ impl Journal {
             None => slot.as_ref().expect("checked above"),
         };
         let last = last.min(s.committed_blocks.saturating_sub(1));
+        // A header holding the block MAC changes with every change: saved
+        // once per session, as "block" u64::MAX (FORMAT §11).
+        let hl = self.layout.header_len();
+        let save_header =
+            s.tracked && self.layout.has_mac() && csize >= hl && !s.saved.contains(&HEADER_INDEX);
+        if save_header {
+            let mut bytes = vec![0u8; hl as usize];
+            file.read_exact_at(&mut bytes, 0)?;
+            records.push(Record::Block {
+                session: s.id,
+                index: HEADER_INDEX,
+                bytes,
+            });
+        }
         if s.tracked && s.committed_blocks > 0 {
             for b in first..=last {
                 if s.saved.contains(&b) {
                     continue;
                 }
-                let from = content::block_offset(b);
-                let to = content::block_offset(b + 1).min(csize);
+                let from = self.layout.block_offset(b);
+                let to = self.layout.block_offset(b + 1).min(csize);
                 if to <= from {
                     continue;
                 }
@@ -326,6 +350,9 @@ impl Journal {
             *slot = Some(s);
         }
         let s = slot.as_mut().expect("set above");
+        if save_header {
+            s.saved.insert(HEADER_INDEX);
+        }
         if s.tracked && s.committed_blocks > 0 {
             for b in first..=last {
                 s.saved.insert(b);
@@ -390,7 +417,7 @@ impl Journal {
         let Some(u) = unfinished(frames.frames, &self.path).remove(&s.id) else {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         };
-        put_back(file, &u.blocks, u.size)?;
+        put_back(file, &u.blocks, u.size, self.layout)?;
         let id = s.id;
         self.append(&mut inner, &[Record::End { session: id }])?;
         inner.live = inner.live.saturating_sub(1);
@@ -470,17 +497,23 @@ fn folders_by_id(data: &Path) -> io::Result<HashMap<[u8; 16], PathBuf>> {
 
 /// Writes saved blocks back and cuts the file to its committed size.
 /// `Ok(false)` if the file at that path is another file now.
-fn undo_file(host: &Path, id: &[u8; 16], size: u64, blocks: &[(u64, Vec<u8>)]) -> io::Result<bool> {
+fn undo_file(
+    host: &Path,
+    id: &[u8; 16],
+    size: u64,
+    blocks: &[(u64, Vec<u8>)],
+    layout: content::Layout,
+) -> io::Result<bool> {
     let f = crate::store::safe::open_with(
         OpenOptions::new().read(true).write(true),
         host,
         content::MAX_FILE_SIZE * 2,
     )?;
-    let mut h = [0u8; content::HEADER_LEN as usize];
+    let mut h = vec![0u8; layout.header_len() as usize];
     let len = f.metadata()?.len();
-    if len >= content::HEADER_LEN {
+    if len >= layout.header_len() {
         f.read_exact_at(&mut h, 0)?;
-        match content::parse_header(&h) {
+        match content::parse_header(&h, layout) {
             Ok(found) if &found == id => {}
             _ => return Ok(false),
         }
@@ -488,7 +521,7 @@ fn undo_file(host: &Path, id: &[u8; 16], size: u64, blocks: &[(u64, Vec<u8>)]) -
         // The header itself is older than the session: cannot be ours.
         return Ok(false);
     }
-    put_back(&f, blocks, size)?;
+    put_back(&f, blocks, size, layout)?;
     f.sync_all()?;
     Ok(true)
 }
@@ -610,12 +643,21 @@ fn cut_torn_append(path: &Path, offset: u64) -> io::Result<()> {
 
 /// Writes a session's saved blocks back (the first saved copy of each) and
 /// cuts the file to its committed host size.
-fn put_back(f: &File, blocks: &[(u64, Vec<u8>)], size: u64) -> io::Result<()> {
+fn put_back(
+    f: &File,
+    blocks: &[(u64, Vec<u8>)],
+    size: u64,
+    layout: content::Layout,
+) -> io::Result<()> {
     let mut done = HashSet::new();
     for (index, bytes) in blocks {
         if done.insert(*index) {
             crate::store::fault::point()?;
-            f.write_all_at(bytes, content::block_offset(*index))?;
+            let at = match *index {
+                HEADER_INDEX => 0,
+                i => layout.block_offset(i),
+            };
+            f.write_all_at(bytes, at)?;
         }
     }
     crate::store::fault::point()?;
@@ -659,7 +701,14 @@ mod tests {
         std::fs::write(data.join("stale.qh"), &torn).unwrap();
         let journal = d.path().join("quire.undo");
         {
-            let (j, _) = Journal::open(journal.clone(), &data, keys.clone(), false).unwrap();
+            let (j, _) = Journal::open(
+                journal.clone(),
+                &data,
+                keys.clone(),
+                false,
+                content::Layout::PLAIN,
+            )
+            .unwrap();
             j.note_append(undo::TO_HISTORY, good.len() as u64, id, b"s.qh".to_vec())
                 .unwrap();
             j.note_append(
@@ -672,7 +721,8 @@ mod tests {
             // The daemon is killed here: no `appended`, the journal stays.
         }
         assert!(journal.exists());
-        let (_j, _) = Journal::open(journal.clone(), &data, keys, false).unwrap();
+        let (_j, _) =
+            Journal::open(journal.clone(), &data, keys, false, content::Layout::PLAIN).unwrap();
         assert_eq!(std::fs::read(data.join("s.qh")).unwrap(), good);
         assert_eq!(std::fs::read(data.join("other.qh")).unwrap(), torn);
         assert_eq!(std::fs::read(data.join("stale.qh")).unwrap(), torn);

@@ -7,6 +7,7 @@
 //! [`Error`] variant; `cli` alone turns them into messages and exit codes.
 
 pub mod audit;
+pub(crate) mod blockmac;
 pub mod check;
 pub mod chunker;
 pub mod content;
@@ -422,6 +423,11 @@ impl UnlockedVault {
             &self.layout.data(),
             self.keys.clone(),
             read_only,
+            if self.config.flags & crate::format::config::FLAG_BLOCK_MAC != 0 {
+                crate::format::content::Layout::MAC
+            } else {
+                crate::format::content::Layout::PLAIN
+            },
         )
         .map_err(io_err("rolling back changes interrupted by a crash"))?;
         if recovered.files > 0 {
@@ -437,6 +443,7 @@ impl UnlockedVault {
             lifecycle: flags & crate::format::config::FLAG_LIFECYCLE != 0,
             sparse: flags & crate::format::config::FLAG_SPARSE != 0,
             bound: flags & crate::format::config::FLAG_BOUND != 0,
+            block_mac: flags & crate::format::config::FLAG_BLOCK_MAC != 0,
             audit: if read_only {
                 None
             } else {

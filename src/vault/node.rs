@@ -81,12 +81,12 @@ fn time(s: i64, ns: i64) -> SystemTime {
 }
 
 impl Attr {
-    pub(crate) fn from_host(st: &libc::stat) -> Attr {
+    pub(crate) fn from_host(st: &libc::stat, layout: content::Layout) -> Attr {
         let kind = Kind::from_mode(st.st_mode);
         let size = match kind {
             // A torn tail reports the readable prefix; reads of the tail fail.
-            Kind::File => content::plain_size(st.st_size as u64).unwrap_or_else(|| {
-                let body = (st.st_size as u64).saturating_sub(content::HEADER_LEN);
+            Kind::File => layout.plain_size(st.st_size as u64).unwrap_or_else(|| {
+                let body = (st.st_size as u64).saturating_sub(layout.header_len());
                 body / content::CBLOCK * content::BLOCK
             }),
             // A symlink's size is its plaintext target length; the host holds
@@ -143,6 +143,10 @@ pub struct Node {
     /// Serialises writers against readers of the content blocks.
     pub(crate) io: RwLock<()>,
     pub(crate) file_key: OnceLock<FileKey>,
+    /// The block MAC of the file's slots as they are on the host (flag
+    /// `BLOCK_MAC`, FORMAT §4.2): `None` until verified against the
+    /// header, then kept current by every change.
+    pub(crate) mac: Mutex<Option<[u8; 32]>>,
     /// Open file handles on this node.
     pub(crate) opens: AtomicUsize,
     /// Handles open for writing: the last one to close commits.
@@ -201,6 +205,7 @@ impl Node {
             dir_id: OnceLock::new(),
             io: RwLock::new(()),
             file_key: OnceLock::new(),
+            mac: Mutex::new(None),
             opens: AtomicUsize::new(0),
             writers: AtomicUsize::new(0),
             undo: Mutex::new(None),

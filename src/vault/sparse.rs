@@ -38,17 +38,17 @@ impl Tree {
     /// Reads what slot `n` holds (a slot before the file's final block).
     pub(crate) fn slot_kind(&self, k: &FileKey, file: &File, n: u64) -> io::Result<Slot> {
         let mut head = [0u8; MARKER_LEN + 12];
-        file.read_exact_at(&mut head, content::block_offset(n))?;
+        file.read_exact_at(&mut head, self.layout.block_offset(n))?;
         if zero(&head) {
             let mut slot = vec![0u8; CBLOCK as usize];
-            file.read_exact_at(&mut slot, content::block_offset(n))?;
+            file.read_exact_at(&mut slot, self.layout.block_offset(n))?;
             return Ok(if zero(&slot) { Slot::Zero } else { Slot::Data });
         }
         if !zero(&head[MARKER_LEN..]) {
             return Ok(Slot::Data);
         }
         let mut slot = vec![0u8; CBLOCK as usize];
-        file.read_exact_at(&mut slot, content::block_offset(n))?;
+        file.read_exact_at(&mut slot, self.layout.block_offset(n))?;
         Ok(match content::open_marker(&k.key, &k.id, n, &slot) {
             Some(s) => Slot::Marker(s),
             None => Slot::Data,
@@ -77,16 +77,16 @@ impl Tree {
             // Up to 64 slots at a time, stopping before the final block.
             let count = (final_block - j).min(64);
             let len = (count * CBLOCK) as usize;
-            file.read_exact_at(&mut buf[..len], content::block_offset(j))?;
+            file.read_exact_at(&mut buf[..len], self.layout.block_offset(j))?;
             match buf[..len].iter().position(|&b| b != 0) {
                 None => {
                     j += count;
                     // Skip a host hole in one step.
-                    let from = content::block_offset(j) as i64;
+                    let from = self.layout.block_offset(j) as i64;
                     // SAFETY: plain lseek on a valid fd.
                     let d = unsafe { libc::lseek(file.as_raw_fd(), from, libc::SEEK_DATA) };
                     if d > from {
-                        j = j.max((d as u64 - content::HEADER_LEN) / CBLOCK);
+                        j = j.max((d as u64 - self.layout.header_len()) / CBLOCK);
                     }
                 }
                 Some(p) => {
@@ -122,7 +122,7 @@ impl Tree {
             return None;
         }
         let mut now = [0u8; MARKER_LEN];
-        file.read_exact_at(&mut now, content::block_offset(m))
+        file.read_exact_at(&mut now, self.layout.block_offset(m))
             .ok()?;
         (now == sealed).then_some((s, m))
     }
@@ -186,7 +186,7 @@ impl Tree {
     ) -> io::Result<()> {
         let mut slot = vec![0u8; CBLOCK as usize];
         slot[..MARKER_LEN].copy_from_slice(&content::seal_marker(&k.key, &k.id, n, start));
-        file.write_all_at(&slot, content::block_offset(n))
+        file.write_all_at(&slot, self.layout.block_offset(n))
     }
 
     /// The run that slots `x..=y` (all before the final block
@@ -239,7 +239,7 @@ impl Tree {
         start: u64,
         end: u64,
     ) -> io::Result<()> {
-        let from = content::block_offset(x);
+        let from = self.layout.block_offset(x);
         let len = (y - x + 1) * CBLOCK;
         // SAFETY: valid fd; offsets below MAX_FILE_SIZE fit in i64.
         let r = unsafe {

@@ -363,7 +363,7 @@ impl Tree {
             let (has_content, size, st) = match e.stat_child(OsStr::new(CONTENT)) {
                 Ok(st) => (
                     true,
-                    crate::format::content::plain_size(st.st_size as u64).unwrap_or(0),
+                    self.layout.plain_size(st.st_size as u64).unwrap_or(0),
                     st,
                 ),
                 Err(_) => match e.stat_child(&stream_name(OsStr::new(CONTENT))) {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::node::{Attr, Kind, Node};
 use crate::crypto::{SubKeys, random};
-use crate::format::{content, dirid, names, records};
+use crate::format::{dirid, names, records};
 use crate::store::host::{Handle, Time};
 
 pub(crate) fn eio() -> io::Error {
@@ -72,6 +72,11 @@ pub struct Tree {
     pub(crate) sparse: bool,
     /// Feature flag 0x100: sealed records bound to their note (§2.1).
     pub(crate) bound: bool,
+    /// Where blocks sit in content files (flag 0x200: after a header
+    /// holding the block MAC, §4.2).
+    pub(crate) layout: crate::format::content::Layout,
+    /// The block MAC's key (flag 0x200).
+    pub(crate) block_mac: Option<crate::crypto::mac::BlockMacKey>,
     /// The last run of holes verified: (host inode, first slot, marker
     /// slot, the marker's sealed bytes). Trusted only while the marker is
     /// unchanged; also cleared by changes to that file.
@@ -102,6 +107,8 @@ pub(crate) struct Setup {
     pub(crate) sparse: bool,
     /// Feature flag 0x100: sealed records bound to their note.
     pub(crate) bound: bool,
+    /// Feature flag 0x200: content headers carry the block MAC.
+    pub(crate) block_mac: bool,
     /// The audit log, for appending (none when read-only).
     pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
     /// The audit log's path and remembered head, for reading.
@@ -123,12 +130,14 @@ impl Tree {
             lifecycle,
             sparse,
             bound,
+            block_mac,
             audit,
             audit_read,
             log_path,
         } = s;
         let ino = root.stat()?.st_ino;
         let root = Arc::new(Node::new(root, Kind::Dir, ino));
+        let mac_key = block_mac.then(|| crate::crypto::mac::BlockMacKey::new(&keys.block_mac));
         let t = Tree {
             root,
             // SAFETY: geteuid has no preconditions.
@@ -143,6 +152,12 @@ impl Tree {
             lifecycle,
             sparse,
             bound,
+            layout: if block_mac {
+                crate::format::content::Layout::MAC
+            } else {
+                crate::format::content::Layout::PLAIN
+            },
+            block_mac: mac_key,
             hole_cache: Default::default(),
             lifecycle_wake: Default::default(),
             listener: Default::default(),
@@ -280,16 +295,16 @@ impl Tree {
             let st = h.stat()?;
             let n = Node::new(h, kind, st.st_ino);
             n.relocate(dir.clone(), host.to_owned());
-            return Ok((n, Attr::from_host(&st)));
+            return Ok((n, Attr::from_host(&st, self.layout)));
         } else {
             Node::lazy(dir.clone(), host.to_owned(), kind, st.st_ino)
         };
-        Ok((node, Attr::from_host(&st)))
+        Ok((node, Attr::from_host(&st, self.layout)))
     }
 
     /// Current attributes of a node.
     pub fn getattr(&self, node: &Node) -> io::Result<Attr> {
-        Ok(Attr::from_host(&node.handle()?.stat()?))
+        Ok(Attr::from_host(&node.handle()?.stat()?, self.layout))
     }
 
     /// Lists a directory's visible entries. Entries whose names fail to
@@ -409,7 +424,7 @@ impl Tree {
         } else {
             let f = dir.handle()?.open_child(host, flags, initial)?;
             if f.metadata()?.len() == 0 {
-                let (h, id) = content::new_header();
+                let (h, id) = self.new_file_header();
                 std::os::unix::fs::FileExt::write_all_at(&f, &h, 0)?;
                 (f, Some(id))
             } else {
@@ -437,6 +452,7 @@ impl Tree {
                 id,
                 key: self.keys.file_key(&id),
             });
+            *n.mac.lock().unwrap_or_else(|e| e.into_inner()) = Some([0; 32]);
         }
         Ok((n, a, f))
     }
@@ -465,7 +481,7 @@ impl Tree {
             let tmp = format!("{NEW_PREFIX}{}", hex(&random::bytes::<8>()));
             let tmp = OsStr::new(&tmp);
             let f = d.open_child(tmp, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode)?;
-            let (h, id) = content::new_header();
+            let (h, id) = self.new_file_header();
             let placed = std::os::unix::fs::FileExt::write_all_at(&f, &h, 0)
                 .and_then(|_| d.rename_child(tmp, d, host, libc::RENAME_NOREPLACE));
             match placed {

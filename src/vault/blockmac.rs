@@ -1,0 +1,198 @@
+//! The block MAC (docs/FORMAT.md §4.2, flag `BLOCK_MAC`): a content file's
+//! header holds, sealed under its key, the XOR of a keyed value of every
+//! non-empty block slot (its number and nonce). A block spliced back from
+//! an older copy of the file authenticates on its own but changes that XOR,
+//! so the file reads as `EIO`. The MAC is verified the first time a node's
+//! key is needed (a pass over the file's slots, host holes skipped) and
+//! then kept current by each change from the slots it touches alone.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+
+use super::node::{FileKey, Node};
+use super::tree::{Tree, eio};
+use crate::crypto::mac::xor_into;
+use crate::crypto::random;
+use crate::format::content::{self, CBLOCK};
+
+/// Slots read at once when summing a range.
+const GROUP: u64 = 256;
+
+impl Tree {
+    /// A fresh header for a new file (with an empty MAC in a `BLOCK_MAC`
+    /// vault) and its file ID.
+    pub(crate) fn new_file_header(&self) -> (Vec<u8>, [u8; 16]) {
+        if self.layout.has_mac() {
+            let id = random::bytes::<16>();
+            let h = content::header_with_mac(&self.keys.file_key(&id), &id, &[0; 32]);
+            (h, id)
+        } else {
+            let (h, id) = content::new_header();
+            (h.to_vec(), id)
+        }
+    }
+
+    /// XOR of the values of slots `first..end` as they are on the host now
+    /// (slots past the end or in a host hole count nothing).
+    pub(crate) fn slots_mac(
+        &self,
+        k: &FileKey,
+        file: &File,
+        first: u64,
+        end: u64,
+    ) -> io::Result<[u8; 32]> {
+        let mut acc = [0u8; 32];
+        let Some(key) = &self.block_mac else {
+            return Ok(acc);
+        };
+        let csize = file.metadata()?.len();
+        let hl = self.layout.header_len();
+        if csize <= hl {
+            return Ok(acc);
+        }
+        let end = end.min((csize - hl).div_ceil(CBLOCK));
+        let mut buf = Vec::new();
+        let mut i = first;
+        while i < end {
+            let off = self.layout.block_offset(i);
+            if end - i > 4 {
+                // Skip host holes (a sparse file's runs): all zero.
+                // SAFETY: a valid descriptor.
+                let d = unsafe { libc::lseek(file.as_raw_fd(), off as i64, libc::SEEK_DATA) };
+                if d < 0 {
+                    if io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+                        break;
+                    }
+                } else if d as u64 >= self.layout.block_offset(i + 1) {
+                    i = (d as u64 - hl) / CBLOCK;
+                    continue;
+                }
+            }
+            let group_end = end.min(i + GROUP);
+            let to = self.layout.block_offset(group_end).min(csize);
+            buf.resize((to - off) as usize, 0);
+            file.read_exact_at(&mut buf, off)?;
+            for j in i..group_end {
+                let at = ((j - i) * CBLOCK) as usize;
+                let nonce = &buf[at..(at + crate::crypto::NONCE_LEN).min(buf.len())];
+                xor_into(&mut acc, &key.slot(&k.id, j, nonce));
+            }
+            i = group_end;
+        }
+        Ok(acc)
+    }
+
+    /// Verifies a file's block MAC once per node (the caller holds its
+    /// content lock): the header's sealed MAC must equal the slots'.
+    pub(crate) fn ensure_mac(&self, node: &Node, k: &FileKey, file: &File) -> io::Result<()> {
+        if self.block_mac.is_none() {
+            return Ok(());
+        }
+        let mut m = node.mac.lock().unwrap_or_else(|e| e.into_inner());
+        if m.is_some() {
+            return Ok(());
+        }
+        let mut h = vec![0u8; self.layout.header_len() as usize];
+        file.read_exact_at(&mut h, 0).map_err(|_| eio())?;
+        let Some(sealed) = content::open_header_mac(&k.key, &k.id, &h) else {
+            log::error!(
+                "the header of file {} failed authentication",
+                self.describe(node)
+            );
+            return Err(eio());
+        };
+        let found = self.slots_mac(k, file, 0, u64::MAX)?;
+        if found != sealed {
+            log::error!(
+                "file {}: a block is not the one last written there (an older copy spliced in, or a block of it removed): refused",
+                self.describe(node)
+            );
+            return Err(eio());
+        }
+        *m = Some(found);
+        Ok(())
+    }
+
+    /// After a change replaced the slots in `ranges` (whose values before
+    /// were `before`): the MAC is updated and the header rewritten.
+    pub(crate) fn mac_changed(
+        &self,
+        node: &Node,
+        k: &FileKey,
+        file: &File,
+        ranges: &[(u64, u64)],
+        before: [u8; 32],
+    ) -> io::Result<()> {
+        if self.block_mac.is_none() {
+            return Ok(());
+        }
+        let mut delta = before;
+        for &(a, b) in ranges {
+            xor_into(&mut delta, &self.slots_mac(k, file, a, b)?);
+        }
+        self.mac_apply(node, k, file, Some(delta), None)
+    }
+
+    /// The values of the slots in `ranges` now, before a change.
+    pub(crate) fn mac_before(
+        &self,
+        k: &FileKey,
+        file: &File,
+        ranges: &[(u64, u64)],
+    ) -> io::Result<[u8; 32]> {
+        let mut acc = [0u8; 32];
+        if self.block_mac.is_some() {
+            for &(a, b) in ranges {
+                xor_into(&mut acc, &self.slots_mac(k, file, a, b)?);
+            }
+        }
+        Ok(acc)
+    }
+
+    /// Sets the MAC (XORs `delta` into it, or sets it to `value`) and
+    /// writes the header when it changed.
+    pub(crate) fn mac_apply(
+        &self,
+        node: &Node,
+        k: &FileKey,
+        file: &File,
+        delta: Option<[u8; 32]>,
+        value: Option<[u8; 32]>,
+    ) -> io::Result<()> {
+        if self.block_mac.is_none() {
+            return Ok(());
+        }
+        let mut m = node.mac.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(cur) = *m else {
+            return Err(eio());
+        };
+        let mut new = value.unwrap_or(cur);
+        if let Some(d) = delta {
+            xor_into(&mut new, &d);
+        }
+        if new == cur {
+            return Ok(());
+        }
+        *m = None;
+        file.write_all_at(&content::header_with_mac(&k.key, &k.id, &new), 0)?;
+        *m = Some(new);
+        Ok(())
+    }
+
+    /// After a change failed part way: the MAC is verified again from the
+    /// host (the journal puts the file and its header back first).
+    pub(crate) fn mac_forget(&self, node: &Node) {
+        *node.mac.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// A file cut to no slots: its MAC is empty.
+    pub(crate) fn mac_set_empty(&self, node: &Node, k: &FileKey, file: &File) -> io::Result<()> {
+        let mut m = node.mac.lock().unwrap_or_else(|e| e.into_inner());
+        *m = None;
+        file.write_all_at(&content::header_with_mac(&k.key, &k.id, &[0; 32]), 0)?;
+        *m = Some([0; 32]);
+        Ok(())
+    }
+}
