@@ -835,3 +835,88 @@ fn sealed_records_moved_onto_another_note_are_refused() {
     let listing = String::from_utf8_lossy(&o.stdout);
     assert!(listing.contains("f/x.md"), "the orphan history: {listing}");
 }
+
+/// The host file of the only note of a vault.
+fn only_note(w: &World) -> std::path::PathBuf {
+    let files: Vec<_> = walk_all(&w.vault.join("d"))
+        .into_iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            !n.contains('.') && p.is_file()
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+/// Issue 11.7: an older copy of a block (or of a slot a punch made a hole)
+/// spliced back at its own position authenticates on its own; the block
+/// MAC in the header (FORMAT §4.2) catches it: `quire check` names the
+/// note and reads fail with EIO. Cutting a note to its header is caught
+/// the same way.
+#[test]
+fn an_older_block_spliced_back_in_place_is_detected() {
+    need("fallocate");
+    const HDR: u64 = 78;
+    const SLOT: u64 = 4124;
+    let w = World::new();
+    w.init();
+    let text: String = (0..800)
+        .map(|i| format!("line {i} of the note\n"))
+        .collect();
+    assert!(text.len() > 3 * 4096);
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("n.md"), &text).unwrap();
+        m.unmount();
+    }
+    let host = only_note(&w);
+    let old = std::fs::read(&host).unwrap();
+    {
+        let m = w.mount(&[]);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(m.path("n.md"))
+            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"CHANGED", 5000).unwrap();
+        drop(f);
+        // Block 2 becomes a hole (punched), before the final block.
+        let o = std::process::Command::new("fallocate")
+            .args(["-p", "-o", "8192", "-l", "4096"])
+            .arg(m.path("n.md"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        m.unmount();
+    }
+    let o = w.check_sealed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let new = std::fs::read(&host).unwrap();
+    let slot = |n: u64| (HDR + n * SLOT) as usize..(HDR + (n + 1) * SLOT) as usize;
+    let refused = |what: &str, bytes: &[u8]| {
+        std::fs::write(&host, bytes).unwrap();
+        let o = w.check_sealed();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(21), "{what}: {out}");
+        assert!(out.contains("n.md"), "{what}: {out}");
+        let m = w.mount(&["--read-only"]);
+        let e = std::fs::read(m.path("n.md")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO), "{what}");
+        m.unmount();
+    };
+    for (what, n) in [("the old block 1", 1), ("the data punched from block 2", 2)] {
+        let mut b = new.clone();
+        b[slot(n)].copy_from_slice(&old[slot(n)]);
+        refused(what, &b);
+    }
+    refused("cut to its header", &new[..HDR as usize]);
+    std::fs::write(&host, &new).unwrap();
+    let o = w.check_sealed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let m = w.mount(&["--read-only"]);
+    let mut want = text.into_bytes();
+    want[5000..5007].copy_from_slice(b"CHANGED");
+    want[8192..12288].fill(0);
+    assert!(std::fs::read(m.path("n.md")).unwrap() == want);
+    m.unmount();
+}

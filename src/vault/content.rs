@@ -54,6 +54,12 @@ impl Tree {
         } else {
             node.handle()?.open_file(libc::O_RDONLY)?
         };
+        // The block MAC is verified at the first open in a mount (FORMAT
+        // §4.2), also for an empty file (one cut to its header).
+        if self.block_mac.is_some() {
+            let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
+            self.key(&node, &file)?;
+        }
         // Sequential reads are the common case (editors, grep, cp): a larger
         // host readahead window keeps cold reads streaming.
         // SAFETY: valid fd; advice only.
@@ -159,7 +165,10 @@ impl Tree {
     pub fn plain_content(&self, node: &Node) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
         let f = node.handle()?.open_file(libc::O_RDONLY)?;
         let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
-        let (_, psize) = self.sizes(node, &f)?;
+        let (csize, psize) = self.sizes(node, &f)?;
+        if csize > 0 {
+            self.key(node, &f)?;
+        }
         self.read_all_plain(node, &f, psize)
     }
 
@@ -169,7 +178,10 @@ impl Tree {
     pub(crate) fn verify_content(&self, node: &Node) -> io::Result<u64> {
         let f = node.handle()?.open_file(libc::O_RDONLY)?;
         let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
-        let (_, psize) = self.sizes(node, &f)?;
+        let (csize, psize) = self.sizes(node, &f)?;
+        if csize > 0 {
+            self.key(node, &f)?;
+        }
         if psize == 0 {
             return Ok(0);
         }
