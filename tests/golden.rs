@@ -316,3 +316,47 @@ fn golden_v1_bound_opens_and_its_records_stay_bound() {
     assert_eq!(o.status.code(), Some(21), "{out}");
     assert!(out.contains("empty.md"), "{out}");
 }
+
+/// The vault with the block MAC (feature flag 0x200, docs/FORMAT.md
+/// §4.2): 78-byte headers; a note renamed after two saves, a sparse file,
+/// a note edited in place, an empty note and a dated one all read back and
+/// verify.
+#[test]
+fn golden_v1_blockmac_opens_and_verifies_its_block_macs() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-blockmac");
+    let conf = std::fs::read(golden.join("vault/quire.conf")).unwrap();
+    assert_eq!(&conf[10..14], &0x3FFu32.to_be_bytes());
+    let w = World::new();
+    copy_dir(&golden.join("vault"), &w.vault);
+    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let o = w.check_sealed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("5 files, 2 folders, 4 versions"), "{out}");
+    let m = w.mount(&["--read-only"]);
+    assert_eq!(
+        std::fs::read_to_string(m.path("note.md")).unwrap(),
+        "Block MAC, version two.\n"
+    );
+    assert_eq!(std::fs::read(m.path("empty.md")).unwrap(), b"");
+    let mut sparse = b"start".repeat(1000);
+    sparse.resize(65536, 0);
+    sparse.extend_from_slice(b"end");
+    assert!(std::fs::read(m.path("sparse.bin")).unwrap() == sparse);
+    let mut edited: Vec<u8> = (0..2000)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    edited[5000..5006].copy_from_slice(b"EDITED");
+    assert!(std::fs::read(m.path("edited.txt")).unwrap() == edited);
+    assert_eq!(
+        std::fs::read_dir(m.path(".history/note.md"))
+            .unwrap()
+            .count(),
+        2
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.path("folder/dated.md")).unwrap(),
+        "in a folder\n"
+    );
+    m.unmount();
+}
