@@ -116,21 +116,31 @@ impl Tree {
     }
 
     /// After a change replaced the slots in `ranges` (whose values before
-    /// were `before`): the MAC is updated and the header rewritten.
+    /// were `before`): the MAC is updated and the header rewritten. The
+    /// new values of the slots in `ranges` are read back from the host,
+    /// those of `written` (first slot, the sealed bytes just written
+    /// there) taken from memory.
     pub(crate) fn mac_changed(
         &self,
         node: &Node,
         k: &FileKey,
         file: &File,
         ranges: &[(u64, u64)],
+        written: &[(u64, &[u8])],
         before: [u8; 32],
     ) -> io::Result<()> {
-        if self.block_mac.is_none() {
+        let Some(key) = &self.block_mac else {
             return Ok(());
-        }
+        };
         let mut delta = before;
         for &(a, b) in ranges {
             xor_into(&mut delta, &self.slots_mac(k, file, a, b)?);
+        }
+        for &(first, sealed) in written {
+            for (j, slot) in sealed.chunks(CBLOCK as usize).enumerate() {
+                let nonce = &slot[..crate::crypto::NONCE_LEN.min(slot.len())];
+                xor_into(&mut delta, &key.slot(&k.id, first + j as u64, nonce));
+            }
         }
         self.mac_apply(node, k, file, Some(delta), None)
     }

@@ -476,9 +476,10 @@ impl Tree {
             // existing byte is touched.
             reserve(&of.file, csize, new_csize - csize)?;
         }
-        let mut ranges = vec![(first, last + 1)];
-        ranges.extend(markers.iter().map(|&(n, _)| (n, n + 1)));
-        let before = self.mac_before(k, &of.file, &ranges)?;
+        let markers_at: Vec<(u64, u64)> = markers.iter().map(|&(n, _)| (n, n + 1)).collect();
+        let mut replaced = markers_at.clone();
+        replaced.push((first, last + 1));
+        let before = self.mac_before(k, &of.file, &replaced)?;
         if let Err(e) = modifying().and_then(|_| of.file.write_all_at(&sealed, write_at)) {
             let _ = of.file.set_len(csize);
             return Err(e);
@@ -487,7 +488,8 @@ impl Tree {
             modifying()?;
             self.write_marker(k, &of.file, n, s)?;
         }
-        self.mac_changed(&of.node, k, &of.file, &ranges, before)
+        let written = [(first, &sealed[..])];
+        self.mac_changed(&of.node, k, &of.file, &markers_at, &written, before)
     }
 
     /// A write that starts past the block after the final one (sparse
@@ -531,12 +533,12 @@ impl Tree {
         // Only what is written needs room: the marker's slot and the data.
         let from = self.layout.block_offset(w - 1);
         reserve(&of.file, from, new_csize - from)?;
-        let ranges = [
+        let replaced = [
             (nb.saturating_sub(1), nb),
             (w - 1, w),
             (w, content::block_count(off + data.len() as u64)),
         ];
-        let before = self.mac_before(k, &of.file, &ranges)?;
+        let before = self.mac_before(k, &of.file, &replaced)?;
         let r = modifying()
             .and_then(|_| self.write_marker(k, &of.file, w - 1, nb))
             .and_then(|_| of.file.write_all_at(&sealed, self.layout.block_offset(w)))
@@ -552,7 +554,11 @@ impl Tree {
             let _ = of.file.set_len(csize);
             return Err(e);
         }
-        self.mac_changed(&of.node, k, &of.file, &ranges, before)
+        let mut written = vec![(w, &sealed[..])];
+        if psize > 0 {
+            written.push((nb - 1, &old_final[..]));
+        }
+        self.mac_changed(&of.node, k, &of.file, &[(w - 1, w)], &written, before)
     }
 
     /// Puts a file back to its last commit after a failed change.
@@ -654,7 +660,7 @@ impl Tree {
         }
         modifying()?;
         of.file.set_len(self.layout.cipher_size(size))?;
-        self.mac_changed(&of.node, k, &of.file, &ranges, before)
+        self.mac_changed(&of.node, k, &of.file, &ranges, &[], before)
     }
 
     /// `fallocate(2)`: mode 0 (extend and reserve host room), `KEEP_SIZE`
@@ -760,7 +766,7 @@ impl Tree {
             let before = self.mac_before(k, &of.file, &ranges)?;
             modifying()?;
             self.make_holes(k, &of.file, cx, cy, s, m)?;
-            self.mac_changed(&of.node, k, &of.file, &ranges, before)?;
+            self.mac_changed(&of.node, k, &of.file, &ranges, &[], before)?;
             self.holes_changed(&of.node);
             if cy + 1 < y_end {
                 self.journal.commit(&of.node.undo)?;

@@ -234,46 +234,42 @@ impl Tree {
             if end > bytes.len() {
                 break; // torn tail of an interrupted save
             }
-            if kind == fmt::VERSION {
-                let body = stream::open_frame(
-                    &s.key,
-                    fmt::MAGIC,
-                    &s.id,
-                    pos as u64,
-                    kind,
-                    &bytes[start..end],
-                )
-                .map_err(|_| {
-                    log::error!("a version record at byte {pos} failed authentication");
-                    eio()
-                })?;
-                let v = Version::decode(&body).ok_or_else(|| {
-                    log::error!("a version record at byte {pos} is malformed");
-                    eio()
-                })?;
-                out.push((pos as u64, v));
-            } else if kind == fmt::OWNER || kind == fmt::MOVE {
-                let body = stream::open_frame(
-                    &s.key,
-                    fmt::MAGIC,
-                    &s.id,
-                    pos as u64,
-                    kind,
-                    &bytes[start..end],
-                )
-                .map_err(|_| {
-                    log::error!("an owner record at byte {pos} failed authentication");
-                    eio()
-                })?;
-                owner = if kind == fmt::OWNER {
-                    Owner::At(body)
-                } else {
+            let what = match kind {
+                fmt::VERSION => "a version record",
+                fmt::OWNER | fmt::MOVE => "an owner record",
+                _ => {
+                    pos = end;
+                    continue;
+                }
+            };
+            let body = stream::open_frame(
+                &s.key,
+                fmt::MAGIC,
+                &s.id,
+                pos as u64,
+                kind,
+                &bytes[start..end],
+            )
+            .map_err(|_| {
+                log::error!("{what} at byte {pos} failed authentication");
+                eio()
+            })?;
+            match kind {
+                fmt::VERSION => {
+                    let v = Version::decode(&body).ok_or_else(|| {
+                        log::error!("a version record at byte {pos} is malformed");
+                        eio()
+                    })?;
+                    out.push((pos as u64, v));
+                }
+                fmt::OWNER => owner = Owner::At(body),
+                _ => {
                     let (from, to) = fmt::move_places(&body).ok_or_else(|| {
                         log::error!("a move record at byte {pos} is malformed");
                         eio()
                     })?;
-                    Owner::Moving(from, to)
-                };
+                    owner = Owner::Moving(from, to);
+                }
             }
             pos = end;
         }
