@@ -171,7 +171,9 @@ impl Tree {
     /// `host` (FORMAT §12): a stream moved onto another note is tampering.
     fn scan(&self, s: &Stream, dir: &Node, host: &OsStr) -> io::Result<(Vec<(u64, Version)>, u64)> {
         let (versions, end, owner) = self.scan_raw(s)?;
-        if self.bound {
+        // A stream with no frame at all (a crash right after its header)
+        // holds nothing to misattribute.
+        if self.bound && end > stream::HEADER_LEN {
             let want = fmt::owner_body(&self.dir_id(dir)?, host.as_bytes());
             if !owner.names(&want) {
                 log::error!(
@@ -192,7 +194,10 @@ impl Tree {
             return None;
         }
         let s = self.stream_at(dir, host).ok()??;
-        let (_, _, owner) = self.scan_raw(&s).ok()?;
+        let (_, end, owner) = self.scan_raw(&s).ok()?;
+        if end <= stream::HEADER_LEN {
+            return None;
+        }
         let id = self.dir_id(dir).ok()?;
         if owner.names(&fmt::owner_body(&id, host.as_bytes())) {
             return None;
