@@ -920,3 +920,161 @@ fn an_older_block_spliced_back_in_place_is_detected() {
     assert!(std::fs::read(m.path("n.md")).unwrap() == want);
     m.unmount();
 }
+
+/// Issue 11.7: a symlink's target is bound to its name by its binding
+/// record (FORMAT §6.1): a host target copied from another symlink, a
+/// record copied from another name, or a missing record read as EIO and
+/// `quire check` names the symlink; the changes Quire makes itself (rename
+/// within and across folders, over another symlink, exchange, hard link,
+/// delete, folder removal) keep every symlink readable and inode-stable.
+#[test]
+fn symlink_targets_are_bound_to_their_name() {
+    let w = World::new();
+    w.init();
+    {
+        let m = w.mount(&[]);
+        std::fs::create_dir(m.path("d")).unwrap();
+        std::os::unix::fs::symlink("note.md", m.path("a")).unwrap();
+        std::os::unix::fs::symlink("../elsewhere/x", m.path("b")).unwrap();
+        std::os::unix::fs::symlink("third", m.path("d/c")).unwrap();
+        m.unmount();
+    }
+    let clean = |what: &str| {
+        let o = w.check_sealed();
+        assert!(
+            o.status.success(),
+            "{what}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let refused = |what: &str, who: &str| {
+        let o = w.check_sealed();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(21), "{what}: {out}");
+        assert!(
+            out.contains(who) && out.contains("symlink"),
+            "{what}: {out}"
+        );
+    };
+    clean("as written");
+    let links: Vec<_> = walk_all(&w.vault.join("d"))
+        .into_iter()
+        .filter(|p| {
+            std::fs::symlink_metadata(p)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        })
+        .collect();
+    assert_eq!(links.len(), 3, "{links:?}");
+    let qs = |p: &Path| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(".qs");
+        std::path::PathBuf::from(s)
+    };
+    for l in &links {
+        assert!(qs(l).is_file(), "no binding record for {l:?}");
+    }
+    let top: Vec<_> = links
+        .iter()
+        .filter(|p| p.parent() == Some(w.vault.join("d").as_path()))
+        .cloned()
+        .collect();
+    assert_eq!(top.len(), 2);
+    let (la, lb) = (&top[0], &top[1]);
+    let ta = std::fs::read_link(la).unwrap();
+    let tb = std::fs::read_link(lb).unwrap();
+
+    // The other symlink's host target copied in: refused, through the
+    // mount too.
+    std::fs::remove_file(la).unwrap();
+    std::os::unix::fs::symlink(&tb, la).unwrap();
+    refused("target copied from another symlink", "symlink");
+    {
+        let m = w.mount(&["--read-only"]);
+        let ok = ["a", "b"]
+            .iter()
+            .filter(|n| std::fs::read_link(m.path(n)).is_ok())
+            .count();
+        assert_eq!(ok, 1, "a copied target was shown");
+        let e = ["a", "b"]
+            .iter()
+            .filter_map(|n| std::fs::read_link(m.path(n)).err())
+            .next()
+            .unwrap();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO));
+        m.unmount();
+    }
+    std::fs::remove_file(la).unwrap();
+    std::os::unix::fs::symlink(&ta, la).unwrap();
+    clean("target put back");
+
+    // Both target and record copied from the other name: refused.
+    let saved = std::fs::read(qs(la)).unwrap();
+    std::fs::remove_file(la).unwrap();
+    std::os::unix::fs::symlink(&tb, la).unwrap();
+    std::fs::copy(qs(lb), qs(la)).unwrap();
+    refused("target and record copied", "symlink");
+    // The record missing: refused.
+    std::fs::remove_file(la).unwrap();
+    std::os::unix::fs::symlink(&ta, la).unwrap();
+    std::fs::remove_file(qs(la)).unwrap();
+    refused("record removed", "symlink");
+    std::fs::write(qs(la), &saved).unwrap();
+    clean("record put back");
+
+    // Quire's own changes keep every symlink bound and its inode stable.
+    {
+        let m = w.mount(&[]);
+        let ino = |p: &Path| std::fs::symlink_metadata(p).unwrap().ino();
+        let i = ino(&m.path("a"));
+        std::fs::rename(m.path("a"), m.path("a2")).unwrap();
+        assert_eq!(ino(&m.path("a2")), i, "rename kept the inode");
+        std::fs::rename(m.path("a2"), m.path("d/a3")).unwrap();
+        assert_eq!(ino(&m.path("d/a3")), i);
+        std::fs::hard_link(m.path("d/a3"), m.path("hard")).unwrap();
+        assert_eq!(ino(&m.path("hard")), i);
+        // Over another symlink, then an exchange of two.
+        std::fs::rename(m.path("b"), m.path("d/c")).unwrap();
+        let x = std::ffi::CString::new(m.path("d/c").as_os_str().as_encoded_bytes()).unwrap();
+        let y = std::ffi::CString::new(m.path("hard").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid C strings.
+        let r = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                x.as_ptr(),
+                libc::AT_FDCWD,
+                y.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        assert_eq!(
+            std::fs::read_link(m.path("hard")).unwrap(),
+            Path::new("../elsewhere/x")
+        );
+        assert_eq!(
+            std::fs::read_link(m.path("d/c")).unwrap(),
+            Path::new("note.md")
+        );
+        assert_eq!(
+            std::fs::read_link(m.path("d/a3")).unwrap(),
+            Path::new("note.md")
+        );
+        // A note renamed over a symlink, and a symlink deleted.
+        std::fs::write(m.path("n.md"), "note\n").unwrap();
+        std::fs::rename(m.path("n.md"), m.path("d/a3")).unwrap();
+        std::fs::create_dir(m.path("e")).unwrap();
+        std::os::unix::fs::symlink("gone", m.path("e/l")).unwrap();
+        std::fs::remove_file(m.path("e/l")).unwrap();
+        std::fs::remove_dir(m.path("e")).unwrap();
+        m.unmount();
+    }
+    clean("after Quire's own changes");
+    let records = walk_all(&w.vault.join("d"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".qs"))
+        .count();
+    assert_eq!(records, 2, "one record per symlink name, none left over");
+}

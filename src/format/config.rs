@@ -46,8 +46,8 @@ pub const FLAG_SPARSE: u32 = 1 << 6;
 /// vault has at most one slot of each kind.
 pub const FLAG_SLOT_MAC: u32 = 1 << 7;
 /// Feature flag: sealed records are bound to their note (§15, §6, §7,
-/// §12): a lifecycle record and a symlink target to the folder ID and host
-/// name, an xattr value to its file's or folder's ID (so every regular file
+/// §12): a lifecycle record to the folder ID and host name (symlinks:
+/// see [`FLAG_BOUND_SYMLINKS`]), an xattr value to its file's or folder's ID (so every regular file
 /// has a header, even empty), a history stream to its note by OWNER frames.
 /// Readers without it refuse the vault; vaults made before it keep the
 /// looser bindings.
@@ -57,6 +57,12 @@ pub const FLAG_BOUND: u32 = 1 << 8;
 /// (a block-level rollback) is detected. Readers without it refuse the
 /// vault; vaults made before it keep 18-byte headers.
 pub const FLAG_BLOCK_MAC: u32 = 1 << 9;
+/// Feature flag: every name of a symlink has a sealed binding record
+/// `<host name>.qs` (§6.1) holding the hash of its host target, bound to
+/// the folder ID and host name, so a target copied from another symlink
+/// (or a record moved from another name) is detected. Readers without it
+/// refuse the vault; vaults made before it keep unbound targets.
+pub const FLAG_BOUND_SYMLINKS: u32 = 1 << 10;
 /// Every flag this build understands.
 pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_LONG_NAMES
@@ -67,7 +73,8 @@ pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_SPARSE
     | FLAG_SLOT_MAC
     | FLAG_BOUND
-    | FLAG_BLOCK_MAC;
+    | FLAG_BLOCK_MAC
+    | FLAG_BOUND_SYMLINKS;
 /// Flags every version-1 vault has.
 pub const REQUIRED_FLAGS: u32 =
     FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;

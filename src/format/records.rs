@@ -1,5 +1,5 @@
-//! Small sealed records (docs/FORMAT.md §6–7): symlink targets, extended
-//! attribute names and values, and log records.
+//! Small sealed records (docs/FORMAT.md §6–7): symlink targets and their
+//! binding records, extended attribute names and values, and log records.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -24,6 +24,71 @@ pub fn seal_symlink(key: &AeadKey, target: &[u8]) -> String {
 pub fn open_symlink(key: &AeadKey, host: &[u8]) -> Result<Vec<u8>, AuthError> {
     let sealed = B64.decode(host).map_err(|_| AuthError)?;
     key.open(b"quire/v1/symlink", &sealed)
+}
+
+/// Suffix of a symlink binding record next to its symlink's host name
+/// (flag `BOUND_SYMLINKS`, §6.1).
+pub const BINDING_SUFFIX: &str = ".qs";
+/// Layout version of a binding record's body.
+const BINDING_VERSION: u8 = 1;
+/// Most target hashes one binding record may accept (one, or a few while
+/// a rename is in flight).
+pub const MAX_BOUND_TARGETS: usize = 4;
+
+/// The hash a binding record holds for a host symlink target text.
+pub fn target_hash(host_target: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(host_target).into()
+}
+
+fn binding_aad(dir_id: &[u8; 16], host: &[u8]) -> Vec<u8> {
+    let mut a = b"quire/v1/symlink-binding".to_vec();
+    a.extend_from_slice(dir_id);
+    a.extend_from_slice(host);
+    a
+}
+
+/// Seals the binding record of the symlink named `host` in the folder
+/// `dir_id`: the hashes of the host target texts that name may hold.
+pub fn seal_binding(
+    key: &AeadKey,
+    dir_id: &[u8; 16],
+    host: &[u8],
+    targets: &[[u8; 32]],
+) -> Vec<u8> {
+    assert!(!targets.is_empty() && targets.len() <= MAX_BOUND_TARGETS);
+    let mut body = vec![BINDING_VERSION, targets.len() as u8];
+    for t in targets {
+        body.extend_from_slice(t);
+    }
+    key.seal(&binding_aad(dir_id, host), &body)
+}
+
+/// Opens the binding record of the symlink named `host` in `dir_id`: the
+/// target hashes it accepts. A record of another name or folder, an
+/// unknown layout or a malformed body is refused.
+pub fn open_binding(
+    key: &AeadKey,
+    dir_id: &[u8; 16],
+    host: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<[u8; 32]>, AuthError> {
+    let body = key.open(&binding_aad(dir_id, host), sealed)?;
+    let Some((&[version, count], rest)) = body.split_first_chunk::<2>() else {
+        return Err(AuthError);
+    };
+    let count = count as usize;
+    if version != BINDING_VERSION
+        || count == 0
+        || count > MAX_BOUND_TARGETS
+        || rest.len() != 32 * count
+    {
+        return Err(AuthError);
+    }
+    Ok(rest
+        .chunks_exact(32)
+        .map(|c| c.try_into().expect("32 bytes"))
+        .collect())
 }
 
 /// Host xattr name for a plaintext xattr name (deterministic, so get/remove
@@ -115,6 +180,24 @@ mod tests {
         );
         assert!(open_xattr_value(&k, Some(&[2; 16]), b"user.a", &v).is_err());
         assert!(open_xattr_value(&k, None, b"user.a", &v).is_err());
+        // Binding records (§6.1): tied to the folder ID and host name.
+        let h1 = target_hash(s.as_bytes());
+        let h2 = target_hash(b"other");
+        let b = seal_binding(&k, &[1; 16], b"abc", &[h1, h2]);
+        assert_eq!(
+            open_binding(&k, &[1; 16], b"abc", &b).unwrap(),
+            vec![h1, h2]
+        );
+        assert!(open_binding(&k, &[1; 16], b"abd", &b).is_err());
+        assert!(open_binding(&k, &[2; 16], b"abc", &b).is_err());
+        let mut t = b.clone();
+        t[20] ^= 1;
+        assert!(open_binding(&k, &[1; 16], b"abc", &t).is_err());
+        // Body layout: version 1, count, hashes.
+        let forged = k.seal(&binding_aad(&[1; 16], b"abc"), &[2, 1]);
+        assert!(open_binding(&k, &[1; 16], b"abc", &forged).is_err());
+        let forged = k.seal(&binding_aad(&[1; 16], b"abc"), &[1, 2, 0]);
+        assert!(open_binding(&k, &[1; 16], b"abc", &forged).is_err());
         let long_target = vec![b'x'; MAX_SYMLINK];
         assert!(seal_symlink(&k, &long_target).len() < 4096);
     }

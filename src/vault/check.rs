@@ -192,7 +192,9 @@ impl Tree {
                     if let Err(e) = res {
                         r.problems.push(Problem {
                             path: p,
-                            problem: format!("symlink target does not authenticate ({e})"),
+                            problem: format!(
+                                "symlink target does not authenticate or does not match its binding record (tampered, or copied from another symlink: {e})"
+                            ),
                         });
                     }
                 }

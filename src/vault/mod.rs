@@ -23,6 +23,7 @@ pub mod notes;
 pub mod recovery;
 pub mod rename;
 pub(crate) mod sparse;
+pub mod symlink;
 pub mod trash;
 pub mod tree;
 pub mod xattr;
@@ -444,6 +445,7 @@ impl UnlockedVault {
             sparse: flags & crate::format::config::FLAG_SPARSE != 0,
             bound: flags & crate::format::config::FLAG_BOUND != 0,
             block_mac: flags & crate::format::config::FLAG_BLOCK_MAC != 0,
+            bound_symlinks: flags & crate::format::config::FLAG_BOUND_SYMLINKS != 0,
             audit: if read_only {
                 None
             } else {

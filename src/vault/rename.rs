@@ -12,6 +12,10 @@ use super::tree::{Tree, errno, keep_reachable};
 use crate::format::{dirid, names};
 use crate::store::host::Handle;
 
+/// One name of a rename, for its binding record: folder, host name, the
+/// target hashes it accepts before, and after.
+type Side<'a> = (&'a Arc<Node>, &'a OsStr, &'a [[u8; 32]], &'a [[u8; 32]]);
+
 impl Tree {
     /// Removes an empty directory.
     pub fn rmdir(&self, dir: &Arc<Node>, name: &OsStr) -> io::Result<()> {
@@ -97,6 +101,13 @@ impl Tree {
                     );
                     return Err(errno(libc::ENOTEMPTY));
                 }
+                dir.unlink_child(n)?;
+                continue;
+            }
+            if let Some(stem) = s.strip_suffix(crate::format::records::BINDING_SUFFIX)
+                && !present.contains(OsStr::new(stem))
+            {
+                // A symlink's binding record left by a crash.
                 dir.unlink_child(n)?;
                 continue;
             }
@@ -191,6 +202,45 @@ impl Tree {
         self.lifecycle_changed();
     }
 
+    /// Binding records after a rename: each name's record accepts only what
+    /// it now holds; a name left without a symlink loses its record.
+    fn settle_bindings(&self, b: Side, a: Side, exchange: bool) {
+        let (to, bh, dst_t, after_b) = b;
+        let (dir, ah, src_t, after_a) = a;
+        let r = (|| -> io::Result<()> {
+            if after_b.is_empty() {
+                self.drop_binding(to, bh);
+            } else if !dst_t.is_empty() {
+                self.write_binding(to, bh, after_b)?;
+            }
+            if exchange {
+                if after_a.is_empty() {
+                    self.drop_binding(dir, ah);
+                } else if !src_t.is_empty() {
+                    self.write_binding(dir, ah, after_a)?;
+                }
+            } else if !(Arc::ptr_eq(dir, to) && ah == bh) {
+                self.drop_binding(dir, ah);
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            log::error!("a symlink's binding record was not settled after a rename: {e}");
+        }
+    }
+
+    /// Binding records back as they were, after a rename that failed.
+    fn restore_bindings(&self, b: Side, a: Side) -> io::Result<()> {
+        for (d, h, before, after) in [b, a] {
+            if !before.is_empty() {
+                self.write_binding(d, h, before)?;
+            } else if !after.is_empty() {
+                self.drop_binding(d, h);
+            }
+        }
+        Ok(())
+    }
+
     /// Renames (flags: `RENAME_NOREPLACE`, `RENAME_EXCHANGE`). A directory
     /// keeps its own ID, so moving a directory is O(1).
     pub fn rename(
@@ -275,11 +325,34 @@ impl Tree {
                 cleared = Some((victim, id));
             }
         }
+        // Symlink binding records (FORMAT §6.1) follow their symlinks:
+        // while the rename is in flight each name's record accepts what
+        // it holds now and what it will hold, so a crash at any point
+        // leaves every symlink readable.
+        let src_t = self.bound_targets(dir, ah, Some(&src));
+        let dst_t = self.bound_targets(to, bh, dst.as_ref());
+        let after_a = if exchange { dst_t.clone() } else { Vec::new() };
+        let after_b = src_t.clone();
+        let union = |x: &[[u8; 32]], y: &[[u8; 32]]| [x, y].concat();
+        if !after_b.is_empty() {
+            self.write_binding(to, bh, &union(&dst_t, &after_b))?;
+        }
+        if !after_a.is_empty() {
+            self.write_binding(dir, ah, &union(&src_t, &after_a))?;
+        }
         if let Err(e) = dir.handle()?.rename_child(ah, to.handle()?, bh, flags) {
             if let Some((victim, id)) = cleared {
                 let _ = victim.create_child_with(OsStr::new(dirid::FILE_NAME), &id, 0o400);
             }
+            let _ = self.restore_bindings((to, bh, &dst_t, &after_b), (dir, ah, &src_t, &after_a));
             return Err(e);
+        }
+        if self.bound_symlinks {
+            self.settle_bindings(
+                (to, bh, &dst_t, &after_b),
+                (dir, ah, &src_t, &after_a),
+                exchange,
+            );
         }
         if !exchange && a.host() != b.host() {
             self.remove_sidecar(dir, &a);

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::node::{Attr, Kind, Node};
 use crate::crypto::{SubKeys, random};
-use crate::format::{dirid, names, records};
+use crate::format::{dirid, names};
 use crate::store::host::{Handle, Time};
 
 pub(crate) fn eio() -> io::Error {
@@ -72,6 +72,8 @@ pub struct Tree {
     pub(crate) sparse: bool,
     /// Feature flag 0x100: sealed records bound to their note (§2.1).
     pub(crate) bound: bool,
+    /// Feature flag 0x400: symlink names carry binding records (§6.1).
+    pub(crate) bound_symlinks: bool,
     /// Where blocks sit in content files (flag 0x200: after a header
     /// holding the block MAC, §4.2).
     pub(crate) layout: crate::format::content::Layout,
@@ -109,6 +111,8 @@ pub(crate) struct Setup {
     pub(crate) bound: bool,
     /// Feature flag 0x200: content headers carry the block MAC.
     pub(crate) block_mac: bool,
+    /// Feature flag 0x400: symlink binding records.
+    pub(crate) bound_symlinks: bool,
     /// The audit log, for appending (none when read-only).
     pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
     /// The audit log's path and remembered head, for reading.
@@ -131,6 +135,7 @@ impl Tree {
             sparse,
             bound,
             block_mac,
+            bound_symlinks,
             audit,
             audit_read,
             log_path,
@@ -152,6 +157,7 @@ impl Tree {
             lifecycle,
             sparse,
             bound,
+            bound_symlinks,
             layout: if block_mac {
                 crate::format::content::Layout::MAC
             } else {
@@ -377,7 +383,7 @@ impl Tree {
         self.node_at(dir, &e.host)
     }
 
-    fn finish_new(
+    pub(super) fn finish_new(
         &self,
         dir: &Arc<Node>,
         host: &str,
@@ -564,35 +570,6 @@ impl Tree {
         self.finish_new(dir, hn.host(), owner)
     }
 
-    /// Creates a symlink; the target is sealed (docs/FORMAT.md §6).
-    pub fn symlink(
-        &self,
-        dir: &Arc<Node>,
-        name: &OsStr,
-        target: &OsStr,
-        owner: Option<Owner>,
-    ) -> io::Result<(Node, Attr)> {
-        self.writable()?;
-        if target.len() > records::MAX_SYMLINK {
-            return Err(errno(libc::ENAMETOOLONG));
-        }
-        let hn = self.host_name(dir, name)?;
-        self.write_sidecar(dir, &hn)?;
-        let sealed = records::seal_symlink(&self.keys.symlink, target.as_bytes());
-        dir.handle()?
-            .symlink_child(OsStr::new(&sealed), OsStr::new(hn.host()))?;
-        self.finish_new(dir, hn.host(), owner)
-    }
-
-    /// Reads a symlink's plaintext target.
-    pub fn readlink(&self, node: &Node) -> io::Result<Vec<u8>> {
-        let host = node.handle()?.readlink()?;
-        records::open_symlink(&self.keys.symlink, &host).map_err(|_| {
-            log::error!("symlink {} failed authentication", self.describe(node));
-            eio()
-        })
-    }
-
     /// Adds a hard link to `node` as `name` in `dir`.
     pub fn link(&self, node: &Node, dir: &Node, name: &OsStr) -> io::Result<Attr> {
         self.writable()?;
@@ -600,9 +577,29 @@ impl Tree {
             return Err(errno(libc::EPERM));
         }
         let hn = self.host_name(dir, name)?;
+        let host = OsStr::new(hn.host());
+        // A new name of a symlink gets its own binding record (§6.1), made
+        // from the record it already has.
+        let bound = if self.bound_symlinks && node.kind == Kind::Symlink {
+            let (from, from_host) = node.location().ok_or_else(eio)?;
+            let targets = self.binding_at(&from, &from_host)?;
+            match dir.handle()?.stat_child(host) {
+                Ok(_) => return Err(errno(libc::EEXIST)),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+            self.write_binding(dir, host, &targets)?;
+            true
+        } else {
+            false
+        };
         self.write_sidecar(dir, &hn)?;
-        node.handle()?
-            .link_into(dir.handle()?, OsStr::new(hn.host()))?;
+        if let Err(e) = node.handle()?.link_into(dir.handle()?, host) {
+            if bound {
+                self.drop_binding(dir, host);
+            }
+            return Err(e);
+        }
         self.getattr(node)
     }
 
@@ -645,6 +642,9 @@ impl Tree {
         let trashed = self.trash_file(dir, name, host, &st, node.as_deref(), dates, reason)?;
         if !trashed {
             dir.handle()?.unlink_child(host)?;
+            if Kind::from_mode(st.st_mode) == Kind::Symlink && self.bound_symlinks {
+                self.drop_binding(dir, host);
+            }
             if st.st_nlink <= 1 && !dates.is_empty() {
                 let _ = dir
                     .handle()?

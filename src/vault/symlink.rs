@@ -1,0 +1,182 @@
+//! Symlinks (docs/FORMAT.md §6): the target is sealed into the host
+//! symlink's own target text. With the `BOUND_SYMLINKS` flag (§6.1) every
+//! name of a symlink also has a small sealed binding record
+//! `<host name>.qs` next to it, bound to the folder ID and host name and
+//! holding the hash of the host target text that name may hold, so a
+//! target copied from another symlink, or a record moved from another
+//! name, fails. A host symlink cannot be rewritten in place (re-creating it
+//! would change its inode number, which `rename` must keep), so it is the
+//! record, a regular file, that is rewritten when a name changes.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+use super::node::{Attr, Kind, Node};
+use super::tree::{NEW_PREFIX, Owner, Tree, eio, errno, hex};
+use crate::crypto::random;
+use crate::format::records;
+
+/// Host name of the binding record of the symlink named `host`.
+pub(crate) fn binding_name(host: &OsStr) -> OsString {
+    let mut s = host.to_owned();
+    s.push(records::BINDING_SUFFIX);
+    s
+}
+
+impl Tree {
+    /// Creates a symlink; the target is sealed (docs/FORMAT.md §6) and,
+    /// with `BOUND_SYMLINKS`, its binding record written first (§6.1).
+    pub fn symlink(
+        &self,
+        dir: &Arc<Node>,
+        name: &OsStr,
+        target: &OsStr,
+        owner: Option<Owner>,
+    ) -> io::Result<(Node, Attr)> {
+        self.writable()?;
+        if target.len() > records::MAX_SYMLINK {
+            return Err(errno(libc::ENAMETOOLONG));
+        }
+        let hn = self.host_name(dir, name)?;
+        let host = OsStr::new(hn.host());
+        let sealed = records::seal_symlink(&self.keys.symlink, target.as_bytes());
+        if self.bound_symlinks {
+            // The record is written before the symlink (a crash leaves at
+            // most a record without a symlink, which nothing reads), so the
+            // name must be free first: the kernel holds the folder's lock,
+            // so no other creation through the mount races this one.
+            match dir.handle()?.stat_child(host) {
+                Ok(_) => return Err(errno(libc::EEXIST)),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+            self.write_binding(dir, host, &[records::target_hash(sealed.as_bytes())])?;
+        }
+        self.write_sidecar(dir, &hn)?;
+        if let Err(e) = dir.handle()?.symlink_child(OsStr::new(&sealed), host) {
+            if self.bound_symlinks {
+                self.drop_binding(dir, host);
+            }
+            return Err(e);
+        }
+        self.finish_new(dir, hn.host(), owner)
+    }
+
+    /// Reads a symlink's plaintext target. With `BOUND_SYMLINKS`, the host
+    /// target must be one its name's binding record accepts.
+    pub fn readlink(&self, node: &Node) -> io::Result<Vec<u8>> {
+        let host = node.handle()?.readlink()?;
+        if self.bound_symlinks {
+            let (dir, name) = node.location().ok_or_else(eio)?;
+            if !self
+                .binding_at(&dir, &name)?
+                .contains(&records::target_hash(&host))
+            {
+                log::error!(
+                    "symlink {} does not match its binding record (its target was replaced, or copied from another symlink)",
+                    self.describe(node)
+                );
+                return Err(eio());
+            }
+        }
+        records::open_symlink(&self.keys.symlink, &host).map_err(|_| {
+            log::error!("symlink {} failed authentication", self.describe(node));
+            eio()
+        })
+    }
+
+    /// The target hashes the binding record of the symlink `host` in `dir`
+    /// accepts. A missing record or one that fails authentication is
+    /// logged and reported as EIO.
+    pub(crate) fn binding_at(&self, dir: &Node, host: &OsStr) -> io::Result<Vec<[u8; 32]>> {
+        let rec = binding_name(host);
+        let b = match dir.handle()?.read_child(&rec) {
+            Ok(b) => b,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                log::error!(
+                    "symlink {}/{} has no binding record (removed, or the symlink was planted)",
+                    self.describe(dir),
+                    host.to_string_lossy()
+                );
+                return Err(eio());
+            }
+            Err(e) => return Err(e),
+        };
+        let id = self.dir_id(dir)?;
+        records::open_binding(&self.keys.symlink, &id, host.as_bytes(), &b).map_err(|_| {
+            log::error!(
+                "the binding record {}/{} failed authentication (tampered, or moved from another symlink)",
+                self.describe(dir),
+                rec.to_string_lossy()
+            );
+            eio()
+        })
+    }
+
+    /// Writes (atomically: a new file renamed over the old) the binding
+    /// record of the symlink name `host` in `dir`.
+    pub(crate) fn write_binding(
+        &self,
+        dir: &Node,
+        host: &OsStr,
+        targets: &[[u8; 32]],
+    ) -> io::Result<()> {
+        let mut t: Vec<[u8; 32]> = Vec::with_capacity(targets.len());
+        for h in targets {
+            if !t.contains(h) {
+                t.push(*h);
+            }
+        }
+        t.truncate(records::MAX_BOUND_TARGETS);
+        if t.is_empty() {
+            self.drop_binding(dir, host);
+            return Ok(());
+        }
+        let id = self.dir_id(dir)?;
+        let sealed = records::seal_binding(&self.keys.symlink, &id, host.as_bytes(), &t);
+        let h = dir.handle()?;
+        let tmp = OsString::from(format!("{NEW_PREFIX}{}", hex(&random::bytes::<8>())));
+        h.create_child_with(&tmp, &sealed, 0o600)?;
+        if let Err(e) = h.rename_child(&tmp, h, &binding_name(host), 0) {
+            let _ = h.unlink_child(&tmp);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Removes the binding record of the name `host` in `dir`, if any
+    /// (best effort: a record left behind binds a name that holds no
+    /// symlink, and is removed with its folder).
+    pub(crate) fn drop_binding(&self, dir: &Node, host: &OsStr) {
+        if let Ok(h) = dir.handle()
+            && let Err(e) = h.unlink_child(&binding_name(host))
+            && e.raw_os_error() != Some(libc::ENOENT)
+        {
+            log::warn!(
+                "the binding record of {}/{} was not removed: {e}",
+                self.describe(dir),
+                host.to_string_lossy()
+            );
+        }
+    }
+
+    /// What the name `host` in `dir` holds, as binding targets: its
+    /// record's hashes if it is a bound symlink, nothing otherwise (not a
+    /// symlink, or a record that does not open: such a symlink stays
+    /// unreadable wherever it goes).
+    pub(crate) fn bound_targets(
+        &self,
+        dir: &Node,
+        host: &OsStr,
+        st: Option<&libc::stat>,
+    ) -> Vec<[u8; 32]> {
+        match st {
+            Some(st) if self.bound_symlinks && Kind::from_mode(st.st_mode) == Kind::Symlink => {
+                self.binding_at(dir, host).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
