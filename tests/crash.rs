@@ -8,6 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -60,6 +61,113 @@ struct Model {
 }
 
 const NAMES: [&str; 6] = ["a.md", "b.md", "c.txt", "d.bin", "e.md", "f.db"];
+/// Symlinks (their model content is the target): their binding records
+/// (FORMAT §6.1) are rewritten by renames and exchanges.
+const LINKS: [&str; 3] = ["l1", "l2", "l3"];
+
+/// What a name holds: a file's content or a symlink's target.
+fn read_entry(dir: &Path, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+    let r = if LINKS.contains(&name) {
+        std::fs::read_link(dir.join(name)).map(|t| t.into_os_string().into_encoded_bytes())
+    } else {
+        std::fs::read(dir.join(name))
+    };
+    match r {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// One symlink operation: create or replace (by rename over, as `ln -sf`
+/// does), rename to another link name, exchange two, or delete.
+fn link_step(dir: &Path, m: &Mutex<Model>, rng: &mut Rng) -> std::io::Result<()> {
+    let pick = |rng: &mut Rng| LINKS[rng.below(LINKS.len() as u64) as usize].to_string();
+    let (a, b) = (pick(rng), pick(rng));
+    let now = |n: &str| match m.lock().unwrap().files.get(n) {
+        Some(c) => Expect::Content(c.clone()),
+        None => Expect::Absent,
+    };
+    let set_pending = |alts: Vec<(String, Vec<Expect>)>| {
+        let mut g = m.lock().unwrap();
+        g.log.push(format!("links {alts:?}"));
+        g.pending = alts.into_iter().collect();
+    };
+    let finish = |changes: Vec<(String, Option<Vec<u8>>)>| {
+        let mut g = m.lock().unwrap();
+        for (n, c) in changes {
+            match c {
+                Some(c) => g.files.insert(n, c),
+                None => g.files.remove(&n),
+            };
+        }
+        g.pending.clear();
+    };
+    let (ea, eb) = (now(&a), now(&b));
+    let content = |e: &Expect| match e {
+        Expect::Content(c) => Some(c.clone()),
+        Expect::Absent => None,
+    };
+    match rng.below(4) {
+        0 => {
+            let t = format!("target-{}", rng.below(1_000_000)).into_bytes();
+            set_pending(vec![(
+                a.clone(),
+                vec![ea.clone(), Expect::Content(t.clone())],
+            )]);
+            let target = std::ffi::OsStr::from_bytes(&t);
+            if matches!(ea, Expect::Absent) {
+                std::os::unix::fs::symlink(target, dir.join(&a))?;
+            } else {
+                let tmp = dir.join(format!("{a}.new"));
+                // A crash may have left one.
+                let _ = std::fs::remove_file(&tmp);
+                std::os::unix::fs::symlink(target, &tmp)?;
+                std::fs::rename(&tmp, dir.join(&a))?;
+            }
+            finish(vec![(a, Some(t))]);
+        }
+        1 if a != b && !matches!(ea, Expect::Absent) => {
+            set_pending(vec![
+                (a.clone(), vec![ea.clone(), Expect::Absent]),
+                (b.clone(), vec![eb, ea.clone()]),
+            ]);
+            std::fs::rename(dir.join(&a), dir.join(&b))?;
+            finish(vec![(a, None), (b, content(&ea))]);
+        }
+        2 if a != b && !matches!(ea, Expect::Absent) && !matches!(eb, Expect::Absent) => {
+            set_pending(vec![
+                (a.clone(), vec![ea.clone(), eb.clone()]),
+                (b.clone(), vec![eb.clone(), ea.clone()]),
+            ]);
+            let x =
+                std::ffi::CString::new(dir.join(&a).into_os_string().into_encoded_bytes()).unwrap();
+            let y =
+                std::ffi::CString::new(dir.join(&b).into_os_string().into_encoded_bytes()).unwrap();
+            // SAFETY: valid C strings.
+            let r = unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    x.as_ptr(),
+                    libc::AT_FDCWD,
+                    y.as_ptr(),
+                    libc::RENAME_EXCHANGE,
+                )
+            };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            finish(vec![(a, content(&eb)), (b, content(&ea))]);
+        }
+        3 if !matches!(ea, Expect::Absent) => {
+            set_pending(vec![(a.clone(), vec![ea, Expect::Absent])]);
+            std::fs::remove_file(dir.join(&a))?;
+            finish(vec![(a, None)]);
+        }
+        _ => {}
+    }
+    Ok(())
+}
 
 fn with_change(old: &[u8], off: usize, data: &[u8]) -> Vec<u8> {
     let mut v = old.to_vec();
@@ -94,6 +202,9 @@ fn write_chunked(f: &mut std::fs::File, data: &[u8], rng: &mut Rng) -> std::io::
 /// One random operation. `Err` once the daemon is gone; the pending
 /// alternatives are left in the model.
 fn step(dir: &Path, m: &Mutex<Model>, rng: &mut Rng) -> std::io::Result<()> {
+    if rng.below(5) == 0 {
+        return link_step(dir, m, rng);
+    }
     let name = NAMES[rng.below(NAMES.len() as u64) as usize].to_string();
     let p = dir.join(&name);
     let old = m.lock().unwrap().files.get(&name).cloned();
@@ -217,10 +328,10 @@ fn step(dir: &Path, m: &Mutex<Model>, rng: &mut Rng) -> std::io::Result<()> {
 }
 
 fn verify(dir: &Path, m: &Model, round: u64) {
-    for name in NAMES {
-        let found = match std::fs::read(dir.join(name)) {
-            Ok(c) => Some(c),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+    for name in NAMES.iter().chain(LINKS.iter()) {
+        let name = *name;
+        let found = match read_entry(dir, name) {
+            Ok(c) => c,
             Err(e) => {
                 eprintln!("round {round}: reading {name} failed: {e}");
                 panic!("round {round}: reading {name} failed: {e}")
@@ -318,11 +429,11 @@ fn sigkill_at_random_instants_leaves_old_or_new() {
             // What is on disk now is the committed state.
             let pending = std::mem::take(&mut g.pending);
             for name in pending.keys() {
-                match std::fs::read(work.join(name)) {
-                    Ok(c) => {
+                match read_entry(&work, name) {
+                    Ok(Some(c)) => {
                         g.files.insert(name.clone(), c);
                     }
-                    Err(_) => {
+                    _ => {
                         g.files.remove(name);
                     }
                 }
@@ -354,6 +465,17 @@ fn sigkill_at_random_instants_leaves_old_or_new() {
     }
     let m = w.mount(&[]);
     verify(&work, &model.lock().unwrap(), rounds);
+    let link_ops = model
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|l| l.starts_with("links"))
+        .count();
+    assert!(
+        link_ops > 10,
+        "only {link_ops} symlink operations were tried"
+    );
     m.unmount();
     // The whole vault verifies: every block, name, version and trash entry.
     let o = w.check_sealed();
