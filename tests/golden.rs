@@ -360,3 +360,67 @@ fn golden_v1_blockmac_opens_and_verifies_its_block_macs() {
     );
     m.unmount();
 }
+
+/// The vault with symlink binding records (feature flag 0x400, docs/
+/// FORMAT.md §6.1): symlinks renamed, hard-linked (git keeps them as two
+/// symlinks, each with its record), in a folder, dangling and with a long
+/// name all read back; a target copied onto another name is refused.
+#[test]
+fn golden_v1_symlinks_open_and_stay_bound_to_their_names() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-symlinks");
+    let conf = std::fs::read(golden.join("vault/quire.conf")).unwrap();
+    assert_eq!(&conf[10..14], &0x7FFu32.to_be_bytes());
+    let w = World::new();
+    copy_dir(&golden.join("vault"), &w.vault);
+    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let o = w.check_sealed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("6 files, 2 folders"), "{out}");
+    let long = "a-rather-long-symlink-name-".repeat(6);
+    {
+        let m = w.mount(&["--read-only"]);
+        for (n, t) in [
+            ("link", "note.md"),
+            ("alias", "note.md"),
+            ("folder/up", "../note.md"),
+            ("folder/dangling", "../../nowhere/at/all"),
+            (long.as_str(), "folder/up"),
+        ] {
+            assert_eq!(
+                std::fs::read_link(m.path(n)).unwrap(),
+                std::path::Path::new(t),
+                "{n}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(m.path(&long)).unwrap(),
+            "Symlinked note.\n"
+        );
+        m.unmount();
+    }
+    // The folder's dangling target put under the other symlink's name.
+    let folder = std::fs::read_dir(w.vault.join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let links: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            std::fs::symlink_metadata(p)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        })
+        .collect();
+    assert_eq!(links.len(), 2);
+    let t = std::fs::read_link(&links[0]).unwrap();
+    std::fs::remove_file(&links[1]).unwrap();
+    std::os::unix::fs::symlink(t, &links[1]).unwrap();
+    let o = w.check_sealed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(21), "{out}");
+    assert!(out.contains("folder/"), "{out}");
+}
