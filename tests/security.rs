@@ -1062,6 +1062,16 @@ fn symlink_targets_are_bound_to_their_name() {
             std::fs::read_link(m.path("d/a3")).unwrap(),
             Path::new("note.md")
         );
+        // A hard-linked symlink keeps reading after the name it was
+        // created (and last looked up) by is removed, and can be linked
+        // again from its other name.
+        std::os::unix::fs::symlink("kept", m.path("s1")).unwrap();
+        std::fs::hard_link(m.path("s1"), m.path("s2")).unwrap();
+        std::fs::remove_file(m.path("s1")).unwrap();
+        assert_eq!(std::fs::read_link(m.path("s2")).unwrap(), Path::new("kept"));
+        std::fs::hard_link(m.path("s2"), m.path("s3")).unwrap();
+        std::fs::remove_file(m.path("s2")).unwrap();
+        assert_eq!(std::fs::read_link(m.path("s3")).unwrap(), Path::new("kept"));
         // A note renamed over a symlink, and a symlink deleted.
         std::fs::write(m.path("n.md"), "note\n").unwrap();
         std::fs::rename(m.path("n.md"), m.path("d/a3")).unwrap();
@@ -1076,5 +1086,5 @@ fn symlink_targets_are_bound_to_their_name() {
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".qs"))
         .count();
-    assert_eq!(records, 2, "one record per symlink name, none left over");
+    assert_eq!(records, 3, "one record per symlink name, none left over");
 }

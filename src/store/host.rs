@@ -326,6 +326,20 @@ impl Handle {
         })
     }
 
+    /// `readlinkat` of the child `name` (a symlink).
+    pub fn readlink_child(&self, name: &OsStr) -> io::Result<Vec<u8>> {
+        let c = cstr(name.as_bytes())?;
+        let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+        // SAFETY: valid fd and C string, buffer of the given length.
+        let n =
+            unsafe { libc::readlinkat(self.fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        buf.truncate(n as usize);
+        Ok(buf)
+    }
+
     /// `readlinkat` of this (symlink) inode.
     pub fn readlink(&self) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];

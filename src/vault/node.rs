@@ -147,6 +147,12 @@ pub struct Node {
     /// `BLOCK_MAC`, FORMAT §4.2): `None` until verified against the
     /// header, then kept current by every change.
     pub(crate) mac: Mutex<Option<[u8; 32]>>,
+    /// For a symlink (flag `BOUND_SYMLINKS`, FORMAT §6.1): the hash of
+    /// the host target the binding record of the name it was last looked
+    /// up by (or created, linked, read as) accepted; `None` if that failed.
+    /// A host symlink's target cannot change in place, so this holds for
+    /// every name of the inode while nothing newer was looked up.
+    pub(crate) link_ok: Mutex<Option<[u8; 32]>>,
     /// Open file handles on this node.
     pub(crate) opens: AtomicUsize,
     /// Handles open for writing: the last one to close commits.
@@ -206,6 +212,7 @@ impl Node {
             io: RwLock::new(()),
             file_key: OnceLock::new(),
             mac: Mutex::new(None),
+            link_ok: Mutex::new(None),
             opens: AtomicUsize::new(0),
             writers: AtomicUsize::new(0),
             undo: Mutex::new(None),
@@ -270,6 +277,11 @@ impl Node {
     pub fn adopt_location(&self, other: &Node) {
         if let Some((p, h)) = other.loc.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             self.relocate(p, h);
+        }
+        if self.kind == Kind::Symlink {
+            // The latest lookup's verdict on the symlink's binding.
+            let seen = *other.link_ok.lock().unwrap_or_else(|e| e.into_inner());
+            *self.link_ok.lock().unwrap_or_else(|e| e.into_inner()) = seen;
         }
     }
 

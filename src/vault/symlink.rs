@@ -65,26 +65,48 @@ impl Tree {
     }
 
     /// Reads a symlink's plaintext target. With `BOUND_SYMLINKS`, the host
-    /// target must be one its name's binding record accepts.
+    /// target must be one the binding record of the name it was looked up
+    /// by accepts (checked at lookup: after another name of a hard-linked
+    /// symlink is removed, its node's recorded name may be the gone one),
+    /// else the record of its recorded name.
     pub fn readlink(&self, node: &Node) -> io::Result<Vec<u8>> {
         let host = node.handle()?.readlink()?;
         if self.bound_symlinks {
-            let (dir, name) = node.location().ok_or_else(eio)?;
-            if !self
-                .binding_at(&dir, &name)?
-                .contains(&records::target_hash(&host))
-            {
-                log::error!(
-                    "symlink {} does not match its binding record (its target was replaced, or copied from another symlink)",
-                    self.describe(node)
-                );
-                return Err(eio());
+            let h = records::target_hash(&host);
+            let seen = *node.link_ok.lock().unwrap_or_else(|e| e.into_inner());
+            if seen != Some(h) {
+                let (dir, name) = node.location().ok_or_else(eio)?;
+                if !self.binding_at(&dir, &name)?.contains(&h) {
+                    log::error!(
+                        "symlink {} does not match its binding record (its target was replaced, or copied from another symlink)",
+                        self.describe(node)
+                    );
+                    return Err(eio());
+                }
+                *node.link_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
             }
         }
         records::open_symlink(&self.keys.symlink, &host).map_err(|_| {
             log::error!("symlink {} failed authentication", self.describe(node));
             eio()
         })
+    }
+
+    /// The hash of the host target of the symlink `host` in `dir` if its
+    /// binding record accepts it (failures are logged).
+    pub(crate) fn verify_binding(&self, dir: &Node, host: &OsStr) -> Option<[u8; 32]> {
+        let target = dir.handle().ok()?.readlink_child(host).ok()?;
+        let h = records::target_hash(&target);
+        if self.binding_at(dir, host).ok()?.contains(&h) {
+            Some(h)
+        } else {
+            log::error!(
+                "symlink {}/{} does not match its binding record (its target was replaced, or copied from another symlink)",
+                self.describe(dir),
+                host.to_string_lossy()
+            );
+            None
+        }
     }
 
     /// The target hashes the binding record of the symlink `host` in `dir`

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::node::{Attr, Kind, Node};
 use crate::crypto::{SubKeys, random};
-use crate::format::{dirid, names};
+use crate::format::{dirid, names, records};
 use crate::store::host::{Handle, Time};
 
 pub(crate) fn eio() -> io::Error {
@@ -305,6 +305,12 @@ impl Tree {
         } else {
             Node::lazy(dir.clone(), host.to_owned(), kind, st.st_ino)
         };
+        if kind == Kind::Symlink && self.bound_symlinks {
+            // Checked by name here, where the name is known: a later
+            // readlink has only the inode (FORMAT §6.1).
+            *node.link_ok.lock().unwrap_or_else(|e| e.into_inner()) =
+                self.verify_binding(dir, host);
+        }
         Ok((node, Attr::from_host(&st, self.layout)))
     }
 
@@ -578,11 +584,11 @@ impl Tree {
         }
         let hn = self.host_name(dir, name)?;
         let host = OsStr::new(hn.host());
-        // A new name of a symlink gets its own binding record (§6.1), made
-        // from the record it already has.
+        // A new name of a symlink gets its own binding record (§6.1), for
+        // the target it verifiably has (EIO if it does not verify).
         let bound = if self.bound_symlinks && node.kind == Kind::Symlink {
-            let (from, from_host) = node.location().ok_or_else(eio)?;
-            let targets = self.binding_at(&from, &from_host)?;
+            self.readlink(node)?;
+            let targets = [records::target_hash(&node.handle()?.readlink()?)];
             match dir.handle()?.stat_child(host) {
                 Ok(_) => return Err(errno(libc::EEXIST)),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
