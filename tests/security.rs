@@ -1088,3 +1088,52 @@ fn symlink_targets_are_bound_to_their_name() {
         .count();
     assert_eq!(records, 3, "one record per symlink name, none left over");
 }
+
+/// A file whose MAC this mount verified and whose node the kernel then
+/// forgot reopens without a full pass (its MAC is parked while the host
+/// file is unchanged), but a block spliced into it on the host meanwhile
+/// changes its ctime, so the reopen verifies and refuses it.
+#[test]
+fn a_block_spliced_into_a_forgotten_file_while_mounted_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: dropping the kernel's inode cache needs root");
+        return;
+    }
+    const HDR: u64 = 78;
+    const SLOT: u64 = 4124;
+    let w = World::new();
+    w.init();
+    let text: String = (0..800)
+        .map(|i| format!("line {i} of the note\n"))
+        .collect();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("n.md"), &text).unwrap();
+    let host = only_note(&w);
+    let old = std::fs::read(&host).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("n.md"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, b"CHANGED", 5000).unwrap();
+    drop(f);
+    let forget = || {
+        // Dentries and inodes: the kernel forgets the mount's nodes.
+        std::fs::write("/proc/sys/vm/drop_caches", "2").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut expected = text.clone().into_bytes();
+    expected[5000..5007].copy_from_slice(b"CHANGED");
+    assert!(std::fs::read(m.path("n.md")).unwrap() == expected);
+    // Forgotten and unchanged: reads back (from the parked MAC).
+    forget();
+    assert!(std::fs::read(m.path("n.md")).unwrap() == expected);
+    // Forgotten, then the old block 1 spliced back on the host.
+    forget();
+    let slot = (HDR + SLOT) as usize..(HDR + 2 * SLOT) as usize;
+    let h = std::fs::OpenOptions::new().write(true).open(&host).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&h, &old[slot.clone()], slot.start as u64).unwrap();
+    drop(h);
+    let e = std::fs::read(m.path("n.md")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    m.unmount();
+}

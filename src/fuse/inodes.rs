@@ -154,17 +154,19 @@ impl Inodes {
         }
     }
 
-    pub(crate) fn forget(&self, ino: u64, n: u64) {
+    /// Drops `n` kernel lookups of `ino`; returns the node once the
+    /// kernel no longer knows it.
+    pub(crate) fn forget(&self, ino: u64, n: u64) -> Option<Arc<Node>> {
         if ino == 1 {
-            return;
+            return None;
         }
         let mut m = self.map.lock().unwrap();
-        if let Some(e) = m.get_mut(&ino) {
-            e.lookups = e.lookups.saturating_sub(n);
-            if e.lookups == 0 {
-                m.remove(&ino);
-            }
+        let e = m.get_mut(&ino)?;
+        e.lookups = e.lookups.saturating_sub(n);
+        if e.lookups == 0 {
+            return m.remove(&ino).map(|e| e.node);
         }
+        None
     }
 
     /// The `count` least recently used entries (files before folders), as

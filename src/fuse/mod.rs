@@ -394,7 +394,11 @@ impl Filesystem for QuireFs {
         if views::is_virtual(ino.0) {
             return;
         }
-        self.inodes.forget(ino.0, nlookup);
+        if let Some(node) = self.inodes.forget(ino.0, nlookup) {
+            // Its verified block MAC outlives it (while the host file is
+            // unchanged), so reopening it costs no full pass.
+            self.tree.park_mac(&node);
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {

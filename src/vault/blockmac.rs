@@ -19,6 +19,22 @@ use crate::format::content::{self, CBLOCK};
 
 /// Slots read at once when summing a range.
 const GROUP: u64 = 256;
+/// Most parked MACs kept (about 80 bytes each).
+const MAX_PARKED: usize = 16384;
+
+/// A block MAC this mount verified (and kept current) for a file whose
+/// node the kernel has since forgotten, so that its next open does not
+/// read the whole file again. Trusted only for the same file (ID and the
+/// sealed MAC in its header) while the host file's change time and size
+/// are the ones seen when it was parked: any write to the host file,
+/// Quire's or another's, changes its ctime.
+#[derive(Clone, Copy)]
+pub(crate) struct Parked {
+    id: [u8; 16],
+    mac: [u8; 32],
+    ctime: (i64, i64),
+    size: i64,
+}
 
 impl Tree {
     /// A fresh header for a new file (with an empty MAC in a `BLOCK_MAC`
@@ -103,6 +119,21 @@ impl Tree {
             );
             return Err(eio());
         };
+        // Kept, not taken: another node of the same inode may ask too (a
+        // stale entry is harmless: its ctime no longer matches).
+        let parked = self.parked_macs.lock().unwrap().get(&node.ino).copied();
+        if let Some(p) = parked {
+            use std::os::unix::fs::MetadataExt;
+            let st = file.metadata()?;
+            if p.id == k.id
+                && p.mac == sealed
+                && p.ctime == (st.ctime(), st.ctime_nsec())
+                && p.size == st.size() as i64
+            {
+                *m = Some(sealed);
+                return Ok(());
+            }
+        }
         let found = self.slots_mac(k, file, 0, u64::MAX)?;
         if found != sealed {
             log::error!(
@@ -113,6 +144,44 @@ impl Tree {
         }
         *m = Some(found);
         Ok(())
+    }
+
+    /// Keeps the verified MAC of a node the kernel forgot (see [`Parked`]).
+    /// Only a settled file's: verified, current, no change in progress.
+    pub(crate) fn park_mac(&self, node: &Node) {
+        if self.block_mac.is_none() || node.kind() != super::Kind::File || node.is_dead() {
+            return;
+        }
+        let Some(mac) = *node.mac.lock().unwrap_or_else(|e| e.into_inner()) else {
+            return;
+        };
+        let (Some(k), Some(h)) = (node.file_key.get(), node.open_handle()) else {
+            return;
+        };
+        if node
+            .undo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            return;
+        }
+        let Ok(st) = h.stat() else { return };
+        let mut m = self.parked_macs.lock().unwrap();
+        if m.len() >= MAX_PARKED
+            && let Some(&old) = m.keys().next()
+        {
+            m.remove(&old);
+        }
+        m.insert(
+            node.ino,
+            Parked {
+                id: k.id,
+                mac,
+                ctime: (st.st_ctime, st.st_ctime_nsec),
+                size: st.st_size,
+            },
+        );
     }
 
     /// After a change replaced the slots in `ranges` (whose values before

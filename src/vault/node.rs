@@ -249,6 +249,11 @@ impl Node {
         Ok(self.fd.get().expect("just set"))
     }
 
+    /// The node's host handle if it is already open.
+    pub(crate) fn open_handle(&self) -> Option<&Handle> {
+        self.fd.get()
+    }
+
     /// Opens the handle now, so the node stays reachable after its name goes.
     pub fn pin(&self) -> io::Result<()> {
         self.handle().map(|_| ())

@@ -83,6 +83,9 @@ pub struct Tree {
     /// slot, the marker's sealed bytes). Trusted only while the marker is
     /// unchanged; also cleared by changes to that file.
     pub(crate) hole_cache: Mutex<Option<super::sparse::VerifiedRun>>,
+    /// Block MACs verified in this mount whose nodes the kernel forgot,
+    /// by host inode (see [`super::blockmac::Parked`]).
+    pub(crate) parked_macs: Mutex<std::collections::HashMap<u64, super::blockmac::Parked>>,
     /// The audit log's path and remembered head, for reading it.
     pub(crate) audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
     /// The daemon log's path, for `quire logs`.
@@ -165,6 +168,7 @@ impl Tree {
             },
             block_mac: mac_key,
             hole_cache: Default::default(),
+            parked_macs: Default::default(),
             lifecycle_wake: Default::default(),
             listener: Default::default(),
             restores: Default::default(),
