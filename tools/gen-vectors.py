@@ -77,4 +77,46 @@ rec(kind="config", comment="password slot opens", expect="ok", password=b"vector
 rec(kind="config", comment="wrong password", expect="auth-fail", password=b"vector passwore".hex(), config=conf.hex(), master="")
 rec(kind="recovery", comment="recovery slot opens", expect="ok", recovery=rk.hex(), config=conf.hex(), master=MASTER.hex())
 
+# Block MAC (flag BLOCK_MAC, FORMAT §4.2): a whole content file, 78-byte
+# header then blocks; MAC = XOR of HMAC-SHA256(block-MAC key, file ID ‖ n ‖
+# the slot's nonce) over non-empty slots, sealed in the header.
+import hmac
+mac_key = hkdf(b"quire/v1/block-mac")
+def slot_value(fid, n, nonce):
+    if nonce == bytes(12):
+        return bytes(32)
+    return hmac.new(mac_key, fid + struct.pack(">Q", n) + nonce, hashlib.sha256).digest()
+def xor(a, b):
+    return bytes(x ^ y for x, y in zip(a, b))
+def mac_file(fid, blocks, header_nonce):
+    mac = bytes(32)
+    for n, b in enumerate(blocks):
+        mac = xor(mac, slot_value(fid, n, b[:12]))
+    head = struct.pack(">H", 2) + fid + header_nonce + fk.encrypt(header_nonce, mac, fid + b"quire/v1/block-mac")
+    return head + b"".join(blocks)
+texts = [plain, plain[::-1], plain[:700]]
+blocks = []
+for n, t in enumerate(texts):
+    nb = bytes([n + 1]) * 12
+    blocks.append(nb + fk.encrypt(nb, t, aad(FILE_ID, n, 1 if n == len(texts) - 1 else 0)))
+whole = mac_file(FILE_ID, blocks, bytes([7]) * 12)
+rec(kind="blockmac", comment="three blocks, MAC in the header", expect="ok", file_id=FILE_ID.hex(), file=whole.hex(), plain=b"".join(texts).hex())
+older = bytes([0x41]) * 12
+old1 = older + fk.encrypt(older, plain, aad(FILE_ID, 1, 0))
+spliced = whole[:78] + blocks[0] + old1 + blocks[2]
+rec(kind="blockmac", comment="an older seal of block 1 spliced back in place", expect="auth-fail", file_id=FILE_ID.hex(), file=spliced.hex(), plain="")
+
+# Symlinks (FORMAT §6) and their binding records (flag BOUND_SYMLINKS, §6.1).
+sym = AESGCM(hkdf(b"quire/v1/symlink"))
+ns = bytes([3]) * 12
+target_text = b64(ns + sym.encrypt(ns, b"../notes/today.md", b"quire/v1/symlink")).encode()
+rec(kind="symlink", comment="a sealed target", expect="ok", host=target_text.hex(), plain=b"../notes/today.md".hex())
+host_name = b"Q5ZzQCtQyN-QdExAYfF6Le0PfVQC69aI"
+h = hashlib.sha256(target_text).digest()
+nb = bytes([4]) * 12
+body = bytes([1, 2]) + h + hashlib.sha256(b"another target").digest()
+record = nb + sym.encrypt(nb, body, b"quire/v1/symlink-binding" + DIR_ID + host_name)
+rec(kind="binding", comment="a record accepting two targets (a rename in flight)", expect="ok", dir_id=DIR_ID.hex(), host=host_name.hex(), record=record.hex(), targets=body[2:].hex(), target_text=target_text.hex())
+rec(kind="binding", comment="the record read for another name", expect="auth-fail", dir_id=DIR_ID.hex(), host=(host_name[:-1] + b"b").hex(), record=record.hex(), targets="", target_text="")
+
 open("tests/vectors/format-v1.txt", "w").write("\n".join(out))

@@ -104,6 +104,50 @@ fn every_vector_gives_its_expected_result() {
                 // Our serializer reproduces the exact bytes.
                 assert_eq!(c.to_bytes(), unhex(&r["config"]), "{what}");
             }
+            "blockmac" => {
+                let file = unhex(&r["file"]);
+                assert_eq!(&file[..2], &[0, 2], "{what}: content version 2");
+                let id: [u8; 16] = file[2..18].try_into().unwrap();
+                let fk = keys.file_key(&id);
+                let sealed = content::open_header_mac(&fk, &id, &file).expect("header opens");
+                let mk = crate::crypto::mac::BlockMacKey::new(&keys.block_mac);
+                let body = &file[content::MAC_HEADER_LEN as usize..];
+                let mut found = [0u8; 32];
+                let slots = body.len().div_ceil(content::CBLOCK as usize);
+                for (n, slot) in body.chunks(content::CBLOCK as usize).enumerate() {
+                    crate::crypto::mac::xor_into(&mut found, &mk.slot(&id, n as u64, &slot[..12]));
+                }
+                let mut out = Vec::new();
+                let blocks_ok =
+                    content::open_blocks(&fk, &id, 0, body, slots as u64 - 1, &mut out).is_ok();
+                assert!(blocks_ok, "{what}: each block authenticates on its own");
+                assert_eq!(found == sealed, ok, "{what}");
+                if ok {
+                    assert_eq!(out, unhex(&r["plain"]), "{what}");
+                }
+            }
+            "symlink" => {
+                let res = super::records::open_symlink(&keys.symlink, &unhex(&r["host"]));
+                assert_eq!(res.is_ok(), ok, "{what}");
+                if let Ok(p) = res {
+                    assert_eq!(p, unhex(&r["plain"]), "{what}");
+                }
+            }
+            "binding" => {
+                let dir: [u8; 16] = unhex(&r["dir_id"]).try_into().unwrap();
+                let res = super::records::open_binding(
+                    &keys.symlink,
+                    &dir,
+                    &unhex(&r["host"]),
+                    &unhex(&r["record"]),
+                );
+                assert_eq!(res.is_ok(), ok, "{what}");
+                if let Ok(t) = res {
+                    assert_eq!(t.concat(), unhex(&r["targets"]), "{what}");
+                    let h = super::records::target_hash(&unhex(&r["target_text"]));
+                    assert!(t.contains(&h), "{what}: the target text's hash");
+                }
+            }
             k => panic!("unknown vector kind {k}"),
         }
     }
