@@ -1087,6 +1087,37 @@ fn symlink_targets_are_bound_to_their_name() {
         .filter(|p| p.to_string_lossy().ends_with(".qs"))
         .count();
     assert_eq!(records, 3, "one record per symlink name, none left over");
+
+    // A record whose symlink was never made (a crash between the two)
+    // does not keep its folder from being removed.
+    {
+        let m = w.mount(&[]);
+        std::fs::create_dir(m.path("g")).unwrap();
+        std::os::unix::fs::symlink("x", m.path("g/l")).unwrap();
+        m.unmount();
+    }
+    let orphan = walk_all(&w.vault.join("d"))
+        .into_iter()
+        .find(|p| {
+            std::fs::symlink_metadata(p)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+                && qs(p).is_file()
+                && {
+                    let dir = p.parent().unwrap();
+                    std::fs::read_dir(dir).unwrap().count() == 3
+                }
+        })
+        .expect("the symlink in g");
+    std::fs::remove_file(&orphan).unwrap();
+    {
+        let m = w.mount(&[]);
+        std::fs::remove_dir(m.path("g")).unwrap();
+        m.unmount();
+    }
+    assert!(!qs(&orphan).exists());
+    clean("after the folder with an orphan record went");
 }
 
 /// A file whose MAC this mount verified and whose node the kernel then

@@ -104,9 +104,11 @@ impl Tree {
                 dir.unlink_child(n)?;
                 continue;
             }
-            if let Some(stem) = s.strip_suffix(crate::format::records::BINDING_SUFFIX)
-                && !present.contains(OsStr::new(stem))
-            {
+            if let Some(stem) = s.strip_suffix(crate::format::records::BINDING_SUFFIX) {
+                if present.contains(OsStr::new(stem)) {
+                    // The record of a symlink still here.
+                    return Err(errno(libc::ENOTEMPTY));
+                }
                 // A symlink's binding record left by a crash.
                 dir.unlink_child(n)?;
                 continue;
