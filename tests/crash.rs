@@ -486,3 +486,51 @@ fn sigkill_at_random_instants_leaves_old_or_new() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// After a crash, a read-only mount (which rolls nothing back) says so
+/// and what to do; a read-write mount then rolls the interrupted change
+/// back to the last saved content.
+#[test]
+fn a_read_only_mount_after_a_crash_says_how_to_roll_back() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("n.md"), "saved\n").unwrap();
+    // Asked first: running a program while the file is open closes its
+    // inherited descriptor at exec, and a close commits.
+    let pid = w.daemon_pid().expect("daemon pid");
+    let f = OpenOptions::new().write(true).open(m.path("n.md")).unwrap();
+    f.write_all_at(&[b'x'; 10000], 0).unwrap();
+    // SAFETY: plain kill of the daemon we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_gone(pid, Duration::from_secs(10)));
+    drop(f);
+    std::mem::forget(m);
+    let _ = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg("-z")
+        .arg(&w.mnt)
+        .output();
+    assert!(
+        w.vault.join("quire.undo").exists(),
+        "the change was journaled"
+    );
+    let o = w.mount_output(&["--read-only"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let m = Mounted { world: &w };
+    assert!(err.contains("without --read-only"), "{err}");
+    m.unmount();
+    let o = w.mount_output(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains("crash"), "{err}");
+    let m = Mounted { world: &w };
+    let logs = w.run(&["logs"]);
+    assert_eq!(
+        std::fs::read(m.path("n.md")).unwrap(),
+        b"saved\n",
+        "{}",
+        String::from_utf8_lossy(&logs.stdout)
+    );
+    m.unmount();
+}

@@ -235,6 +235,14 @@ pub fn run(a: MountArgs) -> Result<()> {
     };
     let (mut v, lock) = unlocked;
     paths::remember_audit_head(&mut v);
+    if a.read_only
+        && std::fs::symlink_metadata(v.layout().undo()).is_ok_and(|m| m.is_file() && m.len() > 0)
+    {
+        // A read-only mount does not roll back (it writes nothing).
+        eprintln!(
+            "quire: a crash interrupted changes in this vault; in a read-only mount the files they touched show the interrupted change (or read as I/O errors). Mount it once without --read-only to roll them back to their last saved content."
+        );
+    }
     let opts = daemon::Options {
         mountpoint: mp,
         read_only: a.read_only,
