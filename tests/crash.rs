@@ -58,6 +58,28 @@ struct Model {
     pending: BTreeMap<String, Vec<Expect>>,
     /// Recent operations, for failure messages.
     log: Vec<String>,
+    /// Symlink operations tried.
+    link_ops: usize,
+}
+
+impl Model {
+    /// Names an operation in flight and what each name it touches may hold.
+    fn set_pending(&mut self, alts: Vec<(String, Vec<Expect>)>) {
+        let desc = format!("{alts:?}");
+        self.log.push(desc.chars().take(300).collect());
+        self.pending = alts.into_iter().collect();
+    }
+
+    /// The operation in flight is done: these names now hold this.
+    fn commit(&mut self, changes: Vec<(String, Option<Vec<u8>>)>) {
+        for (n, c) in changes {
+            match c {
+                Some(c) => self.files.insert(n, c),
+                None => self.files.remove(&n),
+            };
+        }
+        self.pending.clear();
+    }
 }
 
 const NAMES: [&str; 6] = ["a.md", "b.md", "c.txt", "d.bin", "e.md", "f.db"];
@@ -90,19 +112,10 @@ fn link_step(dir: &Path, m: &Mutex<Model>, rng: &mut Rng) -> std::io::Result<()>
     };
     let set_pending = |alts: Vec<(String, Vec<Expect>)>| {
         let mut g = m.lock().unwrap();
-        g.log.push(format!("links {alts:?}"));
-        g.pending = alts.into_iter().collect();
+        g.link_ops += 1;
+        g.set_pending(alts);
     };
-    let finish = |changes: Vec<(String, Option<Vec<u8>>)>| {
-        let mut g = m.lock().unwrap();
-        for (n, c) in changes {
-            match c {
-                Some(c) => g.files.insert(n, c),
-                None => g.files.remove(&n),
-            };
-        }
-        g.pending.clear();
-    };
+    let finish = |changes: Vec<(String, Option<Vec<u8>>)>| m.lock().unwrap().commit(changes);
     let (ea, eb) = (now(&a), now(&b));
     let content = |e: &Expect| match e {
         Expect::Content(c) => Some(c.clone()),
@@ -140,23 +153,7 @@ fn link_step(dir: &Path, m: &Mutex<Model>, rng: &mut Rng) -> std::io::Result<()>
                 (a.clone(), vec![ea.clone(), eb.clone()]),
                 (b.clone(), vec![eb.clone(), ea.clone()]),
             ]);
-            let x =
-                std::ffi::CString::new(dir.join(&a).into_os_string().into_encoded_bytes()).unwrap();
-            let y =
-                std::ffi::CString::new(dir.join(&b).into_os_string().into_encoded_bytes()).unwrap();
-            // SAFETY: valid C strings.
-            let r = unsafe {
-                libc::renameat2(
-                    libc::AT_FDCWD,
-                    x.as_ptr(),
-                    libc::AT_FDCWD,
-                    y.as_ptr(),
-                    libc::RENAME_EXCHANGE,
-                )
-            };
-            if r != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            exchange(&dir.join(&a), &dir.join(&b))?;
             finish(vec![(a, content(&eb)), (b, content(&ea))]);
         }
         3 if !matches!(ea, Expect::Absent) => {
@@ -212,22 +209,8 @@ fn step(dir: &Path, m: &Mutex<Model>, rng: &mut Rng) -> std::io::Result<()> {
         Some(c) => Expect::Content(c.clone()),
         None => Expect::Absent,
     };
-    let set_pending = |alts: Vec<(String, Vec<Expect>)>| {
-        let mut g = m.lock().unwrap();
-        let desc = format!("{alts:?}");
-        g.log.push(desc.chars().take(300).collect());
-        g.pending = alts.into_iter().collect();
-    };
-    let commit = |changes: Vec<(String, Option<Vec<u8>>)>| {
-        let mut g = m.lock().unwrap();
-        for (n, c) in changes {
-            match c {
-                Some(c) => g.files.insert(n, c),
-                None => g.files.remove(&n),
-            };
-        }
-        g.pending.clear();
-    };
+    let set_pending = |alts: Vec<(String, Vec<Expect>)>| m.lock().unwrap().set_pending(alts);
+    let commit = |changes: Vec<(String, Option<Vec<u8>>)>| m.lock().unwrap().commit(changes);
     match rng.below(6) {
         // Save in place (truncate and write), perhaps with fsync.
         0 | 1 => {
@@ -465,13 +448,7 @@ fn sigkill_at_random_instants_leaves_old_or_new() {
     }
     let m = w.mount(&[]);
     verify(&work, &model.lock().unwrap(), rounds);
-    let link_ops = model
-        .lock()
-        .unwrap()
-        .log
-        .iter()
-        .filter(|l| l.starts_with("links"))
-        .count();
+    let link_ops = model.lock().unwrap().link_ops;
     assert!(
         link_ops > 10,
         "only {link_ops} symlink operations were tried"

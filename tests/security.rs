@@ -1037,19 +1037,7 @@ fn symlink_targets_are_bound_to_their_name() {
         assert_eq!(ino(&m.path("hard")), i);
         // Over another symlink, then an exchange of two.
         std::fs::rename(m.path("b"), m.path("d/c")).unwrap();
-        let x = std::ffi::CString::new(m.path("d/c").as_os_str().as_encoded_bytes()).unwrap();
-        let y = std::ffi::CString::new(m.path("hard").as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: valid C strings.
-        let r = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                x.as_ptr(),
-                libc::AT_FDCWD,
-                y.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
-        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        exchange(&m.path("d/c"), &m.path("hard")).unwrap();
         assert_eq!(
             std::fs::read_link(m.path("hard")).unwrap(),
             Path::new("../elsewhere/x")

@@ -281,6 +281,26 @@ impl Drop for Mounted<'_> {
     }
 }
 
+/// `renameat2(RENAME_EXCHANGE)`: swaps two names atomically.
+pub fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    let x = std::ffi::CString::new(a.as_os_str().as_encoded_bytes()).unwrap();
+    let y = std::ffi::CString::new(b.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: valid C strings.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            x.as_ptr(),
+            libc::AT_FDCWD,
+            y.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub fn wait_gone(pid: i32, limit: Duration) -> bool {
     let t = Instant::now();
     while t.elapsed() < limit {
