@@ -335,12 +335,14 @@ impl Tree {
         let dst_t = self.bound_targets(to, bh, dst.as_ref());
         let after_a = if exchange { dst_t.clone() } else { Vec::new() };
         let after_b = src_t.clone();
+        // What a name will hold comes first: a record keeps at most
+        // MAX_BOUND_TARGETS hashes, the first ones.
         let union = |x: &[[u8; 32]], y: &[[u8; 32]]| [x, y].concat();
         if !after_b.is_empty() {
-            self.write_binding(to, bh, &union(&dst_t, &after_b))?;
+            self.write_binding(to, bh, &union(&after_b, &dst_t))?;
         }
         if !after_a.is_empty() {
-            self.write_binding(dir, ah, &union(&src_t, &after_a))?;
+            self.write_binding(dir, ah, &union(&after_a, &src_t))?;
         }
         if let Err(e) = dir.handle()?.rename_child(ah, to.handle()?, bh, flags) {
             if let Some((victim, id)) = cleared {

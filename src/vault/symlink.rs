@@ -193,10 +193,11 @@ impl Tree {
         }
     }
 
-    /// What the name `host` in `dir` holds, as binding targets: its
-    /// record's hashes if it is a bound symlink, nothing otherwise (not a
-    /// symlink, or a record that does not open: such a symlink stays
-    /// unreadable wherever it goes).
+    /// What the name `host` in `dir` holds, as binding targets: the hash
+    /// of its host target if it is a symlink its record accepts (so extra
+    /// hashes a crash left in a record are dropped at its next rename),
+    /// nothing otherwise (not a symlink, or one that does not verify: it
+    /// stays unreadable wherever it goes).
     pub(crate) fn bound_targets(
         &self,
         dir: &Node,
@@ -205,7 +206,7 @@ impl Tree {
     ) -> Vec<[u8; 32]> {
         match st {
             Some(st) if self.bound_symlinks && Kind::from_mode(st.st_mode) == Kind::Symlink => {
-                self.binding_at(dir, host).unwrap_or_default()
+                self.verify_binding(dir, host).into_iter().collect()
             }
             _ => Vec::new(),
         }
