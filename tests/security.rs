@@ -1108,12 +1108,14 @@ fn symlink_targets_are_bound_to_their_name() {
     clean("after the folder with an orphan record went");
 }
 
-/// A file whose MAC this mount verified and whose node the kernel then
-/// forgot reopens without a full pass (its MAC is parked while the host
-/// file is unchanged), but a block spliced into it on the host meanwhile
-/// changes its ctime, so the reopen verifies and refuses it.
+/// A file whose MAC this mount verified reopens without a full pass while
+/// its host file is as Quire left it (for a node the kernel forgot, the
+/// MAC is parked), but a block spliced into it on the host meanwhile
+/// changes its ctime, so the next open verifies again and refuses it:
+/// for a forgotten file and for one the daemon still holds (Quire's own
+/// chmod, xattr, utime and link in between are not taken for tampering).
 #[test]
-fn a_block_spliced_into_a_forgotten_file_while_mounted_is_refused() {
+fn a_block_spliced_on_the_host_while_mounted_is_refused_at_the_next_open() {
     if !is_root() {
         eprintln!("skipped: dropping the kernel's inode cache needs root");
         return;
@@ -1154,5 +1156,54 @@ fn a_block_spliced_into_a_forgotten_file_while_mounted_is_refused() {
     drop(h);
     let e = std::fs::read(m.path("n.md")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    m.unmount();
+
+    // A file the daemon still holds (open elsewhere): Quire's own changes
+    // to its inode keep it readable; a block spliced on the host is
+    // refused at the next open.
+    let m = w.mount(&[]);
+    std::fs::write(m.path("k.md"), &text).unwrap();
+    let kept = std::fs::File::open(m.path("k.md")).unwrap();
+    let k = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("k.md"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&k, b"AGAIN", 100).unwrap();
+    drop(k);
+    let k_host = walk_all(&w.vault.join("d"))
+        .into_iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            !n.contains('.') && p.is_file() && *p != host
+        })
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let k_old = std::fs::read(&k_host).unwrap();
+    let k = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("k.md"))
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&k, b"THIRD", 5000).unwrap();
+    drop(k);
+    let p = m.path("k.md");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    py(
+        "import os,sys; os.setxattr(sys.argv[1], 'user.tag', b'x'); os.utime(sys.argv[1], (1, 2))",
+        &[&p],
+    );
+    std::fs::hard_link(&p, m.path("k2.md")).unwrap();
+    assert!(
+        std::fs::read(&p).is_ok(),
+        "Quire's own changes are not tampering"
+    );
+    let h = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&k_host)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&h, &k_old[slot.clone()], slot.start as u64).unwrap();
+    drop(h);
+    let e = std::fs::read(&p).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    drop(kept);
     m.unmount();
 }

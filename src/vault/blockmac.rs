@@ -131,6 +131,7 @@ impl Tree {
                 && p.size == st.size() as i64
             {
                 *m = Some(sealed);
+                self.host_seen_now(node, file);
                 return Ok(());
             }
         }
@@ -143,6 +144,61 @@ impl Tree {
             return Err(eio());
         }
         *m = Some(found);
+        self.host_seen_now(node, file);
+        Ok(())
+    }
+
+    /// Records the host file's state as Quire's own (after a verification
+    /// or a change of its own).
+    fn host_seen_now(&self, node: &Node, file: &File) {
+        use std::os::unix::fs::MetadataExt;
+        let seen = file
+            .metadata()
+            .ok()
+            .map(|st| (st.ctime(), st.ctime_nsec(), st.size() as i64));
+        *node.host_seen.lock().unwrap_or_else(|e| e.into_inner()) = seen;
+    }
+
+    /// After a change of Quire's own to a file's inode that did not go
+    /// through its content (mode, owner, times, xattrs, links, a rename):
+    /// its new ctime is Quire's too.
+    pub(crate) fn host_settled(&self, node: &Node) {
+        if self.block_mac.is_none() || node.kind() != super::Kind::File {
+            return;
+        }
+        let m = node.mac.lock().unwrap_or_else(|e| e.into_inner());
+        if m.is_none() {
+            return;
+        }
+        let seen = node
+            .open_handle()
+            .and_then(|h| h.stat().ok())
+            .map(|st| (st.st_ctime, st.st_ctime_nsec, st.st_size));
+        *node.host_seen.lock().unwrap_or_else(|e| e.into_inner()) = seen;
+    }
+
+    /// At an open: if the host file is not as Quire last left it (written
+    /// by something else while mounted), its MAC is verified again.
+    pub(crate) fn recheck_if_changed(&self, node: &Node, file: &File) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        if self.block_mac.is_none() {
+            return Ok(());
+        }
+        let m = node.mac.lock().unwrap_or_else(|e| e.into_inner());
+        if m.is_none() {
+            return Ok(());
+        }
+        let st = file.metadata()?;
+        let now = Some((st.ctime(), st.ctime_nsec(), st.size() as i64));
+        let seen = *node.host_seen.lock().unwrap_or_else(|e| e.into_inner());
+        drop(m);
+        if seen != now {
+            log::debug!(
+                "file {} changed on the host since Quire last wrote it: verifying its block MAC again",
+                self.describe(node)
+            );
+            self.mac_forget(node);
+        }
         Ok(())
     }
 
@@ -251,12 +307,12 @@ impl Tree {
         if let Some(d) = delta {
             xor_into(&mut new, &d);
         }
-        if new == cur {
-            return Ok(());
+        if new != cur {
+            *m = None;
+            file.write_all_at(&content::header_with_mac(&k.key, &k.id, &new), 0)?;
+            *m = Some(new);
         }
-        *m = None;
-        file.write_all_at(&content::header_with_mac(&k.key, &k.id, &new), 0)?;
-        *m = Some(new);
+        self.host_seen_now(node, file);
         Ok(())
     }
 
@@ -272,6 +328,7 @@ impl Tree {
         *m = None;
         file.write_all_at(&content::header_with_mac(&k.key, &k.id, &[0; 32]), 0)?;
         *m = Some([0; 32]);
+        self.host_seen_now(node, file);
         Ok(())
     }
 }

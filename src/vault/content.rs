@@ -58,6 +58,7 @@ impl Tree {
         // §4.2), also for an empty file (one cut to its header).
         if self.block_mac.is_some() {
             let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
+            self.recheck_if_changed(&node, &file)?;
             self.key(&node, &file)?;
         }
         // Sequential reads are the common case (editors, grep, cp): a larger

@@ -147,6 +147,10 @@ pub struct Node {
     /// `BLOCK_MAC`, FORMAT §4.2): `None` until verified against the
     /// header, then kept current by every change.
     pub(crate) mac: Mutex<Option<[u8; 32]>>,
+    /// The host file's (ctime s, ns, size) right after Quire last verified
+    /// or changed it, while `mac` is set: a later open that finds another
+    /// state verifies the MAC again (something else wrote the host file).
+    pub(crate) host_seen: Mutex<Option<(i64, i64, i64)>>,
     /// For a symlink (flag `BOUND_SYMLINKS`, FORMAT §6.1): the hash of
     /// the host target the binding record of the name it was last looked
     /// up by (or created, linked, read as) accepted; `None` if that failed.
@@ -212,6 +216,7 @@ impl Node {
             io: RwLock::new(()),
             file_key: OnceLock::new(),
             mac: Mutex::new(None),
+            host_seen: Mutex::new(None),
             link_ok: Mutex::new(None),
             opens: AtomicUsize::new(0),
             writers: AtomicUsize::new(0),

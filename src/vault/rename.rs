@@ -365,14 +365,17 @@ impl Tree {
             self.after_rename(dir, name, ah, to, to_name, bh, &src, dst.as_ref());
         }
         if !exchange && let (Some(n), Some(d)) = (&replaced, &dst) {
+            self.host_settled(n);
             n.mark_dead_if_gone(d.st_nlink);
         }
         // Lazy nodes follow their names.
         if let Some(n) = &moved {
             n.relocate(to.clone(), bh.to_owned());
+            self.host_settled(n);
         }
         if exchange && let Some(n) = replaced {
             n.relocate(dir.clone(), ah.to_owned());
+            self.host_settled(&n);
         }
         if carry {
             // A rename to a name that keeps history is a save of that name

@@ -610,6 +610,7 @@ impl Tree {
             }
             return Err(e);
         }
+        self.host_settled(node);
         self.getattr(node)
     }
 
@@ -674,6 +675,7 @@ impl Tree {
             self.emit(super::events::Change::Removed { path });
         }
         if let Some(n) = &node {
+            self.host_settled(n);
             n.mark_dead_if_gone(st.st_nlink);
             if st.st_nlink <= 1 && n.holds_handle() {
                 n.clear_location();
@@ -689,21 +691,27 @@ impl Tree {
         if node.kind == Kind::Symlink {
             return Err(errno(libc::EOPNOTSUPP));
         }
-        node.handle()?.chmod(mode & 0o7777)
+        node.handle()?.chmod(mode & 0o7777)?;
+        self.host_settled(node);
+        Ok(())
     }
 
     /// Changes owner and/or group (`None` leaves one unchanged).
     pub fn chown(&self, node: &Node, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
         self.writable()?;
         node.handle()?
-            .chown(uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))
+            .chown(uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))?;
+        self.host_settled(node);
+        Ok(())
     }
 
     /// Sets access and modification times.
     pub fn utimens(&self, node: &Node, atime: Time, mtime: Time) -> io::Result<()> {
         self.writable()?;
         node.handle()?
-            .utimens(atime, mtime, node.kind == Kind::Symlink)
+            .utimens(atime, mtime, node.kind == Kind::Symlink)?;
+        self.host_settled(node);
+        Ok(())
     }
 
     /// Host filesystem usage, as `statfs` shows it.

@@ -112,7 +112,9 @@ impl Tree {
             name.as_bytes(),
             value,
         );
-        node.handle()?.set_xattr(&host, &sealed, flags)
+        node.handle()?.set_xattr(&host, &sealed, flags)?;
+        self.host_settled(node);
+        Ok(())
     }
 
     /// Gets an attribute's value.
@@ -208,6 +210,8 @@ impl Tree {
             return self.change_date(node, expiry, None);
         }
         let host = self.xattr_host(node, name)?;
-        node.handle()?.remove_xattr(&host)
+        node.handle()?.remove_xattr(&host)?;
+        self.host_settled(node);
+        Ok(())
     }
 }
