@@ -135,6 +135,7 @@ impl Tree {
                 return Ok(());
             }
         }
+        log::debug!("file {}: verifying its block MAC", self.describe(node));
         let found = self.slots_mac(k, file, 0, u64::MAX)?;
         if found != sealed {
             log::error!(
