@@ -424,3 +424,75 @@ fn golden_v1_symlinks_open_and_stay_bound_to_their_names() {
     assert_eq!(o.status.code(), Some(21), "{out}");
     assert!(out.contains("folder/"), "{out}");
 }
+
+/// The hole-marker rules (FORMAT §4.1) on their own, in the SPARSE vault
+/// made before the block MAC (which would refuse these files first): a
+/// zeroed marker, a zeroed data block, a marker moved to another slot and
+/// a file cut inside a run of holes all read as EIO and fail the check.
+#[test]
+fn golden_v1_sparse_damaged_holes_read_as_eio() {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-sparse");
+    let w = World::new();
+    copy_dir(&golden.join("vault"), &w.vault);
+    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    // sparse.bin: data in slot 0, holes, the run's marker in slot 63, the
+    // final block in slot 64 (18-byte header, 4,124-byte slots).
+    let host = std::fs::read_dir(w.vault.join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::metadata(p).unwrap().len() == 263_998)
+        .expect("sparse.bin's host file");
+    let good = std::fs::read(&host).unwrap();
+    let slot = |n: usize| 18 + n * 4124..18 + (n + 1) * 4124;
+    let moved = {
+        let mut b = good.clone();
+        let marker = b[slot(63)].to_vec();
+        b[slot(30)].copy_from_slice(&marker);
+        b[slot(63)].fill(0);
+        b
+    };
+    let cases: Vec<(&str, Vec<u8>, u64)> = vec![
+        (
+            "zeroed marker",
+            {
+                let mut b = good.clone();
+                b[slot(63)].fill(0);
+                b
+            },
+            10 * 4096,
+        ),
+        (
+            "zeroed data block",
+            {
+                let mut b = good.clone();
+                b[slot(0)].fill(0);
+                b
+            },
+            0,
+        ),
+        ("marker moved to another slot", moved, 20 * 4096),
+        ("cut inside the run", good[..slot(40).start].to_vec(), 0),
+    ];
+    for (what, bytes, at) in cases {
+        std::fs::write(&host, &bytes).unwrap();
+        let o = w.check_sealed();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(21), "{what}: {out}");
+        assert!(out.contains("sparse.bin"), "{what}: {out}");
+        let m = w.mount(&["--read-only"]);
+        let f = std::fs::File::open(m.path("sparse.bin")).unwrap();
+        let mut b = [0u8; 16];
+        use std::os::unix::fs::FileExt;
+        let e = if what.starts_with("cut") {
+            std::fs::read(m.path("sparse.bin")).unwrap_err()
+        } else {
+            f.read_exact_at(&mut b, at).unwrap_err()
+        };
+        assert_eq!(e.raw_os_error(), Some(libc::EIO), "{what}: {e}");
+        drop(f);
+        m.unmount();
+    }
+    std::fs::write(&host, &good).unwrap();
+    let o = w.check_sealed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
