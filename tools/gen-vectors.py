@@ -77,6 +77,18 @@ rec(kind="config", comment="password slot opens", expect="ok", password=b"vector
 rec(kind="config", comment="wrong password", expect="auth-fail", password=b"vector passwore".hex(), config=conf.hex(), master="")
 rec(kind="recovery", comment="recovery slot opens", expect="ok", recovery=rk.hex(), config=conf.hex(), master=MASTER.hex())
 
+# Hole markers (flag SPARSE, FORMAT §4.1): slot m holds nonce ‖ GCM(file key,
+# start s as u64 BE, AAD = file ID ‖ m ‖ 0x02) ‖ tag, then zeros.
+nm = bytes([5]) * 12
+m_slot = 9
+marker = nm + fk.encrypt(nm, struct.pack(">Q", 3), FILE_ID + struct.pack(">Q", m_slot) + bytes([2]))
+slot_bytes = marker + bytes(4124 - len(marker))
+rec(kind="marker", comment="the marker of run 3..=9 in slot 9", expect="ok", file_id=FILE_ID.hex(), slot=m_slot, sealed=slot_bytes.hex(), start=3)
+rec(kind="marker", comment="the same marker read in slot 10 (moved)", expect="auth-fail", file_id=FILE_ID.hex(), slot=m_slot + 1, sealed=slot_bytes.hex(), start="")
+rec(kind="marker", comment="a non-zero byte after the marker", expect="auth-fail", file_id=FILE_ID.hex(), slot=m_slot, sealed=(marker + bytes(100) + b"\x01" + bytes(4124 - len(marker) - 101)).hex(), start="")
+as_block = nm + fk.encrypt(nm, struct.pack(">Q", 3), aad(FILE_ID, m_slot, 0))
+rec(kind="marker", comment="a block's seal is not a marker (flag byte 0, not 2)", expect="auth-fail", file_id=FILE_ID.hex(), slot=m_slot, sealed=(as_block + bytes(4124 - len(as_block))).hex(), start="")
+
 # Block MAC (flag BLOCK_MAC, FORMAT §4.2): a whole content file, 78-byte
 # header then blocks; MAC = XOR of HMAC-SHA256(block-MAC key, file ID ‖ n ‖
 # the slot's nonce) over non-empty slots, sealed in the header.

@@ -126,6 +126,15 @@ fn every_vector_gives_its_expected_result() {
                     assert_eq!(out, unhex(&r["plain"]), "{what}");
                 }
             }
+            "marker" => {
+                let id: [u8; 16] = unhex(&r["file_id"]).try_into().unwrap();
+                let n: u64 = r["slot"].parse().unwrap();
+                let got = content::open_marker(&keys.file_key(&id), &id, n, &unhex(&r["sealed"]));
+                assert_eq!(got.is_some(), ok, "{what}");
+                if let Some(start) = got {
+                    assert_eq!(start, r["start"].parse::<u64>().unwrap(), "{what}");
+                }
+            }
             "symlink" => {
                 let res = super::records::open_symlink(&keys.symlink, &unhex(&r["host"]));
                 assert_eq!(res.is_ok(), ok, "{what}");
