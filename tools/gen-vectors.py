@@ -89,6 +89,24 @@ rec(kind="marker", comment="a non-zero byte after the marker", expect="auth-fail
 as_block = nm + fk.encrypt(nm, struct.pack(">Q", 3), aad(FILE_ID, m_slot, 0))
 rec(kind="marker", comment="a block's seal is not a marker (flag byte 0, not 2)", expect="auth-fail", file_id=FILE_ID.hex(), slot=m_slot, sealed=(as_block + bytes(4124 - len(as_block))).hex(), start="")
 
+# A history stream (FORMAT §10, §12) bound to its note (flag BOUND): OWNER
+# at A, MOVE from A to B, OWNER at B. Frame AAD = magic ‖ stream ID ‖
+# offset u64 ‖ kind; stream key = HKDF-Expand(history subkey,
+# "quire/v1/history" ‖ stream ID).
+SID = bytes(range(80, 96))
+hist = AESGCM(HKDFExpand(algorithm=hashes.SHA256(), length=32, info=b"quire/v1/history" + SID).derive(hkdf(b"quire/v1/history")))
+DIR_B = bytes(range(150, 166))
+place_a, place_b = DIR_ID + b"hostNameA", DIR_B + b"hostNameB"
+move = DIR_ID + bytes([len(b"hostNameA")]) + b"hostNameA" + place_b
+stream = b"QUIREHIS" + struct.pack(">H", 1) + SID
+for i, (kind, body) in enumerate([(3, place_a), (4, move), (3, place_b)]):
+    nn = bytes([0x10 + i]) * 12
+    sealed = nn + hist.encrypt(nn, body, b"QUIREHIS" + SID + struct.pack(">Q", len(stream)) + bytes([kind]))
+    stream += struct.pack(">I", len(sealed)) + bytes([kind]) + sealed
+rec(kind="stream", comment="OWNER at A, MOVE A to B, OWNER at B", expect="ok", stream=stream.hex(), kinds="3,4,3", owner=place_b.hex(), moved_from=place_a.hex())
+other = bytearray(stream); other[10] ^= 1
+rec(kind="stream", comment="the header's stream ID changed: no frame opens", expect="auth-fail", stream=bytes(other).hex(), kinds="", owner="", moved_from="")
+
 # Block MAC (flag BLOCK_MAC, FORMAT §4.2): a whole content file, 78-byte
 # header then blocks; MAC = XOR of HMAC-SHA256(block-MAC key, file ID ‖ n ‖
 # the slot's nonce) over non-empty slots, sealed in the header.

@@ -135,6 +135,23 @@ fn every_vector_gives_its_expected_result() {
                     assert_eq!(start, r["start"].parse::<u64>().unwrap(), "{what}");
                 }
             }
+            "stream" => {
+                let b = unhex(&r["stream"]);
+                let id = super::stream::parse_header(super::history::MAGIC, &b).unwrap();
+                let key = keys.history_key(&id);
+                let f = super::stream::open_all(&key, super::history::MAGIC, &id, &b);
+                assert_eq!(!f.tampered && !f.frames.is_empty(), ok, "{what}");
+                if ok {
+                    let kinds: Vec<String> = f.frames.iter().map(|x| x.kind.to_string()).collect();
+                    assert_eq!(kinds.join(","), r["kinds"], "{what}");
+                    let last = f.frames.last().unwrap();
+                    assert_eq!(last.kind, super::history::OWNER, "{what}");
+                    assert_eq!(*last.body, unhex(&r["owner"]), "{what}");
+                    let (from, to) = super::history::move_places(&f.frames[1].body).unwrap();
+                    assert_eq!(from, unhex(&r["moved_from"]), "{what}");
+                    assert_eq!(to, unhex(&r["owner"]), "{what}");
+                }
+            }
             "symlink" => {
                 let res = super::records::open_symlink(&keys.symlink, &unhex(&r["host"]));
                 assert_eq!(res.is_ok(), ok, "{what}");
