@@ -4,7 +4,7 @@
 checked against the spec, not against itself. Deterministic: fixed keys and
 nonces. Run: pip install cryptography argon2-cffi && python3 tools/gen-vectors.py
 """
-import base64, hashlib, struct
+import base64, hashlib, hmac, struct
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
@@ -110,7 +110,6 @@ rec(kind="stream", comment="the header's stream ID changed: no frame opens", exp
 # Block MAC (flag BLOCK_MAC, FORMAT §4.2): a whole content file, 78-byte
 # header then blocks; MAC = XOR of HMAC-SHA256(block-MAC key, file ID ‖ n ‖
 # the slot's nonce) over non-empty slots, sealed in the header.
-import hmac
 mac_key = hkdf(b"quire/v1/block-mac")
 def slot_value(fid, n, nonce):
     if nonce == bytes(12):
@@ -148,5 +147,25 @@ body = bytes([1, 2]) + h + hashlib.sha256(b"another target").digest()
 record = nb + sym.encrypt(nb, body, b"quire/v1/symlink-binding" + DIR_ID + host_name)
 rec(kind="binding", comment="a record accepting two targets (a rename in flight)", expect="ok", dir_id=DIR_ID.hex(), host=host_name.hex(), record=record.hex(), targets=body[2:].hex(), target_text=target_text.hex())
 rec(kind="binding", comment="the record read for another name", expect="auth-fail", dir_id=DIR_ID.hex(), host=(host_name[:-1] + b"b").hex(), record=record.hex(), targets="", target_text="")
+
+# The same slots in a vault with SLOT_MAC (flag 0x80, FORMAT §2.2): the
+# slot MAC (HMAC-SHA256 under HKDF(master, vault ID, "quire/v1/slots")) of
+# every byte before it follows the slots.
+mheader = b"QUIREVLT" + struct.pack(">HI", 1, 0x8F) + VAULT_ID
+pw_m = n1 + AESGCM(kek).encrypt(n1, MASTER, mheader + pslot)
+rw_m = n2 + AESGCM(rkek).encrypt(n2, MASTER, mheader + rslot)
+slots_key = hkdf(b"quire/v1/slots")
+def with_mac(b):
+    b = b + hmac.new(slots_key, b, hashlib.sha256).digest()
+    return b + hashlib.sha256(b).digest()
+mconf = with_mac(mheader + bytes([2]) + pslot + pw_m + rslot + rw_m)
+rec(kind="config", comment="slot MAC: password slot opens", expect="ok", password=b"vector password".hex(), config=mconf.hex(), master=MASTER.hex())
+rec(kind="recovery", comment="slot MAC: recovery slot opens", expect="ok", recovery=rk.hex(), config=mconf.hex(), master=MASTER.hex())
+# The recovery slot removed without the master key: the slot MAC (of the
+# old list) no longer matches, so the password slot's unlock is refused.
+old_mac = mconf[-64:-32]
+cut = mheader + bytes([1]) + pslot + pw_m + old_mac
+cut = cut + hashlib.sha256(cut).digest()
+rec(kind="config", comment="slot MAC: a slot removed without the master key", expect="auth-fail", password=b"vector password".hex(), config=cut.hex(), master="")
 
 open("tests/vectors/format-v1.txt", "w").write("\n".join(out))
