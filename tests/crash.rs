@@ -310,6 +310,23 @@ fn step(dir: &Path, m: &Mutex<Model>, rng: &mut Rng) -> std::io::Result<()> {
     Ok(())
 }
 
+/// SIGKILLs the daemon `pid` of the mount `m`, runs `then` once it is gone
+/// (the writers finish against a dead connection), and detaches the mount
+/// point (the guard is defused: nothing is left to unmount cleanly).
+fn kill_daemon(w: &World, pid: i32, m: Mounted, then: impl FnOnce()) {
+    // SAFETY: plain kill of the daemon we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_gone(pid, Duration::from_secs(10)));
+    then();
+    std::mem::forget(m);
+    // Give the kernel a moment to notice the dead connection.
+    let _ = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg("-z")
+        .arg(&w.mnt)
+        .output();
+}
+
 fn verify(dir: &Path, m: &Model, round: u64) {
     for name in NAMES.iter().chain(LINKS.iter()) {
         let name = *name;
@@ -434,17 +451,7 @@ fn sigkill_at_random_instants_leaves_old_or_new() {
             }
         });
         std::thread::sleep(Duration::from_millis(5 + rng.below(120)));
-        // SAFETY: plain kill of the daemon we started.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        assert!(wait_gone(pid, Duration::from_secs(10)));
-        t.join().unwrap();
-        std::mem::forget(m);
-        // Give the kernel a moment to notice the dead connection.
-        let _ = std::process::Command::new("fusermount3")
-            .arg("-u")
-            .arg("-z")
-            .arg(&w.mnt)
-            .output();
+        kill_daemon(&w, pid, m, || t.join().unwrap());
     }
     let m = w.mount(&[]);
     verify(&work, &model.lock().unwrap(), rounds);
@@ -478,16 +485,7 @@ fn a_read_only_mount_after_a_crash_says_how_to_roll_back() {
     let pid = w.daemon_pid().expect("daemon pid");
     let f = OpenOptions::new().write(true).open(m.path("n.md")).unwrap();
     f.write_all_at(&[b'x'; 10000], 0).unwrap();
-    // SAFETY: plain kill of the daemon we started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert!(wait_gone(pid, Duration::from_secs(10)));
-    drop(f);
-    std::mem::forget(m);
-    let _ = std::process::Command::new("fusermount3")
-        .arg("-u")
-        .arg("-z")
-        .arg(&w.mnt)
-        .output();
+    kill_daemon(&w, pid, m, || drop(f));
     assert!(
         w.vault.join("quire.undo").exists(),
         "the change was journaled"

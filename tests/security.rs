@@ -679,6 +679,17 @@ fn a_weakened_config_is_called_modified_not_a_wrong_password() {
 }
 
 /// Swaps two host files (a rename through a third name).
+/// `quire check` of the sealed vault finds nothing (`what`: the step).
+fn check_clean(w: &World, what: &str) {
+    let o = w.check_sealed();
+    assert!(
+        o.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn swap(a: &Path, b: &Path) {
     let t = a.with_extension("swap");
     std::fs::rename(a, &t).unwrap();
@@ -726,15 +737,7 @@ fn sealed_records_moved_onto_another_note_are_refused() {
         }
         m.unmount();
     }
-    let clean = |what: &str| {
-        let o = w.check_sealed();
-        assert!(
-            o.status.success(),
-            "{what}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
+    let clean = |what: &str| check_clean(&w, what);
     clean("as written");
     let d = w.vault.join("d");
     let qh: Vec<_> = walk_all(&d)
@@ -939,15 +942,7 @@ fn symlink_targets_are_bound_to_their_name() {
         std::os::unix::fs::symlink("third", m.path("d/c")).unwrap();
         m.unmount();
     }
-    let clean = |what: &str| {
-        let o = w.check_sealed();
-        assert!(
-            o.status.success(),
-            "{what}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
+    let clean = |what: &str| check_clean(&w, what);
     let refused = |what: &str, who: &str| {
         let o = w.check_sealed();
         let out = String::from_utf8_lossy(&o.stdout);
