@@ -943,12 +943,12 @@ fn symlink_targets_are_bound_to_their_name() {
         m.unmount();
     }
     let clean = |what: &str| check_clean(&w, what);
-    let refused = |what: &str, who: &str| {
+    let refused = |what: &str, says: &str| {
         let o = w.check_sealed();
         let out = String::from_utf8_lossy(&o.stdout);
         assert_eq!(o.status.code(), Some(21), "{what}: {out}");
         assert!(
-            out.contains(who) && out.contains("symlink"),
+            out.contains(says) && out.contains("symlink"),
             "{what}: {out}"
         );
     };
@@ -985,7 +985,10 @@ fn symlink_targets_are_bound_to_their_name() {
     // mount too.
     std::fs::remove_file(la).unwrap();
     std::os::unix::fs::symlink(&tb, la).unwrap();
-    refused("target copied from another symlink", "symlink");
+    refused(
+        "target copied from another symlink",
+        "is not the one its binding record names",
+    );
     {
         let m = w.mount(&["--read-only"]);
         let ok = ["a", "b"]
@@ -1010,12 +1013,15 @@ fn symlink_targets_are_bound_to_their_name() {
     std::fs::remove_file(la).unwrap();
     std::os::unix::fs::symlink(&tb, la).unwrap();
     std::fs::copy(qs(lb), qs(la)).unwrap();
-    refused("target and record copied", "symlink");
+    refused(
+        "target and record copied",
+        "binding record fails authentication",
+    );
     // The record missing: refused.
     std::fs::remove_file(la).unwrap();
     std::os::unix::fs::symlink(&ta, la).unwrap();
     std::fs::remove_file(qs(la)).unwrap();
-    refused("record removed", "symlink");
+    refused("record removed", "has no binding record");
     std::fs::write(qs(la), &saved).unwrap();
     clean("record put back");
 

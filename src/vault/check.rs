@@ -192,9 +192,7 @@ impl Tree {
                     if let Err(e) = res {
                         r.problems.push(Problem {
                             path: p,
-                            problem: format!(
-                                "symlink target does not authenticate or does not match its binding record (tampered, or copied from another symlink: {e})"
-                            ),
+                            problem: self.symlink_problem(dir, &host, e),
                         });
                     }
                 }
@@ -202,6 +200,29 @@ impl Tree {
             }
         }
         Ok(())
+    }
+
+    /// What is wrong with a symlink that does not read (FORMAT §6, §6.1).
+    fn symlink_problem(&self, dir: &Node, host: &OsStr, e: io::Error) -> String {
+        if self.bound_symlinks {
+            let record = super::symlink::binding_name(host);
+            match dir.handle().and_then(|h| h.stat_child(&record)) {
+                Err(x) if x.raw_os_error() == Some(libc::ENOENT) => {
+                    return "symlink has no binding record (removed, or the symlink was put there from outside Quire)".into();
+                }
+                _ => {}
+            }
+            match self.binding_at(dir, host) {
+                Err(_) => {
+                    return "symlink's binding record fails authentication (tampered, or copied from another symlink)".into();
+                }
+                Ok(_) if self.verify_binding(dir, host).is_none() => {
+                    return "symlink's target is not the one its binding record names (replaced, or copied from another symlink)".into();
+                }
+                Ok(_) => {}
+            }
+        }
+        format!("symlink target does not authenticate (tampered: {e})")
     }
 
     fn check_xattrs(&self, node: &Node, who: &str, r: &mut Report) {
