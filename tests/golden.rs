@@ -20,13 +20,27 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-#[test]
-fn golden_v1_opens_with_password_and_recovery_key() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1");
+/// A world holding a copy of the golden vault `name` (tests never write
+/// into the source tree) and its password; also the golden folder.
+fn golden_world(name: &str) -> (World, std::path::PathBuf) {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     let w = World::new();
-    // Work on a copy so the test never writes into the source tree.
     copy_dir(&golden.join("vault"), &w.vault);
     std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    (w, golden)
+}
+
+/// The feature flags in a golden vault's `quire.conf`.
+fn golden_flags(golden: &std::path::Path) -> u32 {
+    let conf = std::fs::read(golden.join("vault/quire.conf")).unwrap();
+    u32::from_be_bytes(conf[10..14].try_into().unwrap())
+}
+
+#[test]
+fn golden_v1_opens_with_password_and_recovery_key() {
+    let (w, golden) = golden_world("v1");
     let m = w.mount(&["--read-only"]);
     assert_eq!(
         std::fs::read_to_string(m.path("clients/a-k/anna.md")).unwrap(),
@@ -75,10 +89,7 @@ fn golden_v1_opens_with_password_and_recovery_key() {
 
 #[test]
 fn golden_v1_history_opens_with_its_versions_and_trash() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-history");
-    let w = World::new();
-    copy_dir(&golden.join("vault"), &w.vault);
-    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let (w, _) = golden_world("v1-history");
     let m = w.mount(&["--read-only"]);
     let note = m.path("clients/anna.md");
     assert_eq!(
@@ -121,10 +132,7 @@ fn golden_v1_history_opens_with_its_versions_and_trash() {
 
 #[test]
 fn golden_v1_lifecycle_opens_with_its_dates_expired_note_and_audit_log() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-lifecycle");
-    let w = World::new();
-    copy_dir(&golden.join("vault"), &w.vault);
-    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let (w, _) = golden_world("v1-lifecycle");
     let m = w.mount(&["--read-only"]);
     assert_eq!(
         std::fs::read_to_string(m.path("clients/ben.md")).unwrap(),
@@ -168,10 +176,7 @@ fn golden_v1_lifecycle_opens_with_its_dates_expired_note_and_audit_log() {
 
 #[test]
 fn vaults_from_before_expiry_refuse_dates_clearly() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-history");
-    let w = World::new();
-    copy_dir(&golden.join("vault"), &w.vault);
-    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let (w, _) = golden_world("v1-history");
     let o = w.run(&[
         "expire",
         "clients/anna.md",
@@ -193,12 +198,8 @@ fn vaults_from_before_expiry_refuse_dates_clearly() {
 /// Git stores the holes as written zeros, which must read the same.
 #[test]
 fn golden_v1_sparse_reads_its_holes_as_zeros() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-sparse");
-    let conf = std::fs::read(golden.join("vault/quire.conf")).unwrap();
-    assert_eq!(&conf[10..14], &0x7Fu32.to_be_bytes());
-    let w = World::new();
-    copy_dir(&golden.join("vault"), &w.vault);
-    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let (w, golden) = golden_world("v1-sparse");
+    assert_eq!(golden_flags(&golden), 0x7F);
     let m = w.mount(&["--read-only"]);
     let mut want = b"head of the file\n".to_vec();
     want.resize(1 << 18, 0);
@@ -217,13 +218,14 @@ fn golden_v1_sparse_reads_its_holes_as_zeros() {
 /// opens with its password and with its recovery key.
 #[test]
 fn golden_v1_slotmac_opens_and_its_slot_list_is_sealed() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-slotmac");
-    let conf = std::fs::read(golden.join("vault/quire.conf")).unwrap();
-    assert_eq!(&conf[10..14], &0xFFu32.to_be_bytes());
-    assert_eq!(conf.len(), 261);
-    let w = World::new();
-    copy_dir(&golden.join("vault"), &w.vault);
-    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let (w, golden) = golden_world("v1-slotmac");
+    assert_eq!(golden_flags(&golden), 0xFF);
+    assert_eq!(
+        std::fs::read(golden.join("vault/quire.conf"))
+            .unwrap()
+            .len(),
+        261
+    );
     let m = w.mount(&["--read-only"]);
     assert_eq!(
         std::fs::read_to_string(m.path("note.md")).unwrap(),
@@ -249,12 +251,8 @@ fn golden_v1_slotmac_opens_and_its_slot_list_is_sealed() {
 /// onto another note of the copy is refused.
 #[test]
 fn golden_v1_bound_opens_and_its_records_stay_bound() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-bound");
-    let conf = std::fs::read(golden.join("vault/quire.conf")).unwrap();
-    assert_eq!(&conf[10..14], &0x1FFu32.to_be_bytes());
-    let w = World::new();
-    copy_dir(&golden.join("vault"), &w.vault);
-    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let (w, golden) = golden_world("v1-bound");
+    assert_eq!(golden_flags(&golden), 0x1FF);
     let o = w.check_sealed();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}");
@@ -311,9 +309,7 @@ fn golden_v1_bound_opens_and_its_records_stay_bound() {
         })
         .expect("the empty note's host file");
     std::fs::rename(&ql[0], other.with_extension("ql")).unwrap();
-    let o = w.check_sealed();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(21), "{out}");
+    let out = w.check_problems("");
     assert!(out.contains("empty.md"), "{out}");
 }
 
@@ -323,12 +319,8 @@ fn golden_v1_bound_opens_and_its_records_stay_bound() {
 /// verify.
 #[test]
 fn golden_v1_blockmac_opens_and_verifies_its_block_macs() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-blockmac");
-    let conf = std::fs::read(golden.join("vault/quire.conf")).unwrap();
-    assert_eq!(&conf[10..14], &0x3FFu32.to_be_bytes());
-    let w = World::new();
-    copy_dir(&golden.join("vault"), &w.vault);
-    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let (w, golden) = golden_world("v1-blockmac");
+    assert_eq!(golden_flags(&golden), 0x3FF);
     let o = w.check_sealed();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}");
@@ -367,12 +359,8 @@ fn golden_v1_blockmac_opens_and_verifies_its_block_macs() {
 /// name all read back; a target copied onto another name is refused.
 #[test]
 fn golden_v1_symlinks_open_and_stay_bound_to_their_names() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-symlinks");
-    let conf = std::fs::read(golden.join("vault/quire.conf")).unwrap();
-    assert_eq!(&conf[10..14], &0x7FFu32.to_be_bytes());
-    let w = World::new();
-    copy_dir(&golden.join("vault"), &w.vault);
-    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let (w, golden) = golden_world("v1-symlinks");
+    assert_eq!(golden_flags(&golden), 0x7FF);
     let o = w.check_sealed();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}");
@@ -408,20 +396,13 @@ fn golden_v1_symlinks_open_and_stay_bound_to_their_names() {
     let links: Vec<_> = std::fs::read_dir(&folder)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            std::fs::symlink_metadata(p)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        })
+        .filter(|p| is_symlink(p))
         .collect();
     assert_eq!(links.len(), 2);
     let t = std::fs::read_link(&links[0]).unwrap();
     std::fs::remove_file(&links[1]).unwrap();
     std::os::unix::fs::symlink(t, &links[1]).unwrap();
-    let o = w.check_sealed();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(21), "{out}");
+    let out = w.check_problems("");
     assert!(out.contains("folder/"), "{out}");
 }
 
@@ -431,10 +412,7 @@ fn golden_v1_symlinks_open_and_stay_bound_to_their_names() {
 /// a file cut inside a run of holes all read as EIO and fail the check.
 #[test]
 fn golden_v1_sparse_damaged_holes_read_as_eio() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1-sparse");
-    let w = World::new();
-    copy_dir(&golden.join("vault"), &w.vault);
-    std::fs::copy(golden.join("password.txt"), &w.pwfile).unwrap();
+    let (w, _) = golden_world("v1-sparse");
     // sparse.bin: data in slot 0, holes, the run's marker in slot 63, the
     // final block in slot 64 (18-byte header, 4,124-byte slots).
     let host = std::fs::read_dir(w.vault.join("d"))
@@ -475,9 +453,7 @@ fn golden_v1_sparse_damaged_holes_read_as_eio() {
     ];
     for (what, bytes, at) in cases {
         std::fs::write(&host, &bytes).unwrap();
-        let o = w.check_sealed();
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert_eq!(o.status.code(), Some(21), "{what}: {out}");
+        let out = w.check_problems(what);
         assert!(out.contains("sparse.bin"), "{what}: {out}");
         let m = w.mount(&["--read-only"]);
         let f = std::fs::File::open(m.path("sparse.bin")).unwrap();

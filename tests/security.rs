@@ -618,9 +618,7 @@ fn frames_running_past_the_end_are_reported_and_verify_changes_nothing() {
 
     let qh = find_suffix(&w.vault.join("d"), ".qh");
     append(&qh);
-    let o = w.check_sealed();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(21), "{out}");
+    let out = w.check_problems("");
     assert!(out.contains("no interrupted save explains"), "{out}");
 }
 
@@ -751,9 +749,7 @@ fn sealed_records_moved_onto_another_note_are_refused() {
 
     // A history stream moved onto the other note.
     swap(&qh[0], &qh[1]);
-    let o = w.check_sealed();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(21), "{out}");
+    let out = w.check_problems("");
     assert_eq!(out.matches("belongs to another note").count(), 2, "{out}");
     {
         let m = w.mount(&["--read-only"]);
@@ -767,9 +763,7 @@ fn sealed_records_moved_onto_another_note_are_refused() {
 
     // Lifecycle records swapped: both refused, the notes undeletable.
     swap(&ql(&fa), &ql(&fb));
-    let o = w.check_sealed();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(21), "{out}");
+    let out = w.check_problems("");
     assert_eq!(
         out.matches("expiry/retention record failed").count(),
         2,
@@ -787,9 +781,7 @@ fn sealed_records_moved_onto_another_note_are_refused() {
     let saved = py(getx, &[&fb]);
     let putx = "import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]))";
     py(putx, &[&fb, Path::new(&name), Path::new(&hex)]);
-    let o = w.check_sealed();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(21), "{out}");
+    let out = w.check_problems("");
     assert!(out.contains("copied from another file"), "{out}");
     {
         let m = w.mount(&[]);
@@ -839,6 +831,17 @@ fn sealed_records_moved_onto_another_note_are_refused() {
     assert!(listing.contains("f/x.md"), "the orphan history: {listing}");
 }
 
+/// Content header and block slot sizes with the block MAC (FORMAT §4.2).
+const HDR: u64 = 78;
+const SLOT: u64 = 4124;
+
+/// A note of a little over three blocks.
+fn three_block_note() -> String {
+    (0..800)
+        .map(|i| format!("line {i} of the note\n"))
+        .collect()
+}
+
 /// The host file of the only note of a vault.
 fn only_note(w: &World) -> std::path::PathBuf {
     let files: Vec<_> = walk_all(&w.vault.join("d"))
@@ -860,13 +863,9 @@ fn only_note(w: &World) -> std::path::PathBuf {
 #[test]
 fn an_older_block_spliced_back_in_place_is_detected() {
     need("fallocate");
-    const HDR: u64 = 78;
-    const SLOT: u64 = 4124;
     let w = World::new();
     w.init();
-    let text: String = (0..800)
-        .map(|i| format!("line {i} of the note\n"))
-        .collect();
+    let text = three_block_note();
     assert!(text.len() > 3 * 4096);
     {
         let m = w.mount(&[]);
@@ -898,9 +897,7 @@ fn an_older_block_spliced_back_in_place_is_detected() {
     let slot = |n: u64| (HDR + n * SLOT) as usize..(HDR + (n + 1) * SLOT) as usize;
     let refused = |what: &str, bytes: &[u8]| {
         std::fs::write(&host, bytes).unwrap();
-        let o = w.check_sealed();
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert_eq!(o.status.code(), Some(21), "{what}: {out}");
+        let out = w.check_problems(what);
         assert!(out.contains("n.md"), "{what}: {out}");
         let m = w.mount(&["--read-only"]);
         let e = std::fs::read(m.path("n.md")).unwrap_err();
@@ -944,9 +941,7 @@ fn symlink_targets_are_bound_to_their_name() {
     }
     let clean = |what: &str| check_clean(&w, what);
     let refused = |what: &str, says: &str| {
-        let o = w.check_sealed();
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert_eq!(o.status.code(), Some(21), "{what}: {out}");
+        let out = w.check_problems(what);
         assert!(
             out.contains(says) && out.contains("symlink"),
             "{what}: {out}"
@@ -955,12 +950,7 @@ fn symlink_targets_are_bound_to_their_name() {
     clean("as written");
     let links: Vec<_> = walk_all(&w.vault.join("d"))
         .into_iter()
-        .filter(|p| {
-            std::fs::symlink_metadata(p)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        })
+        .filter(|p| is_symlink(p))
         .collect();
     assert_eq!(links.len(), 3, "{links:?}");
     let qs = |p: &Path| {
@@ -1088,15 +1078,10 @@ fn symlink_targets_are_bound_to_their_name() {
     let orphan = walk_all(&w.vault.join("d"))
         .into_iter()
         .find(|p| {
-            std::fs::symlink_metadata(p)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-                && qs(p).is_file()
-                && {
-                    let dir = p.parent().unwrap();
-                    std::fs::read_dir(dir).unwrap().count() == 3
-                }
+            is_symlink(p) && qs(p).is_file() && {
+                let dir = p.parent().unwrap();
+                std::fs::read_dir(dir).unwrap().count() == 3
+            }
         })
         .expect("the symlink in g");
     std::fs::remove_file(&orphan).unwrap();
@@ -1121,13 +1106,9 @@ fn a_block_spliced_on_the_host_while_mounted_is_refused_at_the_next_open() {
         eprintln!("skipped: dropping the kernel's inode cache needs root");
         return;
     }
-    const HDR: u64 = 78;
-    const SLOT: u64 = 4124;
     let w = World::new();
     w.init();
-    let text: String = (0..800)
-        .map(|i| format!("line {i} of the note\n"))
-        .collect();
+    let text = three_block_note();
     let m = w.mount(&[]);
     std::fs::write(m.path("n.md"), &text).unwrap();
     let host = only_note(&w);

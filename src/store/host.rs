@@ -328,24 +328,19 @@ impl Handle {
 
     /// `readlinkat` of the child `name` (a symlink).
     pub fn readlink_child(&self, name: &OsStr) -> io::Result<Vec<u8>> {
-        let c = cstr(name.as_bytes())?;
-        let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-        // SAFETY: valid fd and C string, buffer of the given length.
-        let n =
-            unsafe { libc::readlinkat(self.fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        buf.truncate(n as usize);
-        Ok(buf)
+        self.readlinkat(&cstr(name.as_bytes())?)
     }
 
     /// `readlinkat` of this (symlink) inode.
     pub fn readlink(&self) -> io::Result<Vec<u8>> {
+        self.readlinkat(c"")
+    }
+
+    fn readlinkat(&self, name: &std::ffi::CStr) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-        // SAFETY: valid fd, empty C string, buffer of the given length.
+        // SAFETY: valid fd and C string, buffer of the given length.
         let n = unsafe {
-            libc::readlinkat(self.fd(), c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            libc::readlinkat(self.fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
         };
         if n < 0 {
             return Err(io::Error::last_os_error());

@@ -32,8 +32,16 @@ const MAX_PARKED: usize = 16384;
 pub(crate) struct Parked {
     id: [u8; 16],
     mac: [u8; 32],
-    ctime: (i64, i64),
-    size: i64,
+    seen: HostState,
+}
+
+/// A host file's (ctime s, ctime ns, size): what any write to it changes.
+pub(crate) type HostState = (i64, i64, i64);
+
+fn host_state(file: &File) -> Option<HostState> {
+    use std::os::unix::fs::MetadataExt;
+    let st = file.metadata().ok()?;
+    Some((st.ctime(), st.ctime_nsec(), st.size() as i64))
 }
 
 impl Tree {
@@ -122,18 +130,14 @@ impl Tree {
         // Kept, not taken: another node of the same inode may ask too (a
         // stale entry is harmless: its ctime no longer matches).
         let parked = self.parked_macs.lock().unwrap().get(&node.ino).copied();
-        if let Some(p) = parked {
-            use std::os::unix::fs::MetadataExt;
-            let st = file.metadata()?;
-            if p.id == k.id
-                && p.mac == sealed
-                && p.ctime == (st.ctime(), st.ctime_nsec())
-                && p.size == st.size() as i64
-            {
-                *m = Some(sealed);
-                self.host_seen_now(node, file);
-                return Ok(());
-            }
+        if let Some(p) = parked
+            && p.id == k.id
+            && p.mac == sealed
+            && host_state(file) == Some(p.seen)
+        {
+            *m = Some(sealed);
+            *node.host_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.seen);
+            return Ok(());
         }
         log::debug!("file {}: verifying its block MAC", self.describe(node));
         let found = self.slots_mac(k, file, 0, u64::MAX)?;
@@ -152,12 +156,13 @@ impl Tree {
     /// Records the host file's state as Quire's own (after a verification
     /// or a change of its own).
     fn host_seen_now(&self, node: &Node, file: &File) {
-        use std::os::unix::fs::MetadataExt;
-        let seen = file
-            .metadata()
-            .ok()
-            .map(|st| (st.ctime(), st.ctime_nsec(), st.size() as i64));
-        *node.host_seen.lock().unwrap_or_else(|e| e.into_inner()) = seen;
+        *node.host_seen.lock().unwrap_or_else(|e| e.into_inner()) = host_state(file);
+    }
+
+    /// A file Quire just created: its MAC is the empty one, as written.
+    pub(crate) fn mac_new_file(&self, node: &Node, file: &File) {
+        *node.mac.lock().unwrap_or_else(|e| e.into_inner()) = Some([0; 32]);
+        self.host_seen_now(node, file);
     }
 
     /// After a change of Quire's own to a file's inode that did not go
@@ -181,7 +186,6 @@ impl Tree {
     /// At an open: if the host file is not as Quire last left it (written
     /// by something else while mounted), its MAC is verified again.
     pub(crate) fn recheck_if_changed(&self, node: &Node, file: &File) -> io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
         if self.block_mac.is_none() {
             return Ok(());
         }
@@ -189,11 +193,9 @@ impl Tree {
         if m.is_none() {
             return Ok(());
         }
-        let st = file.metadata()?;
-        let now = Some((st.ctime(), st.ctime_nsec(), st.size() as i64));
         let seen = *node.host_seen.lock().unwrap_or_else(|e| e.into_inner());
         drop(m);
-        if seen != now {
+        if seen.is_none() || seen != host_state(file) {
             log::debug!(
                 "file {} changed on the host since Quire last wrote it: verifying its block MAC again",
                 self.describe(node)
@@ -203,8 +205,10 @@ impl Tree {
         Ok(())
     }
 
-    /// Keeps the verified MAC of a node the kernel forgot (see [`Parked`]).
-    /// Only a settled file's: verified, current, no change in progress.
+    /// Keeps the verified MAC of a node the kernel forgot (see [`Parked`]),
+    /// with the host state Quire last left (not the state now: a host
+    /// write since then must not be taken in). Only a settled file's:
+    /// verified, current, no change in progress.
     pub(crate) fn park_mac(&self, node: &Node) {
         if self.block_mac.is_none() || node.kind() != super::Kind::File || node.is_dead() {
             return;
@@ -212,7 +216,8 @@ impl Tree {
         let Some(mac) = *node.mac.lock().unwrap_or_else(|e| e.into_inner()) else {
             return;
         };
-        let (Some(k), Some(h)) = (node.file_key.get(), node.open_handle()) else {
+        let seen = *node.host_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let (Some(k), Some(seen)) = (node.file_key.get(), seen) else {
             return;
         };
         if node
@@ -223,7 +228,6 @@ impl Tree {
         {
             return;
         }
-        let Ok(st) = h.stat() else { return };
         let mut m = self.parked_macs.lock().unwrap();
         if m.len() >= MAX_PARKED
             && let Some(&old) = m.keys().next()
@@ -235,8 +239,7 @@ impl Tree {
             Parked {
                 id: k.id,
                 mac,
-                ctime: (st.st_ctime, st.st_ctime_nsec),
-                size: st.st_size,
+                seen,
             },
         );
     }

@@ -186,14 +186,8 @@ impl Tree {
                 }
                 Kind::Symlink => {
                     r.files += 1;
-                    let res = self
-                        .lookup(dir, OsStr::from_bytes(&plain))
-                        .and_then(|(n, _)| self.readlink(&n));
-                    if let Err(e) = res {
-                        r.problems.push(Problem {
-                            path: p,
-                            problem: self.symlink_problem(dir, &host, e),
-                        });
+                    if let Some(problem) = self.symlink_problem(dir, &host) {
+                        r.problems.push(Problem { path: p, problem });
                     }
                 }
                 _ => r.files += 1,
@@ -202,27 +196,29 @@ impl Tree {
         Ok(())
     }
 
-    /// What is wrong with a symlink that does not read (FORMAT §6, §6.1).
-    fn symlink_problem(&self, dir: &Node, host: &OsStr, e: io::Error) -> String {
+    /// What is wrong with the symlink `host` of `dir`, if anything (FORMAT
+    /// §6, §6.1): its binding record, then its sealed target.
+    fn symlink_problem(&self, dir: &Node, host: &OsStr) -> Option<String> {
+        use super::symlink::Binding;
+        let target = match dir.handle().and_then(|h| h.readlink_child(host)) {
+            Ok(t) => t,
+            Err(e) => return Some(format!("symlink cannot be read: {e}")),
+        };
         if self.bound_symlinks {
-            let record = super::symlink::binding_name(host);
-            match dir.handle().and_then(|h| h.stat_child(&record)) {
-                Err(x) if x.raw_os_error() == Some(libc::ENOENT) => {
-                    return "symlink has no binding record (removed, or the symlink was put there from outside Quire)".into();
-                }
-                _ => {}
-            }
-            match self.binding_at(dir, host) {
-                Err(_) => {
-                    return "symlink's binding record fails authentication (tampered, or copied from another symlink)".into();
-                }
-                Ok(_) if self.verify_binding(dir, host).is_none() => {
-                    return "symlink's target is not the one its binding record names (replaced, or copied from another symlink)".into();
-                }
-                Ok(_) => {}
+            let why = match self.binding_of(dir, host, &target) {
+                Ok(Binding::Holds(_)) => None,
+                Ok(Binding::NoRecord) => Some("symlink has no binding record (removed, or the symlink was put there from outside Quire)".to_string()),
+                Ok(Binding::BadRecord) => Some("symlink's binding record fails authentication (tampered, or copied from another symlink)".to_string()),
+                Ok(Binding::OtherTarget) => Some("symlink's target is not the one its binding record names (replaced, or copied from another symlink)".to_string()),
+                Err(e) => Some(format!("symlink's binding record cannot be read: {e}")),
+            };
+            if why.is_some() {
+                return why;
             }
         }
-        format!("symlink target does not authenticate (tampered: {e})")
+        crate::format::records::open_symlink(&self.keys.symlink, &target)
+            .err()
+            .map(|_| "symlink target does not authenticate (tampered)".to_string())
     }
 
     fn check_xattrs(&self, node: &Node, who: &str, r: &mut Report) {

@@ -373,7 +373,7 @@ impl Tree {
             id,
             key: self.keys.file_key(&id),
         });
-        *of.node.mac.lock().unwrap_or_else(|e| e.into_inner()) = Some([0; 32]);
+        self.mac_new_file(&of.node, &of.file);
         Ok(self.layout.header_len())
     }
 

@@ -62,6 +62,9 @@ type Scanned<O> = (Vec<(u64, Version)>, u64, O);
 
 /// Where a stream says it belongs (its last OWNER or MOVE frame).
 enum Owner {
+    /// No frame at all (a crash right after the stream's header): it
+    /// holds nothing to misattribute, so it belongs anywhere.
+    Empty,
     /// No OWNER frame (vaults without `BOUND`).
     None,
     /// At one place (an OWNER body).
@@ -73,6 +76,7 @@ enum Owner {
 impl Owner {
     fn names(&self, place: &[u8]) -> bool {
         match self {
+            Owner::Empty => true,
             Owner::None => false,
             Owner::At(p) => p == place,
             Owner::Moving(a, b) => a == place || b == place,
@@ -171,9 +175,7 @@ impl Tree {
     /// `host` (FORMAT §12): a stream moved onto another note is tampering.
     fn scan(&self, s: &Stream, dir: &Node, host: &OsStr) -> io::Result<(Vec<(u64, Version)>, u64)> {
         let (versions, end, owner) = self.scan_raw(s)?;
-        // A stream with no frame at all (a crash right after its header)
-        // holds nothing to misattribute.
-        if self.bound && end > stream::HEADER_LEN {
+        if self.bound {
             let want = fmt::owner_body(&self.dir_id(dir)?, host.as_bytes());
             if !owner.names(&want) {
                 log::error!(
@@ -194,10 +196,7 @@ impl Tree {
             return None;
         }
         let s = self.stream_at(dir, host).ok()??;
-        let (_, end, owner) = self.scan_raw(&s).ok()?;
-        if end <= stream::HEADER_LEN {
-            return None;
-        }
+        let (_, _, owner) = self.scan_raw(&s).ok()?;
         let id = self.dir_id(dir).ok()?;
         if owner.names(&fmt::owner_body(&id, host.as_bytes())) {
             return None;
@@ -215,7 +214,7 @@ impl Tree {
             }
         };
         Some(match &owner {
-            Owner::None => "no note (it has no owner record)".to_string(),
+            Owner::Empty | Owner::None => "no note (it has no owner record)".to_string(),
             Owner::At(p) => name(p),
             Owner::Moving(a, b) => format!("{} or {}", name(a), name(b)),
         })
@@ -277,6 +276,9 @@ impl Tree {
                 }
             }
             pos = end;
+        }
+        if pos == stream::HEADER_LEN as usize {
+            owner = Owner::Empty;
         }
         Ok((out, pos as u64, owner))
     }

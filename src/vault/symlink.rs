@@ -18,6 +18,19 @@ use super::tree::{NEW_PREFIX, Owner, Tree, eio, errno, hex};
 use crate::crypto::random;
 use crate::format::records;
 
+/// What a symlink name's binding record says of its host target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Binding {
+    /// It accepts the target, whose hash this is.
+    Holds([u8; 32]),
+    /// The name has no record.
+    NoRecord,
+    /// The record fails authentication for this folder and name.
+    BadRecord,
+    /// The record is genuine but names other targets.
+    OtherTarget,
+}
+
 /// Host name of the binding record of the symlink named `host`.
 pub(crate) fn binding_name(host: &OsStr) -> OsString {
     let mut s = host.to_owned();
@@ -64,77 +77,86 @@ impl Tree {
         self.finish_new(dir, hn.host(), owner)
     }
 
-    /// Reads a symlink's plaintext target. With `BOUND_SYMLINKS`, the host
-    /// target must be one the binding record of the name it was looked up
-    /// by accepts (checked at lookup: after another name of a hard-linked
-    /// symlink is removed, its node's recorded name may be the gone one),
-    /// else the record of its recorded name.
+    /// Reads a symlink's plaintext target.
     pub fn readlink(&self, node: &Node) -> io::Result<Vec<u8>> {
-        let host = node.handle()?.readlink()?;
-        if self.bound_symlinks {
-            let h = records::target_hash(&host);
-            let seen = *node.link_ok.lock().unwrap_or_else(|e| e.into_inner());
-            if seen != Some(h) {
-                let (dir, name) = node.location().ok_or_else(eio)?;
-                if !self.binding_at(&dir, &name)?.contains(&h) {
-                    log::error!(
-                        "symlink {} does not match its binding record (its target was replaced, or copied from another symlink)",
-                        self.describe(node)
-                    );
-                    return Err(eio());
-                }
-                *node.link_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
-            }
-        }
+        let (host, _) = self.checked_target(node)?;
         records::open_symlink(&self.keys.symlink, &host).map_err(|_| {
             log::error!("symlink {} failed authentication", self.describe(node));
             eio()
         })
     }
 
+    /// A symlink's host target text and its hash. With `BOUND_SYMLINKS`
+    /// the target must be one the binding record of the name it was looked
+    /// up by accepts (checked at lookup: after another name of a
+    /// hard-linked symlink is removed, its node's recorded name may be the
+    /// gone one), else the record of its recorded name; EIO otherwise.
+    pub(crate) fn checked_target(&self, node: &Node) -> io::Result<(Vec<u8>, [u8; 32])> {
+        let host = node.handle()?.readlink()?;
+        let h = records::target_hash(&host);
+        if self.bound_symlinks {
+            let seen = *node.link_ok.lock().unwrap_or_else(|e| e.into_inner());
+            if seen != Some(h) {
+                let (dir, name) = node.location().ok_or_else(eio)?;
+                if self.binding_of(&dir, &name, &host)? != Binding::Holds(h) {
+                    return Err(eio());
+                }
+                *node.link_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+            }
+        }
+        Ok((host, h))
+    }
+
     /// The hash of the host target of the symlink `host` in `dir` if its
     /// binding record accepts it (failures are logged).
     pub(crate) fn verify_binding(&self, dir: &Node, host: &OsStr) -> Option<[u8; 32]> {
         let target = dir.handle().ok()?.readlink_child(host).ok()?;
-        let h = records::target_hash(&target);
-        if self.binding_at(dir, host).ok()?.contains(&h) {
-            Some(h)
-        } else {
-            log::error!(
-                "symlink {}/{} does not match its binding record (its target was replaced, or copied from another symlink)",
-                self.describe(dir),
-                host.to_string_lossy()
-            );
-            None
+        match self.binding_of(dir, host, &target).ok()? {
+            Binding::Holds(h) => Some(h),
+            _ => None,
         }
     }
 
-    /// The target hashes the binding record of the symlink `host` in `dir`
-    /// accepts. A missing record or one that fails authentication is
-    /// logged and reported as EIO.
-    pub(crate) fn binding_at(&self, dir: &Node, host: &OsStr) -> io::Result<Vec<[u8; 32]>> {
+    /// What the binding record of the symlink `host` in `dir` says of the
+    /// host target text `target`. Every outcome but `Holds` is logged
+    /// here (host paths only).
+    pub(crate) fn binding_of(
+        &self,
+        dir: &Node,
+        host: &OsStr,
+        target: &[u8],
+    ) -> io::Result<Binding> {
         let rec = binding_name(host);
+        let at = || format!("{}/{}", self.describe(dir), host.to_string_lossy());
         let b = match dir.handle()?.read_child(&rec) {
             Ok(b) => b,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 log::error!(
-                    "symlink {}/{} has no binding record (removed, or the symlink was planted)",
-                    self.describe(dir),
-                    host.to_string_lossy()
+                    "symlink {} has no binding record (removed, or the symlink was planted)",
+                    at()
                 );
-                return Err(eio());
+                return Ok(Binding::NoRecord);
             }
             Err(e) => return Err(e),
         };
         let id = self.dir_id(dir)?;
-        records::open_binding(&self.keys.symlink, &id, host.as_bytes(), &b).map_err(|_| {
+        let Ok(accepted) = records::open_binding(&self.keys.symlink, &id, host.as_bytes(), &b)
+        else {
             log::error!(
-                "the binding record {}/{} failed authentication (tampered, or moved from another symlink)",
-                self.describe(dir),
-                rec.to_string_lossy()
+                "the binding record of symlink {} failed authentication (tampered, or moved from another symlink)",
+                at()
             );
-            eio()
-        })
+            return Ok(Binding::BadRecord);
+        };
+        let h = records::target_hash(target);
+        if accepted.contains(&h) {
+            return Ok(Binding::Holds(h));
+        }
+        log::error!(
+            "symlink {} does not match its binding record (its target was replaced, or copied from another symlink)",
+            at()
+        );
+        Ok(Binding::OtherTarget)
     }
 
     /// Writes (atomically: a new file renamed over the old) the binding

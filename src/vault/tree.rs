@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::node::{Attr, Kind, Node};
 use crate::crypto::{SubKeys, random};
-use crate::format::{dirid, names, records};
+use crate::format::{dirid, names};
 use crate::store::host::{Handle, Time};
 
 pub(crate) fn eio() -> io::Error {
@@ -468,7 +468,7 @@ impl Tree {
                 id,
                 key: self.keys.file_key(&id),
             });
-            *n.mac.lock().unwrap_or_else(|e| e.into_inner()) = Some([0; 32]);
+            self.mac_new_file(&n, &f);
         }
         Ok((n, a, f))
     }
@@ -591,8 +591,7 @@ impl Tree {
         // A new name of a symlink gets its own binding record (§6.1), for
         // the target it verifiably has (EIO if it does not verify).
         let bound = if self.bound_symlinks && node.kind == Kind::Symlink {
-            self.readlink(node)?;
-            let targets = [records::target_hash(&node.handle()?.readlink()?)];
+            let targets = [self.checked_target(node)?.1];
             match dir.handle()?.stat_child(host) {
                 Ok(_) => return Err(errno(libc::EEXIST)),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}

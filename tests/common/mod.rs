@@ -166,6 +166,15 @@ impl World {
         ])
     }
 
+    /// `quire check` on the sealed vault must find problems (exit 21);
+    /// returns its report (`what`: the case, for the failure message).
+    pub fn check_problems(&self, what: &str) -> String {
+        let o = self.check_sealed();
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(o.status.code(), Some(21), "{what}: {out}");
+        out
+    }
+
     pub fn is_mounted(&self) -> bool {
         is_mounted(&self.mnt)
     }
@@ -279,6 +288,11 @@ impl Drop for Mounted<'_> {
             wait_gone(pid, Duration::from_secs(10));
         }
     }
+}
+
+/// Whether `p` itself is a symlink (not followed).
+pub fn is_symlink(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// `renameat2(RENAME_EXCHANGE)`: swaps two names atomically.
