@@ -962,3 +962,96 @@ fn content_files(d: &Path) -> Vec<std::path::PathBuf> {
         .filter(|p| p.is_file() && !p.file_name().unwrap().to_str().unwrap().contains('.'))
         .collect()
 }
+
+/// Issue 16.3: a note saved three times within seconds has versions; it
+/// is not "new", so deleting it right after its last save keeps it (and
+/// its history) in the trash.
+#[test]
+fn a_note_with_versions_never_skips_the_trash() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    for i in 1..=3 {
+        std::fs::write(m.path("quick.md"), format!("save {i}\n")).unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+    let o = w.run(&["log", "--json", m.path("quick.md").to_str().unwrap()]);
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.len(), 3, "three saves, three versions: {v:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_file(m.path("quick.md")).unwrap();
+    assert_eq!(trash_len(&w), 1, "a note with versions skipped the trash");
+    assert_eq!(
+        std::fs::read_to_string(m.path(".trash/quick.md")).unwrap(),
+        "save 3\n"
+    );
+    // Written once and removed at once: still not kept.
+    std::fs::write(m.path("scratch.md"), "x\n").unwrap();
+    std::fs::remove_file(m.path("scratch.md")).unwrap();
+    assert_eq!(trash_len(&w), 1);
+}
+
+/// Issue 16.4: every kind of virtual entry (history root, folder, note,
+/// version; trash root, folder, entry) answers listxattr with an empty
+/// list, getxattr with ENODATA and statx like a plain file, so `ls -l`
+/// (coreutils 9.4 calls listxattr) prints no error.
+#[test]
+fn virtual_entries_answer_xattr_calls_like_plain_files() {
+    need("python3");
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    std::fs::create_dir(m.path("sub")).unwrap();
+    std::fs::write(m.path("sub/n.md"), "one\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(m.path("sub/n.md"), "two\n").unwrap();
+    std::fs::write(m.path("sub/gone.md"), "bye\n").unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    std::fs::remove_file(m.path("sub/gone.md")).unwrap();
+    let versions: Vec<_> = std::fs::read_dir(m.path(".history/sub/n.md"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!versions.is_empty());
+    let entries = [
+        ".history".to_string(),
+        ".history/sub".to_string(),
+        ".history/sub/n.md".to_string(),
+        format!(".history/sub/n.md/{}", versions[0]),
+        ".trash".to_string(),
+        ".trash/sub".to_string(),
+        ".trash/sub/gone.md".to_string(),
+    ];
+    let script = r#"
+import errno, os, sys
+for p in sys.argv[1:]:
+    assert os.listxattr(p) == [], p
+    assert os.listxattr(p, follow_symlinks=False) == [], p
+    try:
+        os.getxattr(p, "user.x")
+        raise SystemExit("getxattr answered on " + p)
+    except OSError as e:
+        assert e.errno == errno.ENODATA, (p, e)
+    os.stat(p)
+    os.lstat(p)
+print("ok")
+"#;
+    let mut c = std::process::Command::new("python3");
+    c.arg("-c").arg(script).current_dir(&w.mnt).args(&entries);
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // ls -l itself prints no error on any of them.
+    let o = std::process::Command::new("ls")
+        .arg("-ld")
+        .args(&entries)
+        .current_dir(&w.mnt)
+        .output()
+        .unwrap();
+    assert!(o.status.success() && o.stderr.is_empty(), "{o:?}");
+    drop(m);
+}

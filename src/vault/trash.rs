@@ -238,17 +238,21 @@ impl Tree {
         }
         let side = stream_name(host);
         // Short-lived means the *note* is new: its host file created within
-        // seconds by this mount, and every version it has saved within
-        // those seconds too. A note saved by rename gets a new host file at
-        // every save, but its history came along with it: an older version
-        // means the note is not new, and it goes to the trash (issue 10.1).
+        // seconds by this mount, and it never had a second version. A note
+        // saved by rename gets a new host file at every save, but its
+        // history came along with it: an older version means the note is
+        // not new (issue 10.1), and so does a second version, however
+        // quickly it was saved (issue 16.3). A retained note is never new
+        // enough to skip the trash (issue 17.2).
         let short_lived = reason == Reason::Deleted
+            && super::lifecycle::retained(dates, SystemTime::now()).is_none()
             && node
                 .and_then(|n| n.created.get())
                 .is_some_and(|t| t.elapsed() < debris::SHORT_LIVED)
             && self.versions_at(dir, host).is_ok_and(|v| {
-                v.iter()
-                    .all(|v| v.time.elapsed().is_ok_and(|age| age < debris::SHORT_LIVED))
+                v.len() <= 1
+                    && v.iter()
+                        .all(|v| v.time.elapsed().is_ok_and(|age| age < debris::SHORT_LIVED))
             });
         if short_lived {
             // Created and removed within seconds: a temporary file. Its
@@ -260,6 +264,11 @@ impl Tree {
         let path = self.path_of(dir, name.as_bytes());
         let (entry, entry_id) = match self.new_entry(&path, reason) {
             Ok(e) => e,
+            Err(e) if super::lifecycle::retained(dates, SystemTime::now()).is_some() => {
+                // A retained note is never deleted for good (issue 17.2).
+                log::warn!("the trash cannot take a deleted retained note ({e}); it stays");
+                return Err(e);
+            }
             Err(e) => {
                 // A full disk must not stop a user from deleting to make room.
                 log::warn!("the trash cannot take a deleted file ({e}); it is deleted for good");

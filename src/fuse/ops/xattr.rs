@@ -49,8 +49,15 @@ impl QuireFs {
         size: u32,
         reply: ReplyXattr,
     ) {
+        // A virtual entry has no attributes: an empty list, answered in
+        // the form the caller asked for (a size probe or the list itself;
+        // a size reply to a buffer request reads as EIO, issue 16.4).
         if views::is_virtual(ino.0) {
-            return reply.size(0);
+            return if size == 0 {
+                reply.size(0)
+            } else {
+                reply.data(&[])
+            };
         }
         let node = tri!(reply, self.node(ino));
         let names = tri!(reply, self.tree.list_xattr(&node));
