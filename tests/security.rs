@@ -1189,3 +1189,46 @@ fn a_block_spliced_on_the_host_while_mounted_is_refused_at_the_next_open() {
     drop(kept);
     m.unmount();
 }
+
+/// Issue 17.2: RENAME_EXCHANGE between a retained note and a decoy would
+/// move the retained text under a name its retention does not follow;
+/// it is refused while either side is retained, and an exchange of plain
+/// notes is audited.
+#[test]
+fn an_exchange_cannot_carry_retained_text_away_from_its_retention() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let kept = m.path("kept.md");
+    let decoy = m.path("decoy.md");
+    std::fs::write(&kept, "must stay\n").unwrap();
+    std::fs::write(&decoy, "nothing\n").unwrap();
+    let o = w.run(&["retain", kept.to_str().unwrap(), "+30d"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (a, b) in [(&kept, &decoy), (&decoy, &kept)] {
+        let e = exchange(a, b).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+    }
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "must stay\n");
+    assert_eq!(std::fs::read_to_string(&decoy).unwrap(), "nothing\n");
+    // Retained and only seconds old: rm is refused, never "for good".
+    let young = m.path("young.md");
+    std::fs::write(&young, "fresh and kept\n").unwrap();
+    let o = w.run(&["retain", young.to_str().unwrap(), "+30d"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::remove_file(&young).is_err());
+    assert_eq!(std::fs::read_to_string(&young).unwrap(), "fresh and kept\n");
+    // Two plain notes may swap, and the swap is in the audit log.
+    let other = m.path("other.md");
+    std::fs::write(&other, "other\n").unwrap();
+    exchange(&decoy, &other).unwrap();
+    assert_eq!(std::fs::read_to_string(&decoy).unwrap(), "other\n");
+    let o = w.run(&["audit", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("exchanged") && l.contains("decoy.md")),
+        "{log}"
+    );
+}

@@ -256,6 +256,9 @@ fn apply(tree: &Tree, index: &SearchIndex, batch: Vec<Change>) -> Result<(), Str
             Change::Renamed { from, to } => index
                 .rename(&String::from_utf8_lossy(from), &String::from_utf8_lossy(to))
                 .map_err(|e| e.to_string())?,
+            Change::Exchanged { a, b } => index
+                .exchange(&String::from_utf8_lossy(a), &String::from_utf8_lossy(b))
+                .map_err(|e| e.to_string())?,
         }
     }
     index.commit().map_err(|e| e.to_string())?;

@@ -306,29 +306,48 @@ impl SearchIndex {
         }
     }
 
-    /// Moves the documents of `from` (a note or a folder) to `to`.
-    pub fn rename(&self, from: &str, to: &str) -> Result<(), Error> {
+    /// The documents of a note or a folder (every version, every note below).
+    fn docs_under(&self, path: &str) -> Result<Vec<Doc>, Error> {
         let q = BooleanQuery::new(vec![
             (
                 Occur::Should,
                 Box::new(TermQuery::new(
-                    Term::from_field_text(self.f.path, from),
+                    Term::from_field_text(self.f.path, path),
                     IndexRecordOption::Basic,
                 )) as Box<dyn Query>,
             ),
             (
                 Occur::Should,
                 Box::new(TermQuery::new(
-                    Term::from_field_text(self.f.dirs, from),
+                    Term::from_field_text(self.f.dirs, path),
                     IndexRecordOption::Basic,
                 )),
             ),
         ]);
-        let docs = self.docs_matching(&q)?;
+        self.docs_matching(&q)
+    }
+
+    /// Moves the documents of `from` (a note or a folder) to `to`.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), Error> {
+        let docs = self.docs_under(from)?;
         self.remove(from)?;
         for mut d in docs {
             d.path = format!("{to}{}", &d.path[from.len().min(d.path.len())..]);
             self.put(&d)?;
+        }
+        Ok(())
+    }
+
+    /// Swaps the documents of `a` and `b` (`renameat2(RENAME_EXCHANGE)`).
+    pub fn exchange(&self, a: &str, b: &str) -> Result<(), Error> {
+        let (da, db) = (self.docs_under(a)?, self.docs_under(b)?);
+        self.remove(a)?;
+        self.remove(b)?;
+        for (docs, from, to) in [(da, a, b), (db, b, a)] {
+            for mut d in docs {
+                d.path = format!("{to}{}", &d.path[from.len().min(d.path.len())..]);
+                self.put(&d)?;
+            }
         }
         Ok(())
     }

@@ -39,6 +39,13 @@ pub enum Change {
         /// New path.
         to: Vec<u8>,
     },
+    /// Two names swapped what they hold (`RENAME_EXCHANGE`).
+    Exchanged {
+        /// One path.
+        a: Vec<u8>,
+        /// The other.
+        b: Vec<u8>,
+    },
     /// A trashed note was purged.
     Purged {
         /// Its path when it was trashed.

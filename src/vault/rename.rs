@@ -5,6 +5,7 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use super::node::{Kind, Node};
@@ -156,7 +157,6 @@ impl Tree {
         src: &libc::stat,
         dst: Option<&libc::stat>,
     ) {
-        use std::os::unix::ffi::OsStrExt;
         let note = |d: &Arc<Node>, n: &OsStr| {
             !super::debris::is_debris(n.as_bytes()) && self.folder_versioned(d, 0)
         };
@@ -273,6 +273,13 @@ impl Tree {
                 Ok(())
             };
         }
+        // Retention belongs to the text: an exchange would move a retained
+        // note's text under a name its dates and history do not follow
+        // (issue 17.2), so it is refused while either side is retained.
+        if exchange {
+            self.check_not_retained(dir, ah)?;
+            self.check_not_retained(to, bh)?;
+        }
         let moved = known(src.st_ino);
         let replaced = dst.as_ref().and_then(|d| known(d.st_ino));
         // Which side keeps history (each name decrypted once).
@@ -363,6 +370,23 @@ impl Tree {
         }
         if !exchange {
             self.after_rename(dir, name, ah, to, to_name, bh, &src, dst.as_ref());
+        } else if self.noteworthy(dir, name) || self.noteworthy(to, to_name) {
+            // An exchange is audited like a rename, both ways in one record.
+            let (from, to_path) = (
+                self.path_of(dir, name.as_bytes()),
+                self.path_of(to, to_name.as_bytes()),
+            );
+            self.audit(
+                crate::format::audit::Event::Rename,
+                &from,
+                &to_path,
+                0,
+                "exchanged",
+            );
+            self.emit(super::events::Change::Exchanged {
+                a: from,
+                b: to_path,
+            });
         }
         if !exchange && let (Some(n), Some(d)) = (&replaced, &dst) {
             self.host_settled(n);
