@@ -1232,3 +1232,60 @@ fn an_exchange_cannot_carry_retained_text_away_from_its_retention() {
         "{log}"
     );
 }
+
+/// Issue 17.3: a symlink planted at any temporary name Quire writes in the
+/// vault folder (the index's `<file>.qtmp`, the trash settings' and a
+/// date record's temporaries, an atomic write's `.<name>.tmp…`) is never
+/// written through: the file it points to keeps its bytes.
+#[test]
+fn symlinks_planted_at_temporary_names_are_never_written_through() {
+    let w = World::new();
+    w.init();
+    let victim = w.dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    // First mount: the index folder and the trash exist from here on.
+    let m = w.mount(&[]);
+    std::fs::write(m.path("a.md"), "alpha\n").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    m.unmount();
+    let index = w.vault.join("index");
+    let mut planted = vec![];
+    let mut names: Vec<String> = std::fs::read_dir(&index)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.extend(["meta.json".into(), ".managed.json".into()]);
+    for n in names {
+        planted.push(index.join(format!("{n}.qtmp")));
+    }
+    let trash = w.vault.join("d/quire.trash");
+    std::fs::create_dir_all(&trash).unwrap();
+    planted.push(trash.join("settings.tmp"));
+    planted.push(w.vault.join(".quire.conf.tmp"));
+    for p in &planted {
+        let _ = std::fs::remove_file(p);
+        std::os::unix::fs::symlink(&victim, p).unwrap();
+    }
+    let m = w.mount(&[]);
+    for i in 0..3 {
+        std::fs::write(m.path(&format!("n{i}.md")), format!("note {i}\n")).unwrap();
+    }
+    let o = w.run(&["retain", m.path("a.md").to_str().unwrap(), "+10d"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = w.run(&["trash", "keep", "30"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::thread::sleep(Duration::from_secs(3));
+    let o = w.run(&["search", "note"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    m.unmount();
+    let o = w.run(&[
+        "passwd",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+        "--new-password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}

@@ -12,7 +12,7 @@ use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::ops::Range;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -209,6 +209,25 @@ impl SealedDir {
                 .mode(0o700)
                 .create(root)?;
         }
+        // The index folder itself must be a folder, not a symlink planted
+        // to send the index's writes elsewhere.
+        if let Ok(m) = std::fs::symlink_metadata(root)
+            && !m.is_dir()
+        {
+            return Err(invalid(&format!(
+                "{} is not a folder: the vault folder was tampered with; remove it (the index is rebuilt)",
+                root.display()
+            )));
+        }
+        if !read_only && let Ok(rd) = std::fs::read_dir(root) {
+            // Temporary files a killed daemon left (random names: they
+            // would otherwise pile up).
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().ends_with(".qtmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         Ok(SealedDir(Arc::new(Inner {
             root: root.to_owned(),
             key,
@@ -283,17 +302,11 @@ impl SealedDir {
         if self.0.read_only {
             return Err(io::Error::from_raw_os_error(libc::EROFS));
         }
+        // A random name, O_EXCL and O_NOFOLLOW (store::safe): a symlink
+        // planted at a temporary name is never written through (issue 17.3).
         let host = self.host(name)?;
-        let tmp = host.with_file_name(format!(
-            "{}.qtmp",
-            host.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let stem = host.file_name().unwrap_or_default().to_string_lossy();
+        let (f, tmp) = crate::store::safe::create_temp(&self.0.root, &format!("{stem}."), ".qtmp")?;
         Ok((f, tmp))
     }
 
