@@ -1289,3 +1289,39 @@ fn symlinks_planted_at_temporary_names_are_never_written_through() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
 }
+
+/// Issue 17.5: a small note cut on the host inside its only block (header
+/// plus 12..28 bytes: the nonce survives, so the block MAC still matches)
+/// is tampering: EIO at open, never an empty note, and a `check` problem.
+#[test]
+fn a_small_note_cut_inside_its_block_is_refused_not_empty() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("small.md"), "a short session note\n").unwrap();
+    m.unmount();
+    let host = only_note(&w);
+    let orig = std::fs::read(&host).unwrap();
+    let hdr = 78;
+    for cut in [12usize, 20, 28] {
+        std::fs::write(&host, &orig[..hdr + cut]).unwrap();
+        let m = w.mount(&[]);
+        let e = std::fs::read(m.path("small.md")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO), "cut {cut}: {e}");
+        assert!(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(m.path("small.md"))
+                .is_err()
+        );
+        m.unmount();
+        let out = w.check_problems(&format!("cut {cut}"));
+        assert!(out.contains("small.md"), "{out}");
+    }
+    std::fs::write(&host, &orig).unwrap();
+    let m = w.mount(&[]);
+    assert_eq!(
+        std::fs::read_to_string(m.path("small.md")).unwrap(),
+        "a short session note\n"
+    );
+}

@@ -61,6 +61,14 @@ impl Tree {
             self.recheck_if_changed(&node, &file)?;
             self.key(&node, &file)?;
         }
+        // A host length that is not a header and whole sealed blocks was
+        // cut on the host (the journal rolls a crash's torn tail back at
+        // mount): EIO now, not a note that opens shorter or empty and
+        // that an editor then saves that way (issue 17.5).
+        {
+            let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
+            self.sizes(&node, &file)?;
+        }
         // Sequential reads are the common case (editors, grep, cp): a larger
         // host readahead window keeps cold reads streaming.
         // SAFETY: valid fd; advice only.
