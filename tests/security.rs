@@ -1325,3 +1325,89 @@ fn a_small_note_cut_inside_its_block_is_refused_not_empty() {
         "a short session note\n"
     );
 }
+
+/// Issue 17.1: a vault put back from an older copy and then used a few
+/// times has a log longer than the remembered head, but not the chain it
+/// remembers: the alarm stays at every mount, `check` and `--verify`
+/// (none of them moves the head) until `quire audit --accept`.
+#[test]
+fn a_rolled_back_audit_log_stays_an_alarm_until_accepted() {
+    let w = World::new();
+    w.init();
+    let pw = w.pwfile.to_str().unwrap().to_string();
+    let vault = w.vault.to_str().unwrap().to_string();
+    let verify = || {
+        w.run(&[
+            "audit",
+            "--verify",
+            "--vault",
+            &vault,
+            "--password-file",
+            &pw,
+        ])
+    };
+    let edit = |i: usize| {
+        let o = w.mount_output(&[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let m = Mounted::adopt(&w);
+        std::fs::write(m.path(&format!("n{i}.md")), format!("note {i}\n")).unwrap();
+        m.unmount();
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    edit(0);
+    let aside = w.dir.path().join("aside");
+    let cp = |from: &Path, to: &Path| {
+        let o = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+    };
+    cp(&w.vault, &aside);
+    for i in 1..=2 {
+        assert!(!edit(i).contains("BROKEN"));
+    }
+    assert_eq!(verify().status.code(), Some(0));
+    std::fs::remove_dir_all(&w.vault).unwrap();
+    cp(&aside, &w.vault);
+    for i in 3..=5 {
+        let err = edit(i);
+        assert!(err.contains("audit log is BROKEN"), "mount {i} said: {err}");
+        assert!(err.contains("quire audit --accept"), "{err}");
+    }
+    for _ in 0..2 {
+        let o = verify();
+        assert_eq!(
+            o.status.code(),
+            Some(24),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let out = w.check_problems("rolled-back log");
+        assert!(out.contains("quire.audit"), "{out}");
+    }
+    let o = w.run(&[
+        "audit",
+        "--accept",
+        "--vault",
+        &vault,
+        "--password-file",
+        &pw,
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = verify();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(!edit(6).contains("BROKEN"));
+}

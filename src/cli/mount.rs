@@ -235,6 +235,13 @@ pub fn run(a: MountArgs) -> Result<()> {
     };
     let (mut v, lock) = unlocked;
     paths::remember_audit_head(&mut v);
+    // A broken or rolled-back audit log stays an alarm at every mount
+    // until it is reviewed and accepted (issue 17.1, 16.8).
+    if let Some(b) = v.audit_alarm() {
+        eprintln!(
+            "quire: warning: the audit log is BROKEN: {b}.\n       Review it with `quire audit` (and `quire audit --verify`); if what it shows is right (say, a backup you restored on purpose), accept it with `quire audit --accept`."
+        );
+    }
     if a.read_only
         && std::fs::symlink_metadata(v.layout().undo()).is_ok_and(|m| m.is_file() && m.len() > 0)
     {

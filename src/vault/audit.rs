@@ -60,6 +60,8 @@ struct State {
     /// The remembered head is ahead of this log (records were removed):
     /// it is never overwritten, so `--verify` keeps reporting it.
     behind: bool,
+    /// The head this log last wrote (on its own chain by construction).
+    saved: Option<(u64, [u8; 32])>,
 }
 
 /// Holds an exclusive `flock` on the log (by descriptor, so the state it
@@ -185,6 +187,7 @@ impl AuditLog {
                 seq: 0,
                 link: [0; 32],
                 behind: false,
+                saved: None,
             }
         };
         let log = AuditLog {
@@ -201,14 +204,21 @@ impl AuditLog {
             let mut s = log.state.lock().unwrap_or_else(|e| e.into_inner());
             let _l = Flock::take(&s.file)?;
             log.catch_up(&mut s)?;
-            if let Some((seq, _)) = log.head.as_deref().and_then(read_head)
-                && seq > s.seq
-            {
-                log::error!(
-                    "the audit log ends at record {} but record {seq} was written on this machine: records were removed (run `quire audit --verify`)",
-                    s.seq
-                );
-                s.behind = true;
+            if let Some((seq, link)) = log.head.as_deref().and_then(read_head) {
+                if seq > s.seq {
+                    log::error!(
+                        "the audit log ends at record {} but record {seq} was written on this machine: records were removed (run `quire audit --verify`)",
+                        s.seq
+                    );
+                    s.behind = true;
+                } else if !log.on_chain(&s, seq, &link)? {
+                    // A log put back from an older copy and extended: longer
+                    // than the head, but not the chain the head remembers.
+                    log::error!(
+                        "record {seq} of the audit log is not the one written on this machine: the log was rewritten or rolled back (run `quire audit --verify`)"
+                    );
+                    s.behind = true;
+                }
             }
         }
         let log = Arc::new(log);
@@ -271,6 +281,49 @@ impl AuditLog {
         // are cut before the next append (see `try_flush`).
         s.end = end as u64;
         Ok(())
+    }
+
+    /// Whether record `seq` of the log (which has at least `seq`
+    /// records) has the link `link`: the remembered head is on this
+    /// log's chain, so moving it forward keeps the chain it remembers
+    /// (issue 17.1). Each record's link covers the link before it, so one
+    /// matching link vouches for every record up to it.
+    fn on_chain(&self, s: &State, seq: u64, link: &[u8; 32]) -> io::Result<bool> {
+        if seq == 0 {
+            return Ok(true);
+        }
+        let mut b = vec![0u8; s.end as usize];
+        s.file.read_exact_at(&mut b, 0)?;
+        let mut pos = stream::HEADER_LEN as usize;
+        let mut n = 0;
+        while pos + stream::FRAME_HEADER as usize <= b.len() {
+            let fh: [u8; 5] = b[pos..pos + 5].try_into().expect("5 bytes");
+            let Some((len, kind)) = stream::parse_frame_header(&fh) else {
+                return Ok(false);
+            };
+            let end = pos + stream::FRAME_HEADER as usize + len as usize;
+            if end > b.len() {
+                return Ok(false);
+            }
+            n += 1;
+            if n == seq {
+                let body = stream::open_frame(
+                    &self.keys.audit,
+                    MAGIC,
+                    &s.id,
+                    pos as u64,
+                    kind,
+                    &b[pos + 5..end],
+                )
+                .ok();
+                return Ok(body.is_some_and(|p| {
+                    Record::decode(&p).is_some_and(|r| r.seq == seq)
+                        && self.keys.audit_link(&p) == *link
+                }));
+            }
+            pos = end;
+        }
+        Ok(false)
     }
 
     /// Notes every append in the crash journal first.
@@ -393,6 +446,7 @@ impl AuditLog {
         }
         s.behind = false;
         write_head(&p, s.seq, &s.link)?;
+        s.saved = Some((s.seq, s.link));
         Ok((old, s.seq))
     }
 
@@ -400,15 +454,31 @@ impl AuditLog {
     pub fn save_head(&self) {
         self.flush();
         let Some(p) = &self.head else { return };
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if s.behind || s.seq == 0 {
             return;
         }
-        if read_head(p).is_some_and(|(seq, _)| seq > s.seq) {
-            return;
+        // The head moves forward only along the chain it remembers: another
+        // process may have written it since this log was opened (issue 17.1).
+        if let Some((seq, link)) = read_head(p)
+            && s.saved != Some((seq, link))
+        {
+            let on_chain = {
+                let _l = Flock::take(&s.file);
+                self.catch_up(&mut s)
+                    .and_then(|()| Ok(seq <= s.seq && self.on_chain(&s, seq, &link)?))
+            };
+            if !on_chain.unwrap_or(false) {
+                log::error!(
+                    "the audit head remembered on this machine is not on this log's chain: it is kept (run `quire audit --verify`)"
+                );
+                s.behind = true;
+                return;
+            }
         }
-        if let Err(e) = write_head(p, s.seq, &s.link) {
-            log::warn!("could not remember the audit log's head ({e})");
+        match write_head(p, s.seq, &s.link) {
+            Ok(()) => s.saved = Some((s.seq, s.link)),
+            Err(e) => log::warn!("could not remember the audit log's head ({e})"),
         }
     }
 }
@@ -694,5 +764,33 @@ mod tests {
         assert_eq!(read_head(&d.path().join("head")).unwrap().0, 2);
         // Without the head, the chain itself is whole.
         assert_eq!(read(&k, &p, None).unwrap().1.broken, None);
+    }
+
+    #[test]
+    fn the_head_moves_forward_only_along_the_chain_it_remembers() {
+        let d = tempfile::tempdir().unwrap();
+        let k = keys();
+        let (p, head) = (d.path().join("a"), d.path().join("head"));
+        write(d.path(), &k, 2);
+        let old = std::fs::read(&p).unwrap();
+        write(d.path(), &k, 2);
+        assert_eq!(read_head(&head).unwrap().0, 4);
+        // The older log put back, then extended past the head: the head
+        // is not on its chain and stays where it was.
+        std::fs::write(&p, &old).unwrap();
+        write(d.path(), &k, 5);
+        assert_eq!(read_head(&head).unwrap().0, 4);
+        let v = read(&k, &p, Some(&head)).unwrap().1;
+        assert!(v.broken.unwrap().contains("rewritten"));
+        write(d.path(), &k, 1);
+        assert_eq!(read_head(&head).unwrap().0, 4);
+        // Accepted: the head moves to this chain and follows it again.
+        let log = AuditLog::open(&p, k.clone(), Some(head.clone()), false).unwrap();
+        log.accept().unwrap();
+        drop(log);
+        let n = read_head(&head).unwrap().0;
+        write(d.path(), &k, 1);
+        assert_eq!(read_head(&head).unwrap().0, n + 1);
+        assert_eq!(read(&k, &p, Some(&head)).unwrap().1.broken, None);
     }
 }

@@ -395,6 +395,15 @@ impl UnlockedVault {
             .is_ok_and(|(_, v)| v.broken.is_none())
     }
 
+    /// What is wrong with the audit log's chain, if anything (checked
+    /// against the remembered head): a mount says so on the terminal.
+    pub fn audit_alarm(&self) -> Option<String> {
+        match audit::read(&self.keys, &self.layout.audit(), self.audit_head.as_deref()) {
+            Ok((_, v)) => v.broken,
+            Err(e) => Some(format!("quire.audit cannot be read ({e})")),
+        }
+    }
+
     /// The remembered audit head's path, if set.
     pub fn audit_head(&self) -> Option<&Path> {
         self.audit_head.as_deref()
