@@ -1411,3 +1411,65 @@ fn a_rolled_back_audit_log_stays_an_alarm_until_accepted() {
     );
     assert!(!edit(6).contains("BROKEN"));
 }
+
+/// Issue 17.4: a password slot's Argon2 cost raised in quire.conf (memory,
+/// passes or lanes) is refused before Argon2 runs, with exit 12 and
+/// "cost raised": above what this machine remembers, and above the
+/// ceiling on a machine that remembers nothing.
+#[test]
+fn a_raised_key_derivation_cost_is_refused_before_it_is_tried() {
+    use sha2::Digest;
+    let w = World::new();
+    w.init();
+    w.mount(&[]).unmount();
+    let conf = w.vault.join("quire.conf");
+    let good = std::fs::read(&conf).unwrap();
+    let forge = |at: usize, v: u32| {
+        let mut b = good[..good.len() - 32].to_vec();
+        b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+        let sum = sha2::Sha256::digest(&b);
+        b.extend_from_slice(&sum);
+        std::fs::write(&conf, b).unwrap();
+    };
+    let check = |home: &Path| {
+        let mut c = w.cmd();
+        c.env("HOME", home)
+            .env("XDG_STATE_HOME", home.join("state"))
+            .args(["check", w.vault.to_str().unwrap(), "--password-file"])
+            .arg(&w.pwfile);
+        bounded(c, "quire check on a raised cost")
+    };
+    let elsewhere = w.dir.path().join("new-machine");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let home = w.dir.path().to_path_buf();
+    // Memory 8 MiB -> 16 MiB (under the ceiling, over what was seen here),
+    // then 4 GiB; passes 1 -> 64; lanes 4 -> 64.
+    for (what, at, v, remembered_only) in [
+        ("memory", 32, 16 * 1024, true),
+        ("memory", 32, 4 * 1024 * 1024, false),
+        ("passes", 36, 64, false),
+        ("lanes", 40, 64, false),
+    ] {
+        forge(at, v);
+        let homes: Vec<&Path> = if remembered_only {
+            vec![&home]
+        } else {
+            vec![&home, &elsewhere]
+        };
+        for h in homes {
+            // The world's HOME keeps its state in ~/.local/state.
+            let o = if h == home {
+                w.check_sealed()
+            } else {
+                check(h)
+            };
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(12), "{what} {v}: {err}");
+            assert!(err.contains("quire.conf was modified"), "{err}");
+            assert!(err.contains("cost raised"), "{err}");
+            assert!(!err.contains("wrong password"), "{err}");
+        }
+    }
+    std::fs::write(&conf, &good).unwrap();
+    w.mount(&[]).unmount();
+}

@@ -54,7 +54,7 @@ impl KdfArgs {
             t: self.kdf_passes,
             p: 4,
         };
-        if !p.in_bounds() {
+        if !p.in_bounds() || p.exceeds(&Argon2Params::CEILING) {
             return Err(super::exit::fail(
                 super::Code::Usage,
                 "Argon2 parameters out of range",

@@ -123,7 +123,8 @@ pub fn unlock(path: &Path, a: &PasswordArgs, label: &str) -> Result<UnlockedVaul
     let mut n = 1;
     loop {
         let locked = LockedVault::open(path)?;
-        super::paths::check_config(&locked)?;
+        let password = !(a.recovery_key || a.recovery_key_file.is_some());
+        super::paths::check_config(&locked, password)?;
         let secret = unlock_secret_as(a, label)?;
         match locked.unlock(&secret) {
             Err(e @ (vault::Error::WrongPassword | vault::Error::WrongRecoveryKey))

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::crypto::kdf::Argon2Params;
+
 pub fn home() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -80,18 +82,66 @@ fn config_profile(id: &str, vault: &Path) -> PathBuf {
     audit_head(id, vault).with_extension("conf")
 }
 
-fn cost(c: &crate::format::config::Config) -> Option<(u32, u32)> {
+fn cost(c: &crate::format::config::Config) -> Option<Argon2Params> {
     c.slots.iter().find_map(|s| match s {
-        crate::format::config::Slot::Password { params, .. } => Some((params.m_kib, params.t)),
+        crate::format::config::Slot::Password { params, .. } => Some(*params),
         _ => None,
     })
 }
 
-/// Refuses a config that is weaker than this machine last saw it.
-pub fn check_config(v: &crate::vault::LockedVault) -> Result<(), crate::vault::Error> {
+fn show(p: &Argon2Params) -> String {
+    format!("{} KiB, {} passes, {} lanes", p.m_kib, p.t, p.p)
+}
+
+/// Refuses a config that is weaker than this machine last saw it, or
+/// whose password cost was raised (above what this machine remembers, or
+/// above [`Argon2Params::CEILING`] when it remembers nothing) before
+/// Argon2 runs on it (issue 17.4). `password`: the unlock will run the
+/// password slot (a recovery-key unlock runs no Argon2).
+pub fn check_config(
+    v: &crate::vault::LockedVault,
+    password: bool,
+) -> Result<(), crate::vault::Error> {
     let c = v.config();
     let p = config_profile(&v.id_hex(), v.path());
-    let Ok(b) = crate::store::safe::read(&p, crate::store::safe::MAX_RECORD) else {
+    let remembered = crate::store::safe::read(&p, crate::store::safe::MAX_RECORD).ok();
+    if password && let Some(now) = cost(c) {
+        let text = remembered
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k).and_then(|v| v.trim().parse::<u32>().ok()))
+        };
+        let (limit, whence) = match (
+            field("argon2-memory-kib "),
+            field("argon2-passes "),
+            field("argon2-lanes "),
+        ) {
+            (Some(m_kib), Some(t), lanes) => (
+                Argon2Params {
+                    m_kib,
+                    t,
+                    // Profiles before issue 17.4 did not note lanes.
+                    p: lanes.unwrap_or(Argon2Params::CEILING.p),
+                },
+                "when it was last opened on this machine",
+            ),
+            _ => (
+                Argon2Params::CEILING,
+                "the most Quire tries on a machine that has not opened this vault before",
+            ),
+        };
+        if now.exceeds(&limit) {
+            return Err(crate::vault::Error::ConfigModified(format!(
+                "key-derivation cost raised: its password slot asks for {} ({} {whence}). Nothing was tried. If you did not raise it, restore quire.conf from a backup of the vault folder",
+                show(&now),
+                show(&limit)
+            )));
+        }
+    }
+    let Some(b) = remembered else {
         return Ok(());
     };
     let text = String::from_utf8_lossy(&b);
@@ -111,7 +161,13 @@ pub fn check_config(v: &crate::vault::LockedVault) -> Result<(), crate::vault::E
         field("argon2-memory-kib ").and_then(|v| v.parse::<u32>().ok()),
         field("argon2-passes ").and_then(|v| v.parse::<u32>().ok()),
     );
-    if let (Some(m), Some(t), Some((cm, ct))) = (m, t, cost(c))
+    if let (
+        Some(m),
+        Some(t),
+        Some(Argon2Params {
+            m_kib: cm, t: ct, ..
+        }),
+    ) = (m, t, cost(c))
         && (cm < m || ct < t)
     {
         return Err(crate::vault::Error::ConfigModified(format!(
@@ -126,8 +182,11 @@ pub fn remember_config(v: &crate::vault::UnlockedVault) {
     let c = v.config();
     let p = config_profile(&v.id_hex(), v.path());
     let mut text = format!("quire config profile v1\nflags {:08x}\n", c.flags);
-    if let Some((m, t)) = cost(c) {
-        text.push_str(&format!("argon2-memory-kib {m}\nargon2-passes {t}\n"));
+    if let Some(a) = cost(c) {
+        text.push_str(&format!(
+            "argon2-memory-kib {}\nargon2-passes {}\nargon2-lanes {}\n",
+            a.m_kib, a.t, a.p
+        ));
     }
     if let Some(dir) = p.parent() {
         let _ = crate::store::atomic::private_dir(dir);

@@ -37,6 +37,21 @@ impl Argon2Params {
         p: 64,
     };
 
+    /// The highest cost a password slot is tried with on a machine that
+    /// remembers nothing of the vault (1 GiB, 16 passes, 8 lanes; `quire
+    /// init` never makes more): a config raised above it is refused before
+    /// Argon2 runs, not tried for minutes (issue 17.4, docs/CLI.md).
+    pub const CEILING: Argon2Params = Argon2Params {
+        m_kib: 1024 * 1024,
+        t: 16,
+        p: 8,
+    };
+
+    /// Whether any of these costs is above the same cost of `limit`.
+    pub fn exceeds(&self, limit: &Argon2Params) -> bool {
+        self.m_kib > limit.m_kib || self.t > limit.t || self.p > limit.p
+    }
+
     /// Whether these parameters lie within [MIN, MAX].
     pub fn in_bounds(&self) -> bool {
         (Self::MIN.m_kib..=Self::MAX.m_kib).contains(&self.m_kib)
