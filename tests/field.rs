@@ -1055,3 +1055,120 @@ print("ok")
     assert!(o.status.success() && o.stderr.is_empty(), "{o:?}");
     drop(m);
 }
+
+/// Issue 16.1: once sealed (by `quire unmount` or by `--idle`), the mount
+/// point is read-only to its owner: an editor still open on a note cannot
+/// save it there as plaintext ("Permission denied"), and the next mount
+/// works as before. Run as an unprivileged user (root ignores modes).
+#[test]
+fn a_sealed_mount_point_takes_no_plaintext() {
+    if unsafe { libc::geteuid() } != 0 {
+        return; // needs root to become another user; CI runs as root
+    }
+    let w = World::new();
+    std::fs::set_permissions(&w.dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let script = format!(
+        "set -u; cd {dir}; Q={q}; export HOME={dir} XDG_RUNTIME_DIR={dir}/nrun
+         echo pw-for-a-test > npw
+         $Q init nv --password-file npw --kdf-memory 8 --kdf-passes 1 --recovery-key-out nrk 2>/dev/null || exit 9
+         mkdir nm; $Q mount nv nm --password-file npw || exit 9
+         trap '$Q unmount nm >/dev/null 2>&1 || fusermount3 -u -z nm' EXIT
+         echo 'session note' > nm/note.md
+         $Q unmount nm || exit 9
+         # An editor saving after the seal: refused.
+         if echo 'plaintext zebrafinch' > nm/note.md; then echo SAVED-AFTER-UNMOUNT; fi
+         stat -c %a nm
+         # Mount again: the note is there; sealed again by --idle.
+         $Q mount nv nm --password-file npw --idle 2s || exit 9
+         cat nm/note.md
+         for i in $(seq 1 100); do mountpoint -q nm || break; sleep 0.2; done
+         mountpoint -q nm && echo STILL-MOUNTED
+         if echo 'plaintext zebrafinch' > nm/note.md; then echo SAVED-AFTER-IDLE; fi
+         ls -A nm | wc -l",
+        dir = w.dir.path().display(),
+        q = quire_bin().display()
+    );
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(!out.contains("SAVED-AFTER"), "{out}\n{err}");
+    assert!(!out.contains("STILL-MOUNTED"), "{out}\n{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["500", "session note", "0"], "{err}");
+    assert!(contains_bytes(w.dir.path(), b"zebrafinch").is_none());
+}
+
+/// Issue 16.1: files found in the mount point are named as unencrypted
+/// and not hidden by a mount; `quire import` mounts and moves them into
+/// the vault (a taken name gets "unencrypted copy"), overwriting and
+/// removing the plaintext.
+#[test]
+fn files_left_in_the_mount_point_are_named_and_imported() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("a.md"), "the vault's own a\n").unwrap();
+    m.unmount();
+    // Left there while sealed (root ignores the sealed mode).
+    std::fs::write(w.mnt.join("a.md"), "plain a zebrafinch\n").unwrap();
+    std::fs::create_dir(w.mnt.join("sub")).unwrap();
+    std::fs::write(w.mnt.join("sub/b.md"), "plain b zebrafinch\n").unwrap();
+    let o = w.mount_output(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(14), "{err}");
+    assert!(
+        err.contains("NOT encrypted") && err.contains("a.md"),
+        "{err}"
+    );
+    assert!(err.contains("quire import"), "{err}");
+    assert!(!w.is_mounted());
+    let o = w
+        .cmd()
+        .arg("import")
+        .arg(&w.vault)
+        .arg(&w.mnt)
+        .arg("--password-file")
+        .arg(&w.pwfile)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("Imported 2 item(s)"), "{err}");
+    let m = Mounted::adopt(&w);
+    assert_eq!(
+        std::fs::read_to_string(m.path("a.md")).unwrap(),
+        "the vault's own a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.path("sub/b.md")).unwrap(),
+        "plain b zebrafinch\n"
+    );
+    let copies: Vec<String> = std::fs::read_dir(&w.mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("a (unencrypted copy "))
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(copies[0].ends_with(".md"));
+    assert_eq!(
+        std::fs::read_to_string(w.mnt.join(&copies[0])).unwrap(),
+        "plain a zebrafinch\n"
+    );
+    m.unmount();
+    // Sealed: the mount point is empty, and no plaintext is left on disk.
+    assert_eq!(std::fs::read_dir(&w.mnt).unwrap().count(), 0);
+    assert!(contains_bytes(w.dir.path(), b"zebrafinch").is_none());
+    w.mount(&[]).unmount();
+}

@@ -109,6 +109,51 @@ fn mount_error(e: &std::io::Error, o: &Options) -> (Code, String) {
     )
 }
 
+/// The mount point's own folder (the one the mount covers), held open from
+/// before the mount: while sealed it is read-only to its owner (0500), so
+/// an editor still open on a note cannot save it there as plaintext after
+/// the vault seals (issue 16.1). fusermount3 needs write access to mount,
+/// so it is 0700 only for the moment of mounting; the descriptor reaches
+/// the covered folder under the mount and after a lazy unmount.
+/// (Root ignores modes: docs/THREAT_MODEL.md.)
+pub(super) struct SealedMountpoint(Option<std::fs::File>);
+
+/// Mode of a sealed mount point.
+pub(super) const SEALED_MODE: u32 = 0o500;
+
+impl SealedMountpoint {
+    /// Opens `mp` and makes it mountable (0700).
+    pub(super) fn open(mp: &Path) -> SealedMountpoint {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(mp)
+            .ok();
+        let g = SealedMountpoint(f);
+        g.set(0o700);
+        g
+    }
+
+    fn set(&self, mode: u32) {
+        use std::os::fd::AsRawFd;
+        if let Some(f) = &self.0 {
+            // SAFETY: valid descriptor.
+            if unsafe { libc::fchmod(f.as_raw_fd(), mode) } != 0 {
+                log::warn!(
+                    "could not set the mount point's own mode to {mode:o} ({})",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+
+    /// Read-only to its owner: nothing can be saved into it while sealed.
+    pub(super) fn seal(&self) {
+        self.set(SEALED_MODE);
+    }
+}
+
 /// Mounts and serves until unmounted. `ready` is told once the mount is usable.
 fn serve(
     v: UnlockedVault,
@@ -143,7 +188,11 @@ fn serve(
         let p = pressure.clone();
         crate::store::host::on_fd_pressure(move || p.wake());
     }
-    let mut session = match fuser::Session::new(fs, &o.mountpoint, &mount_config(&o)) {
+    let covered = SealedMountpoint::open(&o.mountpoint);
+    let session = fuser::Session::new(fs, &o.mountpoint, &mount_config(&o));
+    // Mounted or not, the covered folder is read-only again at once.
+    covered.seal();
+    let mut session = match session {
         Ok(s) => s,
         Err(e) => {
             let (code, msg) = mount_error(&e, &o);
@@ -229,6 +278,7 @@ fn serve(
     }
     ready(Ok(()));
     let r = session.run();
+    covered.seal();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(w) = waker {
         w.wake();

@@ -6,6 +6,7 @@ mod check;
 mod daemon;
 pub mod exit;
 mod history;
+mod import;
 mod indexer;
 mod init;
 mod lifecycle;
@@ -74,6 +75,9 @@ enum Command {
     Init(init::InitArgs),
     /// Unlock a vault and show it as a folder (by default ~/Notes).
     Mount(mount::MountArgs),
+    /// Mount a vault over a mount point that holds unencrypted files, and
+    /// move them into the vault (the plaintext is overwritten and removed).
+    Import(import::ImportArgs),
     /// Seal a mounted vault: flush everything, wipe the keys, unmount.
     #[command(alias = "umount")]
     Unmount(unmount::UnmountArgs),
@@ -125,7 +129,7 @@ enum Command {
 /// Entry point: parses arguments, runs the command, returns the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Mount(_)) {
+    if !matches!(cli.command, Command::Mount(_) | Command::Import(_)) {
         // `quire log x | head -1`: a closed pipe ends the command quietly,
         // as it does `cat` (Rust ignores SIGPIPE, so print! would panic).
         // Not for `mount`: its daemon must outlive a client that hangs up.
@@ -135,6 +139,7 @@ pub fn main() -> i32 {
     let r = match cli.command {
         Command::Init(a) => init::run(a),
         Command::Mount(a) => mount::run(a),
+        Command::Import(a) => import::run(a),
         Command::Unmount(a) => unmount::run(a),
         Command::Status(a) => status::run(a),
         Command::Passwd(a) => passwd::run(a),

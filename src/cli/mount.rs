@@ -99,7 +99,8 @@ fn check_fuse() -> Result<()> {
     Ok(())
 }
 
-fn prepare_mountpoint(mp: &Path, is_default: bool) -> Result<()> {
+/// Prepares the mount point; returns the names it holds (none: empty).
+fn prepare_mountpoint(mp: &Path, is_default: bool) -> Result<Vec<std::ffi::OsString>> {
     // Before the password is asked: a runtime folder another user holds
     // is refused (issue 11.1).
     runtime::ensure_dir().map_err(|e| fail(Code::Io, e.to_string()))?;
@@ -124,22 +125,15 @@ fn prepare_mountpoint(mp: &Path, is_default: bool) -> Result<()> {
             format!("{} is not a folder", mp.display()),
         )),
         Ok(_) => {
-            let mut it = std::fs::read_dir(mp).map_err(|e| {
+            let it = std::fs::read_dir(mp).map_err(|e| {
                 fail(
                     Code::MountPoint,
                     format!("cannot read {}: {e}", mp.display()),
                 )
             })?;
-            if it.next().is_some() {
-                return Err(fail(
-                    Code::MountPoint,
-                    format!(
-                        "{} is not empty: mounting there would hide its files; choose an empty folder",
-                        mp.display()
-                    ),
-                ));
-            }
-            Ok(())
+            let mut names: Vec<_> = it.flatten().map(|e| e.file_name()).collect();
+            names.sort();
+            Ok(names)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if !is_default && !mp.parent().map(|p| p.is_dir()).unwrap_or(false) {
@@ -148,12 +142,14 @@ fn prepare_mountpoint(mp: &Path, is_default: bool) -> Result<()> {
                     format!("the folder containing {} does not exist", mp.display()),
                 ));
             }
-            std::fs::create_dir_all(mp).map_err(|e| {
-                fail(
-                    Code::MountPoint,
-                    format!("cannot create {}: {e}", mp.display()),
-                )
-            })
+            std::fs::create_dir_all(mp)
+                .map_err(|e| {
+                    fail(
+                        Code::MountPoint,
+                        format!("cannot create {}: {e}", mp.display()),
+                    )
+                })
+                .map(|()| Vec::new())
         }
         Err(e) => Err(fail(
             Code::MountPoint,
@@ -185,7 +181,43 @@ fn already_mounted(e: vault::Error, vault_path: &Path) -> anyhow::Error {
     }
 }
 
+/// The error for a mount point holding files: they are plaintext that a
+/// program saved there while the vault was sealed (or someone's files),
+/// named as such, with the command that moves them in (issue 16.1).
+fn unencrypted(mp: &Path, names: &[std::ffi::OsString], a: &MountArgs) -> anyhow::Error {
+    let shown: Vec<String> = names
+        .iter()
+        .take(5)
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    let more = if names.len() > shown.len() {
+        format!(" and {} more", names.len() - shown.len())
+    } else {
+        String::new()
+    };
+    let mut cmd = "quire import".to_string();
+    for p in [&a.vault, &a.mountpoint].into_iter().flatten() {
+        cmd.push(' ');
+        cmd.push_str(&p.display().to_string());
+    }
+    fail(
+        Code::MountPoint,
+        format!(
+            "{} is not empty: it holds {} item(s) that are NOT encrypted: {}{more}. A program probably saved them there while the vault was sealed. Nothing was mounted. Run `{cmd}` to move them into the vault (they are encrypted, and the plaintext is overwritten and removed), or move them somewhere else yourself.",
+            mp.display(),
+            names.len(),
+            shown.join(", ")
+        ),
+    )
+}
+
+/// `quire mount`.
 pub fn run(a: MountArgs) -> Result<()> {
+    run_with(a, false)
+}
+
+/// `quire mount`, or with `import`, `quire import` (see `cli::import`).
+pub fn run_with(a: MountArgs, import: bool) -> Result<()> {
     let vault_path = paths::absolute(&a.vault.clone().unwrap_or_else(paths::default_vault));
     let is_default_mp = a.mountpoint.is_none();
     let mp = paths::absolute(
@@ -200,7 +232,10 @@ pub fn run(a: MountArgs) -> Result<()> {
             let lock = vault::lock(&vault::open_layout(&vault_path))
                 .map_err(|e| already_mounted(e, &vault_path))?;
             drop(locked);
-            prepare_mountpoint(&mp, is_default_mp)?;
+            let stray = prepare_mountpoint(&mp, is_default_mp)?;
+            if !stray.is_empty() && !import {
+                return Err(unencrypted(&mp, &stray, &a));
+            }
             (
                 password::unlock(&vault_path, &a.password, "Password: ")?,
                 lock,
@@ -228,7 +263,10 @@ pub fn run(a: MountArgs) -> Result<()> {
                 true,
             )?;
             let lock = vault::lock(&vault::open_layout(&vault_path))?;
-            prepare_mountpoint(&mp, is_default_mp)?;
+            let stray = prepare_mountpoint(&mp, is_default_mp)?;
+            if !stray.is_empty() && !import {
+                return Err(unencrypted(&mp, &stray, &a));
+            }
             (v, lock)
         }
         Err(e) => return Err(e.into()),
@@ -251,15 +289,56 @@ pub fn run(a: MountArgs) -> Result<()> {
         );
     }
     let opts = daemon::Options {
-        mountpoint: mp,
+        mountpoint: mp.clone(),
         read_only: a.read_only,
         allow_other: a.allow_other,
         idle: a.idle,
         threads: a.threads.max(1),
     };
     if a.foreground {
-        daemon::run_foreground(v, lock, opts)
-    } else {
-        daemon::run_background(v, lock, opts)
+        if import {
+            return Err(fail(
+                Code::Usage,
+                "quire import mounts in the background: leave out --foreground",
+            ));
+        }
+        return daemon::run_foreground(v, lock, opts);
     }
+    if !import {
+        return daemon::run_background(v, lock, opts);
+    }
+    // The covered folder, reached under the mount through this handle.
+    let covered = crate::store::host::Handle::open_path(&mp).map_err(|e| {
+        fail(
+            Code::MountPoint,
+            format!("cannot open {}: {e}", mp.display()),
+        )
+    })?;
+    let read_only = a.read_only;
+    daemon::run_background(v, lock, opts)?;
+    if read_only {
+        eprintln!("quire: mounted read-only: nothing was imported (mount read-write to import)");
+        return Ok(());
+    }
+    let r = super::import::import(&covered, &mp);
+    for (from, to) in &r.renamed {
+        eprintln!("  {from} -> {to} (the vault already had that name)");
+    }
+    eprintln!(
+        "Imported {} item(s) ({} bytes) into the vault; their unencrypted copies were overwritten and removed.",
+        r.files, r.bytes
+    );
+    if !r.left.is_empty() {
+        for l in &r.left {
+            eprintln!("  not imported: {l}");
+        }
+        return Err(fail(
+            Code::Io,
+            format!(
+                "{} item(s) were not imported and are still unencrypted under the mount (see above); the vault is mounted",
+                r.left.len()
+            ),
+        ));
+    }
+    Ok(())
 }
