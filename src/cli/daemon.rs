@@ -181,6 +181,9 @@ fn serve(
     let activity = Arc::new(Activity::new());
     let tree = Arc::new(tree);
     let weak = Arc::downgrade(&tree);
+    // Held past the session's end, until the indexer has taken in the last
+    // changes (issue 16.2); dropped before the keys are declared wiped.
+    let kept = tree.clone();
     let fs = QuireFs::new(tree, activity.clone())?;
     let pressure = fs.pressure();
     let sweeper = fs.sweeper();
@@ -207,10 +210,14 @@ fn serve(
         let (s, n) = (sweeper.clone(), session.notifier());
         Arc::new(move |t, p, now| s.apply(t, p, now, Some(&n)))
     };
-    let searcher: Option<Arc<dyn crate::control::Searcher>> = match weak.upgrade() {
-        Some(t) if !o.read_only => super::indexer::start(&t, &v).map(|s| s as _),
-        Some(_) => super::indexer::open_read_only(&v).map(|s| s as _),
-        None => None,
+    let indexer = match weak.upgrade() {
+        Some(t) if !o.read_only => super::indexer::start(&t, &v),
+        _ => None,
+    };
+    let searcher: Option<Arc<dyn crate::control::Searcher>> = if o.read_only {
+        super::indexer::open_read_only(&v).map(|s| s as _)
+    } else {
+        indexer.clone().map(|s| s as _)
     };
     if let Err(e) = crate::control::serve(
         &runtime::socket_path(&o.mountpoint),
@@ -230,10 +237,11 @@ fn serve(
         );
         t.lifecycle_waker()
     });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if !o.read_only
         && let Some(w) = &waker
     {
-        start_lifecycle(weak, sweeper, session.notifier(), w.clone());
+        start_lifecycle(weak, sweeper, session.notifier(), w.clone(), stop.clone());
     }
     log::info!("mounted (pid {})", std::process::id());
 
@@ -258,7 +266,6 @@ fn serve(
             .spawn(move || idle_watch(&activity, idle, &mp))?;
     }
     // Keep the nodes' host descriptors under the open-file limit.
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let notifier = session.notifier();
         // Sets the high-water mark before the first request can arrive.
@@ -283,6 +290,12 @@ fn serve(
     if let Some(w) = waker {
         w.wake();
     }
+    // The sealed index is exactly current: deletes, purges and the last
+    // saves are in it before the keys go (issue 16.2).
+    if let Some(ix) = &indexer {
+        ix.drain();
+    }
+    drop(kept);
     runtime::remove(&o.mountpoint);
     // `run` consumed the session: the filesystem, its tree (journal
     // closed) and the tree's keys are gone already.
@@ -301,12 +314,16 @@ fn start_lifecycle(
     sweeper: crate::fuse::Sweeper,
     notifier: fuser::Notifier,
     waker: crate::vault::events::Waker,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let _ = std::thread::Builder::new()
         .name("quire-lifecycle".into())
         .spawn(move || {
             loop {
                 let wait = {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
                     let Some(t) = tree.upgrade() else { return };
                     if let Ok(n) = t.tidy_trash()
                         && n > 0

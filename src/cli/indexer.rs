@@ -22,7 +22,12 @@ const MOST: Duration = Duration::from_secs(1);
 enum Msg {
     Change(Change),
     Reindex(Sender<Result<u64, String>>),
+    /// Apply everything sent before, commit, answer, and stop.
+    Drain(Sender<()>),
 }
+
+/// How long a seal waits for the indexer to take in the last changes.
+const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 
 /// The running indexer, as the control socket sees it.
 pub struct Service {
@@ -326,15 +331,26 @@ fn run(
         };
         let mut batch = Vec::new();
         let mut reindex = Vec::new();
+        let mut drained = Vec::new();
         let mut take = |m: Msg| match m {
-            Msg::Change(c) => batch.push(c),
-            Msg::Reindex(r) => reindex.push(r),
+            Msg::Change(c) => {
+                batch.push(c);
+                true
+            }
+            Msg::Reindex(r) => {
+                reindex.push(r);
+                true
+            }
+            Msg::Drain(d) => {
+                drained.push(d);
+                false
+            }
         };
-        take(first);
+        let mut more = take(first);
         let start = Instant::now();
-        while start.elapsed() < MOST {
+        while more && start.elapsed() < MOST {
             match rx.recv_timeout(QUIET) {
-                Ok(m) => take(m),
+                Ok(m) => more = take(m),
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -356,6 +372,12 @@ fn run(
                 );
             }
             let _ = r.send(res);
+        }
+        if !drained.is_empty() {
+            for d in drained {
+                let _ = d.send(());
+            }
+            return;
         }
         trim();
     }
@@ -403,6 +425,47 @@ pub fn start(tree: &Arc<Tree>, v: &UnlockedVault) -> Option<Arc<Service>> {
         tx: std::sync::Mutex::new(tx),
         progress,
     }))
+}
+
+impl Service {
+    /// At the seal: applies and commits every change sent so far (deleted
+    /// text leaves the index files), then stops the indexer.
+    pub fn drain(&self) {
+        let (tx, rx) = channel();
+        let sent = self
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Msg::Drain(tx));
+        if sent.is_ok() && rx.recv_timeout(DRAIN_LIMIT).is_err() {
+            log::warn!(
+                "the search index did not take in the last changes before the seal; the next mount repairs it"
+            );
+        }
+    }
+}
+
+/// Changes made through a sealed vault's commands (`quire purge`, `trash
+/// restore`/`purge`/`empty`, `restore`) applied to its index before it is
+/// closed, so a sealed search never finds text of a note deleted for good
+/// (issue 16.2). An index that cannot be opened is left for the next mount
+/// to rebuild.
+pub fn sync_sealed(tree: &Tree, v: &UnlockedVault, changes: Vec<Change>) {
+    if changes.is_empty() {
+        return;
+    }
+    let (root, key) = v.index_access();
+    if !root.exists() {
+        return;
+    }
+    match SearchIndex::open(&root, key, false) {
+        Ok((index, _)) => {
+            if let Err(e) = apply(tree, &index, changes) {
+                log::warn!("the search index was not updated ({e}); the next mount repairs it");
+            }
+        }
+        Err(e) => log::warn!("the search index was not updated ({e}); the next mount rebuilds it"),
+    }
 }
 
 /// Search on a read-only mount: the index as it was sealed, not updated.

@@ -3,6 +3,7 @@
 //! the password. Also turns a path as the user typed it into a vault path.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
@@ -49,7 +50,29 @@ pub enum Conn {
         _vault: Box<UnlockedVault>,
         /// Held while working.
         _lock: VaultLock,
+        /// The changes this command made, for the sealed search index.
+        changes: Changes,
     },
+}
+
+/// Changes a sealed vault's tree reported (its listener's log).
+type Changes = Arc<std::sync::Mutex<Vec<crate::vault::events::Change>>>;
+
+impl Drop for Conn {
+    /// A sealed vault's index takes in the command's changes before the
+    /// tree and its keys go (issue 16.2).
+    fn drop(&mut self) {
+        if let Conn::Local {
+            tree,
+            _vault,
+            changes,
+            ..
+        } = self
+        {
+            let c = std::mem::take(&mut *changes.lock().unwrap_or_else(|e| e.into_inner()));
+            super::indexer::sync_sealed(tree, _vault, c);
+        }
+    }
 }
 
 impl Conn {
@@ -152,11 +175,19 @@ fn open_sealed(vault: &Path, pw: &PasswordArgs) -> Result<Conn> {
     let mut v = password::unlock(&vault, pw, "Password: ")?;
     paths::remember_audit_head(&mut v);
     let tree = v.tree(false)?;
+    let changes: Changes = Arc::default();
+    {
+        let changes = changes.clone();
+        tree.set_listener(Box::new(move |c| {
+            changes.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        }));
+    }
     Ok(Conn::Local {
         path: vault.clone(),
         tree: Box::new(tree),
         _vault: Box::new(v),
         _lock: lock,
+        changes,
     })
 }
 
