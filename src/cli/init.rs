@@ -90,22 +90,62 @@ pub fn create(
     if path.exists() && std::fs::read_dir(path)?.next().is_some() {
         return Err(vault::Error::Exists(path.to_owned()).into());
     }
-    eprintln!("Creating a new vault at {}", path.display());
-    let pw = password::new_password(pw_file, pw_cmd, "New password")?;
-    let Created {
-        vault,
-        recovery_key,
-    } = vault::init(path, &pw, params, history)?;
-    match rk_out {
+    // The recovery key's file is made first (O_EXCL, 0600): a vault whose
+    // key could not be written would be a vault without a recovery key
+    // (issue 17.9). It is removed again if the vault cannot be made.
+    let mut rk_file = match rk_out {
         Some(f) => {
-            use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
-            let mut o = std::fs::OpenOptions::new()
+            let o = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(f)?;
-            writeln!(o, "{}", recovery_key.expose())?;
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(f)
+                .map_err(|e| {
+                    super::exit::fail(
+                        super::Code::Io,
+                        format!(
+                            "cannot create the recovery key file {} ({e}); nothing was created",
+                            f.display()
+                        ),
+                    )
+                })?;
+            Some((o, f))
+        }
+        None => None,
+    };
+    let forget_rk = |rk: &Option<(std::fs::File, &std::path::Path)>| {
+        if let Some((_, f)) = rk {
+            let _ = std::fs::remove_file(f);
+        }
+    };
+    eprintln!("Creating a new vault at {}", path.display());
+    let made = password::new_password(pw_file, pw_cmd, "New password")
+        .and_then(|pw| Ok(vault::init(path, &pw, params, history)?));
+    let Created {
+        vault,
+        recovery_key,
+    } = match made {
+        Ok(c) => c,
+        Err(e) => {
+            forget_rk(&rk_file);
+            return Err(e);
+        }
+    };
+    match rk_file.as_mut() {
+        Some((o, f)) => {
+            use std::io::Write;
+            let written = writeln!(o, "{}", recovery_key.expose()).and_then(|()| o.sync_all());
+            if let Err(e) = written {
+                // The vault exists: its key must not be lost. Shown here.
+                eprintln!(
+                    "quire: could not write the recovery key to {} ({e}); here it is, shown only this once:",
+                    f.display()
+                );
+                println!("    {}", recovery_key.expose());
+                return Ok(vault);
+            }
             eprintln!(
                 "Vault created. The recovery key was written to {}.",
                 f.display()

@@ -239,7 +239,7 @@ pub fn init(
     }
     let layout = Layout::new(path);
     create_private_dir(path)?;
-    let _lock = lock(&layout)?;
+    let _lock = lock_new(&layout)?;
     let data = layout.data();
     create_private_dir(&data)?;
     // The data folder is the mount's root: it gets the mode a new folder
@@ -309,6 +309,20 @@ fn create_private_dir(p: &Path) -> Result<(), Error> {
 /// A daemon that was just killed can hold the lock for a moment while the
 /// kernel tears it down, so a busy lock is retried briefly.
 pub fn lock(layout: &Layout) -> Result<VaultLock, Error> {
+    // Nothing is created in a folder before it is known to be a vault
+    // (issue 16.6: `quire check ~/Notes` made a `quire.lock` note in the
+    // mounted vault).
+    match std::fs::symlink_metadata(layout.config()) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(Error::NotAVault(layout.root().to_owned())),
+        Err(_) if !layout.root().exists() => return Err(Error::NoVault(layout.root().to_owned())),
+        Err(_) => return Err(Error::NotAVault(layout.root().to_owned())),
+    }
+    lock_new(layout)
+}
+
+/// Takes the lock of a vault being made (`init`: no config yet).
+fn lock_new(layout: &Layout) -> Result<VaultLock, Error> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
     loop {
         match VaultLock::try_acquire(layout) {
