@@ -54,6 +54,27 @@ impl Tree {
         let mut r = Report::default();
         self.check_dir(&self.root(), "", &mut r, progress)?;
         self.check_trash(&mut r)?;
+        // The vault's own files beside the tree: each, if present, a
+        // regular file no larger than it can be (a FIFO or a 60 GB sparse
+        // file planted there is tampering, issue 17.10).
+        let root = self.log_path.parent().map(|p| p.to_path_buf());
+        if let Some(root) = root {
+            use crate::store::safe;
+            for (name, max) in [
+                (crate::store::LOG, safe::MAX_LOG),
+                ("quire.log.1", safe::MAX_LOG),
+                (crate::store::UNDO, safe::MAX_JOURNAL),
+            ] {
+                match safe::open(&root.join(name), max) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => r.problems.push(Problem {
+                        path: name.into(),
+                        problem: e.to_string(),
+                    }),
+                }
+            }
+        }
         // The audit log's chain (FORMAT §16).
         match self.read_audit() {
             Ok((_, v)) => {
