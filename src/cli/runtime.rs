@@ -151,6 +151,11 @@ pub fn mounts() -> Vec<MountRecord> {
         return Vec::new();
     };
     let mut out = Vec::new();
+    // Records are read only from a runtime folder that passes the same
+    // checks as at mount (ours, private, not a symlink), and only files
+    // of ours: a record forged by another user is never believed (issue
+    // 17.8: a forged pid made `unmount` wait on someone else's process).
+    let trusted = check_dir(&dir()).is_ok();
     for line in text.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
             continue;
@@ -184,9 +189,9 @@ pub fn mounts() -> Vec<MountRecord> {
             read_only,
             idle: None,
         };
-        if let Ok(t) =
-            crate::store::safe::read(&record_path(&mountpoint), crate::store::safe::MAX_RECORD)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        if let Some(t) = trusted
+            .then(|| read_own(&record_path(&mountpoint)))
+            .flatten()
         {
             for kv in t.lines() {
                 match kv.split_once('=') {
@@ -201,6 +206,32 @@ pub fn mounts() -> Vec<MountRecord> {
         out.push(rec);
     }
     out
+}
+
+/// A record file of this user's (none if someone else's, or unreadable).
+fn read_own(p: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let mut f = crate::store::safe::open(p, crate::store::safe::MAX_RECORD).ok()?;
+    // SAFETY: geteuid has no preconditions.
+    if f.metadata().ok()?.uid() != unsafe { libc::geteuid() } {
+        return None;
+    }
+    let mut b = Vec::new();
+    f.read_to_end(&mut b).ok()?;
+    Some(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Whether `pid` is a process of this user's (a daemon `unmount` may wait
+/// for), from its /proc entry's owner.
+pub fn is_own_process(pid: i32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    pid > 1
+        && std::fs::metadata(format!("/proc/{pid}"))
+            .map(|m| m.uid() == me)
+            .unwrap_or(false)
 }
 
 /// Whether the mount at `p` has lost its daemon (ENOTCONN).

@@ -52,7 +52,7 @@ pub fn run(a: UnmountArgs) -> Result<()> {
         ));
     }
     // Wait for the daemon to finish sealing.
-    if let Some(pid) = rec.pid {
+    if let Some(pid) = rec.pid.filter(|&p| runtime::is_own_process(p)) {
         let deadline = Instant::now() + Duration::from_secs(60);
         // SAFETY: kill with signal 0 only checks for existence.
         while unsafe { libc::kill(pid, 0) } == 0 {
