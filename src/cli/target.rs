@@ -159,6 +159,29 @@ fn normalise(p: &Path) -> PathBuf {
     out
 }
 
+/// `p` with its nearest existing ancestor's symlinks resolved (the rest,
+/// which does not exist, appended as it is).
+fn resolve_existing(p: &Path) -> PathBuf {
+    let mut base = p.to_path_buf();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(&base) {
+            let mut out = c;
+            for r in rest.iter().rev() {
+                out.push(r);
+            }
+            return out;
+        }
+        match (base.file_name().map(|n| n.to_owned()), base.parent()) {
+            (Some(n), Some(parent)) => {
+                rest.push(n);
+                base = parent.to_path_buf();
+            }
+            _ => return p.to_path_buf(),
+        }
+    }
+}
+
 fn open_sealed(vault: &Path, pw: &PasswordArgs) -> Result<Conn> {
     let vault = paths::absolute(vault);
     let lock = crate::vault::lock(&crate::vault::open_layout(&vault))
@@ -289,10 +312,14 @@ pub fn connect(t: &TargetArgs, path: Option<&Path>) -> Result<(Conn, String)> {
             .filter(|m| p.starts_with(&m.mountpoint))
             .max_by_key(|m| m.mountpoint.as_os_str().len())
     };
-    if let Some(p) = path
-        && let Some(m) = holding(&normalise(p))
-    {
-        return Ok((remote(m), inside(&normalise(p), &m.mountpoint, p)?));
+    if let Some(p) = path {
+        // As typed, then through its nearest existing folder with links
+        // resolved (a note in the trash no longer exists; ~ may be a link).
+        for q in [normalise(p), resolve_existing(&normalise(p))] {
+            if let Some(m) = holding(&q) {
+                return Ok((remote(m), inside(&q, &m.mountpoint, p)?));
+            }
+        }
     }
     if let Some(m) = cwd.as_deref().and_then(holding) {
         let rel = match path {

@@ -1,6 +1,6 @@
 //! `quire trash`: list, restore, purge and empty the trash.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -92,7 +92,17 @@ fn print(entries: &[TrashOut], json: bool) -> Result<()> {
 
 /// `quire trash`.
 pub fn run(a: TrashArgs) -> Result<()> {
-    let (c, _) = connect(&a.target, None)?;
+    // A path to restore picks the vault whose mount holds it, though it
+    // no longer exists there (issue 16.5: two mounts made it ambiguous).
+    let hint = match &a.action {
+        Some(Action::Restore { path }) => Some(path.as_path()),
+        _ => None,
+    };
+    let (c, _) = connect(&a.target, hint).or_else(|e| match hint {
+        // An entry ID or a vault path: the vault as without a path.
+        Some(_) => connect(&a.target, None),
+        None => Err(e),
+    })?;
     match a.action {
         None => {
             if !a.json {
@@ -106,7 +116,21 @@ pub fn run(a: TrashArgs) -> Result<()> {
                 dry_run,
                 all: false,
             })?)?;
-            print(&done, a.json)?;
+            let held = if done.is_empty() && !a.json {
+                entries(c.call(Request::TrashList)?)?.len()
+            } else {
+                0
+            };
+            if held > 0 {
+                // Not "the trash is empty" when it is not (issue 16.7).
+                println!(
+                    "Nothing is due: the {held} entr{} in the trash {} kept until the trash window has passed since deletion (`quire trash` lists them; `quire trash keep DAYS` sets the window), or until a retention date.",
+                    if held == 1 { "y" } else { "ies" },
+                    if held == 1 { "is" } else { "are" }
+                );
+            } else {
+                print(&done, a.json)?;
+            }
             eprintln!(
                 "{} {} entr{}",
                 if dry_run { "Would purge" } else { "Purged" },
@@ -121,6 +145,15 @@ pub fn run(a: TrashArgs) -> Result<()> {
                 if n == 0 {
                     eprintln!("The trash is empty.");
                     return Ok(());
+                }
+                if !std::io::stdin().is_terminal() {
+                    return Err(fail(
+                        Code::Cancelled,
+                        format!(
+                            "nothing was deleted: emptying the trash ({n} entr{}) asks for confirmation on a terminal; add --yes to confirm from a script",
+                            if n == 1 { "y" } else { "ies" }
+                        ),
+                    ));
                 }
                 if !super::password::confirm(&format!(
                     "Delete {n} trashed note(s) and their history for good?"
