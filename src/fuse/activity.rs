@@ -11,6 +11,8 @@ pub struct Activity {
     start: Instant,
     last_ms: AtomicU64,
     open: AtomicI64,
+    /// Seconds of the idle period that is sealing the vault (0: none).
+    idle_seal: AtomicU64,
 }
 
 impl Activity {
@@ -20,6 +22,7 @@ impl Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
             open: AtomicI64::new(0),
+            idle_seal: AtomicU64::new(0),
         }
     }
 
@@ -41,6 +44,20 @@ impl Activity {
     /// Number of open files and directories.
     pub fn open_count(&self) -> i64 {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// The idle watcher is sealing after `idle` (`None`: it gave up).
+    pub fn sealing_idle(&self, idle: Option<Duration>) {
+        let secs = idle.map(|d| d.as_secs().max(1)).unwrap_or(0);
+        self.idle_seal.store(secs, Ordering::Relaxed);
+    }
+
+    /// Why the session is ending, for the audit log's unmount record.
+    pub(crate) fn seal_detail(&self) -> String {
+        match self.idle_seal.load(Ordering::Relaxed) {
+            0 => String::new(),
+            s => format!("idle for {s} s"),
+        }
     }
 
     /// Time since the last operation.

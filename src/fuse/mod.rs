@@ -379,8 +379,10 @@ impl Filesystem for QuireFs {
     }
 
     fn destroy(&mut self) {
+        // An idle seal says so (issue 16.7).
+        let detail = self.activity.seal_detail();
         self.tree
-            .audit(crate::vault::AuditEvent::Unmount, b"", b"", 0, "");
+            .audit(crate::vault::AuditEvent::Unmount, b"", b"", 0, &detail);
         self.files.lock().unwrap().clear();
         self.dirs.lock().unwrap().clear();
         log::info!("filesystem session ended");

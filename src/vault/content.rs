@@ -9,6 +9,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::Arc;
 
 use super::node::{FileKey, Kind, Node};
+use super::sparse::Slot;
 use super::tree::{Tree, eio};
 use crate::format::content::{self, BLOCK};
 
@@ -970,6 +971,67 @@ impl Drop for OpenFile {
         self.node
             .opens
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Tree {
+    /// `lseek(SEEK_DATA / SEEK_HOLE)` (issue 16.14): answered from the
+    /// file's hole runs, so `cp`, `tar --sparse` and backup tools skip them
+    /// instead of reading every zero. A host hole is a run of hole slots
+    /// (FORMAT §4); a marker slot closes a run and reads as zeros too. The
+    /// answers are hints, as POSIX allows: reads still verify every block.
+    /// `data`: `SEEK_DATA`, else `SEEK_HOLE`.
+    pub fn seek_data(&self, of: &OpenFile, offset: u64, data: bool) -> io::Result<u64> {
+        let (node, file) = (&of.node, &of.file);
+        let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
+        let (_, psize) = self.sizes(node, file)?;
+        if offset >= psize {
+            return Err(io::Error::from_raw_os_error(libc::ENXIO));
+        }
+        if !self.sparse {
+            return Ok(if data { offset } else { psize });
+        }
+        let k = self.key(node, file)?;
+        let final_block = content::block_count(psize) - 1;
+        let host_seek = |slot: u64, whence: i32| -> Option<u64> {
+            let from = self.layout.block_offset(slot) as i64;
+            // SAFETY: plain lseek on a valid descriptor.
+            let r = unsafe { libc::lseek(file.as_raw_fd(), from, whence) };
+            (r >= 0).then_some(r as u64)
+        };
+        let slot_of = |host: u64| host.saturating_sub(self.layout.header_len()) / content::CBLOCK;
+        let mut n = offset / BLOCK;
+        while n < final_block {
+            if data {
+                // The next host data at or after slot n.
+                let m = host_seek(n, libc::SEEK_DATA)
+                    .map_or(final_block, slot_of)
+                    .max(n);
+                if m >= final_block {
+                    break;
+                }
+                match self.slot_kind(k, file, m)? {
+                    Slot::Data => return Ok((m * BLOCK).max(offset)),
+                    // A run's marker (or zeros a copy wrote out): still a hole.
+                    Slot::Marker(_) | Slot::Zero => n = m + 1,
+                }
+            } else {
+                match self.slot_kind(k, file, n)? {
+                    Slot::Zero | Slot::Marker(_) => return Ok((n * BLOCK).max(offset)),
+                    Slot::Data => {
+                        // Jump to the slot where the next host hole starts.
+                        let h = host_seek(n + 1, libc::SEEK_HOLE).map_or(final_block, slot_of);
+                        n = h.max(n + 1);
+                    }
+                }
+            }
+        }
+        // The final block is always data; the end of the file is a hole.
+        Ok(if data {
+            (final_block * BLOCK).max(offset)
+        } else {
+            psize
+        })
     }
 }
 

@@ -128,6 +128,42 @@ impl QuireFs {
         }
     }
 
+    /// `SEEK_DATA` / `SEEK_HOLE` from the file's hole runs (issue 16.14);
+    /// the kernel answers `SEEK_SET`/`CUR`/`END` itself.
+    pub(in crate::fuse) fn op_lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        self.activity.touch();
+        let data = match whence {
+            libc::SEEK_DATA => true,
+            libc::SEEK_HOLE => false,
+            _ => return reply.error(Errno::EINVAL),
+        };
+        if offset < 0 {
+            return reply.error(Errno::ENXIO);
+        }
+        if let Some(v) = self.vfiles.lock().unwrap().get(&fh.0).cloned() {
+            // A version or trash entry (held in memory): all data.
+            let len = v.len() as i64;
+            return if offset >= len {
+                reply.error(Errno::ENXIO)
+            } else {
+                reply.offset(if data { offset } else { len })
+            };
+        }
+        let of = tri!(reply, self.file(fh));
+        match self.tree.seek_data(&of, offset as u64, data) {
+            Ok(o) => reply.offset(o as i64),
+            Err(e) => reply.error(errno_of(&e)),
+        }
+    }
+
     pub(in crate::fuse) fn op_write(
         &self,
         _req: &Request,
@@ -262,27 +298,6 @@ impl QuireFs {
             FileHandle(fh),
             FopenFlags::FOPEN_KEEP_CACHE,
         );
-    }
-
-    pub(in crate::fuse) fn op_lseek(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: i64,
-        whence: i32,
-        reply: ReplyLseek,
-    ) {
-        // Files have no holes (sparse ranges are sealed zero blocks), so
-        // SEEK_DATA finds data everywhere and SEEK_HOLE finds only the end.
-        let of = tri!(reply, self.file(fh));
-        let size = tri!(reply, self.tree.getattr(of.node()).map(|a| a.size)) as i64;
-        match whence {
-            libc::SEEK_DATA if offset < size => reply.offset(offset.max(0)),
-            libc::SEEK_HOLE if offset < size => reply.offset(size),
-            libc::SEEK_DATA | libc::SEEK_HOLE => reply.error(Errno::ENXIO),
-            _ => reply.error(Errno::EINVAL),
-        }
     }
 
     pub(in crate::fuse) fn op_fallocate(
