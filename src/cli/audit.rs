@@ -40,6 +40,44 @@ pub struct AuditArgs {
     target: TargetArgs,
 }
 
+/// Whether `p` is `name` or inside the folder `name` (`""`: everything).
+fn under(p: &str, name: &str) -> bool {
+    name.is_empty() || p == name || p.strip_prefix(name).is_some_and(|r| r.starts_with('/'))
+}
+
+/// Which records are about `rel` under any name it had, as `git log
+/// --follow` does (issue 16.7): walking back from the newest, a rename
+/// onto the subject (or into it) adds the name it had before.
+fn following_renames(records: &[crate::control::AuditOut], rel: &str) -> Vec<bool> {
+    let mut names = vec![rel.to_string()];
+    let mut keep = vec![false; records.len()];
+    for (i, r) in records.iter().enumerate().rev() {
+        let moved_us = r.event == "rename" && names.iter().any(|n| under(n, &r.to));
+        if moved_us || names.iter().any(|n| under(&r.path, n) || under(&r.to, n)) {
+            keep[i] = true;
+        }
+        if r.event != "rename" || r.to.is_empty() || r.path.is_empty() {
+            continue;
+        }
+        let mut before = Vec::new();
+        for n in &names {
+            if under(n, &r.to) && !n.is_empty() {
+                // The subject (or a folder holding it) was renamed here.
+                before.push(format!("{}{}", r.path, &n[r.to.len()..]));
+            } else if under(&r.to, n) && r.to != *n {
+                // Something moved into the subject folder.
+                before.push(r.path.clone());
+            }
+        }
+        for b in before {
+            if !names.contains(&b) {
+                names.push(b);
+            }
+        }
+    }
+    keep
+}
+
 /// `quire audit`.
 pub fn run(a: AuditArgs) -> Result<()> {
     let since = a
@@ -58,18 +96,19 @@ pub fn run(a: AuditArgs) -> Result<()> {
     };
     // `clients/` means the folder `clients` (issue 10.7).
     let rel = rel.trim_end_matches('/').to_string();
-    let under = |p: &str| {
-        rel.is_empty()
-            || p == rel
-            || p.strip_prefix(rel.as_str())
-                .is_some_and(|r| r.starts_with('/'))
+    let about = if a.path.is_some() {
+        following_renames(&records, &rel)
+    } else {
+        vec![true; records.len()]
     };
     let shown: Vec<_> = records
         .iter()
+        .zip(about)
+        .filter(|(_, keep)| *keep)
+        .map(|(r, _)| r)
         .filter(|r| {
             since.is_none_or(|s| UNIX_EPOCH + Duration::from_nanos(r.time_ns.max(0) as u64) >= s)
         })
-        .filter(|r| a.path.is_none() || under(&r.path) || under(&r.to))
         .collect();
     if a.json {
         if a.verify {
@@ -96,7 +135,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
                 verdict.records, verdict.head
             ),
             Some(b) => println!(
-                "The audit log is BROKEN: {b}. The {} records before it verify. {}.",
+                "The audit log is BROKEN: {b}. {} record(s) authenticate and chain from the first. {}.",
                 verdict.records, verdict.head
             ),
         }
@@ -138,4 +177,41 @@ pub fn run(a: AuditArgs) -> Result<()> {
         return Err(fail(Code::AuditBroken, "the audit log's chain is broken"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::AuditOut;
+
+    fn rec(event: &str, path: &str, to: &str) -> AuditOut {
+        AuditOut {
+            seq: 0,
+            time_ns: 0,
+            event: event.into(),
+            uid: 0,
+            version: 0,
+            path: path.into(),
+            to: to.into(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_path_is_followed_through_its_renames_and_its_folders() {
+        let r = [
+            rec("create", "old/a.md", ""),   // 0: a.md under its first name
+            rec("save", "other.md", ""),     // 1: unrelated
+            rec("rename", "old", "clients"), // 2: the folder renamed
+            rec("save", "clients/a.md", ""), // 3
+            rec("rename", "clients/a.md", "clients/x.md"), // 4
+            rec("save", "clients/x.md", ""), // 5
+            rec("create", "clients/a.md", ""), // 6: a new note, not x's past
+        ];
+        let keep = following_renames(&r, "clients/x.md");
+        assert_eq!(keep, [true, false, true, true, true, true, false]);
+        // A folder: everything that was ever inside it under any name.
+        let keep = following_renames(&r, "clients");
+        assert_eq!(keep, [true, false, true, true, true, true, true]);
+    }
 }

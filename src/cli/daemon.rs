@@ -97,6 +97,15 @@ fn mount_error(e: &std::io::Error, o: &Options) -> (Code, String) {
             "--allow-other needs `user_allow_other` in /etc/fuse.conf (ask the machine's administrator)".into(),
         );
     }
+    // SAFETY: valid C string; access(2) only reads it.
+    let fuse_ok = unsafe { libc::access(c"/dev/fuse".as_ptr(), libc::R_OK | libc::W_OK) } == 0;
+    if e.kind() == std::io::ErrorKind::PermissionDenied && !fuse_ok {
+        // Not the mount point's fault (issue 16.8).
+        return (
+            Code::NoFuse,
+            "no access to /dev/fuse (permission denied): FUSE is not open to your account on this machine. Ask its administrator to allow it (`sudo chmod 0666 /dev/fuse`, which Debian and Ubuntu do by default, or install fuse3 so that fusermount3 mounts for you)".into(),
+        );
+    }
     if e.kind() == std::io::ErrorKind::NotFound && s.contains("fusermount") {
         return (
             Code::NoFuse,
@@ -397,12 +406,16 @@ fn idle_watch(a: &Activity, idle: Duration, mp: &Path) {
         if a.open_count() > 0 || a.idle_for() < idle {
             continue;
         }
+        a.sealing_idle(Some(idle));
         match unmount_cmd(mp, false) {
             Ok(()) => {
                 log::info!("idle for {}s: sealed", idle.as_secs());
                 return;
             }
-            Err(e) => log::info!("idle, but the mount is in use; staying mounted ({e})"),
+            Err(e) => {
+                a.sealing_idle(None);
+                log::info!("idle, but the mount is in use; staying mounted ({e})")
+            }
         }
     }
 }

@@ -58,6 +58,21 @@ pub struct RetainArgs {
     target: TargetArgs,
 }
 
+/// `30d` → "30 days", `12w` → "12 weeks", `48h` → "48 hours".
+fn show_span(s: &str) -> String {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let word = match unit {
+        "d" => "day",
+        "w" => "week",
+        "h" => "hour",
+        "m" => "month",
+        "y" => "year",
+        _ => return s.to_string(),
+    };
+    format!("{n} {word}{}", if n == "1" { "" } else { "s" })
+}
+
 /// `quire expiring`.
 #[derive(Args, Debug)]
 pub struct ExpiringArgs {
@@ -274,9 +289,13 @@ pub fn expiring(a: ExpiringArgs) -> Result<()> {
             out,
             "{}",
             if a.all {
-                "No note has an expiry or retention date."
+                "No note has an expiry or retention date.".to_string()
             } else {
-                "Nothing expires within that time."
+                // The span asked for, or the default (issue 16.7).
+                format!(
+                    "Nothing expires within {} (`--within SPAN` looks further, `--all` lists every date).",
+                    show_span(&a.within)
+                )
             }
         )?;
         return Ok(());

@@ -106,6 +106,13 @@ fn unlock_secret_as(a: &PasswordArgs, label: &str) -> Result<Secret> {
 }
 
 /// Whether the secret is typed at a terminal (and can be typed again).
+fn is_bad_recovery_key(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<vault::Error>(),
+        Some(vault::Error::BadRecoveryKey(_))
+    )
+}
+
 fn typed(a: &PasswordArgs) -> bool {
     a.password_file.is_none()
         && a.password_command.is_none()
@@ -125,7 +132,16 @@ pub fn unlock(path: &Path, a: &PasswordArgs, label: &str) -> Result<UnlockedVaul
         let locked = LockedVault::open(path)?;
         let password = !(a.recovery_key || a.recovery_key_file.is_some());
         super::paths::check_config(&locked, password)?;
-        let secret = unlock_secret_as(a, label)?;
+        let secret = match unlock_secret_as(a, label) {
+            // A mistyped recovery key (a missing group, a wrong checksum)
+            // is asked again like a wrong one (issue 16.8).
+            Err(e) if n < tries && is_bad_recovery_key(&e) => {
+                eprintln!("{e}: try again ({} tries left).", tries - n);
+                n += 1;
+                continue;
+            }
+            r => r?,
+        };
         match locked.unlock(&secret) {
             Err(e @ (vault::Error::WrongPassword | vault::Error::WrongRecoveryKey))
                 if n < tries =>

@@ -107,8 +107,8 @@ fn print(hits: &[HitOut], a: &SearchArgs) -> Result<()> {
         return Ok(());
     }
     if hits.is_empty() {
-        drop(out);
-        eprintln!("No note matches.");
+        // On the same stream as results and the header (issue 16.8).
+        writeln!(out, "No note matches.")?;
         return Ok(());
     }
     let tty = std::io::stdout().is_terminal();
@@ -209,11 +209,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         }
     };
     if !a.json && !a.grep {
-        if hits.is_empty() {
-            eprintln!("Vault: {}", c.describe());
-        } else {
-            c.header();
-        }
+        c.header();
     }
     print(&hits, &a)
 }
@@ -276,6 +272,8 @@ pub fn reindex(a: ReindexArgs) -> Result<()> {
             n
         }
     };
-    eprintln!("The search index holds {docs} documents.");
+    eprintln!(
+        "The search index holds {docs} documents: each note's current text, and each older version's."
+    );
     Ok(())
 }
