@@ -1172,3 +1172,185 @@ fn files_left_in_the_mount_point_are_named_and_imported() {
     assert!(contains_bytes(w.dir.path(), b"zebrafinch").is_none());
     w.mount(&[]).unmount();
 }
+
+/// Issue 16.5: with two vaults mounted, `quire trash restore` of a note's
+/// path in one mount (the note no longer exists there) picks that mount.
+#[test]
+fn trash_restore_finds_its_vault_among_two_mounts() {
+    let w = World::new();
+    w.init();
+    let v2 = w.dir.path().join("vault2");
+    let mnt2 = w.dir.path().join("mnt2");
+    std::fs::create_dir(&mnt2).unwrap();
+    let pw = w.pwfile.to_str().unwrap();
+    let o = w.run(&[
+        "init",
+        v2.to_str().unwrap(),
+        "--password-file",
+        pw,
+        "--kdf-memory",
+        "8",
+        "--kdf-passes",
+        "1",
+        "--recovery-key-out",
+        w.dir.path().join("rk2").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let m = w.mount(&[]);
+    let o = w.run(&[
+        "mount",
+        v2.to_str().unwrap(),
+        mnt2.to_str().unwrap(),
+        "--password-file",
+        pw,
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let _other = scopeguard(&w, &mnt2);
+    for (i, t) in ["first\n", "second\n"].iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+        std::fs::write(m.path("note.md"), t).unwrap();
+    }
+    std::fs::remove_file(m.path("note.md")).unwrap();
+    let o = w
+        .cmd()
+        .current_dir(w.dir.path())
+        .args(["trash", "restore", m.path("note.md").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(m.path("note.md")).unwrap(),
+        "second\n"
+    );
+}
+
+/// Unmounts a second mount of a test when dropped.
+struct Unmount2<'a>(&'a World, std::path::PathBuf);
+
+impl Drop for Unmount2<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["unmount", self.1.to_str().unwrap()]);
+        if is_mounted(&self.1) {
+            let _ = std::process::Command::new("fusermount3")
+                .args(["-u", "-z"])
+                .arg(&self.1)
+                .output();
+        }
+    }
+}
+
+fn scopeguard<'a>(w: &'a World, mnt: &Path) -> Unmount2<'a> {
+    Unmount2(w, mnt.to_path_buf())
+}
+
+/// Issue 16.6: a mount point (or any folder) given where a vault is
+/// expected is refused before anything is created in it.
+#[test]
+fn a_folder_that_is_not_a_vault_gets_nothing_created_in_it() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let before = w.run(&["audit", "--json"]);
+    let o = w.run(&[
+        "check",
+        w.mnt.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a Quire vault"),
+        "{o:?}"
+    );
+    assert!(!m.path("quire.lock").exists());
+    assert_eq!(std::fs::read_dir(&w.mnt).unwrap().count(), 0);
+    let after = w.run(&["audit", "--json"]);
+    assert_eq!(before.stdout, after.stdout);
+    // An empty folder elsewhere: the same, and it stays empty.
+    let empty = w.dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = w.run(&[
+        "check",
+        empty.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}
+
+/// Issue 16.14: SEEK_DATA / SEEK_HOLE answer from the hole runs: a 1 GiB
+/// file holding 12 KiB of data reports nearly all of itself as holes,
+/// never a hole where data is, and `cp --sparse=always` keeps it sparse.
+#[test]
+fn seek_data_and_seek_hole_report_the_holes() {
+    need("python3");
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let script = r#"
+import os, sys
+p = sys.argv[1]
+with open(p, "wb") as f:
+    f.write(b"a" * 4096)
+    f.seek(512 << 20); f.write(b"b" * 4096)
+    f.seek((1 << 30) - 4096); f.write(b"c" * 4096)
+size = os.path.getsize(p)
+fd = os.open(p, os.O_RDONLY)
+off, holes, datas = 0, 0, []
+while off < size:
+    d = os.lseek(fd, off, os.SEEK_DATA)
+    h = os.lseek(fd, d, os.SEEK_HOLE)
+    assert d >= off and h > d, (off, d, h)
+    holes += d - off
+    datas.append((d, h))
+    # What is reported as a hole reads as zeros.
+    os.lseek(fd, off, os.SEEK_SET)
+    left = min(d - off, 64 << 20)
+    while left:
+        b = os.read(fd, min(left, 1 << 20))
+        assert b and b.count(0) == len(b), off
+        left -= len(b)
+    off = h
+try:
+    os.lseek(fd, size, os.SEEK_DATA); raise SystemExit("ENXIO expected")
+except OSError as e:
+    assert e.errno == 6, e
+print(holes, len(datas))
+for d, h in datas:
+    assert any(d <= x < h for x in (0, 512 << 20, (1 << 30) - 4096)), (d, h)
+"#;
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(m.path("big.img"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let holes: u64 = out.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(holes > 1000 << 20, "only {holes} bytes reported as holes");
+    // A sparse-aware copy out of the mount stays sparse and equal.
+    let copy = w.dir.path().join("copy.img");
+    let o = std::process::Command::new("cp")
+        .arg("--sparse=always")
+        .arg(m.path("big.img"))
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    use std::os::unix::fs::MetadataExt;
+    assert!(std::fs::metadata(&copy).unwrap().blocks() * 512 < 16 << 20);
+    let c = std::fs::read(&copy).unwrap();
+    assert_eq!(c.len(), 1 << 30);
+    assert!(c[..4096].iter().all(|&b| b == b'a'));
+    assert!(c[512 << 20..(512 << 20) + 4096].iter().all(|&b| b == b'b'));
+    assert!(c[(1 << 30) - 4096..].iter().all(|&b| b == b'c'));
+    assert!(c[4096..512 << 20].iter().all(|&b| b == 0));
+}

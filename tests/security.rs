@@ -1473,3 +1473,147 @@ fn a_raised_key_derivation_cost_is_refused_before_it_is_tried() {
     std::fs::write(&conf, &good).unwrap();
     w.mount(&[]).unmount();
 }
+
+/// Issue 17.9: a recovery key file that cannot be created stops `init`
+/// before the vault is made: never a vault whose recovery key is lost.
+#[test]
+fn init_makes_nothing_when_the_recovery_key_cannot_be_written() {
+    let w = World::new();
+    let o = w.run(&[
+        "init",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+        "--kdf-memory",
+        "8",
+        "--kdf-passes",
+        "1",
+        "--recovery-key-out",
+        w.dir.path().join("no/such/folder/rk").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("recovery key") && err.contains("nothing was created"),
+        "{err}"
+    );
+    assert!(!w.vault.join("quire.conf").exists());
+    // An existing file is not overwritten either.
+    let rk = w.dir.path().join("rk");
+    std::fs::write(&rk, "mine\n").unwrap();
+    let o = w.run(&[
+        "init",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+        "--recovery-key-out",
+        rk.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read_to_string(&rk).unwrap(), "mine\n");
+    assert!(!w.vault.join("quire.conf").exists());
+}
+
+/// Issue 17.10: a FIFO or a 60 GB sparse file planted at quire.log (or
+/// quire.undo) is a problem `check` names, not a clean exit 0.
+#[test]
+fn check_names_planted_files_at_the_log_and_journal() {
+    let w = World::new();
+    w.init();
+    w.mount(&[]).unmount();
+    // quire.log: a problem in the report (exit 21).
+    let p = w.vault.join("quire.log");
+    let _ = std::fs::remove_file(&p);
+    mkfifo(&p);
+    let out = w.check_problems("FIFO at quire.log");
+    assert!(out.contains("quire.log") && out.contains("FIFO"), "{out}");
+    std::fs::remove_file(&p).unwrap();
+    std::fs::File::create(&p)
+        .unwrap()
+        .set_len(60 << 30)
+        .unwrap();
+    let out = w.check_problems("sparse file at quire.log");
+    assert!(
+        out.contains("quire.log") && out.contains("more than it can be"),
+        "{out}"
+    );
+    std::fs::remove_file(&p).unwrap();
+    // quire.undo: the vault is not opened at all, and the message says why.
+    let p = w.vault.join("quire.undo");
+    for (what, plant) in [("FIFO", 0), ("more than it can be", 1)] {
+        let _ = std::fs::remove_file(&p);
+        if plant == 0 {
+            mkfifo(&p);
+        } else {
+            std::fs::File::create(&p)
+                .unwrap()
+                .set_len(60 << 30)
+                .unwrap();
+        }
+        let o = w.check_sealed();
+        let all =
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{all}");
+        assert!(all.contains("quire.undo") && all.contains(what), "{all}");
+    }
+    std::fs::remove_file(&p).unwrap();
+    let o = w.check_sealed();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+/// Issue 17.8: `quire status` and `quire unmount` believe no mount record
+/// from a runtime folder (or a file) another user owns: no forged "since
+/// 1970 / pid 1", and no wait on someone else's process.
+#[test]
+fn status_and_unmount_ignore_records_another_user_forged() {
+    if !is_root() {
+        eprintln!("skipped: needs root (a second user)");
+        return;
+    }
+    use sha2::Digest;
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let rt = w.runtime.join("quire");
+    let real = w.runtime.join("quire.real");
+    std::fs::rename(&rt, &real).unwrap();
+    std::fs::create_dir(&rt).unwrap();
+    let h = sha2::Sha256::digest(w.mnt.as_os_str().as_encoded_bytes());
+    let name: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let rec = rt.join(format!("{name}.mount"));
+    std::fs::write(
+        &rec,
+        format!(
+            "pid=1\nsince=0\nidle=0\nvault=/forged\nmountpoint={}\n",
+            w.mnt.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&rec, Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::chown(&rt, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&rt, PermissionsExt::from_mode(0o777)).unwrap();
+    let o = w.run(&["status"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(!out.contains("1970") && !out.contains("/forged"), "{out}");
+    assert!(!out.contains("pid 1\n") && !out.contains("pid 1 "), "{out}");
+    // Ours, but open to others: not believed either.
+    std::os::unix::fs::chown(&rt, Some(0), Some(0)).unwrap();
+    std::os::unix::fs::chown(&rec, Some(0), Some(0)).unwrap();
+    let o = w.run(&["status"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(!out.contains("1970") && !out.contains("/forged"), "{out}");
+    // Unmount does not wait on pid 1.
+    let mut c = w.cmd();
+    c.args(["unmount", w.mnt.to_str().unwrap()]);
+    let o = bounded(c, "quire unmount with a forged record");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!w.is_mounted());
+    std::mem::forget(m);
+    std::fs::remove_dir_all(&rt).unwrap();
+    std::fs::rename(&real, &rt).unwrap();
+}
