@@ -45,3 +45,42 @@ ensure_packages() {
     fi
     echo "Installed: ${missing[*]}" >&2
 }
+
+# Checks for a Rust toolchain new enough to build Quire (Cargo.toml's
+# rust-version); says plainly how to get one instead of "cargo: command not
+# found" or a wall of compile errors (Debian 12's packaged cargo, 1.63, is
+# too old).
+ensure_rust() {
+    local need have
+    need=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml)
+    if [ -x "$HOME/.cargo/bin/cargo" ] && ! command -v cargo >/dev/null 2>&1; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        cat >&2 <<MSG
+Quire is built with Rust $need or newer, and this machine has no Rust
+toolchain (cargo). Install one with rustup (it goes to ~/.cargo, no root
+needed), then run this command again:
+
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
+    . "\$HOME/.cargo/env"
+
+MSG
+        return 1
+    fi
+    have=$(cargo --version | sed -n 's/^cargo \([0-9][0-9.]*\).*/\1/p')
+    if [ -n "$need" ] && [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then
+        cat >&2 <<MSG
+Quire needs Rust $need or newer; this machine's cargo is $have (Debian's
+packaged Rust is too old). Install a current one with rustup, then run this
+command again:
+
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
+    . "\$HOME/.cargo/env"
+
+(If cargo came from apt, \`sudo apt-get remove cargo rustc\` first, or make
+sure ~/.cargo/bin comes first on your PATH.)
+MSG
+        return 1
+    fi
+}
