@@ -1354,3 +1354,48 @@ for d, h in datas:
     assert!(c[(1 << 30) - 4096..].iter().all(|&b| b == b'c'));
     assert!(c[4096..512 << 20].iter().all(|&b| b == 0));
 }
+
+/// Issue 16.7: a vim save is audited as one save — not "create" again for
+/// a note that exists, and never "checkpoint of a file kept open" (vim
+/// writes, fsyncs and closes); the first save of a new note is a create
+/// and a save.
+#[test]
+fn vim_saves_are_audited_as_saves() {
+    need("vim");
+    let w = World::new();
+    w.init();
+    let _m = w.mount(&[]);
+    let vim = |cmd: &str| {
+        sh(
+            &w.mnt,
+            &format!("vim -u NONE -i NONE -es -c 'set writebackup backupcopy=no' {cmd} -c 'q'"),
+        )
+    };
+    vim("-c 'call setline(1, \"first\")' -c 'w note.md'");
+    std::thread::sleep(Duration::from_millis(1100));
+    for i in 2..=3 {
+        vim(&format!(
+            "note.md -c 'call setline(1, \"save {i}\")' -c 'w'"
+        ));
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let a = json(&w.run(&["audit", "--json", "--path", "note.md"]));
+    let events: Vec<(String, String)> = a
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["event"].as_str().unwrap_or("").to_string(),
+                r["detail"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let count = |e: &str| events.iter().filter(|(x, _)| x == e).count();
+    assert_eq!(count("create"), 1, "{events:?}");
+    assert_eq!(count("save"), 3, "{events:?}");
+    assert!(
+        !events.iter().any(|(_, d)| d.contains("checkpoint")),
+        "{events:?}"
+    );
+}

@@ -26,6 +26,8 @@ pub struct OpenFile {
     /// Changed through this handle (written or truncated) and not yet
     /// recorded as a version.
     unrecorded: std::sync::atomic::AtomicBool,
+    /// When it was opened (an fsync soon after is a save, not a checkpoint).
+    opened: std::time::Instant,
 }
 
 impl Tree {
@@ -88,6 +90,7 @@ impl Tree {
             writable: write,
             wrote: std::sync::atomic::AtomicBool::new(false),
             unrecorded: std::sync::atomic::AtomicBool::new(false),
+            opened: std::time::Instant::now(),
         })
     }
 
@@ -103,6 +106,7 @@ impl Tree {
             writable: true,
             wrote: std::sync::atomic::AtomicBool::new(false),
             unrecorded: std::sync::atomic::AtomicBool::new(false),
+            opened: std::time::Instant::now(),
         }
     }
 
@@ -807,12 +811,17 @@ impl Tree {
         self.commit(&of.node)?;
         // A file that stays open and is fsync'd often (a database) gets a
         // version at most every CHECKPOINT_EVERY; its close records the last.
-        let due = of
-            .node
-            .last_version
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none_or(|t| t.elapsed() >= super::history::CHECKPOINT_EVERY);
+        // An fsync soon after the open is an editor's save (vim writes,
+        // fsyncs, closes): its close records it as a save, not a
+        // checkpoint (issue 16.7).
+        let kept_open = of.opened.elapsed() >= super::history::CHECKPOINT_GRACE;
+        let due = kept_open
+            && of
+                .node
+                .last_version
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none_or(|t| t.elapsed() >= super::history::CHECKPOINT_EVERY);
         if due
             && of
                 .node

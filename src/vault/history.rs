@@ -32,6 +32,10 @@ pub const MAX_VERSIONED: u64 = 64 << 20;
 /// one is older than this (a database would otherwise make one per
 /// transaction).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(600);
+/// An fsync sooner than this after the open is part of a save (an editor
+/// writes, fsyncs and closes), recorded at the close; later ones are
+/// checkpoints of a file kept open.
+pub const CHECKPOINT_GRACE: Duration = Duration::from_secs(2);
 
 /// One version as listed.
 #[derive(Debug, Clone)]

@@ -459,7 +459,16 @@ impl Tree {
         let (n, a) = self.finish_new(dir, hn.host(), if fresh { owner } else { None })?;
         if fresh {
             let _ = n.created.set(std::time::Instant::now());
-            if self.noteworthy(dir, name) {
+            // A new file under a name that has a history is a note saved
+            // by re-creating it (vim moves the old file to `note~` and
+            // writes a new one): a save, audited as such at its close, not
+            // a create (issue 16.7).
+            let resaved = self.history.is_some()
+                && dir
+                    .handle()?
+                    .stat_child(&super::history::stream_name(host))
+                    .is_ok();
+            if !resaved && self.noteworthy(dir, name) {
                 self.audit_name(crate::format::audit::Event::Create, dir, name, 0, "");
             }
         }
