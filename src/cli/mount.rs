@@ -273,6 +273,9 @@ pub fn run_with(a: MountArgs, import: bool) -> Result<()> {
     };
     let (mut v, lock) = unlocked;
     paths::remember_audit_head(&mut v);
+    if let Some(w) = super::status::low_space(&vault_path) {
+        eprintln!("quire: {w}");
+    }
     // A broken or rolled-back audit log stays an alarm at every mount
     // until it is reviewed and accepted (issue 17.1, 16.8).
     if let Some(b) = v.audit_alarm() {

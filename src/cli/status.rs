@@ -167,11 +167,36 @@ pub fn run(a: StatusArgs) -> Result<()> {
             );
             println!("  expired, in the trash: {}", c.expired);
             println!(
-                "  trash: {} entries, {} (see `quire trash`; it gives way first when the disk runs low)",
+                "  trash: {} entries, {} (see `quire trash`; when the disk runs low, entries older than a week give way first)",
                 c.trashed,
                 human_bytes(c.trash_bytes)
             );
         }
+        if let Some(w) = m.vault.as_deref().and_then(low_space) {
+            println!("  {w}");
+        }
     }
     Ok(())
+}
+
+/// A warning when the disk holding `vault` is low on space (less free
+/// than 5 % of it or 1 GiB): the trash gives way only in part (issue
+/// 17.6), so the user must know.
+pub fn low_space(vault: &std::path::Path) -> Option<String> {
+    let c = std::ffi::CString::new(vault.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: valid C string and an out-struct of the right type.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let (total, free) = (
+        st.f_blocks as u64 * st.f_frsize as u64,
+        st.f_bavail as u64 * st.f_frsize as u64,
+    );
+    (free < (total / 20).min(1 << 30)).then(|| {
+        format!(
+            "warning: the disk holding the vault has only {} free. Free space on it: the trash is purged for space only when entries older than a week can free enough (`quire trash empty` frees it all).",
+            human_bytes(free)
+        )
+    })
 }

@@ -78,6 +78,84 @@ pub struct Entry {
     pub owner: (u32, u32, u16),
 }
 
+/// The newest trash entries are never purged for space (issue 17.6).
+pub const SPACE_KEEP_NEWEST: usize = 10;
+/// Nor those deleted within this long.
+pub const SPACE_KEEP_RECENT: Duration = Duration::from_secs(7 * 86_400);
+
+/// A trash entry as the space purge sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct SpaceEntry {
+    /// When it was deleted.
+    pub deleted: SystemTime,
+    /// A retention date holds it.
+    pub retained: bool,
+    /// Host bytes purging it frees.
+    pub bytes: u64,
+}
+
+/// What to purge for space: indices into the entries, oldest first.
+#[derive(Debug, Default)]
+pub struct SpacePlan {
+    /// Entries to purge.
+    pub purge: Vec<usize>,
+    /// Why nothing is purged, when nothing is.
+    pub why: String,
+}
+
+/// Plans a purge for space (pure, for tests with a fixed clock; issue
+/// 17.6): someone else filling a shared disk must not be able to empty the
+/// trash. Only entries that are not retained, not among the
+/// [`SPACE_KEEP_NEWEST`] newest and not deleted within
+/// [`SPACE_KEEP_RECENT`] may go, oldest first, and only as many as free
+/// `deficit` bytes; if all of them together would not, none go (purging
+/// could not help).
+pub fn plan_space(entries: &[SpaceEntry], deficit: u64, now: SystemTime) -> SpacePlan {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(entries[i].deleted));
+    let newest: std::collections::HashSet<usize> =
+        order.iter().take(SPACE_KEEP_NEWEST).copied().collect();
+    let mut may: Vec<usize> = (0..entries.len())
+        .filter(|i| {
+            let e = &entries[*i];
+            !e.retained
+                && !newest.contains(i)
+                && now
+                    .duration_since(e.deleted)
+                    .is_ok_and(|age| age >= SPACE_KEEP_RECENT)
+        })
+        .collect();
+    may.sort_by_key(|&i| entries[i].deleted);
+    let could: u64 = may.iter().map(|&i| entries[i].bytes).sum();
+    if deficit == 0 {
+        return SpacePlan::default();
+    }
+    if could < deficit {
+        return SpacePlan {
+            purge: Vec::new(),
+            why: format!(
+                "the entries it may purge (not retained, not the {SPACE_KEEP_NEWEST} newest, not deleted in the last {} days) hold {} MiB, and {} MiB more is needed; free space on that disk",
+                SPACE_KEEP_RECENT.as_secs() / 86_400,
+                could >> 20,
+                deficit >> 20
+            ),
+        };
+    }
+    let mut freed = 0;
+    let mut purge = Vec::new();
+    for i in may {
+        if freed >= deficit {
+            break;
+        }
+        freed += entries[i].bytes;
+        purge.push(i);
+    }
+    SpacePlan {
+        purge,
+        why: String::new(),
+    }
+}
+
 /// The trash policy.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
@@ -597,34 +675,82 @@ impl Tree {
         })
     }
 
-    /// When the disk is low on space, purges trash entries, oldest first,
-    /// skipping those a retention date holds, until it is not (or nothing
-    /// more may go). Each purge is logged and audited ("low disk space").
+    /// Bytes missing to bring the vault's disk back over the low-space
+    /// threshold (0: not low).
+    pub fn space_deficit(&self) -> u64 {
+        self.statfs()
+            .map(|s| {
+                let (total, free) = (s.f_blocks * s.f_frsize, s.f_bavail * s.f_frsize);
+                (total / 20).min(LOW_SPACE).saturating_sub(free)
+            })
+            .unwrap_or(0)
+    }
+
+    /// When the disk is low on space, purges the trash entries that
+    /// [`plan_space`] picks (oldest first, only as many as bring free
+    /// space back over the threshold, and none if all it may purge would
+    /// not; never a retained entry, one of the newest, or one from the
+    /// last days). Each purge is logged and audited ("low disk space").
     /// Returns how many went.
     pub fn purge_for_space(&self) -> io::Result<usize> {
-        if self.read_only() || !self.low_on_space() {
+        if self.read_only() {
+            return Ok(0);
+        }
+        let deficit = self.space_deficit();
+        if deficit == 0 {
             return Ok(0);
         }
         let now = SystemTime::now();
-        let mut entries: Vec<Entry> = self
-            .trash_entries()?
-            .into_iter()
-            .filter(|e| e.retain_until.is_none_or(|r| r <= now))
+        let entries = self.trash_entries()?;
+        let sized: Vec<SpaceEntry> = entries
+            .iter()
+            .map(|e| SpaceEntry {
+                deleted: e.deleted,
+                retained: e.retain_until.is_some_and(|r| r > now),
+                bytes: self.entry_bytes(&e.id),
+            })
             .collect();
-        entries.sort_by_key(|e| e.deleted);
-        let mut n = 0;
-        for e in &entries {
-            if !self.low_on_space() {
-                break;
+        let plan = plan_space(&sized, deficit, now);
+        if plan.purge.is_empty() {
+            // Said once per state, not every minute.
+            static TOLD: std::sync::Mutex<Option<(usize, u64)>> = std::sync::Mutex::new(None);
+            let state = (entries.len(), deficit >> 20);
+            let mut told = TOLD.lock().unwrap_or_else(|e| e.into_inner());
+            if *told != Some(state) {
+                *told = Some(state);
+                log::warn!(
+                    "the disk holding the vault is low on space ({} MiB short); the trash is not purged: {}",
+                    deficit >> 20,
+                    plan.why
+                );
             }
+            return Ok(0);
+        }
+        let mut n = 0;
+        for i in &plan.purge {
+            let e = &entries[*i];
             self.purge_one(e, &format!("low disk space ({})", e.reason.as_str()))?;
             n += 1;
         }
-        if n > 0 {
-            log::warn!("the disk is low on space: {n} trash entries purged early, oldest first");
-            self.journal.forget_if_idle()?;
-        }
+        log::warn!("the disk is low on space: {n} trash entries purged early, oldest first");
+        self.journal.forget_if_idle()?;
         Ok(n)
+    }
+
+    /// Host bytes one trash entry takes (content, versions, records).
+    fn entry_bytes(&self, id: &str) -> u64 {
+        let Ok(Some(t)) = self.trash_dir(false) else {
+            return 0;
+        };
+        let Ok(e) = t.lookup(OsStr::new(id)) else {
+            return 0;
+        };
+        e.read_names()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| e.stat_child(n).ok())
+            .map(|st| st.st_blocks as u64 * 512)
+            .sum()
     }
 
     /// Host bytes the trash takes (contents, versions, records).
@@ -704,6 +830,40 @@ mod tests {
             retain_until: None,
             owner: (0, 0, 0o600),
         }
+    }
+
+    #[test]
+    fn a_space_purge_takes_only_old_entries_and_only_when_it_helps() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_608_000);
+        const MIB: u64 = 1 << 20;
+        let e = |days: u64, mib: u64, retained: bool| SpaceEntry {
+            deleted: now - Duration::from_secs(days * 86_400),
+            retained,
+            bytes: mib * MIB,
+        };
+        // Twelve entries: two 30 and 20 days old (one retained), ten
+        // recent ones (the newest ten, and all under a week old).
+        let mut entries = vec![e(30, 50, false), e(20, 40, true)];
+        for d in 0..10 {
+            entries.push(e(d % 5, 100, false));
+        }
+        // 30 MiB short: the 30-day-old entry alone is enough.
+        let p = plan_space(&entries, 30 * MIB, now);
+        assert_eq!(p.purge, vec![0]);
+        // 60 MiB short: all it may purge (50 MiB) cannot help: nothing.
+        let p = plan_space(&entries, 60 * MIB, now);
+        assert!(p.purge.is_empty());
+        assert!(p.why.contains("50 MiB"), "{}", p.why);
+        // Not low: nothing.
+        assert!(plan_space(&entries, 0, now).purge.is_empty());
+        // Old entries beyond the newest ten go, oldest first, only as
+        // many as needed.
+        let mut old: Vec<SpaceEntry> = (0..14).map(|i| e(100 - i, 10, false)).collect();
+        old.reverse();
+        let p = plan_space(&old, 25 * MIB, now);
+        assert_eq!(p.purge, vec![13, 12, 11]);
+        // Only 4 may go (14 minus the newest 10): 40 MiB at most.
+        assert!(plan_space(&old, 41 * MIB, now).purge.is_empty());
     }
 
     #[test]
