@@ -1218,6 +1218,18 @@ fn an_exchange_cannot_carry_retained_text_away_from_its_retention() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::remove_file(&young).is_err());
     assert_eq!(std::fs::read_to_string(&young).unwrap(), "fresh and kept\n");
+    // The hard-link trick: a second name for the retained text, the
+    // retained name replaced, the second name deleted and the trash
+    // emptied: the text is still in the retained note's history.
+    std::fs::hard_link(&kept, m.path("link.md")).unwrap();
+    std::fs::write(m.path("new.md"), "replacement\n").unwrap();
+    std::fs::rename(m.path("new.md"), &kept).unwrap();
+    std::fs::remove_file(m.path("link.md")).unwrap();
+    let o = w.run(&["trash", "empty", "--yes"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = w.run(&["show", kept.to_str().unwrap(), "--version", "1"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "must stay\n", "{o:?}");
+    assert!(std::fs::remove_file(&kept).is_err());
     // Two plain notes may swap, and the swap is in the audit log.
     let other = m.path("other.md");
     std::fs::write(&other, "other\n").unwrap();
