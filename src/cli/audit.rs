@@ -131,8 +131,8 @@ pub fn run(a: AuditArgs) -> Result<()> {
         c.header();
         match &verdict.broken {
             None => println!(
-                "The audit log is intact: {} records, each authentic and chained to the one before. {}.",
-                verdict.records, verdict.head
+                "The audit log is intact: {} records, each authentic and chained to the one before. {}.\nLast record's link: {} (write it down with the count, off this machine, to anchor the log).",
+                verdict.records, verdict.head, verdict.last_link
             ),
             Some(b) => println!(
                 "The audit log is BROKEN: {b}. {} record(s) authenticate and chain from the first. {}.",

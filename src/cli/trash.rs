@@ -32,7 +32,7 @@ enum Action {
         /// an entry ID from `quire trash --json`.
         path: PathBuf,
     },
-    /// Delete for good what is past the retention window.
+    /// Delete for good what was deleted longer ago than the trash window (never a note before its retention date).
     Purge {
         /// Only show what would be purged.
         #[arg(long)]

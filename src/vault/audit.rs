@@ -531,6 +531,11 @@ pub struct Verdict {
     pub torn_tail: bool,
     /// What the remembered head says (or that there is none).
     pub head: String,
+    /// The link (hex) of the last record that authenticates and chains:
+    /// with `records`, the value to write down off the machine to anchor
+    /// the log (docs/THREAT_MODEL.md).
+    #[serde(default)]
+    pub last_link: String,
 }
 
 /// Reads every record that opens and chains; the verdict says where the
@@ -546,6 +551,7 @@ pub fn read(
         Err(e) => return Err(e),
     };
     let remembered = head.and_then(read_head);
+    let mut last_link = [0u8; 32];
     let mut records = Vec::new();
     let mut broken = None;
     let mut torn_tail = false;
@@ -560,14 +566,14 @@ pub fn read(
             Err(e) => broken = Some(format!("the log's header is damaged ({e:?})")),
             Ok(id) => {
                 let frames = stream::open_all(&keys.audit, MAGIC, &id, &b);
-                let mut link = [0u8; 32];
+                let link = &mut last_link;
                 for f in &frames.frames {
                     let n = records.len() as u64 + 1;
                     let Some(r) = Record::decode(&f.body).filter(|_| f.kind == RECORD) else {
                         broken = Some(format!("record {n} (byte {}) is malformed", f.offset));
                         break;
                     };
-                    if r.seq != n || r.prev != link {
+                    if r.seq != n || r.prev != *link {
                         broken = Some(format!(
                             "record {n} (byte {}) does not follow record {}: records were removed, reordered or replaced",
                             f.offset,
@@ -575,7 +581,7 @@ pub fn read(
                         ));
                         break;
                     }
-                    link = keys.audit_link(&f.body);
+                    *link = keys.audit_link(&f.body);
                     records.push(r);
                 }
                 if broken.is_none() && frames.tampered {
@@ -628,6 +634,11 @@ pub fn read(
         broken,
         torn_tail,
         head,
+        last_link: if records.is_empty() {
+            String::new()
+        } else {
+            super::tree::hex(&last_link)
+        },
     };
     Ok((records, v))
 }

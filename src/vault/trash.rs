@@ -27,7 +27,7 @@ const CONTENT: &str = "c";
 const META: &str = "m";
 /// The vault's trash settings record.
 const SETTINGS: &str = "settings";
-/// Default retention window.
+/// Default trash window (days a deleted note is kept; not a retention date).
 pub const DEFAULT_KEEP_DAYS: u32 = 60;
 /// Free space under which the trash gives way, at most (or 5 % of the disk
 /// when that is less).
@@ -788,7 +788,7 @@ impl Tree {
         }
     }
 
-    /// Sets the retention window of the trash.
+    /// Sets the trash window (days deleted notes are kept).
     pub fn set_trash_days(&self, days: u32) -> io::Result<()> {
         self.writable_check()?;
         let t = self.trash_dir(true)?.expect("created");
