@@ -1417,3 +1417,78 @@ fn vim_saves_are_audited_as_saves() {
         "{events:?}"
     );
 }
+
+/// The daemon's peak resident memory (VmHWM) in bytes.
+fn peak_rss(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb << 10
+}
+
+/// Issue 16.12: a multi-GiB note in the trash is read in bounded pieces:
+/// through `.trash/` (the daemon's peak memory stays far below the note's
+/// size) and by `quire check` under an address-space limit far below it.
+#[test]
+fn a_huge_note_in_the_trash_is_read_in_bounded_pieces() {
+    need("prlimit");
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    const GIB: u64 = 1 << 30;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::create(m.path("scan.img")).unwrap();
+        f.set_len(2 * GIB).unwrap();
+        for at in [0, GIB, 2 * GIB - (4 << 20)] {
+            f.write_all_at(&vec![b'x'; 4 << 20], at).unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    std::fs::remove_file(m.path("scan.img")).unwrap();
+    assert_eq!(trash_len(&w), 1);
+    let pid = w.daemon_pid().unwrap();
+    let before = peak_rss(pid);
+    // Opened through the view and read where it holds data.
+    let f = std::fs::File::open(m.path(".trash/scan.img")).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 2 * GIB);
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 4 << 20];
+    for at in [0, GIB, 2 * GIB - (4 << 20)] {
+        f.read_exact_at(&mut buf, at).unwrap();
+        assert!(buf.iter().all(|&b| b == b'x'), "at {at}");
+    }
+    f.read_exact_at(&mut buf, GIB / 2).unwrap();
+    assert!(buf.iter().all(|&b| b == 0));
+    drop(f);
+    let peak = peak_rss(pid);
+    assert!(
+        peak < before.max(64 << 20) + (256 << 20),
+        "the daemon peaked at {} MiB reading a 2 GiB trash entry",
+        peak >> 20
+    );
+    m.unmount();
+    // check, with 1 GiB of address space for a 2 GiB entry.
+    let o = std::process::Command::new("prlimit")
+        .arg(format!("--as={}", GIB))
+        .arg("--")
+        .arg(quire_bin())
+        .args(["check", w.vault.to_str().unwrap(), "--password-file"])
+        .arg(&w.pwfile)
+        .env("XDG_RUNTIME_DIR", &w.runtime)
+        .env("HOME", w.dir.path())
+        .env("TMPDIR", &w.tmp)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -424,6 +424,14 @@ impl Views {
         Err(io::Error::from_raw_os_error(libc::ENOTDIR))
     }
 
+    /// The trash entry a virtual file inode shows, if it is one.
+    pub fn trash_entry(&self, ino: u64) -> Option<String> {
+        match self.get(ino).ok()? {
+            V::TrashFile { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
     /// The content of a version inode.
     pub fn content(&self, tree: &Tree, ino: u64) -> io::Result<Zeroizing<Vec<u8>>> {
         match self.get(ino)? {

@@ -323,7 +323,7 @@ impl Tree {
             r.trash_entries += 1;
             let who = format!(".trash/{}", String::from_utf8_lossy(&e.path));
             if e.has_content
-                && let Err(err) = self.trash_content(&e.id)
+                && let Err(err) = self.verify_trash_entry(&e.id)
             {
                 r.problems.push(Problem {
                     path: who.clone(),

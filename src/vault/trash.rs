@@ -539,10 +539,27 @@ impl Tree {
 
     /// The content of a trashed note.
     pub fn trash_content(&self, id: &str) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+        self.plain_content(&self.trash_node(id)?)
+    }
+
+    /// A trash entry's content as a node, for streamed reads and checks.
+    fn trash_node(&self, id: &str) -> io::Result<Node> {
         let e = self.entry_handle(id)?;
         let h = e.lookup(OsStr::new(CONTENT))?;
         let st = h.stat()?;
-        self.plain_content(&Node::detached(h, st.st_ino))
+        Ok(Node::detached(h, st.st_ino))
+    }
+
+    /// Opens a trash entry's content for reading in bounded pieces (the
+    /// `.trash` view and `check`: a 16 GiB note in the trash is never read
+    /// whole, issue 16.12).
+    pub fn open_trash_entry(&self, id: &str) -> io::Result<super::OpenFile> {
+        self.open(Arc::new(self.trash_node(id)?), false)
+    }
+
+    /// Verifies a trash entry's content block by block; returns its size.
+    pub(crate) fn verify_trash_entry(&self, id: &str) -> io::Result<u64> {
+        self.verify_content(&self.trash_node(id)?)
     }
 
     /// Puts a trashed note back at its path (or, if that name is taken, at

@@ -81,6 +81,16 @@ impl QuireFs {
             if write {
                 return reply.error(Errno::EROFS);
             }
+            // A trash entry may be any size: read through a handle in
+            // bounded pieces, like a note (issue 16.12). Versions (at most
+            // 64 MiB) are held whole.
+            if let Some(id) = self.views.trash_entry(ino.0) {
+                let of = tri!(reply, self.tree.open_trash_entry(&id));
+                let fh = self.new_fh();
+                self.files.lock().unwrap().insert(fh, Arc::new(of));
+                self.activity.opened();
+                return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+            }
             let c = tri!(reply, self.views.content(&self.tree, ino.0));
             let fh = self.new_fh();
             self.vfiles.lock().unwrap().insert(fh, Arc::new(c));
