@@ -62,4 +62,29 @@ fn fsx_random_operations_match_its_model() {
     m.unmount();
     let o = w.check_sealed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // No reader inside the daemon (indexer, history, checkpoints) saw a
+    // block mid-write (issue 16.13): such a refusal with no program seeing
+    // an error is a race, and fails the run.
+    let o = w.run(&[
+        "logs",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let logs = String::from_utf8_lossy(&o.stdout);
+    for bad in [
+        "last written there",
+        "failed authentication",
+        "does not authenticate",
+    ] {
+        assert!(
+            !logs.lines().any(|l| l.contains(bad)),
+            "the daemon refused a block during fsx: {}",
+            logs.lines()
+                .filter(|l| l.contains(bad))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
 }

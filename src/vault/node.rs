@@ -140,8 +140,9 @@ pub struct Node {
     loc: Mutex<Option<(Arc<Node>, OsString)>>,
     pub(crate) kind: Kind,
     pub(crate) dir_id: OnceLock<[u8; 16]>,
-    /// Serialises writers against readers of the content blocks.
-    pub(crate) io: RwLock<()>,
+    /// Serialises writers against readers of the content blocks. Shared
+    /// by every node of one host file (see [`Node::content_lock`]).
+    pub(crate) io: Arc<RwLock<()>>,
     pub(crate) file_key: OnceLock<FileKey>,
     /// The block MAC of the file's slots as they are on the host (flag
     /// `BLOCK_MAC`, FORMAT §4.2): `None` until verified against the
@@ -213,7 +214,11 @@ impl Node {
             loc: Mutex::new(loc),
             kind,
             dir_id: OnceLock::new(),
-            io: RwLock::new(()),
+            io: if kind == Kind::File {
+                Self::content_lock(ino)
+            } else {
+                Arc::default()
+            },
             file_key: OnceLock::new(),
             mac: Mutex::new(None),
             host_seen: Mutex::new(None),
@@ -230,6 +235,29 @@ impl Node {
             versioned: OnceLock::new(),
             front_matter: Default::default(),
         }
+    }
+
+    /// The content lock of host file `ino`, one for every node of it alive:
+    /// a reader inside the daemon (the indexer, `quire show`, history) that
+    /// looks a note up as a node of its own then waits for a write through the
+    /// kernel's node of the same file instead of reading its blocks and block
+    /// MAC mid-change (issue 16.13: fsx with mmap logged spurious "not the
+    /// block last written there" refusals).
+    fn content_lock(ino: u64) -> Arc<RwLock<()>> {
+        use std::collections::HashMap;
+        use std::sync::Weak;
+        static LOCKS: Mutex<Option<HashMap<u64, Weak<RwLock<()>>>>> = Mutex::new(None);
+        let mut g = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+        let map = g.get_or_insert_with(HashMap::new);
+        if let Some(l) = map.get(&ino).and_then(Weak::upgrade) {
+            return l;
+        }
+        let l = Arc::new(RwLock::new(()));
+        map.insert(ino, Arc::downgrade(&l));
+        if map.len() > 4096 && map.len().is_power_of_two() {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        l
     }
 
     /// The node's host handle, opened on first use.
