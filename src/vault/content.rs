@@ -633,8 +633,15 @@ impl Tree {
             // Still updates mtime/ctime, as ftruncate does.
             return of.file.set_len(csize);
         }
+        if let Some(mid) = self.piece_point(of, size, csize)? {
+            // More data to cut than one journal session should hold: the
+            // tail goes first, committed on its own (issue 16.11).
+            self.truncate_locked(of, mid)?;
+            self.journal.commit(&of.node.undo)?;
+            return self.truncate_locked(of, size);
+        }
         if size == 0 {
-            self.before_change(of, csize, 0, u64::MAX)?;
+            self.before_cut(of, csize, 0)?;
             modifying()?;
             of.file.set_len(csize.min(self.layout.header_len()))?;
             if self.block_mac.is_some() {
@@ -658,7 +665,8 @@ impl Tree {
             }
             self.holes_changed(&of.node);
         }
-        self.before_change(of, csize, b.saturating_sub(1), u64::MAX)?;
+        self.before_change(of, csize, b.saturating_sub(1), b)?;
+        self.before_cut(of, csize, b + 1)?;
         let mut p = self.read_blocks(&of.node, &of.file, psize, b, b)?;
         p.truncate((size - b * BLOCK) as usize);
         let k = self.key(&of.node, &of.file)?;
@@ -935,7 +943,74 @@ impl Tree {
         self.journal
             .before_change(&of.node.undo, locate, &of.file, &k.id, csize, first, last)
     }
+
+    /// Before everything from block `first` on is cut: the journal saves
+    /// what it holds in bounded batches, skipping holes (issue 16.11).
+    fn before_cut(&self, of: &OpenFile, csize: u64, first: u64) -> io::Result<()> {
+        // The history hook and the session, as for any change.
+        self.before_change(of, csize, first, first.saturating_sub(1))?;
+        let k = self.key(&of.node, &of.file)?;
+        let locate = || {
+            let (dir, host) = of.node.location()?;
+            let id = self.dir_id(&dir).ok()?;
+            Some((
+                id,
+                std::os::unix::ffi::OsStrExt::as_bytes(host.as_os_str()).to_vec(),
+            ))
+        };
+        self.journal
+            .before_cut(&of.node.undo, locate, &of.file, &k.id, csize, first)
+    }
+
+    /// When cutting a file to `size` would save more than
+    /// [`CUT_PIECE`] bytes of data in the crash journal (which must stay
+    /// small enough to replay), the plaintext size to cut to first: the
+    /// tail holding about that much data. `None`: one piece will do.
+    fn piece_point(&self, of: &OpenFile, size: u64, csize: u64) -> io::Result<Option<u64>> {
+        let from = self.layout.block_offset(size / BLOCK + 1);
+        if csize <= from + CUT_PIECE {
+            return Ok(None);
+        }
+        // Data extents of the host file in [from, csize), from the end.
+        let fd = of.file.as_raw_fd();
+        let mut extents = Vec::new();
+        let mut at = from as i64;
+        loop {
+            // SAFETY: plain lseeks on a valid descriptor.
+            let d = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
+            if d < 0 || d as u64 >= csize {
+                break;
+            }
+            // SAFETY: as above.
+            let h = unsafe { libc::lseek(fd, d, libc::SEEK_HOLE) };
+            let h = if h < 0 { csize as i64 } else { h };
+            extents.push((d as u64, h as u64));
+            at = h;
+        }
+        let total: u64 = extents.iter().map(|(a, b)| b - a).sum();
+        if total <= CUT_PIECE {
+            return Ok(None);
+        }
+        let mut sum = 0;
+        for (a, b) in extents.iter().rev() {
+            if sum + (b - a) >= CUT_PIECE {
+                let host = b - (CUT_PIECE - sum);
+                let block = (host - self.layout.header_len()) / content::CBLOCK;
+                let mid = block.max(size / BLOCK + 2) * BLOCK;
+                let (_, psize) = self.sizes(&of.node, &of.file)?;
+                return Ok((mid > size && mid < psize).then_some(mid));
+            }
+            sum += b - a;
+        }
+        Ok(None)
+    }
 }
+
+/// The most data one cut saves in the crash journal; a longer cut is made
+/// in committed pieces from the end (a crash during it leaves the file cut
+/// part of the way: FORMAT §11). Keeps the journal replayable (under
+/// `store::safe::MAX_JOURNAL`).
+const CUT_PIECE: u64 = 256 << 20;
 
 thread_local! {
     /// Set once a request has started changing a file's bytes: an error

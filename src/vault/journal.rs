@@ -37,9 +37,18 @@ pub(crate) struct Session {
     /// Blocks that existed at the commit; only these need saving.
     committed_blocks: u64,
     saved: HashSet<u64>,
+    /// Every block from this index on is saved (a cut, [`Journal::before_cut`]):
+    /// a constant, not a set of billions of indices for a large sparse file.
+    saved_from: u64,
     /// False for a file the journal cannot name (already unlinked): a crash
     /// loses it anyway.
     tracked: bool,
+}
+
+impl Session {
+    fn is_saved(&self, b: u64) -> bool {
+        (b < CUT_INDEX && b >= self.saved_from) || self.saved.contains(&b)
+    }
 }
 
 struct Inner {
@@ -54,6 +63,13 @@ struct Inner {
 /// The "block index" under which a session saves the file's header (it
 /// holds the block MAC, FORMAT §4.2, §11).
 const HEADER_INDEX: u64 = u64::MAX;
+/// The "block index" of a cut marker: its bytes are the first block cut
+/// (u64 BE). Rolling back cuts the file there before putting saved blocks
+/// back, so slots that were holes come back as holes (FORMAT §11).
+const CUT_INDEX: u64 = u64::MAX - 1;
+/// Saved blocks are appended to the journal in batches of this many bytes
+/// at most: a cut of a large file costs bounded memory (issue 16.11).
+const BATCH: usize = 16 << 20;
 
 /// The vault's crash-undo journal.
 pub struct Journal {
@@ -287,6 +303,7 @@ impl Journal {
                             .map(content::block_count)
                             .unwrap_or(0),
                         saved: HashSet::new(),
+                        saved_from: u64::MAX,
                         tracked: path.is_some(),
                     },
                     path,
@@ -312,7 +329,7 @@ impl Journal {
         // once per session, as "block" u64::MAX (FORMAT §11).
         let hl = self.layout.header_len();
         let save_header =
-            s.tracked && self.layout.has_mac() && csize >= hl && !s.saved.contains(&HEADER_INDEX);
+            s.tracked && self.layout.has_mac() && csize >= hl && !s.is_saved(HEADER_INDEX);
         if save_header {
             let mut bytes = vec![0u8; hl as usize];
             file.read_exact_at(&mut bytes, 0)?;
@@ -324,7 +341,7 @@ impl Journal {
         }
         if s.tracked && s.committed_blocks > 0 {
             for b in first..=last {
-                if s.saved.contains(&b) {
+                if s.is_saved(b) {
                     continue;
                 }
                 let from = self.layout.block_offset(b);
@@ -355,9 +372,103 @@ impl Journal {
         }
         if s.tracked && s.committed_blocks > 0 {
             for b in first..=last {
-                s.saved.insert(b);
+                if b < s.saved_from {
+                    s.saved.insert(b);
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Before the file is cut at block `first` (everything from there on
+    /// goes): saves the committed blocks from `first` to the end that hold
+    /// data on the host — host holes are skipped with `SEEK_DATA`, and come
+    /// back as holes because a CUT marker makes a rollback cut the file
+    /// before putting blocks back —, appended in batches of at most
+    /// [`BATCH`] bytes. Memory is bounded and time follows the data
+    /// actually stored (issue 16.11).
+    #[allow(clippy::too_many_arguments)] // as before_change
+    pub(crate) fn before_cut(
+        &self,
+        slot: &Mutex<Option<Session>>,
+        locate: impl FnOnce() -> Option<([u8; 16], Vec<u8>)>,
+        file: &File,
+        file_id: &[u8; 16],
+        csize: u64,
+        first: u64,
+    ) -> io::Result<()> {
+        // The session (and the header), as for any change.
+        self.before_change(
+            slot,
+            locate,
+            file,
+            file_id,
+            csize,
+            first,
+            first.saturating_sub(1),
+        )?;
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let s = slot.as_mut().expect("begun above");
+        if !s.tracked || first >= s.saved_from {
+            return Ok(());
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut records = vec![Record::Block {
+            session: s.id,
+            index: CUT_INDEX,
+            bytes: first.to_be_bytes().to_vec(),
+        }];
+        let mut pending = 0usize;
+        let end = s.committed_blocks.min(s.saved_from);
+        let slot_of = |host: u64| (host.saturating_sub(self.layout.header_len())) / content::CBLOCK;
+        let mut b = first;
+        while b < end {
+            if s.saved.contains(&b) {
+                b += 1;
+                continue;
+            }
+            let from = self.layout.block_offset(b);
+            // SAFETY: plain lseek on a valid descriptor.
+            let d = unsafe {
+                libc::lseek(
+                    std::os::fd::AsRawFd::as_raw_fd(file),
+                    from as i64,
+                    libc::SEEK_DATA,
+                )
+            };
+            if d < 0 {
+                // ENXIO: nothing but holes up to the end.
+                break;
+            }
+            let at = slot_of(d as u64).max(b);
+            if at != b {
+                b = at;
+                continue;
+            }
+            let to = self.layout.block_offset(b + 1).min(csize);
+            if to <= from {
+                break;
+            }
+            let mut bytes = vec![0u8; (to - from) as usize];
+            file.read_exact_at(&mut bytes, from)?;
+            pending += bytes.len();
+            records.push(Record::Block {
+                session: s.id,
+                index: b,
+                bytes,
+            });
+            if pending >= BATCH {
+                self.append(&mut inner, &records)?;
+                records.clear();
+                pending = 0;
+            }
+            b += 1;
+        }
+        if !records.is_empty() {
+            self.append(&mut inner, &records)?;
+        }
+        s.saved.retain(|&x| x < first || x == HEADER_INDEX);
+        s.saved_from = first;
         Ok(())
     }
 
@@ -649,7 +760,23 @@ fn put_back(
     size: u64,
     layout: content::Layout,
 ) -> io::Result<()> {
+    // A cut in the session: everything from the first block cut goes
+    // first, so slots that were holes are holes again after the final
+    // set_len (FORMAT §11).
+    let cut = blocks
+        .iter()
+        .filter(|(i, b)| *i == CUT_INDEX && b.len() == 8)
+        .map(|(_, b)| u64::from_be_bytes(b[..8].try_into().expect("8 bytes")))
+        .min();
+    if let Some(c) = cut {
+        crate::store::fault::point()?;
+        let at = layout.block_offset(c);
+        if f.metadata()?.len() > at {
+            f.set_len(at)?;
+        }
+    }
     let mut done = HashSet::new();
+    done.insert(CUT_INDEX);
     for (index, bytes) in blocks {
         if done.insert(*index) {
             crate::store::fault::point()?;
