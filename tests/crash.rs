@@ -522,11 +522,7 @@ fn a_cut_sparse_file_rolls_back_whole_after_a_kill() {
     let p = m.path("sparse.img");
     const MIB: u64 = 1 << 20;
     {
-        let f = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .open(&p)
-            .unwrap();
+        let f = std::fs::File::create(&p).unwrap();
         f.write_all_at(&[b'a'; 4096], 0).unwrap();
         f.write_all_at(&[b'b'; 8192], 64 * MIB).unwrap();
         f.write_all_at(&[b'c'; 100], 96 * MIB).unwrap();
