@@ -1543,3 +1543,72 @@ fn cutting_big_and_sparse_files_costs_bounded_memory() {
     let o = w.check_sealed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+/// Issue 16.15: symlink targets up to 4095 bytes (pjdfstest symlink/03;
+/// ext4's limit), kept sealed in `quire.symlinks/` (FORMAT §6.2): they
+/// read back whole, `lstat` gives their length, hard links and renames keep
+/// them, their file goes with the last name, 4096 bytes is refused, and a
+/// target file swapped for another's reads as EIO and is named by check.
+#[test]
+fn symlink_targets_up_to_4095_bytes() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let t4095 = format!("{}b", "a/".repeat(2047));
+    let t3500 = format!("{}c", "x/".repeat(1749));
+    assert_eq!((t4095.len(), t3500.len()), (4095, 3499));
+    std::os::unix::fs::symlink(&t4095, m.path("long")).unwrap();
+    std::os::unix::fs::symlink(&t3500, m.path("mid")).unwrap();
+    let e = std::os::unix::fs::symlink(format!("{t4095}x"), m.path("too")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG), "{e}");
+    let mnt = w.mnt.clone();
+    let read = |p: &str| {
+        std::fs::read_link(mnt.join(p)).map(|t| t.into_os_string().into_string().unwrap())
+    };
+    assert_eq!(read("long").unwrap(), t4095);
+    assert_eq!(read("mid").unwrap(), t3500);
+    assert_eq!(
+        std::fs::symlink_metadata(m.path("long")).unwrap().len(),
+        4095
+    );
+    std::fs::hard_link(m.path("long"), m.path("long2")).unwrap();
+    std::fs::create_dir(m.path("sub")).unwrap();
+    std::fs::rename(m.path("long"), m.path("sub/long3")).unwrap();
+    assert_eq!(read("long2").unwrap(), t4095);
+    assert_eq!(read("sub/long3").unwrap(), t4095);
+    m.unmount();
+    let store = w.vault.join("d/quire.symlinks");
+    let files = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&store)
+            .map(|r| r.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    assert_eq!(files().len(), 2);
+    let o = w.check_sealed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // One target file put in place of the other: refused, and named.
+    let (a, b) = (files()[0].clone(), files()[1].clone());
+    let (ba, bb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::write(&a, &bb).unwrap();
+    let out = w.check_problems("swapped long target");
+    assert!(out.contains("does not authenticate"), "{out}");
+    {
+        let m = w.mount(&["--read-only"]);
+        let bad = ["long2", "mid"]
+            .iter()
+            .filter(|n| std::fs::read_link(m.path(n)).is_err())
+            .count();
+        assert_eq!(bad, 1);
+        m.unmount();
+    }
+    std::fs::write(&a, &ba).unwrap();
+    let m = w.mount(&[]);
+    std::fs::remove_file(m.path("long2")).unwrap();
+    assert_eq!(read("sub/long3").unwrap(), t4095);
+    std::fs::remove_file(m.path("sub/long3")).unwrap();
+    std::fs::remove_file(m.path("mid")).unwrap();
+    m.unmount();
+    assert!(files().is_empty(), "{:?}", files());
+}

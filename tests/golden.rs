@@ -472,3 +472,38 @@ fn golden_v1_sparse_damaged_holes_read_as_eio() {
     let o = w.check_sealed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+/// Golden vault for `LONG_SYMLINKS` (flags 0xFFF, FORMAT §6.2): a
+/// 4095-byte target that leads to a note, a hard link of it in a folder and
+/// a dangling 3004-byte target; a fresh checkout must open it forever.
+#[test]
+fn golden_v1_longsymlinks_open_and_read_their_long_targets() {
+    let (w, golden) = golden_world("v1-longsymlinks");
+    assert_eq!(golden_flags(&golden), 0xFFF);
+    let o = w.check_sealed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    let long = format!("{}note.md", "./".repeat(2044));
+    let dangling = format!("{}gone", "x/".repeat(1500));
+    let m = w.mount(&["--read-only"]);
+    for (n, t) in [
+        ("long", long.as_str()),
+        ("folder/hard", long.as_str()),
+        ("dangling", dangling.as_str()),
+    ] {
+        assert_eq!(
+            std::fs::read_link(m.path(n)).unwrap(),
+            std::path::Path::new(t),
+            "{n}"
+        );
+        assert_eq!(
+            std::fs::symlink_metadata(m.path(n)).unwrap().len(),
+            t.len() as u64
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(m.path("long")).unwrap(),
+        "Long symlink note.\n"
+    );
+    m.unmount();
+}

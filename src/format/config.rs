@@ -63,6 +63,12 @@ pub const FLAG_BLOCK_MAC: u32 = 1 << 9;
 /// (or a record moved from another name) is detected. Readers without it
 /// refuse the vault; vaults made before it keep unbound targets.
 pub const FLAG_BOUND_SYMLINKS: u32 = 1 << 10;
+/// Feature flag: a symlink target longer than fits sealed in a host
+/// symlink (3000 bytes, up to the 4095 of Linux's PATH_MAX) is kept sealed
+/// in `d/quire.symlinks/<ID>`, its host symlink holding `~<ID hex><length>`
+/// (§6.2). Needs `BOUND_SYMLINKS`. Readers without it refuse the vault;
+/// vaults made before it refuse such targets (ENAMETOOLONG).
+pub const FLAG_LONG_SYMLINKS: u32 = 1 << 11;
 /// Every flag this build understands.
 pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_LONG_NAMES
@@ -74,7 +80,8 @@ pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_SLOT_MAC
     | FLAG_BOUND
     | FLAG_BLOCK_MAC
-    | FLAG_BOUND_SYMLINKS;
+    | FLAG_BOUND_SYMLINKS
+    | FLAG_LONG_SYMLINKS;
 /// Flags every version-1 vault has.
 pub const REQUIRED_FLAGS: u32 =
     FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;

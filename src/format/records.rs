@@ -26,6 +26,62 @@ pub fn open_symlink(key: &AeadKey, host: &[u8]) -> Result<Vec<u8>, AuthError> {
     key.open(b"quire/v1/symlink", &sealed)
 }
 
+/// Longest plaintext symlink target with `LONG_SYMLINKS` (§6.2): Linux's
+/// PATH_MAX minus its terminating NUL.
+pub const MAX_LONG_SYMLINK: usize = 4095;
+/// Folder (in the data root) of the sealed long symlink targets (§6.2).
+pub const LONG_SYMLINK_DIR: &str = "quire.symlinks";
+/// Length of a long symlink's host target text: `~`, 32 hex digits of its
+/// ID and 4 decimal digits of its length. No sealed target text (base64url
+/// of at least 29 bytes: 39 characters, never 37) has this length.
+pub const LONG_HOST_LEN: usize = 37;
+
+/// A long symlink's host target text: `~<ID hex><length, 4 digits>`.
+pub fn long_host_target(id: &[u8; 16], len: usize) -> String {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    format!("~{hex}{len:04}")
+}
+
+/// The ID and length a long symlink's host target text names, if it is one.
+pub fn parse_long_host_target(host: &[u8]) -> Option<([u8; 16], usize)> {
+    if host.len() != LONG_HOST_LEN || host[0] != b'~' {
+        return None;
+    }
+    let text = std::str::from_utf8(&host[1..]).ok()?;
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    let len = text.get(32..36)?.parse().ok()?;
+    Some((id, len))
+}
+
+fn long_aad(id: &[u8; 16]) -> Vec<u8> {
+    let mut a = b"quire/v1/long-symlink".to_vec();
+    a.extend_from_slice(id);
+    a
+}
+
+/// Seals a long symlink target for its file `quire.symlinks/<ID hex>`.
+pub fn seal_long_target(key: &AeadKey, id: &[u8; 16], target: &[u8]) -> Vec<u8> {
+    key.seal(&long_aad(id), target)
+}
+
+/// Opens a long symlink target file: bound to its ID, so a file copied to
+/// another ID fails; its length must be the one the host text names.
+pub fn open_long_target(
+    key: &AeadKey,
+    id: &[u8; 16],
+    len: usize,
+    sealed: &[u8],
+) -> Result<Vec<u8>, AuthError> {
+    let t = key.open(&long_aad(id), sealed)?;
+    if t.len() != len {
+        return Err(AuthError);
+    }
+    Ok(t)
+}
+
 /// Suffix of a symlink binding record next to its symlink's host name
 /// (flag `BOUND_SYMLINKS`, §6.1).
 pub const BINDING_SUFFIX: &str = ".qs";

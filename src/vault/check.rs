@@ -237,7 +237,7 @@ impl Tree {
                 return why;
             }
         }
-        crate::format::records::open_symlink(&self.keys.symlink, &target)
+        self.open_target(&target)
             .err()
             .map(|_| "symlink target does not authenticate (tampered)".to_string())
     }

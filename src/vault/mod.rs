@@ -469,6 +469,8 @@ impl UnlockedVault {
             bound: flags & crate::format::config::FLAG_BOUND != 0,
             block_mac: flags & crate::format::config::FLAG_BLOCK_MAC != 0,
             bound_symlinks: flags & crate::format::config::FLAG_BOUND_SYMLINKS != 0,
+            long_symlinks: flags & crate::format::config::FLAG_LONG_SYMLINKS != 0
+                && flags & crate::format::config::FLAG_BOUND_SYMLINKS != 0,
             audit: if read_only {
                 None
             } else {

@@ -49,12 +49,89 @@ impl Tree {
         owner: Option<Owner>,
     ) -> io::Result<(Node, Attr)> {
         self.writable()?;
-        if target.len() > records::MAX_SYMLINK {
+        let long = target.len() > records::MAX_SYMLINK;
+        if long && (!self.long_symlinks || target.len() > records::MAX_LONG_SYMLINK) {
             return Err(errno(libc::ENAMETOOLONG));
         }
         let hn = self.host_name(dir, name)?;
         let host = OsStr::new(hn.host());
-        let sealed = records::seal_symlink(&self.keys.symlink, target.as_bytes());
+        // A long target is sealed into a file of its own first (§6.2); the
+        // host symlink names it. A crash leaves at most an unnamed file.
+        let (sealed, long_id) = if long {
+            let id = random::bytes::<16>();
+            let d = self.long_dir(true)?;
+            d.create_child_with(
+                OsStr::new(&hex(&id)),
+                &records::seal_long_target(&self.keys.symlink, &id, target.as_bytes()),
+                0o600,
+            )?;
+            (records::long_host_target(&id, target.len()), Some(id))
+        } else {
+            (
+                records::seal_symlink(&self.keys.symlink, target.as_bytes()),
+                None,
+            )
+        };
+        let r = self.symlink_sealed(dir, &hn, host, &sealed, owner);
+        if r.is_err()
+            && let Some(id) = long_id
+            && let Ok(d) = self.long_dir(false)
+        {
+            let _ = d.unlink_child(OsStr::new(&hex(&id)));
+        }
+        r
+    }
+
+    /// The folder of long symlink targets (§6.2), made on first use.
+    fn long_dir(&self, create: bool) -> io::Result<crate::store::host::Handle> {
+        let root = self.root();
+        let name = OsStr::new(records::LONG_SYMLINK_DIR);
+        match root.handle()?.lookup(name) {
+            Err(e) if create && e.raw_os_error() == Some(libc::ENOENT) => {
+                match root.handle()?.mkdir_child(name, 0o700) {
+                    Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(e),
+                    _ => {}
+                }
+                root.handle()?.lookup(name)
+            }
+            r => r,
+        }
+    }
+
+    /// Removes the target file `id` of a long symlink whose last name is
+    /// gone (§6.2).
+    pub(crate) fn drop_long_target(&self, id: &[u8; 16]) {
+        if let Ok(d) = self.long_dir(false)
+            && let Err(e) = d.unlink_child(OsStr::new(&hex(id)))
+            && e.raw_os_error() != Some(libc::ENOENT)
+        {
+            log::warn!("a removed symlink's target file stays ({e})");
+        }
+    }
+
+    /// The plaintext of a host target text: sealed in it, or (a long
+    /// target, §6.2) in the file it names.
+    pub(crate) fn open_target(&self, host: &[u8]) -> io::Result<Vec<u8>> {
+        if let Some((id, len)) = records::parse_long_host_target(host) {
+            if !self.long_symlinks {
+                return Err(eio());
+            }
+            let sealed = self.long_dir(false)?.read_child(OsStr::new(&hex(&id)))?;
+            return records::open_long_target(&self.keys.symlink, &id, len, &sealed)
+                .map_err(|_| eio());
+        }
+        records::open_symlink(&self.keys.symlink, host).map_err(|_| eio())
+    }
+
+    /// Makes the symlink `host` with the host target text `sealed`.
+    fn symlink_sealed(
+        &self,
+        dir: &Arc<Node>,
+        hn: &crate::format::names::HostName,
+        host: &OsStr,
+        sealed: &str,
+        owner: Option<Owner>,
+    ) -> io::Result<(Node, Attr)> {
         if self.bound_symlinks {
             // The record is written before the symlink (a crash leaves at
             // most a record without a symlink, which nothing reads), so the
@@ -67,7 +144,7 @@ impl Tree {
             }
             self.write_binding(dir, host, &[records::target_hash(sealed.as_bytes())])?;
         }
-        self.write_sidecar(dir, &hn)?;
+        self.write_sidecar(dir, hn)?;
         if let Err(e) = dir.handle()?.symlink_child(OsStr::new(&sealed), host) {
             if self.bound_symlinks {
                 self.drop_binding(dir, host);
@@ -80,9 +157,8 @@ impl Tree {
     /// Reads a symlink's plaintext target.
     pub fn readlink(&self, node: &Node) -> io::Result<Vec<u8>> {
         let (host, _) = self.checked_target(node)?;
-        records::open_symlink(&self.keys.symlink, &host).map_err(|_| {
+        self.open_target(&host).inspect_err(|_| {
             log::error!("symlink {} failed authentication", self.describe(node));
-            eio()
         })
     }
 

@@ -74,6 +74,8 @@ pub struct Tree {
     pub(crate) bound: bool,
     /// Feature flag 0x400: symlink names carry binding records (§6.1).
     pub(crate) bound_symlinks: bool,
+    /// Feature flag 0x800 (§6.2): targets up to 4095 bytes.
+    pub(crate) long_symlinks: bool,
     /// Where blocks sit in content files (flag 0x200: after a header
     /// holding the block MAC, §4.2).
     pub(crate) layout: crate::format::content::Layout,
@@ -116,6 +118,8 @@ pub(crate) struct Setup {
     pub(crate) block_mac: bool,
     /// Feature flag 0x400: symlink binding records.
     pub(crate) bound_symlinks: bool,
+    /// Feature flag 0x800 (§6.2): targets up to 4095 bytes.
+    pub(crate) long_symlinks: bool,
     /// The audit log, for appending (none when read-only).
     pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
     /// The audit log's path and remembered head, for reading.
@@ -139,6 +143,7 @@ impl Tree {
             bound,
             block_mac,
             bound_symlinks,
+            long_symlinks,
             audit,
             audit_read,
             log_path,
@@ -161,6 +166,7 @@ impl Tree {
             sparse,
             bound,
             bound_symlinks,
+            long_symlinks,
             layout: if block_mac {
                 crate::format::content::Layout::MAC
             } else {
@@ -315,12 +321,17 @@ impl Tree {
             *node.link_ok.lock().unwrap_or_else(|e| e.into_inner()) =
                 self.verify_binding(dir, host);
         }
-        Ok((node, Attr::from_host(&st, self.layout)))
+        let mut a = Attr::from_host(&st, self.layout);
+        long_size(&mut a, &st, || dir.handle()?.readlink_child(host));
+        Ok((node, a))
     }
 
     /// Current attributes of a node.
     pub fn getattr(&self, node: &Node) -> io::Result<Attr> {
-        Ok(Attr::from_host(&node.handle()?.stat()?, self.layout))
+        let st = node.handle()?.stat()?;
+        let mut a = Attr::from_host(&st, self.layout);
+        long_size(&mut a, &st, || node.handle()?.readlink());
+        Ok(a)
     }
 
     /// Lists a directory's visible entries. Entries whose names fail to
@@ -659,10 +670,22 @@ impl Tree {
         keep_reachable(node.as_deref(), st.st_nlink)?;
         let noteworthy = Kind::from_mode(st.st_mode) == Kind::File && self.noteworthy(dir, name);
         let trashed = self.trash_file(dir, name, host, &st, node.as_deref(), dates, reason)?;
+        // A long symlink's target file (§6.2), named by its host target.
+        let long_id = (!trashed
+            && Kind::from_mode(st.st_mode) == Kind::Symlink
+            && st.st_nlink <= 1
+            && st.st_size as usize == crate::format::records::LONG_HOST_LEN)
+            .then(|| dir.handle().ok()?.readlink_child(host).ok())
+            .flatten()
+            .and_then(|t| crate::format::records::parse_long_host_target(&t));
         if !trashed {
             dir.handle()?.unlink_child(host)?;
             if Kind::from_mode(st.st_mode) == Kind::Symlink && self.bound_symlinks {
                 self.drop_binding(dir, host);
+            }
+            if let Some((id, _)) = long_id {
+                // Its last name gone: a long target's file goes too (§6.2).
+                self.drop_long_target(&id);
             }
             if st.st_nlink <= 1 && !dates.is_empty() {
                 let _ = dir
@@ -730,6 +753,18 @@ impl Tree {
     /// fsyncs a directory.
     pub fn fsync_dir(&self, dir: &Node) -> io::Result<()> {
         dir.handle()?.fsync(false)
+    }
+}
+
+/// A long symlink's size (§6.2) is the length its host target text names
+/// (the host symlink's own size says nothing of it).
+fn long_size(a: &mut Attr, st: &libc::stat, target: impl FnOnce() -> io::Result<Vec<u8>>) {
+    if a.kind == Kind::Symlink
+        && st.st_size as usize == crate::format::records::LONG_HOST_LEN
+        && let Ok(t) = target()
+        && let Some((_, len)) = crate::format::records::parse_long_host_target(&t)
+    {
+        a.size = len as u64;
     }
 }
 
