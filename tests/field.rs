@@ -1612,3 +1612,73 @@ fn symlink_targets_up_to_4095_bytes() {
     m.unmount();
     assert!(files().is_empty(), "{:?}", files());
 }
+
+/// Issue 16.7 and 16.8, reports and messages: a dry-run purge with
+/// entries not yet due says so (not "The trash is empty."); emptying the
+/// trash without a terminal says to add --yes; search prints its header,
+/// results and "No note matches." on one stream; expiring names the span;
+/// an idle seal is audited as idle; a mistyped recovery key is asked again.
+#[test]
+fn reports_and_messages_say_what_is_true() {
+    need("python3");
+    let w = World::new();
+    let rk = w.init();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("kept.md"), "first\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(m.path("kept.md"), "second\n").unwrap();
+    std::fs::remove_file(m.path("kept.md")).unwrap();
+    let o = w.run(&["trash", "purge", "--dry-run"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{o:?}");
+    assert!(!out.contains("The trash is empty"), "{out}");
+    assert!(
+        out.contains("Nothing is due") && out.contains("1 entry"),
+        "{out}"
+    );
+    let o = w.run(&["trash", "empty"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--yes"), "{err}");
+    std::fs::write(m.path("words.md"), "ocelot\n").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    for (q, want) in [("ocelot", "words.md"), ("zzzqqq", "No note matches.")] {
+        let o = w.run(&["search", q]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("Vault:") && out.contains(want), "{q}: {o:?}");
+        assert!(o.stderr.is_empty(), "{q}: {o:?}");
+    }
+    let o = w.run(&["expiring"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Nothing expires within 30 days"), "{out}");
+    let o = w.run(&["expiring", "--within", "12w"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("within 12 weeks"),
+        "{o:?}"
+    );
+    m.unmount();
+    // An idle seal is audited as such.
+    let m = w.mount(&["--idle", "1s"]);
+    assert!(wait_until(Duration::from_secs(20), || !w.is_mounted()));
+    std::mem::forget(m);
+    let o = w.run(&[
+        "audit",
+        "--json",
+        "--vault",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    let a = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        a.contains("\"event\":\"unmount\"") && a.contains("idle for"),
+        "{a}"
+    );
+    // A mistyped recovery key (a missing character) is asked again.
+    let bad = &rk[..rk.len() - 1];
+    let (code, out) = w.tty(
+        &["check", w.vault.to_str().unwrap(), "--recovery-key"],
+        &[("Recovery key: ", bad), ("Recovery key: ", &rk)],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("try again (2 tries left)"), "{out}");
+}
