@@ -93,6 +93,10 @@ impl Conn {
                 libc::EISDIR if message.contains("is a folder") => fail(Code::NotFound, message),
                 libc::EISDIR => fail(Code::NotFound, "that is a folder, not a note"),
                 libc::EROFS => fail(Code::Io, "the vault is mounted read-only"),
+                libc::EFBIG => fail(
+                    Code::Refused,
+                    "that note is larger than 64 MiB: read it through the mount (it keeps no versions either)",
+                ),
                 libc::EPERM | libc::EOPNOTSUPP => fail(Code::Refused, message),
                 libc::EINVAL => fail(Code::Usage, message),
                 libc::EIO => fail(

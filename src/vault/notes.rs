@@ -45,6 +45,11 @@ impl Tree {
         if a.kind != Kind::File {
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
         }
+        // Read whole (for a diff): only what history would keep; a larger
+        // file is read through the mount, in pieces (issue 16.12).
+        if a.size > super::history::MAX_VERSIONED {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
+        }
         self.plain_content(&n)
     }
 

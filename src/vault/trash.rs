@@ -539,7 +539,13 @@ impl Tree {
 
     /// The content of a trashed note.
     pub fn trash_content(&self, id: &str) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
-        self.plain_content(&self.trash_node(id)?)
+        let node = self.trash_node(id)?;
+        // Whole in memory only up to what history keeps; larger entries
+        // are read in pieces through `.trash/` (issue 16.12).
+        if self.getattr(&node)?.size > super::history::MAX_VERSIONED {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
+        }
+        self.plain_content(&node)
     }
 
     /// A trash entry's content as a node, for streamed reads and checks.
