@@ -1,6 +1,7 @@
-//! `quire import [VAULT] [MOUNTPOINT]`: mounts the vault over a mount point
-//! that holds unencrypted files (saved there by a program while the vault
-//! was sealed, issue 16.1) and moves them into the vault: each file is
+//! What `quire import [VAULT] [MOUNTPOINT]` does once `cli::mount` has
+//! mounted the vault over a mount point that holds unencrypted files (saved
+//! there by a program while the vault was sealed, issue 16.1): it moves
+//! them into the vault: each file is
 //! copied in through the mount (so it is encrypted), then its plaintext is
 //! overwritten with zeros, synced and removed.
 //!
@@ -16,23 +17,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::Result;
-use clap::Args;
 
-use super::mount::MountArgs;
 use crate::store::host::Handle;
 use crate::vault::Kind;
-
-/// `quire import`.
-#[derive(Args, Debug)]
-pub struct ImportArgs {
-    #[command(flatten)]
-    pub mount: MountArgs,
-}
-
-/// `quire import`.
-pub fn run(a: ImportArgs) -> Result<()> {
-    super::mount::run_with(a.mount, true)
-}
 
 /// What an import did.
 #[derive(Default)]

@@ -77,7 +77,7 @@ enum Command {
     Mount(mount::MountArgs),
     /// Mount a vault over a mount point that holds unencrypted files, and
     /// move them into the vault (the plaintext is overwritten and removed).
-    Import(import::ImportArgs),
+    Import(mount::ImportArgs),
     /// Seal a mounted vault: flush everything, wipe the keys, unmount.
     #[command(alias = "umount")]
     Unmount(unmount::UnmountArgs),
@@ -139,7 +139,7 @@ pub fn main() -> i32 {
     let r = match cli.command {
         Command::Init(a) => init::run(a),
         Command::Mount(a) => mount::run(a),
-        Command::Import(a) => import::run(a),
+        Command::Import(a) => mount::run_import(a),
         Command::Unmount(a) => unmount::run(a),
         Command::Status(a) => status::run(a),
         Command::Passwd(a) => passwd::run(a),

@@ -216,6 +216,19 @@ pub fn run(a: MountArgs) -> Result<()> {
     run_with(a, false)
 }
 
+/// Arguments of `quire import`: those of `quire mount`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub mount: MountArgs,
+}
+
+/// `quire import`: `quire mount` over a mount point holding unencrypted
+/// files, which are then moved into the vault (`cli::import`).
+pub fn run_import(a: ImportArgs) -> Result<()> {
+    run_with(a.mount, true)
+}
+
 /// `quire mount`, or with `import`, `quire import` (see `cli::import`).
 pub fn run_with(a: MountArgs, import: bool) -> Result<()> {
     let vault_path = paths::absolute(&a.vault.clone().unwrap_or_else(paths::default_vault));
