@@ -455,4 +455,16 @@ fn the_sealed_index_is_exactly_current() {
     assert!(o.status.success(), "{o:?}");
     assert_eq!(sealed("wallaby").trim(), "[]");
     assert!(sealed("ordinary").contains("stays.md"));
+    // reindex counts documents, and says they include older versions
+    // (issue 16.7: "15 documents" for 4 notes read as a wrong count).
+    let o = w.run(&[
+        "reindex",
+        "--vault",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("each older version"), "{err}");
 }

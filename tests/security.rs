@@ -1397,6 +1397,14 @@ fn a_rolled_back_audit_log_stays_an_alarm_until_accepted() {
             "{}",
             String::from_utf8_lossy(&o.stdout)
         );
+        // The count it gives is of records that verify, not "before" the
+        // record named (issue 16.7).
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("authenticate and chain from the first"),
+            "{out}"
+        );
+        assert!(!out.contains("records before it"), "{out}");
         let out = w.check_problems("rolled-back log");
         assert!(out.contains("quire.audit"), "{out}");
     }

@@ -67,3 +67,52 @@ fn package_install_waits_for_a_locked_apt() {
     assert!(err.contains("Unable to locate package"), "{err}");
     assert!(!err.contains("waiting for it"), "{err}");
 }
+
+/// Issue 16.10: tools/setup and tools/test check the Rust toolchain first:
+/// a missing cargo or one older than Cargo.toml's rust-version (Debian
+/// 12's 1.63) gets a plain message naming rustup, not a compile failure.
+#[test]
+fn a_missing_or_old_rust_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let run = |path: &str| {
+        Command::new("bash")
+            .arg("-c")
+            .arg(". tools/deps.sh && ensure_rust")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("PATH", path)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap()
+    };
+    // No cargo at all (only the shell's own tools).
+    let o = run(&format!("{}:/usr/bin:/bin", bin.display()));
+    let err = String::from_utf8_lossy(&o.stderr);
+    if !std::path::Path::new("/usr/bin/cargo").exists() {
+        assert!(!o.status.success() && err.contains("has no Rust"), "{err}");
+        assert!(err.contains("rustup"), "{err}");
+    }
+    // Debian 12's cargo.
+    std::fs::write(
+        bin.join("cargo"),
+        "#!/bin/sh\necho 'cargo 1.63.0 (fd9c4297c 2022-05-26)'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("cargo"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = run(&format!("{}:/usr/bin:/bin", bin.display()));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("this machine's cargo is 1.63.0") && err.contains("rustup"),
+        "{err}"
+    );
+    // The toolchain running this test is new enough.
+    let cargo_dir = option_env!("CARGO")
+        .and_then(|c| std::path::Path::new(c).parent())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let o = run(&format!("{cargo_dir}:{}", std::env::var("PATH").unwrap()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
