@@ -7,6 +7,7 @@
 
 pub mod aead;
 pub mod kdf;
+pub mod keys;
 pub mod labels;
 pub mod mac;
 pub mod names;
@@ -14,8 +15,9 @@ pub mod random;
 pub mod secret;
 
 pub use aead::{AeadKey, NONCE_LEN, TAG_LEN};
+pub use keys::{MasterKey, SubKeys};
 pub use names::NameKey;
-pub use secret::{Key32, MasterKey, Password, SubKeys};
+pub use secret::{Key32, Password};
 
 /// A cryptographic check failed: wrong key, or data that was tampered with or
 /// truncated. Deliberately carries no detail about the data.
