@@ -91,3 +91,69 @@ fn the_fuse_layer_never_names_a_key_type() {
         }
     }
 }
+
+/// No import circle among the files of a module (HOUSE.md §1; issue 21):
+/// a file names a sibling as `super::NAME` or `crate::MODULE::NAME`. The
+/// vault module's circle is issue 21's to untangle; the others stay free.
+#[test]
+fn no_import_circle_inside_the_lower_modules() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for module in ["crypto", "format", "store", "index", "control"] {
+        let dir = src.join(module);
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .filter(|s| s != "mod")
+            .collect();
+        files.sort();
+        let edges: Vec<Vec<usize>> = files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(dir.join(format!("{f}.rs"))).unwrap();
+                files
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, g)| {
+                        *g != f
+                            && [format!("super::{g}"), format!("crate::{module}::{g}")]
+                                .iter()
+                                .any(|pat| {
+                                    text.match_indices(pat.as_str()).any(|(i, _)| {
+                                        !text[i + pat.len()..]
+                                            .starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                                    })
+                                })
+                    })
+                    .map(|(j, _)| j)
+                    .collect()
+            })
+            .collect();
+        // Depth-first search for a back edge.
+        fn visit(n: usize, e: &[Vec<usize>], state: &mut [u8], path: &mut Vec<usize>) -> bool {
+            state[n] = 1;
+            path.push(n);
+            for &m in &e[n] {
+                if state[m] == 1 {
+                    path.push(m);
+                    return true;
+                }
+                if state[m] == 0 && visit(m, e, state, path) {
+                    return true;
+                }
+            }
+            path.pop();
+            state[n] = 2;
+            false
+        }
+        let mut state = vec![0u8; files.len()];
+        for n in 0..files.len() {
+            let mut path = Vec::new();
+            if state[n] == 0 && visit(n, &edges, &mut state, &mut path) {
+                let names: Vec<&str> = path.iter().map(|&i| files[i].as_str()).collect();
+                panic!("import circle in src/{module}: {}", names.join(" -> "));
+            }
+        }
+    }
+}
