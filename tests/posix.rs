@@ -169,7 +169,8 @@ fn removal_errors_links_and_open_unlinked_files() {
         target
     );
     assert_eq!(
-        errno(std::os::unix::fs::symlink("x".repeat(3100), p("toolong"))),
+        // 4095 bytes is the limit since LONG_SYMLINKS (issue 16.15).
+        errno(std::os::unix::fs::symlink("x".repeat(4096), p("toolong"))),
         libc::ENAMETOOLONG
     );
     // Times: a write moves mtime and ctime; a read does not move mtime.
