@@ -98,7 +98,7 @@ fn now_ns() -> i64 {
 fn write_head(p: &Path, seq: u64, link: &[u8; 32]) -> io::Result<()> {
     let text = format!(
         "quire audit head v1\nseq {seq}\nlink {}\n",
-        super::tree::hex(link)
+        super::util::hex(link)
     );
     if let Some(dir) = p.parent() {
         crate::store::atomic::private_dir(dir)?;
@@ -118,7 +118,7 @@ pub fn read_head(path: &Path) -> Option<(u64, [u8; 32])> {
             seq = v.trim().parse().ok();
         }
         if let Some(v) = line.strip_prefix("link ") {
-            link = super::tree::unhex::<32>(v.trim());
+            link = super::util::unhex::<32>(v.trim());
         }
     }
     Some((seq?, link?))
@@ -637,7 +637,7 @@ pub fn read(
         last_link: if records.is_empty() {
             String::new()
         } else {
-            super::tree::hex(&last_link)
+            super::util::hex(&last_link)
         },
     };
     Ok((records, v))

@@ -121,14 +121,7 @@ pub fn stamp(t: SystemTime) -> String {
     )
 }
 
-/// The local broken-down time of `secs` since 1970 (`localtime_r`); its
-/// `tm_zone` points at libc's static zone names (or is null).
-pub fn local_tm(secs: libc::time_t) -> libc::tm {
-    // SAFETY: localtime_r writes only into `tm`.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&secs, &mut tm) };
-    tm
-}
+pub use super::util::local_tm;
 
 /// Unique names for versions in order (`.2`, `.3` … for equal seconds).
 pub fn stamps(times: &[SystemTime]) -> Vec<String> {

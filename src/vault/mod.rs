@@ -26,6 +26,7 @@ pub(crate) mod sparse;
 pub mod symlink;
 pub mod trash;
 pub mod tree;
+pub(crate) mod util;
 pub mod xattr;
 
 use std::ffi::OsStr;

@@ -16,13 +16,7 @@ use crate::crypto::{SubKeys, random};
 use crate::format::{dirid, names};
 use crate::store::host::{Handle, Time};
 
-pub(crate) fn eio() -> io::Error {
-    io::Error::from_raw_os_error(libc::EIO)
-}
-
-pub(crate) fn errno(e: i32) -> io::Error {
-    io::Error::from_raw_os_error(e)
-}
+pub(crate) use super::util::{eio, errno, hex, unhex};
 
 /// One visible entry of a directory listing.
 #[derive(Debug, Clone)]
@@ -775,20 +769,4 @@ pub(crate) fn keep_reachable(node: Option<&Node>, links: u64) -> io::Result<()> 
         Some(n) if links > 1 || n.is_open() => n.pin(),
         _ => Ok(()),
     }
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// The bytes of lowercase or uppercase hex text of exactly `N` bytes.
-pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }
