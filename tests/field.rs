@@ -1682,3 +1682,36 @@ fn reports_and_messages_say_what_is_true() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("try again (2 tries left)"), "{out}");
 }
+
+/// Issue 16.1: on a terminal, `quire mount` names the unencrypted files it
+/// finds and offers to move them in at once.
+#[test]
+fn mount_offers_the_import_on_a_terminal() {
+    need("python3");
+    let w = World::new();
+    w.init();
+    std::fs::write(w.mnt.join("left.md"), "left behind\n").unwrap();
+    let (code, out) = w.tty(
+        &[
+            "mount",
+            w.vault.to_str().unwrap(),
+            w.mnt.to_str().unwrap(),
+            "--password-file",
+            w.pwfile.to_str().unwrap(),
+        ],
+        &[("[y/N] ", "y")],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let m = Mounted::adopt(&w);
+    assert!(
+        out.contains("NOT encrypted") && out.contains("left.md"),
+        "{out}"
+    );
+    assert!(out.contains("Imported 1 item(s)"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(m.path("left.md")).unwrap(),
+        "left behind\n"
+    );
+    m.unmount();
+    assert_eq!(std::fs::read_dir(&w.mnt).unwrap().count(), 0);
+}

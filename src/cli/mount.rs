@@ -211,6 +211,34 @@ fn unencrypted(mp: &Path, names: &[std::ffi::OsString], a: &MountArgs) -> anyhow
     )
 }
 
+/// Names the unencrypted files found in the mount point on a terminal
+/// and asks whether to move them into the vault now (`quire import`).
+fn offer_import(mp: &Path, names: &[std::ffi::OsString]) -> bool {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    let shown: Vec<String> = names
+        .iter()
+        .take(5)
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    eprintln!(
+        "{} holds {} item(s) that are NOT encrypted: {}{}. A program probably saved them there while the vault was sealed.",
+        mp.display(),
+        names.len(),
+        shown.join(", "),
+        if names.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        }
+    );
+    password::confirm(
+        "Move them into the vault now (they are encrypted, and the plain copies overwritten and removed)?",
+    )
+}
+
 /// `quire mount`.
 pub fn run(a: MountArgs) -> Result<()> {
     run_with(a, false)
@@ -231,6 +259,7 @@ pub fn run_import(a: ImportArgs) -> Result<()> {
 
 /// `quire mount`, or with `import`, `quire import` (see `cli::import`).
 pub fn run_with(a: MountArgs, import: bool) -> Result<()> {
+    let mut import = import;
     let vault_path = paths::absolute(&a.vault.clone().unwrap_or_else(paths::default_vault));
     let is_default_mp = a.mountpoint.is_none();
     let mp = paths::absolute(
@@ -247,7 +276,12 @@ pub fn run_with(a: MountArgs, import: bool) -> Result<()> {
             drop(locked);
             let stray = prepare_mountpoint(&mp, is_default_mp)?;
             if !stray.is_empty() && !import {
-                return Err(unencrypted(&mp, &stray, &a));
+                // On a terminal the import is offered at once.
+                if !a.foreground && !a.read_only && offer_import(&mp, &stray) {
+                    import = true;
+                } else {
+                    return Err(unencrypted(&mp, &stray, &a));
+                }
             }
             (
                 password::unlock(&vault_path, &a.password, "Password: ")?,
