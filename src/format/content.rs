@@ -89,6 +89,11 @@ impl Layout {
     pub fn block_offset(self, n: u64) -> u64 {
         self.header + n * CBLOCK
     }
+
+    /// The slot holding host byte `offset` (the header counts as slot 0).
+    pub fn slot_at(self, offset: u64) -> u64 {
+        offset.saturating_sub(self.header) / CBLOCK
+    }
 }
 
 /// The AAD of a header's sealed block MAC: file ID ‖ its label (34 bytes,

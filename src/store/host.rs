@@ -87,6 +87,20 @@ impl Time {
     }
 }
 
+/// `lseek(SEEK_DATA)` (`data`) or `lseek(SEEK_HOLE)` from `offset` of a
+/// host file: where the next data (or hole) starts, `None` when there is
+/// none (ENXIO: only holes, or `offset` past the end) or on an error.
+pub fn seek_extent(file: &std::fs::File, offset: u64, data: bool) -> Option<u64> {
+    let whence = if data {
+        libc::SEEK_DATA
+    } else {
+        libc::SEEK_HOLE
+    };
+    // SAFETY: plain lseek on a valid descriptor.
+    let r = unsafe { libc::lseek(file.as_raw_fd(), offset as i64, whence) };
+    (r >= 0).then_some(r as u64)
+}
+
 impl Handle {
     /// Opens a handle on a host path (the ciphertext root).
     pub fn open_path(path: &Path) -> io::Result<Handle> {

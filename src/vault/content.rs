@@ -12,6 +12,7 @@ use super::node::{FileKey, Kind, Node};
 use super::sparse::Slot;
 use super::tree::{Tree, eio};
 use crate::format::content::{self, BLOCK};
+use crate::store::host::seek_extent;
 
 /// Largest chunk sealed at once when extending a file with zeros.
 const ZERO_CHUNK: u64 = 1 << 20;
@@ -972,19 +973,11 @@ impl Tree {
             return Ok(None);
         }
         // Data extents of the host file in [from, csize), from the end.
-        let fd = of.file.as_raw_fd();
         let mut extents = Vec::new();
-        let mut at = from as i64;
-        loop {
-            // SAFETY: plain lseeks on a valid descriptor.
-            let d = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
-            if d < 0 || d as u64 >= csize {
-                break;
-            }
-            // SAFETY: as above.
-            let h = unsafe { libc::lseek(fd, d, libc::SEEK_HOLE) };
-            let h = if h < 0 { csize as i64 } else { h };
-            extents.push((d as u64, h as u64));
+        let mut at = from;
+        while let Some(d) = seek_extent(&of.file, at, true).filter(|&d| d < csize) {
+            let h = seek_extent(&of.file, d, false).unwrap_or(csize);
+            extents.push((d, h));
             at = h;
         }
         let total: u64 = extents.iter().map(|(a, b)| b - a).sum();
@@ -994,8 +987,7 @@ impl Tree {
         let mut sum = 0;
         for (a, b) in extents.iter().rev() {
             if sum + (b - a) >= CUT_PIECE {
-                let host = b - (CUT_PIECE - sum);
-                let block = (host - self.layout.header_len()) / content::CBLOCK;
+                let block = self.layout.slot_at(b - (CUT_PIECE - sum));
                 let mid = block.max(size / BLOCK + 2) * BLOCK;
                 let (_, psize) = self.sizes(&of.node, &of.file)?;
                 return Ok((mid > size && mid < psize).then_some(mid));
@@ -1077,20 +1069,15 @@ impl Tree {
         }
         let k = self.key(node, file)?;
         let final_block = content::block_count(psize) - 1;
-        let host_seek = |slot: u64, whence: i32| -> Option<u64> {
-            let from = self.layout.block_offset(slot) as i64;
-            // SAFETY: plain lseek on a valid descriptor.
-            let r = unsafe { libc::lseek(file.as_raw_fd(), from, whence) };
-            (r >= 0).then_some(r as u64)
+        // The slot where the next host data (or hole) starts, from slot n.
+        let next = |n: u64, data: bool| {
+            seek_extent(file, self.layout.block_offset(n), data)
+                .map_or(final_block, |h| self.layout.slot_at(h))
         };
-        let slot_of = |host: u64| host.saturating_sub(self.layout.header_len()) / content::CBLOCK;
         let mut n = offset / BLOCK;
         while n < final_block {
             if data {
-                // The next host data at or after slot n.
-                let m = host_seek(n, libc::SEEK_DATA)
-                    .map_or(final_block, slot_of)
-                    .max(n);
+                let m = next(n, true).max(n);
                 if m >= final_block {
                     break;
                 }
@@ -1104,8 +1091,7 @@ impl Tree {
                     Slot::Zero | Slot::Marker(_) => return Ok((n * BLOCK).max(offset)),
                     Slot::Data => {
                         // Jump to the slot where the next host hole starts.
-                        let h = host_seek(n + 1, libc::SEEK_HOLE).map_or(final_block, slot_of);
-                        n = h.max(n + 1);
+                        n = next(n + 1, false).max(n + 1);
                     }
                 }
             }

@@ -420,7 +420,6 @@ impl Journal {
         }];
         let mut pending = 0usize;
         let end = s.committed_blocks.min(s.saved_from);
-        let slot_of = |host: u64| (host.saturating_sub(self.layout.header_len())) / content::CBLOCK;
         let mut b = first;
         while b < end {
             if s.saved.contains(&b) {
@@ -428,19 +427,11 @@ impl Journal {
                 continue;
             }
             let from = self.layout.block_offset(b);
-            // SAFETY: plain lseek on a valid descriptor.
-            let d = unsafe {
-                libc::lseek(
-                    std::os::fd::AsRawFd::as_raw_fd(file),
-                    from as i64,
-                    libc::SEEK_DATA,
-                )
-            };
-            if d < 0 {
-                // ENXIO: nothing but holes up to the end.
+            let Some(d) = crate::store::host::seek_extent(file, from, true) else {
+                // Nothing but holes up to the end.
                 break;
-            }
-            let at = slot_of(d as u64).max(b);
+            };
+            let at = self.layout.slot_at(d).max(b);
             if at != b {
                 b = at;
                 continue;

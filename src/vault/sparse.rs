@@ -82,11 +82,11 @@ impl Tree {
                 None => {
                     j += count;
                     // Skip a host hole in one step.
-                    let from = self.layout.block_offset(j) as i64;
-                    // SAFETY: plain lseek on a valid fd.
-                    let d = unsafe { libc::lseek(file.as_raw_fd(), from, libc::SEEK_DATA) };
-                    if d > from {
-                        j = j.max((d as u64 - self.layout.header_len()) / CBLOCK);
+                    let from = self.layout.block_offset(j);
+                    if let Some(d) = crate::store::host::seek_extent(file, from, true)
+                        && d > from
+                    {
+                        j = j.max(self.layout.slot_at(d));
                     }
                 }
                 Some(p) => {
