@@ -60,17 +60,16 @@ impl Tree {
         };
         // The block MAC is verified at the first open in a mount (FORMAT
         // §4.2), also for an empty file (one cut to its header).
-        if self.block_mac.is_some() {
-            let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
-            self.recheck_if_changed(&node, &file)?;
-            self.key(&node, &file)?;
-        }
-        // A host length that is not a header and whole sealed blocks was
-        // cut on the host (the journal rolls a crash's torn tail back at
-        // mount): EIO now, not a note that opens shorter or empty and
-        // that an editor then saves that way (issue 17.5).
         {
             let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
+            if self.block_mac.is_some() {
+                self.recheck_if_changed(&node, &file)?;
+                self.key(&node, &file)?;
+            }
+            // A host length that is not a header and whole sealed blocks
+            // was cut on the host (the journal rolls a crash's torn tail
+            // back at mount): EIO now, not a note that opens shorter or
+            // empty and that an editor then saves that way (issue 17.5).
             self.sizes(&node, &file)?;
         }
         // Sequential reads are the common case (editors, grep, cp): a larger
@@ -919,9 +918,37 @@ impl Tree {
     /// Journals blocks `first..=last` (as committed at host size `csize`)
     /// before they change.
     fn before_change(&self, of: &OpenFile, csize: u64, first: u64, last: u64) -> io::Result<()> {
+        let k = self.first_change(of, csize)?;
+        self.journal.before_change(
+            &of.node.undo,
+            || self.journal_location(&of.node),
+            &of.file,
+            &k.id,
+            csize,
+            first,
+            last,
+        )
+    }
+
+    /// Before everything from block `first` on is cut: the journal saves
+    /// what it holds in bounded batches, skipping holes (issue 16.11).
+    fn before_cut(&self, of: &OpenFile, csize: u64, first: u64) -> io::Result<()> {
+        let k = self.first_change(of, csize)?;
+        self.journal.before_cut(
+            &of.node.undo,
+            || self.journal_location(&of.node),
+            &of.file,
+            &k.id,
+            csize,
+            first,
+        )
+    }
+
+    /// What every change does first: the file's key, and for the first
+    /// change since the last save of a note saved only once, its stream,
+    /// written while its content is still intact.
+    fn first_change<'a>(&self, of: &'a OpenFile, csize: u64) -> io::Result<&'a FileKey> {
         let k = self.key(&of.node, &of.file)?;
-        // The first change since the last save: a note saved only once
-        // gets its stream now, while its content is still intact.
         if self.history.is_some()
             && csize > self.layout.header_len()
             && of
@@ -933,34 +960,17 @@ impl Tree {
         {
             self.keep_first_version(&of.node, Some(&of.file), true);
         }
-        let locate = || {
-            let (dir, host) = of.node.location()?;
-            let id = self.dir_id(&dir).ok()?;
-            Some((
-                id,
-                std::os::unix::ffi::OsStrExt::as_bytes(host.as_os_str()).to_vec(),
-            ))
-        };
-        self.journal
-            .before_change(&of.node.undo, locate, &of.file, &k.id, csize, first, last)
+        Ok(k)
     }
 
-    /// Before everything from block `first` on is cut: the journal saves
-    /// what it holds in bounded batches, skipping holes (issue 16.11).
-    fn before_cut(&self, of: &OpenFile, csize: u64, first: u64) -> io::Result<()> {
-        // The history hook and the session, as for any change.
-        self.before_change(of, csize, first, first.saturating_sub(1))?;
-        let k = self.key(&of.node, &of.file)?;
-        let locate = || {
-            let (dir, host) = of.node.location()?;
-            let id = self.dir_id(&dir).ok()?;
-            Some((
-                id,
-                std::os::unix::ffi::OsStrExt::as_bytes(host.as_os_str()).to_vec(),
-            ))
-        };
-        self.journal
-            .before_cut(&of.node.undo, locate, &of.file, &k.id, csize, first)
+    /// The folder ID and host name the crash journal names a file by.
+    fn journal_location(&self, node: &Node) -> Option<([u8; 16], Vec<u8>)> {
+        let (dir, host) = node.location()?;
+        let id = self.dir_id(&dir).ok()?;
+        Some((
+            id,
+            std::os::unix::ffi::OsStrExt::as_bytes(host.as_os_str()).to_vec(),
+        ))
     }
 
     /// When cutting a file to `size` would save more than
