@@ -124,24 +124,30 @@ pub fn read_head(path: &Path) -> Option<(u64, [u8; 32])> {
     Some((seq?, link?))
 }
 
-/// Walks the frames of `b` from `from` without opening them; returns the
-/// offset of the last complete frame (if any) and the end of it.
-fn walk(b: &[u8], from: usize) -> (Option<usize>, usize) {
+/// The whole frames of `b` from `from`, as (offset, end), without opening
+/// them; stops at the first frame that is malformed or runs past the end.
+fn frames(b: &[u8], from: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut pos = from;
-    let mut last = None;
-    while pos + stream::FRAME_HEADER as usize <= b.len() {
-        let fh: [u8; 5] = b[pos..pos + 5].try_into().expect("5 bytes");
-        let Some((len, _)) = stream::parse_frame_header(&fh) else {
-            break;
-        };
+    std::iter::from_fn(move || {
+        let fh: [u8; 5] = b
+            .get(pos..pos + stream::FRAME_HEADER as usize)?
+            .try_into()
+            .ok()?;
+        let (len, _) = stream::parse_frame_header(&fh)?;
         let end = pos + stream::FRAME_HEADER as usize + len as usize;
         if end > b.len() {
-            break;
+            return None;
         }
-        last = Some(pos);
+        let at = pos;
         pos = end;
-    }
-    (last, pos)
+        Some((at, end))
+    })
+}
+
+/// Walks the frames of `b` from `from`; returns the offset of the last
+/// complete frame (if any) and the end of it.
+fn walk(b: &[u8], from: usize) -> (Option<usize>, usize) {
+    frames(b, from).fold((None, from), |_, (at, end)| (Some(at), end))
 }
 
 impl AuditLog {
@@ -294,36 +300,22 @@ impl AuditLog {
         }
         let mut b = vec![0u8; s.end as usize];
         s.file.read_exact_at(&mut b, 0)?;
-        let mut pos = stream::HEADER_LEN as usize;
-        let mut n = 0;
-        while pos + stream::FRAME_HEADER as usize <= b.len() {
-            let fh: [u8; 5] = b[pos..pos + 5].try_into().expect("5 bytes");
-            let Some((len, kind)) = stream::parse_frame_header(&fh) else {
-                return Ok(false);
-            };
-            let end = pos + stream::FRAME_HEADER as usize + len as usize;
-            if end > b.len() {
-                return Ok(false);
-            }
-            n += 1;
-            if n == seq {
-                let body = stream::open_frame(
-                    &self.keys.audit,
-                    MAGIC,
-                    &s.id,
-                    pos as u64,
-                    kind,
-                    &b[pos + 5..end],
-                )
-                .ok();
-                return Ok(body.is_some_and(|p| {
-                    Record::decode(&p).is_some_and(|r| r.seq == seq)
-                        && self.keys.audit_link(&p) == *link
-                }));
-            }
-            pos = end;
-        }
-        Ok(false)
+        let Some((at, end)) = frames(&b, stream::HEADER_LEN as usize).nth(seq as usize - 1) else {
+            return Ok(false);
+        };
+        let (_, kind) = stream::parse_frame_header(&b[at..at + 5].try_into().expect("5 bytes"))
+            .expect("walked");
+        let body = stream::open_frame(
+            &self.keys.audit,
+            MAGIC,
+            &s.id,
+            at as u64,
+            kind,
+            &b[at + 5..end],
+        );
+        Ok(body.is_ok_and(|p| {
+            Record::decode(&p).is_some_and(|r| r.seq == seq) && self.keys.audit_link(&p) == *link
+        }))
     }
 
     /// Notes every append in the crash journal first.
