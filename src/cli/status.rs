@@ -183,17 +183,11 @@ pub fn run(a: StatusArgs) -> Result<()> {
 /// than 5 % of it or 1 GiB): the trash gives way only in part (issue
 /// 17.6), so the user must know.
 pub fn low_space(vault: &std::path::Path) -> Option<String> {
-    let c = std::ffi::CString::new(vault.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: valid C string and an out-struct of the right type.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let (total, free) = (
-        st.f_blocks as u64 * st.f_frsize as u64,
-        st.f_bavail as u64 * st.f_frsize as u64,
-    );
-    (free < (total / 20).min(1 << 30)).then(|| {
+    let st = crate::store::host::Handle::open_path(vault)
+        .and_then(|h| h.statvfs())
+        .ok()?;
+    let free = st.f_bavail * st.f_frsize;
+    (crate::vault::trash::space_deficit(&st) > 0).then(|| {
         format!(
             "warning: the disk holding the vault has only {} free. Free space on it: the trash is purged for space only when entries older than a week can free enough (`quire trash empty` frees it all).",
             human_bytes(free)

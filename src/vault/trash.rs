@@ -78,6 +78,25 @@ pub struct Entry {
     pub owner: (u32, u32, u16),
 }
 
+/// Host bytes the files of a trash entry folder take.
+fn host_bytes(e: &Handle) -> u64 {
+    e.read_names()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| e.stat_child(n).ok())
+        .map(|st| st.st_blocks as u64 * 512)
+        .sum()
+}
+
+/// Bytes a disk (as `statvfs` shows it) lacks to be over the low-space
+/// threshold: 5 % of its size or [`LOW_SPACE`], whichever is smaller
+/// (issue 10.3); 0 when it is not low. The one rule the daemon's purge,
+/// `quire status` and `quire mount` use.
+pub fn space_deficit(s: &libc::statvfs) -> u64 {
+    let (total, free) = (s.f_blocks * s.f_frsize, s.f_bavail * s.f_frsize);
+    (total / 20).min(LOW_SPACE).saturating_sub(free)
+}
+
 /// The newest trash entries are never purged for space (issue 17.6).
 pub const SPACE_KEEP_NEWEST: usize = 10;
 /// Nor those deleted within this long.
@@ -111,6 +130,9 @@ pub struct SpacePlan {
 /// `deficit` bytes; if all of them together would not, none go (purging
 /// could not help).
 pub fn plan_space(entries: &[SpaceEntry], deficit: u64, now: SystemTime) -> SpacePlan {
+    if deficit == 0 {
+        return SpacePlan::default();
+    }
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(entries[i].deleted));
     let newest: std::collections::HashSet<usize> =
@@ -127,9 +149,6 @@ pub fn plan_space(entries: &[SpaceEntry], deficit: u64, now: SystemTime) -> Spac
         .collect();
     may.sort_by_key(|&i| entries[i].deleted);
     let could: u64 = may.iter().map(|&i| entries[i].bytes).sum();
-    if deficit == 0 {
-        return SpacePlan::default();
-    }
     if could < deficit {
         return SpacePlan {
             purge: Vec::new(),
@@ -692,21 +711,13 @@ impl Tree {
     /// Whether the vault's disk is low on space (issue 10.3): less free
     /// than 5 % of the disk or 1 GiB, whichever is smaller.
     pub fn low_on_space(&self) -> bool {
-        self.statfs().is_ok_and(|s| {
-            let (total, free) = (s.f_blocks * s.f_frsize, s.f_bavail * s.f_frsize);
-            free < (total / 20).min(LOW_SPACE)
-        })
+        self.space_deficit() > 0
     }
 
     /// Bytes missing to bring the vault's disk back over the low-space
     /// threshold (0: not low).
     pub fn space_deficit(&self) -> u64 {
-        self.statfs()
-            .map(|s| {
-                let (total, free) = (s.f_blocks * s.f_frsize, s.f_bavail * s.f_frsize);
-                (total / 20).min(LOW_SPACE).saturating_sub(free)
-            })
-            .unwrap_or(0)
+        self.statfs().map(|s| space_deficit(&s)).unwrap_or(0)
     }
 
     /// When the disk is low on space, purges the trash entries that
@@ -762,18 +773,7 @@ impl Tree {
 
     /// Host bytes one trash entry takes (content, versions, records).
     fn entry_bytes(&self, id: &str) -> u64 {
-        let Ok(Some(t)) = self.trash_dir(false) else {
-            return 0;
-        };
-        let Ok(e) = t.lookup(OsStr::new(id)) else {
-            return 0;
-        };
-        e.read_names()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|n| e.stat_child(n).ok())
-            .map(|st| st.st_blocks as u64 * 512)
-            .sum()
+        self.entry_handle(id).map(|e| host_bytes(&e)).unwrap_or(0)
     }
 
     /// Host bytes the trash takes (contents, versions, records).
@@ -781,16 +781,11 @@ impl Tree {
         let Some(t) = self.trash_dir(false)? else {
             return Ok(0);
         };
-        let mut total = 0;
-        for id in t.read_names()? {
-            let Ok(e) = t.lookup(&id) else { continue };
-            for n in e.read_names().unwrap_or_default() {
-                if let Ok(st) = e.stat_child(&n) {
-                    total += st.st_blocks as u64 * 512;
-                }
-            }
-        }
-        Ok(total)
+        Ok(t.read_names()?
+            .iter()
+            .filter_map(|id| t.lookup(id).ok())
+            .map(|e| host_bytes(&e))
+            .sum())
     }
 
     /// The vault's trash policy.
