@@ -93,6 +93,41 @@ fn show(p: &Argon2Params) -> String {
     format!("{} KiB, {} passes, {} lanes", p.m_kib, p.t, p.p)
 }
 
+/// What [`remember_config`] noted of a vault on this machine.
+#[derive(Default)]
+struct Profile {
+    flags: Option<u32>,
+    memory: Option<u32>,
+    passes: Option<u32>,
+    lanes: Option<u32>,
+}
+
+impl Profile {
+    fn parse(text: &str) -> Profile {
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+        };
+        let num = |k: &str| field(k).and_then(|v| v.parse::<u32>().ok());
+        Profile {
+            flags: field("flags ").and_then(|f| u32::from_str_radix(&f, 16).ok()),
+            memory: num("argon2-memory-kib "),
+            passes: num("argon2-passes "),
+            lanes: num("argon2-lanes "),
+        }
+    }
+
+    /// The password cost last seen here (lanes: profiles before issue
+    /// 17.4 did not note them, so the ceiling's).
+    fn cost(&self) -> Option<Argon2Params> {
+        Some(Argon2Params {
+            m_kib: self.memory?,
+            t: self.passes?,
+            p: self.lanes.unwrap_or(Argon2Params::CEILING.p),
+        })
+    }
+}
+
 /// Refuses a config that is weaker than this machine last saw it, or
 /// whose password cost was raised (above what this machine remembers, or
 /// above [`Argon2Params::CEILING`] when it remembers nothing) before
@@ -104,31 +139,26 @@ pub fn check_config(
 ) -> Result<(), crate::vault::Error> {
     let c = v.config();
     let p = config_profile(&v.id_hex(), v.path());
-    let remembered = crate::store::safe::read(&p, crate::store::safe::MAX_RECORD).ok();
-    if password && let Some(now) = cost(c) {
-        let text = remembered
-            .as_deref()
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default();
-        let field = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k).and_then(|v| v.trim().parse::<u32>().ok()))
-        };
-        let (limit, whence) = match (
-            field("argon2-memory-kib "),
-            field("argon2-passes "),
-            field("argon2-lanes "),
-        ) {
-            (Some(m_kib), Some(t), lanes) => (
-                Argon2Params {
-                    m_kib,
-                    t,
-                    // Profiles before issue 17.4 did not note lanes.
-                    p: lanes.unwrap_or(Argon2Params::CEILING.p),
-                },
-                "when it was last opened on this machine",
-            ),
-            _ => (
+    let profile = crate::store::safe::read(&p, crate::store::safe::MAX_RECORD)
+        .ok()
+        .map(|b| Profile::parse(&String::from_utf8_lossy(&b)))
+        .unwrap_or_default();
+    let seen = profile.cost();
+    if let Some(f) = profile.flags {
+        let cleared = f & !c.flags;
+        if cleared != 0 {
+            return Err(crate::vault::Error::ConfigModified(format!(
+                "feature flags {cleared:#x} were cleared since it was last opened on this machine"
+            )));
+        }
+    }
+    let Some(now) = cost(c) else {
+        return Ok(());
+    };
+    if password {
+        let (limit, whence) = match seen {
+            Some(s) => (s, "when it was last opened on this machine"),
+            None => (
                 Argon2Params::CEILING,
                 "the most Quire tries on a machine that has not opened this vault before",
             ),
@@ -141,37 +171,12 @@ pub fn check_config(
             )));
         }
     }
-    let Some(b) = remembered else {
-        return Ok(());
-    };
-    let text = String::from_utf8_lossy(&b);
-    let field = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
-    };
-    if let Some(f) = field("flags ").and_then(|f| u32::from_str_radix(&f, 16).ok()) {
-        let cleared = f & !c.flags;
-        if cleared != 0 {
-            return Err(crate::vault::Error::ConfigModified(format!(
-                "feature flags {cleared:#x} were cleared since it was last opened on this machine"
-            )));
-        }
-    }
-    let (m, t) = (
-        field("argon2-memory-kib ").and_then(|v| v.parse::<u32>().ok()),
-        field("argon2-passes ").and_then(|v| v.parse::<u32>().ok()),
-    );
-    if let (
-        Some(m),
-        Some(t),
-        Some(Argon2Params {
-            m_kib: cm, t: ct, ..
-        }),
-    ) = (m, t, cost(c))
-        && (cm < m || ct < t)
+    if let Some(s) = seen
+        && (now.m_kib < s.m_kib || now.t < s.t)
     {
         return Err(crate::vault::Error::ConfigModified(format!(
-            "its password's key-derivation cost was lowered to {cm} KiB and {ct} passes (it was {m} KiB and {t} passes when last opened on this machine)"
+            "its password's key-derivation cost was lowered to {} KiB and {} passes (it was {} KiB and {} passes when last opened on this machine)",
+            now.m_kib, now.t, s.m_kib, s.t
         )));
     }
     Ok(())
