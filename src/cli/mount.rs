@@ -185,6 +185,24 @@ fn already_mounted(e: vault::Error, vault_path: &Path) -> anyhow::Error {
 /// program saved there while the vault was sealed (or someone's files),
 /// named as such, with the command that moves them in (issue 16.1).
 fn unencrypted(mp: &Path, names: &[std::ffi::OsString], a: &MountArgs) -> anyhow::Error {
+    let mut cmd = "quire import".to_string();
+    for p in [&a.vault, &a.mountpoint].into_iter().flatten() {
+        cmd.push(' ');
+        cmd.push_str(&p.display().to_string());
+    }
+    fail(
+        Code::MountPoint,
+        format!(
+            "{} is not empty: {}. Nothing was mounted. Run `{cmd}` to move them into the vault (they are encrypted, and the plaintext is overwritten and removed), or move them somewhere else yourself.",
+            mp.display(),
+            stray_list(names)
+        ),
+    )
+}
+
+/// "it holds 7 item(s) that are NOT encrypted: a, b, c, d, e and 2 more.
+/// A program probably saved them there while the vault was sealed"
+fn stray_list(names: &[std::ffi::OsString]) -> String {
     let shown: Vec<String> = names
         .iter()
         .take(5)
@@ -195,19 +213,10 @@ fn unencrypted(mp: &Path, names: &[std::ffi::OsString], a: &MountArgs) -> anyhow
     } else {
         String::new()
     };
-    let mut cmd = "quire import".to_string();
-    for p in [&a.vault, &a.mountpoint].into_iter().flatten() {
-        cmd.push(' ');
-        cmd.push_str(&p.display().to_string());
-    }
-    fail(
-        Code::MountPoint,
-        format!(
-            "{} is not empty: it holds {} item(s) that are NOT encrypted: {}{more}. A program probably saved them there while the vault was sealed. Nothing was mounted. Run `{cmd}` to move them into the vault (they are encrypted, and the plaintext is overwritten and removed), or move them somewhere else yourself.",
-            mp.display(),
-            names.len(),
-            shown.join(", ")
-        ),
+    format!(
+        "it holds {} item(s) that are NOT encrypted: {}{more}. A program probably saved them there while the vault was sealed",
+        names.len(),
+        shown.join(", ")
     )
 }
 
@@ -218,22 +227,7 @@ fn offer_import(mp: &Path, names: &[std::ffi::OsString]) -> bool {
     if !std::io::stdin().is_terminal() {
         return false;
     }
-    let shown: Vec<String> = names
-        .iter()
-        .take(5)
-        .map(|n| n.to_string_lossy().into_owned())
-        .collect();
-    eprintln!(
-        "{} holds {} item(s) that are NOT encrypted: {}{}. A program probably saved them there while the vault was sealed.",
-        mp.display(),
-        names.len(),
-        shown.join(", "),
-        if names.len() > shown.len() {
-            ", …"
-        } else {
-            ""
-        }
-    );
+    eprintln!("{}: {}.", mp.display(), stray_list(names));
     password::confirm(
         "Move them into the vault now (they are encrypted, and the plain copies overwritten and removed)?",
     )
