@@ -393,11 +393,7 @@ impl Tree {
         }
         let id = self.dir_id(dir)?;
         let sealed = fmt_lc::seal(&self.keys.lifecycle, &self.lc_owner(&id, host), d);
-        let mut tmp = name.clone();
-        tmp.push(".tmp");
-        let _ = h.unlink_child(&tmp);
-        h.create_child_with(&tmp, &sealed, 0o600)?;
-        h.rename_child(&tmp, h, &name, 0)
+        super::tree::replace_record(h, &name, &sealed, true)
     }
 
     /// The dates of a note.

@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use super::node::{Attr, Kind, Node};
-use super::tree::{NEW_PREFIX, Owner, Tree, eio, errno, hex};
+use super::tree::{Owner, Tree, eio, errno, hex};
 use crate::crypto::random;
 use crate::format::records;
 
@@ -256,23 +256,10 @@ impl Tree {
         }
         let id = self.dir_id(dir)?;
         let sealed = records::seal_binding(&self.keys.symlink, &id, host.as_bytes(), &t);
-        let h = dir.handle()?;
-        let tmp = OsString::from(format!("{NEW_PREFIX}{}", hex(&random::bytes::<8>())));
         // Not fsync'd, like a new file's header: a killed daemon loses
         // nothing (the host kernel has the bytes); power loss is the
         // journal's accepted limit (THREAT_MODEL.md).
-        let written = h
-            .open_child(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, &sealed));
-        if let Err(e) = written {
-            let _ = h.unlink_child(&tmp);
-            return Err(e);
-        }
-        if let Err(e) = h.rename_child(&tmp, h, &binding_name(host), 0) {
-            let _ = h.unlink_child(&tmp);
-            return Err(e);
-        }
-        Ok(())
+        super::tree::replace_record(dir.handle()?, &binding_name(host), &sealed, false)
     }
 
     /// Removes the binding record of the name `host` in `dir`, if any

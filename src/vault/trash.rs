@@ -539,6 +539,22 @@ impl Tree {
             if s == SETTINGS || s == "settings.tmp" {
                 continue;
             }
+            if s.starts_with(super::tree::NEW_PREFIX) {
+                // A settings record a crash left before its rename (not
+                // one being written right now: a minute old at least).
+                let old = t.stat_child(&name).is_ok_and(|st| {
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0);
+                    now - st.st_mtime > 60
+                });
+                if old {
+                    t.unlink_child(&name)?;
+                    n += 1;
+                }
+                continue;
+            }
             let Ok(e) = t.lookup(&name) else { continue };
             let empty = e.stat_child(OsStr::new(CONTENT)).is_err()
                 && e.stat_child(&stream_name(OsStr::new(CONTENT))).is_err();
@@ -814,10 +830,7 @@ impl Tree {
             .keys
             .trash
             .seal(b"quire/v1/trash-settings", &days.to_be_bytes());
-        let tmp = OsStr::new("settings.tmp");
-        let _ = t.unlink_child(tmp);
-        t.create_child_with(tmp, &sealed, 0o600)?;
-        t.rename_child(tmp, &t, OsStr::new(SETTINGS), 0)
+        super::tree::replace_record(&t, OsStr::new(SETTINGS), &sealed, true)
     }
 }
 

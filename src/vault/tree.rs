@@ -750,6 +750,28 @@ impl Tree {
     }
 }
 
+/// Replaces the small record `name` in the folder `h` with `bytes`: written
+/// under a random `.quire-new-<hex>` name (`O_EXCL`, through no symlink),
+/// fsync'd if `sync`, then renamed over `name`. The one way Quire rewrites
+/// a record beside a note (binding records, dates, trash settings): a
+/// crash leaves at most a `.quire-new-*` file, which folder removal and
+/// the trash's tidying clear, and nothing planted at a temporary name is
+/// ever written through (issue 17.3).
+pub(crate) fn replace_record(h: &Handle, name: &OsStr, bytes: &[u8], sync: bool) -> io::Result<()> {
+    let tmp = std::ffi::OsString::from(format!("{NEW_PREFIX}{}", hex(&random::bytes::<8>())));
+    let written = h
+        .open_child(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, bytes)?;
+            if sync { f.sync_all() } else { Ok(()) }
+        })
+        .and_then(|()| h.rename_child(&tmp, h, name, 0));
+    if written.is_err() {
+        let _ = h.unlink_child(&tmp);
+    }
+    written
+}
+
 /// A long symlink's size (§6.2) is the length its host target text names
 /// (the host symlink's own size says nothing of it).
 fn long_size(a: &mut Attr, st: &libc::stat, target: impl FnOnce() -> io::Result<Vec<u8>>) {
