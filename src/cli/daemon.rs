@@ -138,6 +138,11 @@ impl SealedMountpoint {
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(mp)
+            .inspect_err(|e| {
+                log::warn!(
+                    "the mount point's own folder cannot be made read-only while sealed ({e})"
+                )
+            })
             .ok();
         let g = SealedMountpoint(f);
         g.set(0o700);
