@@ -9,7 +9,7 @@ use std::sync::Arc;
 use quire::crypto::Password;
 use quire::crypto::kdf::Argon2Params;
 use quire::store::fault;
-use quire::vault::{LockedVault, Secret, Tree};
+use quire::vault::{LockedVault, Notebook as Tree, Secret};
 
 fn pw() -> Password {
     Password::new(b"fault injection".to_vec())

@@ -324,7 +324,7 @@ fn serve(
 /// then at least once a minute: sooner when something falls due, and at
 /// once when a note's dates change. Also remembers the audit log's head.
 fn start_lifecycle(
-    tree: std::sync::Weak<crate::vault::Tree>,
+    tree: std::sync::Weak<crate::vault::Notebook>,
     sweeper: crate::fuse::Sweeper,
     notifier: fuser::Notifier,
     waker: crate::vault::events::Waker,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use crate::control::{HitOut, SearchRequest, Searcher};
 use crate::index::{Doc, Options, SearchIndex, extract};
 use crate::vault::events::Change;
-use crate::vault::{Tree, UnlockedVault};
+use crate::vault::{Notebook, UnlockedVault};
 
 const QUIET: Duration = Duration::from_millis(250);
 const MOST: Duration = Duration::from_secs(1);
@@ -42,7 +42,7 @@ struct Progress(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
 
 /// The text of the note at `path` now, with its modification time; `None`
 /// if it is gone or has no text to index.
-fn current(tree: &Tree, path: &[u8]) -> Option<(String, i64)> {
+fn current(tree: &Notebook, path: &[u8]) -> Option<(String, i64)> {
     let (dir, name) = tree.resolve(path).ok()?;
     let (node, attr) = tree.lookup(&dir, &name).ok()?;
     // Too large to index (a disk image, a video): not even read.
@@ -91,7 +91,7 @@ fn text(bytes: &[u8]) -> Option<String> {
 /// Indexes every note (and, with history, every older version) into an
 /// emptied index; `progress(done, total)`.
 pub fn build(
-    tree: &Tree,
+    tree: &Notebook,
     index: &SearchIndex,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<u64, String> {
@@ -111,7 +111,7 @@ pub fn build(
 }
 
 /// Indexes a note's current text, and with `versions` its older versions.
-fn put_note(tree: &Tree, index: &SearchIndex, path: &[u8], versions: bool) {
+fn put_note(tree: &Notebook, index: &SearchIndex, path: &[u8], versions: bool) {
     let p = String::from_utf8_lossy(path).into_owned();
     match current(tree, path) {
         Some((text, mtime_ns)) => {
@@ -156,7 +156,7 @@ fn put_note(tree: &Tree, index: &SearchIndex, path: &[u8], versions: bool) {
 }
 
 /// Indexes version `number` of a note from its history.
-fn put_version(tree: &Tree, index: &SearchIndex, path: &[u8], number: u32) {
+fn put_version(tree: &Notebook, index: &SearchIndex, path: &[u8], number: u32) {
     let Ok((dir, name)) = tree.resolve(path) else {
         return;
     };
@@ -184,7 +184,7 @@ fn put_version(tree: &Tree, index: &SearchIndex, path: &[u8], number: u32) {
 
 /// Brings the index up to date with the notes: new and changed notes are
 /// indexed, gone ones removed. Returns (updated, removed).
-fn repair(tree: &Tree, index: &SearchIndex) -> Result<(usize, usize), String> {
+fn repair(tree: &Notebook, index: &SearchIndex) -> Result<(usize, usize), String> {
     let known = index.known().map_err(|e| e.to_string())?;
     let notes = tree.notes().map_err(|e| e.to_string())?;
     let mut seen = HashSet::new();
@@ -209,7 +209,7 @@ fn repair(tree: &Tree, index: &SearchIndex) -> Result<(usize, usize), String> {
     Ok((updated, removed))
 }
 
-fn apply(tree: &Tree, index: &SearchIndex, batch: Vec<Change>) -> Result<(), String> {
+fn apply(tree: &Notebook, index: &SearchIndex, batch: Vec<Change>) -> Result<(), String> {
     let mut gone = false;
     let n = batch.len();
     for (i, c) in batch.iter().enumerate() {
@@ -283,7 +283,7 @@ fn trim() {
 }
 
 fn run(
-    tree: Weak<Tree>,
+    tree: Weak<Notebook>,
     index: Arc<SearchIndex>,
     fresh: bool,
     rx: Receiver<Msg>,
@@ -384,7 +384,7 @@ fn run(
 }
 
 /// Opens (or rebuilds) the vault's index and starts following `tree`.
-pub fn start(tree: &Arc<Tree>, v: &UnlockedVault) -> Option<Arc<Service>> {
+pub fn start(tree: &Arc<Notebook>, v: &UnlockedVault) -> Option<Arc<Service>> {
     let (root, key) = v.index_access();
     let opened = match SearchIndex::open(&root, key, false) {
         Ok(x) => Ok(x),
@@ -450,7 +450,7 @@ impl Service {
 /// closed, so a sealed search never finds text of a note deleted for good
 /// (issue 16.2). An index that cannot be opened is left for the next mount
 /// to rebuild.
-pub fn sync_sealed(tree: &Tree, v: &UnlockedVault, changes: Vec<Change>) {
+pub fn sync_sealed(tree: &Notebook, v: &UnlockedVault, changes: Vec<Change>) {
     if changes.is_empty() {
         return;
     }

@@ -12,8 +12,8 @@ use clap::Args;
 use super::exit::{Code, fail};
 use super::target::{Conn, TargetArgs, connect};
 use crate::control::{DatedOut, Request, Response, TrashOut};
-use crate::vault::dates::Date;
 use crate::vault::history::stamp;
+use crate::vault::lifecycle::dates::Date;
 
 /// `quire expire`.
 #[derive(Args, Debug)]

@@ -12,7 +12,7 @@ use super::exit::{Code, fail};
 use super::{PasswordArgs, password, paths, runtime};
 use crate::control::{self, Request, Response};
 use crate::store::lock::VaultLock;
-use crate::vault::{Tree, UnlockedVault};
+use crate::vault::{Notebook, UnlockedVault};
 
 /// Options shared by the commands that work on notes of a vault.
 #[derive(Args, Debug, Clone, Default)]
@@ -45,7 +45,7 @@ pub enum Conn {
         /// The vault folder.
         path: PathBuf,
         /// The tree.
-        tree: Box<Tree>,
+        tree: Box<Notebook>,
         /// Keys.
         _vault: Box<UnlockedVault>,
         /// Held while working.
@@ -112,7 +112,7 @@ impl Conn {
     }
 
     /// The unlocked vault, for a sealed one opened here.
-    pub fn sealed(&self) -> Option<(&Tree, &UnlockedVault)> {
+    pub fn sealed(&self) -> Option<(&Notebook, &UnlockedVault)> {
         match self {
             Conn::Local { tree, _vault, .. } => Some((tree, _vault)),
             Conn::Remote { .. } => None,

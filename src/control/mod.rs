@@ -18,9 +18,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 use crate::vault::check::Report;
-use crate::vault::lifecycle::{self, Applied, Dated, Plan};
+use crate::vault::expiry::{Applied, Plan};
+use crate::vault::lifecycle::{self, Dated};
 use crate::vault::trash::{self, Entry};
-use crate::vault::{AuditEvent, AuditRecord, Tree};
+use crate::vault::{AuditEvent, AuditRecord, Notebook};
 
 /// A request.
 #[derive(Debug, Serialize, Deserialize)]
@@ -359,23 +360,23 @@ fn err(e: io::Error) -> Response {
 
 /// Carries out a lifecycle plan (the mount's sweeper while
 /// mounted, so the kernel's view follows).
-pub type Sweep = dyn Fn(&Tree, &Plan, SystemTime) -> io::Result<Applied> + Send + Sync;
+pub type Sweep = dyn Fn(&Notebook, &Plan, SystemTime) -> io::Result<Applied> + Send + Sync;
 
 /// Applies a plan on a vault that is not mounted.
-pub fn sweep_sealed(tree: &Tree, plan: &Plan, now: SystemTime) -> io::Result<Applied> {
+pub fn sweep_sealed(tree: &Notebook, plan: &Plan, now: SystemTime) -> io::Result<Applied> {
     tree.apply_lifecycle(plan, now, &|_| None)
 }
 
 /// Runs one request against a tree (not mounted; searches are answered
 /// by the CLI itself).
-pub fn handle(tree: &Tree, req: Request, now: SystemTime) -> Response {
+pub fn handle(tree: &Notebook, req: Request, now: SystemTime) -> Response {
     handle_with(tree, req, now, &sweep_sealed, None)
 }
 
 /// Runs one request, applying lifecycle plans with `sweep` and searching
 /// with `searcher`.
 pub fn handle_with(
-    tree: &Tree,
+    tree: &Notebook,
     req: Request,
     now: SystemTime,
     sweep: &Sweep,
@@ -461,7 +462,7 @@ pub fn audit_out(r: &AuditRecord) -> AuditOut {
     }
 }
 
-fn run(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Result<Response, Failure> {
+fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<Response, Failure> {
     Ok(match req {
         Request::Log { path } => {
             let (dir, name) = tree.resolve(path.as_bytes())?;
@@ -654,7 +655,7 @@ fn run(tree: &Tree, req: Request, now: SystemTime, sweep: &Sweep) -> Result<Resp
 /// created mode 0600; a peer with another uid (other than root) is refused.
 pub fn serve(
     path: &Path,
-    tree: std::sync::Weak<Tree>,
+    tree: std::sync::Weak<Notebook>,
     sweep: std::sync::Arc<Sweep>,
     searcher: Option<std::sync::Arc<dyn Searcher>>,
 ) -> io::Result<()> {
@@ -706,7 +707,7 @@ fn peer_uid(s: &UnixStream) -> io::Result<u32> {
 
 fn serve_one(
     s: UnixStream,
-    tree: &Tree,
+    tree: &Notebook,
     sweep: &Sweep,
     searcher: Option<&dyn Searcher>,
 ) -> io::Result<()> {

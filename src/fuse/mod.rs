@@ -1,6 +1,6 @@
 //! Layer 3: the thin `fuser::Filesystem` adapter. Owns the inode and handle
 //! tables and errno mapping; every decision about bytes on disk belongs to
-//! `vault`. Holds no key: it only calls [`Tree`] methods.
+//! `vault`. Holds no key: it only calls [`Notebook`] methods.
 
 mod activity;
 mod inodes;
@@ -23,7 +23,7 @@ use fuser::{
 pub use activity::Activity;
 use inodes::Inodes;
 
-use crate::vault::{Attr, DirEntry, Kind, Node, OpenFile, Owner, Time, Tree};
+use crate::vault::{Attr, DirEntry, Kind, Node, Notebook, OpenFile, Owner, Time};
 
 /// How long the kernel may cache attributes and entries. Quire is the only
 /// writer of the ciphertext while mounted (the vault lock), so caching is safe.
@@ -135,11 +135,11 @@ impl Sweeper {
     /// Applies `plan` at `now`; `notifier` invalidates kernel entries.
     pub fn apply(
         &self,
-        tree: &Tree,
-        plan: &crate::vault::lifecycle::Plan,
+        tree: &Notebook,
+        plan: &crate::vault::expiry::Plan,
         now: std::time::SystemTime,
         notifier: Option<&fuser::Notifier>,
-    ) -> io::Result<crate::vault::lifecycle::Applied> {
+    ) -> io::Result<crate::vault::expiry::Applied> {
         let inodes = &self.0;
         let done = tree.apply_lifecycle(plan, now, &|host| inodes.get(inodes.fuse_ino(host)))?;
         if let Some(n) = notifier {
@@ -169,7 +169,7 @@ struct Listed {
 
 /// The mounted filesystem.
 pub struct QuireFs {
-    tree: Arc<Tree>,
+    tree: Arc<Notebook>,
     inodes: Arc<Inodes>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, DirHandle>>,
@@ -184,7 +184,7 @@ pub struct QuireFs {
 
 impl QuireFs {
     /// Wraps an opened tree.
-    pub fn new(tree: Arc<Tree>, activity: Arc<Activity>) -> io::Result<QuireFs> {
+    pub fn new(tree: Arc<Notebook>, activity: Arc<Activity>) -> io::Result<QuireFs> {
         let root = tree.root();
         let root_attr = tree.getattr(&root)?;
         Ok(QuireFs {
@@ -399,7 +399,7 @@ impl Filesystem for QuireFs {
         if let Some(node) = self.inodes.forget(ino.0, nlookup) {
             // Its verified block MAC outlives it (while the host file is
             // unchanged), so reopening it costs no full pass.
-            self.tree.park_mac(&node);
+            self.tree.content.park_mac(&node);
         }
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use fuser::{FileAttr, FileType, INodeNo};
 use zeroize::Zeroizing;
 
-use crate::vault::{Kind, Node, Tree};
+use crate::vault::{Kind, Node, Notebook};
 
 /// Name of the history folder at the root.
 pub const HISTORY: &str = ".history";
@@ -64,7 +64,7 @@ enum Key {
 /// The children of the trash folder `prefix`: sub-folders and entries,
 /// the newest entry of a path under its own name, older ones as
 /// `name (deleted <time>)`.
-fn trash_children(tree: &Tree, prefix: &[u8]) -> io::Result<Vec<(OsString, V)>> {
+fn trash_children(tree: &Notebook, prefix: &[u8]) -> io::Result<Vec<(OsString, V)>> {
     let mut entries = tree.trash_entries()?;
     entries.retain(|e| e.has_content);
     entries.sort_by_key(|e| std::cmp::Reverse(e.deleted));
@@ -158,7 +158,7 @@ impl Views {
         VIRT | i as u64
     }
 
-    fn listing(&self, tree: &Tree, dir: &Node, file: &OsStr) -> io::Result<Arc<Listing>> {
+    fn listing(&self, tree: &Notebook, dir: &Node, file: &OsStr) -> io::Result<Arc<Listing>> {
         let key = (tree.getattr(dir)?.ino, file.to_owned());
         let mut r = self.recent.lock().unwrap();
         if let Some((t, l)) = r.get(&key)
@@ -180,7 +180,7 @@ impl Views {
     }
 
     /// The `.trash` folder itself.
-    pub fn trash_root(&self, tree: &Tree, uid: u32, gid: u32) -> io::Result<FileAttr> {
+    pub fn trash_root(&self, tree: &Notebook, uid: u32, gid: u32) -> io::Result<FileAttr> {
         let v = V::TrashDir(Vec::new());
         let ino = self.intern(Key::TrashDir(Vec::new()), v.clone());
         self.attr_of(tree, ino, &v, uid, gid)
@@ -196,7 +196,7 @@ impl Views {
     }
 
     /// The `.history` folder itself.
-    pub fn history_root(&self, tree: &Tree, uid: u32, gid: u32) -> io::Result<FileAttr> {
+    pub fn history_root(&self, tree: &Notebook, uid: u32, gid: u32) -> io::Result<FileAttr> {
         let ino = self.intern(Key::HistRoot, V::HistRoot);
         self.attr_of(tree, ino, &V::HistRoot, uid, gid)
     }
@@ -228,7 +228,14 @@ impl Views {
     /// last owner and mode. The trash's folders are the vault owner's
     /// alone (`uid`, `gid`: the mount root's owner), as their names are
     /// deleted notes' names. The kernel checks them (default_permissions).
-    fn attr_of(&self, tree: &Tree, ino: u64, v: &V, uid: u32, gid: u32) -> io::Result<FileAttr> {
+    fn attr_of(
+        &self,
+        tree: &Notebook,
+        ino: u64,
+        v: &V,
+        uid: u32,
+        gid: u32,
+    ) -> io::Result<FileAttr> {
         let folder = |a: &crate::vault::Attr, t: SystemTime| FileAttr {
             perm: a.perm & 0o555,
             ..Self::dir_attr(ino, t, a.uid, a.gid)
@@ -282,12 +289,12 @@ impl Views {
     }
 
     /// Attributes of a virtual inode.
-    pub fn getattr(&self, tree: &Tree, ino: u64, uid: u32, gid: u32) -> io::Result<FileAttr> {
+    pub fn getattr(&self, tree: &Notebook, ino: u64, uid: u32, gid: u32) -> io::Result<FileAttr> {
         let v = self.get(ino)?;
         self.attr_of(tree, ino, &v, uid, gid)
     }
 
-    fn dir_of(&self, tree: &Tree, v: &V) -> Option<Arc<Node>> {
+    fn dir_of(&self, tree: &Notebook, v: &V) -> Option<Arc<Node>> {
         match v {
             V::HistRoot => Some(tree.root()),
             V::HistDir(d) => Some(d.clone()),
@@ -295,7 +302,7 @@ impl Views {
         }
     }
 
-    fn child(&self, tree: &Tree, v: &V, name: &OsStr) -> io::Result<(u64, V)> {
+    fn child(&self, tree: &Notebook, v: &V, name: &OsStr) -> io::Result<(u64, V)> {
         if let V::TrashDir(prefix) = v {
             let (_, c) = trash_children(tree, prefix)?
                 .into_iter()
@@ -347,7 +354,7 @@ impl Views {
     /// Looks `name` up in the virtual folder `parent`.
     pub fn lookup(
         &self,
-        tree: &Tree,
+        tree: &Notebook,
         parent: u64,
         name: &OsStr,
         uid: u32,
@@ -359,7 +366,7 @@ impl Views {
     }
 
     /// Lists a virtual folder (without `.` and `..`).
-    pub fn list(&self, tree: &Tree, ino: u64, uid: u32, gid: u32) -> io::Result<Vec<VEntry>> {
+    pub fn list(&self, tree: &Notebook, ino: u64, uid: u32, gid: u32) -> io::Result<Vec<VEntry>> {
         let v = self.get(ino)?;
         let mut out = Vec::new();
         if let Some(dir) = self.dir_of(tree, &v) {
@@ -433,7 +440,7 @@ impl Views {
     }
 
     /// The content of a version inode.
-    pub fn content(&self, tree: &Tree, ino: u64) -> io::Result<Zeroizing<Vec<u8>>> {
+    pub fn content(&self, tree: &Notebook, ino: u64) -> io::Result<Zeroizing<Vec<u8>>> {
         match self.get(ino)? {
             V::Version {
                 dir, name, number, ..

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::features::Features;
 use super::history::stream_name;
 use super::node::{Kind, Node};
 use super::tree::Tree;
@@ -48,12 +49,12 @@ fn join(base: &str, name: &str) -> String {
     }
 }
 
-impl Tree {
+impl Features {
     /// Verifies the whole vault; `progress` gets the number of items done.
-    pub fn check(&self, progress: &mut dyn FnMut(u64)) -> io::Result<Report> {
+    pub fn check(&self, tree: &Tree, progress: &mut dyn FnMut(u64)) -> io::Result<Report> {
         let mut r = Report::default();
-        self.check_dir(&self.root(), "", &mut r, progress)?;
-        self.check_trash(&mut r)?;
+        self.check_dir(tree, &tree.root(), "", &mut r, progress)?;
+        self.check_trash(tree, &mut r)?;
         // The vault's own files beside the tree: each, if present, a
         // regular file no larger than it can be (a FIFO or a 60 GB sparse
         // file planted there is tampering, issue 17.10).
@@ -76,7 +77,7 @@ impl Tree {
             }
         }
         // The audit log's chain (FORMAT §16).
-        match self.read_audit() {
+        match self.events.read_audit(tree) {
             Ok((_, v)) => {
                 if let Some(b) = v.broken {
                     r.problems.push(Problem {
@@ -94,7 +95,7 @@ impl Tree {
     }
 
     /// Number of host entries to verify (for a progress bar's total).
-    pub fn check_size(&self) -> u64 {
+    pub fn check_size(&self, tree: &Tree) -> u64 {
         fn count(p: &std::path::Path) -> u64 {
             let Ok(rd) = std::fs::read_dir(p) else {
                 return 0;
@@ -110,7 +111,7 @@ impl Tree {
                 .sum()
         }
         count(
-            &self
+            &tree
                 .root()
                 .handle()
                 .map(|h| h.proc_path_buf())
@@ -120,6 +121,7 @@ impl Tree {
 
     fn check_dir(
         &self,
+        tree: &Tree,
         dir: &Arc<Node>,
         path: &str,
         r: &mut Report,
@@ -138,16 +140,20 @@ impl Tree {
                 continue;
             }
             if let Some(stem) = h.strip_suffix(history::SUFFIX) {
-                let who = self
+                let who = tree
                     .plain_name(dir, OsStr::new(stem))
                     .map(|n| join(path, &String::from_utf8_lossy(&n)))
                     .unwrap_or_else(|| format!("{host_dir}/{h}"));
-                self.check_stream(dir, OsStr::new(stem), &who, r);
+                self.check_stream(tree, dir, OsStr::new(stem), &who, r);
                 continue;
             }
             if let Some(stem) = h.strip_suffix(crate::format::lifecycle::SUFFIX) {
-                if self.dates_at(dir, OsStr::new(stem)).is_err() {
-                    let who = self
+                if self
+                    .lifecycle
+                    .dates_at(tree, dir, OsStr::new(stem))
+                    .is_err()
+                {
+                    let who = tree
                         .plain_name(dir, OsStr::new(stem))
                         .map(|n| join(path, &String::from_utf8_lossy(&n)))
                         .unwrap_or_else(|| format!("{host_dir}/{h}"));
@@ -161,7 +167,7 @@ impl Tree {
             if names::classify(h) == names::Entry::Hidden {
                 continue;
             }
-            let Some(plain) = self.plain_name(dir, &host) else {
+            let Some(plain) = tree.plain_name(dir, &host) else {
                 r.problems.push(Problem {
                     path: format!("{host_dir}/{h}"),
                     problem: "the name failed authentication (tampered or foreign)".into(),
@@ -180,10 +186,10 @@ impl Tree {
                 }
             };
             match Kind::from_mode(st.st_mode) {
-                Kind::Dir => match self.lookup(dir, OsStr::from_bytes(&plain)) {
+                Kind::Dir => match tree.lookup(dir, OsStr::from_bytes(&plain)) {
                     Ok((n, _)) => {
-                        self.check_xattrs(&n, &p, r);
-                        self.check_dir(&Arc::new(n), &p, r, progress)?
+                        self.check_xattrs(tree, &n, &p, r);
+                        self.check_dir(tree, &Arc::new(n), &p, r, progress)?
                     }
                     Err(e) => r.problems.push(Problem {
                         path: p,
@@ -193,9 +199,9 @@ impl Tree {
                 Kind::File => {
                     r.files += 1;
                     let res = (|| {
-                        let (n, _) = self.lookup(dir, OsStr::from_bytes(&plain))?;
-                        self.check_xattrs(&n, &p, r);
-                        self.verify_content(&n)
+                        let (n, _) = tree.lookup(dir, OsStr::from_bytes(&plain))?;
+                        self.check_xattrs(tree, &n, &p, r);
+                        tree.content.verify_content(&n)
                     })();
                     match res {
                         Ok(b) => r.bytes += b,
@@ -207,7 +213,7 @@ impl Tree {
                 }
                 Kind::Symlink => {
                     r.files += 1;
-                    if let Some(problem) = self.symlink_problem(dir, &host) {
+                    if let Some(problem) = self.symlink_problem(tree, dir, &host) {
                         r.problems.push(Problem { path: p, problem });
                     }
                 }
@@ -219,14 +225,14 @@ impl Tree {
 
     /// What is wrong with the symlink `host` of `dir`, if anything (FORMAT
     /// §6, §6.1): its binding record, then its sealed target.
-    fn symlink_problem(&self, dir: &Node, host: &OsStr) -> Option<String> {
-        use super::symlink::Binding;
+    fn symlink_problem(&self, tree: &Tree, dir: &Node, host: &OsStr) -> Option<String> {
+        use super::tree::symlink::Binding;
         let target = match dir.handle().and_then(|h| h.readlink_child(host)) {
             Ok(t) => t,
             Err(e) => return Some(format!("symlink cannot be read: {e}")),
         };
-        if self.bound_symlinks {
-            let why = match self.binding_of(dir, host, &target) {
+        if tree.bound_symlinks {
+            let why = match tree.binding_of(dir, host, &target) {
                 Ok(Binding::Holds(_)) => None,
                 Ok(Binding::NoRecord) => Some("symlink has no binding record (removed, or the symlink was put there from outside Quire)".to_string()),
                 Ok(Binding::BadRecord) => Some("symlink's binding record fails authentication (tampered, or copied from another symlink)".to_string()),
@@ -237,13 +243,13 @@ impl Tree {
                 return why;
             }
         }
-        self.open_target(&target)
+        tree.open_target(&target)
             .err()
             .map(|_| "symlink target does not authenticate (tampered)".to_string())
     }
 
-    fn check_xattrs(&self, node: &Node, who: &str, r: &mut Report) {
-        match self.verify_xattrs(node) {
+    fn check_xattrs(&self, tree: &Tree, node: &Node, who: &str, r: &mut Report) {
+        match tree.verify_xattrs(node) {
             Ok(0) => {}
             Ok(n) => r.problems.push(Problem {
                 path: who.to_string(),
@@ -258,8 +264,8 @@ impl Tree {
         }
     }
 
-    fn check_stream(&self, dir: &Node, host: &OsStr, who: &str, r: &mut Report) {
-        if let Some(whose) = self.stream_misplaced(dir, host) {
+    fn check_stream(&self, tree: &Tree, dir: &Node, host: &OsStr, who: &str, r: &mut Report) {
+        if let Some(whose) = self.history.stream_misplaced(tree, dir, host) {
             r.problems.push(Problem {
                 path: who.to_string(),
                 problem: format!(
@@ -268,18 +274,18 @@ impl Tree {
             });
             return;
         }
-        match self.versions_at(dir, host) {
+        match self.history.versions_at(tree, dir, host) {
             Ok(vs) => {
                 for v in vs {
                     r.versions += 1;
-                    if let Err(e) = self.version_content_at(dir, host, v.number) {
+                    if let Err(e) = self.history.version_content_at(tree, dir, host, v.number) {
                         r.problems.push(Problem {
                             path: who.to_string(),
                             problem: format!("version {} does not authenticate ({e})", v.number),
                         });
                     }
                 }
-                if let Ok(n) = self.stream_tail(dir, host)
+                if let Ok(n) = self.history.stream_tail(tree, dir, host)
                     && n > 0
                 {
                     r.problems.push(Problem {
@@ -297,12 +303,12 @@ impl Tree {
         }
     }
 
-    fn check_trash(&self, r: &mut Report) -> io::Result<()> {
-        let root = self.root();
+    fn check_trash(&self, tree: &Tree, r: &mut Report) -> io::Result<()> {
+        let root = tree.root();
         let Ok(t) = root.handle()?.lookup(OsStr::new(super::trash::FOLDER)) else {
             return Ok(());
         };
-        let entries = self.trash_entries()?;
+        let entries = self.trash.trash_entries(tree)?;
         for id in t.read_names()? {
             let Some(ids) = id.to_str() else { continue };
             // An entry with a record and something in it, not listed: its
@@ -323,7 +329,7 @@ impl Tree {
             r.trash_entries += 1;
             let who = format!(".trash/{}", String::from_utf8_lossy(&e.path));
             if e.has_content
-                && let Err(err) = self.verify_trash_entry(&e.id)
+                && let Err(err) = self.trash.verify_trash_entry(tree, &e.id)
             {
                 r.problems.push(Problem {
                     path: who.clone(),
@@ -339,7 +345,7 @@ impl Tree {
                     .stat_child(&stream_name(OsStr::new("c")))
                     .is_ok()
                 {
-                    self.check_stream(&n, OsStr::new("c"), &who, r);
+                    self.check_stream(tree, &n, OsStr::new("c"), &who, r);
                 }
             }
         }

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::debris;
+use super::audit::AuditLog;
 use super::node::Node;
 use super::tree::Tree;
 use crate::format::audit::Event;
@@ -56,7 +56,17 @@ pub enum Change {
 /// Who is told of changes (the daemon's indexer).
 pub type Listener = Box<dyn Fn(Change) + Send + Sync>;
 
-impl Tree {
+/// What the vault tells others: the audit log (none when read-only),
+/// the listener (the daemon's indexer) and the lifecycle timer's waker.
+pub struct Events {
+    pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The audit log's path and remembered head, for reading it.
+    pub(crate) audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
+    pub(crate) listener: std::sync::OnceLock<Listener>,
+    pub(crate) lifecycle_wake: Waker,
+}
+
+impl Events {
     /// Tells `l` of every change from now on (once per tree).
     pub fn set_listener(&self, l: Listener) {
         let _ = self.listener.set(l);
@@ -69,8 +79,8 @@ impl Tree {
     }
 
     /// Whether changes to `name` in `dir` are recorded.
-    pub(crate) fn noteworthy(&self, dir: &Arc<Node>, name: &OsStr) -> bool {
-        self.audit.is_some() && !debris::is_debris(name.as_bytes()) && self.folder_versioned(dir, 0)
+    pub(crate) fn noteworthy(&self, tree: &Tree, dir: &Arc<Node>, name: &OsStr) -> bool {
+        self.audit.is_some() && tree.is_note(dir, name)
     }
 
     /// Appends an audit record (no-op when the tree is read-only).
@@ -80,19 +90,10 @@ impl Tree {
         }
     }
 
-    /// The plaintext path of `name` in `dir`.
-    pub(crate) fn path_of(&self, dir: &Arc<Node>, name: &[u8]) -> Vec<u8> {
-        let mut p = self.plain_path(dir).unwrap_or_default();
-        if !p.is_empty() {
-            p.push(b'/');
-        }
-        p.extend_from_slice(name);
-        p
-    }
-
     /// Appends a record about `name` in `dir`.
     pub(crate) fn audit_name(
         &self,
+        tree: &Tree,
         event: Event,
         dir: &Arc<Node>,
         name: &OsStr,
@@ -100,7 +101,7 @@ impl Tree {
         detail: &str,
     ) {
         if self.audit.is_some() {
-            let p = self.path_of(dir, name.as_bytes());
+            let p = tree.path_of(dir, name.as_bytes());
             self.audit(event, &p, b"", version, detail);
         }
     }
@@ -114,8 +115,8 @@ impl Tree {
     }
 
     /// `quire audit --accept` (see [`super::audit::AuditLog::accept`]).
-    pub fn accept_audit(&self) -> std::io::Result<()> {
-        self.writable_check()?;
+    pub fn accept_audit(&self, tree: &Tree) -> std::io::Result<()> {
+        tree.writable_check()?;
         let a = self.audit.as_ref().ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::Unsupported, "the audit log is not open")
         })?;
@@ -131,12 +132,13 @@ impl Tree {
     /// Reads and verifies the audit log.
     pub fn read_audit(
         &self,
+        tree: &Tree,
     ) -> std::io::Result<(Vec<crate::format::audit::Record>, super::audit::Verdict)> {
         if let Some(a) = &self.audit {
             a.flush();
         }
         let (path, head) = &self.audit_read;
-        super::audit::read(&self.keys, path, head.as_deref())
+        super::audit::read(&tree.keys, path, head.as_deref())
     }
 
     /// Wakes whoever waits on [`Tree::lifecycle_waker`].

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::ffi::OsStr;
 use std::path::Path;
 
-use super::{Error, Tree, UnlockedVault};
+use super::features::Features;
+use super::tree::Tree;
+use super::{Error, UnlockedVault};
 use crate::crypto::{AeadKey, SubKeys};
 
 const AAD: &[u8] = b"quire/v1/log";
@@ -89,23 +91,23 @@ fn read_path(key: &AeadKey, p: &Path) -> Result<Vec<String>, Error> {
     Ok(lines)
 }
 
-impl Tree {
+impl Features {
     /// The log's lines for `quire logs` (issue 10.8), with the host paths
     /// the daemon logs (`…/d/<encrypted>/<encrypted>`, never plaintext on
     /// disk) shown as the note paths they stand for, where they still
     /// exist: `clients/anna.md (host …/d/Xy…)` becomes `clients/anna.md`.
-    pub fn log_lines(&self) -> io::Result<Vec<String>> {
-        let lines = read_path(&self.keys.log, &self.log_path)
+    pub fn log_lines(&self, tree: &Tree) -> io::Result<Vec<String>> {
+        let lines = read_path(&tree.keys.log, &self.log_path)
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let root = self.root().describe();
+        let root = tree.root().describe();
         let mut names = NameCache::default();
         Ok(lines
             .into_iter()
-            .map(|l| self.translate(&l, &root, &mut names))
+            .map(|l| self.translate(tree, &l, &root, &mut names))
             .collect())
     }
 
-    fn translate(&self, line: &str, root: &str, names: &mut NameCache) -> String {
+    fn translate(&self, tree: &Tree, line: &str, root: &str, names: &mut NameCache) -> String {
         let prefix = format!("{root}/");
         let mut out = String::new();
         let mut rest = line;
@@ -115,7 +117,7 @@ impl Tree {
             let end = tail
                 .find(|c: char| c.is_whitespace() || c == ':' || c == ',' || c == ')')
                 .unwrap_or(tail.len());
-            match self.note_path(&tail[..end], names) {
+            match self.note_path(tree, &tail[..end], names) {
                 Some(p) => out.push_str(&p),
                 None => out.push_str(&rest[i..i + prefix.len() + end]),
             }
@@ -127,8 +129,8 @@ impl Tree {
 
     /// The note path of a host path below the root, component by
     /// component; None when some part is gone or is not a name.
-    fn note_path(&self, host: &str, names: &mut NameCache) -> Option<String> {
-        let mut dir = self.root();
+    fn note_path(&self, tree: &Tree, host: &str, names: &mut NameCache) -> Option<String> {
+        let mut dir = tree.root();
         let mut parts = Vec::new();
         let comps: Vec<&str> = host.split('/').filter(|c| !c.is_empty()).collect();
         for (k, comp) in comps.iter().enumerate() {
@@ -136,7 +138,7 @@ impl Tree {
             let (name, is_dir) = match names.0.get(&key) {
                 Some(v) => v.clone(),
                 None => {
-                    let e = self
+                    let e = tree
                         .read_dir(&dir)
                         .ok()?
                         .into_iter()
@@ -154,7 +156,7 @@ impl Tree {
                 if !is_dir {
                     return None;
                 }
-                dir = Arc::new(self.node_at(&dir, OsStr::new(comp)).ok()?.0);
+                dir = Arc::new(tree.node_at(&dir, OsStr::new(comp)).ok()?.0);
             }
         }
         (!parts.is_empty()).then(|| parts.join("/"))

@@ -7,27 +7,22 @@
 //! [`Error`] variant; `cli` alone turns them into messages and exit codes.
 
 pub mod audit;
-pub(crate) mod blockmac;
 pub mod check;
-pub mod chunker;
 pub mod content;
-pub mod dates;
 pub mod debris;
 pub mod events;
+pub mod expiry;
+pub mod features;
 pub mod history;
 pub mod journal;
 pub mod lifecycle;
 pub mod logfile;
 pub mod node;
-pub mod notes;
+pub mod notebook;
 pub mod recovery;
-pub mod rename;
-pub(crate) mod sparse;
-pub mod symlink;
 pub mod trash;
 pub mod tree;
 pub(crate) mod util;
-pub mod xattr;
 
 use std::ffi::OsStr;
 use std::io;
@@ -39,6 +34,7 @@ pub use crate::format::lifecycle::Dates;
 pub use crate::store::host::Time;
 pub use content::OpenFile;
 pub use node::{Attr, Kind, Node, open_handles};
+pub use notebook::Notebook;
 pub use tree::{DirEntry, Owner, Tree};
 
 use crate::crypto::kdf::Argon2Params;
@@ -439,16 +435,21 @@ impl UnlockedVault {
         Ok(self.audit.get_or_init(|| a).clone())
     }
 
-    /// Opens the decrypted namespace.
-    pub fn tree(&self, read_only: bool) -> Result<Tree, Error> {
+    /// Opens the decrypted namespace with its features.
+    pub fn tree(&self, read_only: bool) -> Result<Notebook, Error> {
+        use crate::format::config::{
+            FLAG_BLOCK_MAC, FLAG_BOUND, FLAG_BOUND_SYMLINKS, FLAG_HISTORY, FLAG_LIFECYCLE,
+            FLAG_LONG_SYMLINKS, FLAG_SPARSE,
+        };
         let root =
             Handle::open_path(&self.layout.data()).map_err(io_err("opening the data folder"))?;
+        let flags = self.config.flags;
         let (journal, recovered) = journal::Journal::open(
             self.layout.undo(),
             &self.layout.data(),
             self.keys.clone(),
             read_only,
-            if self.config.flags & crate::format::config::FLAG_BLOCK_MAC != 0 {
+            if flags & FLAG_BLOCK_MAC != 0 {
                 crate::format::content::Layout::MAC
             } else {
                 crate::format::content::Layout::PLAIN
@@ -461,27 +462,59 @@ impl UnlockedVault {
                 recovered.files
             );
         }
-        let flags = self.config.flags;
+        let journal = Arc::new(journal);
+        let audit = if read_only {
+            None
+        } else {
+            Some(self.audit_log()?)
+        };
+        if let Some(a) = &audit {
+            a.set_journal(Arc::downgrade(&journal));
+        }
+        let events = Arc::new(events::Events {
+            audit,
+            audit_read: (self.layout.audit(), self.audit_head.clone()),
+            listener: Default::default(),
+            lifecycle_wake: Default::default(),
+        });
+        let lifecycle = Arc::new(lifecycle::records::Lifecycle {
+            enabled: flags & FLAG_LIFECYCLE != 0,
+            events: events.clone(),
+        });
+        let history = Arc::new(history::History {
+            chunker: (flags & FLAG_HISTORY != 0)
+                .then(|| history::chunker::Chunker::new(&self.keys.chunk_hash)),
+            restores: Default::default(),
+            events: events.clone(),
+            lifecycle: lifecycle.clone(),
+        });
+        let trash = Arc::new(trash::Trash {
+            events: events.clone(),
+            lifecycle: lifecycle.clone(),
+            history: history.clone(),
+        });
+        let features = Arc::new(features::Features {
+            expiry: expiry::Expiry {
+                lifecycle: lifecycle.clone(),
+                trash: trash.clone(),
+            },
+            events,
+            lifecycle,
+            history,
+            trash,
+            log_path: self.layout.log(),
+        });
         let setup = tree::Setup {
             read_only,
-            history: flags & crate::format::config::FLAG_HISTORY != 0,
-            lifecycle: flags & crate::format::config::FLAG_LIFECYCLE != 0,
-            sparse: flags & crate::format::config::FLAG_SPARSE != 0,
-            bound: flags & crate::format::config::FLAG_BOUND != 0,
-            block_mac: flags & crate::format::config::FLAG_BLOCK_MAC != 0,
-            bound_symlinks: flags & crate::format::config::FLAG_BOUND_SYMLINKS != 0,
-            long_symlinks: flags & crate::format::config::FLAG_LONG_SYMLINKS != 0
-                && flags & crate::format::config::FLAG_BOUND_SYMLINKS != 0,
-            audit: if read_only {
-                None
-            } else {
-                Some(self.audit_log()?)
-            },
-            audit_read: (self.layout.audit(), self.audit_head.clone()),
-            log_path: self.layout.log(),
+            sparse: flags & FLAG_SPARSE != 0,
+            bound: flags & FLAG_BOUND != 0,
+            block_mac: flags & FLAG_BLOCK_MAC != 0,
+            bound_symlinks: flags & FLAG_BOUND_SYMLINKS != 0,
+            long_symlinks: flags & FLAG_LONG_SYMLINKS != 0 && flags & FLAG_BOUND_SYMLINKS != 0,
         };
-        Tree::new(self.keys.clone(), root, journal, setup)
-            .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))
+        let t = Tree::new(self.keys.clone(), root, journal, setup, features.clone())
+            .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))?;
+        Ok(Notebook::new(t, features))
     }
 
     /// Locks the master key and subkeys in memory again (after fork).

@@ -170,10 +170,10 @@ pub struct Node {
     dead: std::sync::atomic::AtomicBool,
     /// Written since the last version was recorded.
     pub(crate) changed: std::sync::atomic::AtomicBool,
-    /// Serialises history saves of this node.
-    pub(crate) history: Mutex<()>,
-    /// The end of its history stream, as last written.
-    pub(crate) tail: super::history::TailSlot,
+    /// What a feature keeps per node while it records the node's versions
+    /// (the history: where its stream ends), opaque to the core; holding
+    /// the lock serialises those records.
+    pub(crate) recorder: Mutex<Option<Box<dyn std::any::Any + Send>>>,
     /// When a version was last recorded (or found unchanged).
     pub(crate) last_version: Mutex<Option<std::time::Instant>>,
     /// When this mount created the file, if it did.
@@ -228,13 +228,41 @@ impl Node {
             undo: Mutex::new(None),
             dead: std::sync::atomic::AtomicBool::new(false),
             changed: std::sync::atomic::AtomicBool::new(false),
-            history: Mutex::new(()),
-            tail: Mutex::new(None),
+            recorder: Mutex::new(None),
             last_version: Mutex::new(None),
             created: OnceLock::new(),
             versioned: OnceLock::new(),
             front_matter: Default::default(),
         }
+    }
+
+    /// A folder's directory ID (docs/FORMAT.md §5), read once from its
+    /// ID file.
+    pub(crate) fn dir_id(&self) -> io::Result<[u8; 16]> {
+        if let Some(id) = self.dir_id.get() {
+            return Ok(*id);
+        }
+        if self.kind != Kind::Dir {
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
+        let name = std::ffi::OsStr::new(crate::format::dirid::FILE_NAME);
+        let bytes = self.handle()?.read_child(name).map_err(|e| {
+            log::error!(
+                "directory {} has no readable {}: {e}",
+                self.describe(),
+                crate::format::dirid::FILE_NAME
+            );
+            super::util::eio()
+        })?;
+        let id = crate::format::dirid::parse(&bytes).ok_or_else(|| {
+            log::error!(
+                "directory {} has a corrupt {}",
+                self.describe(),
+                crate::format::dirid::FILE_NAME
+            );
+            super::util::eio()
+        })?;
+        Ok(*self.dir_id.get_or_init(|| id))
     }
 
     /// The content lock of host file `ino`, one for every node of it alive:

@@ -11,11 +11,12 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use super::node::{FileKey, Node};
-use super::tree::{Tree, eio};
+use super::Content;
 use crate::crypto::mac::xor_into;
 use crate::crypto::random;
 use crate::format::content::{self, CBLOCK};
+use crate::vault::node::{FileKey, Node};
+use crate::vault::util::eio;
 
 /// Slots read at once when summing a range.
 const GROUP: u64 = 256;
@@ -44,7 +45,7 @@ fn host_state(file: &File) -> Option<HostState> {
     Some((st.ctime(), st.ctime_nsec(), st.size() as i64))
 }
 
-impl Tree {
+impl Content {
     /// A fresh header for a new file (with an empty MAC in a `BLOCK_MAC`
     /// vault) and its file ID.
     pub(crate) fn new_file_header(&self) -> (Vec<u8>, [u8; 16]) {
@@ -123,7 +124,7 @@ impl Tree {
         let Some(sealed) = content::open_header_mac(&k.key, &k.id, &h) else {
             log::error!(
                 "the header of file {} failed authentication",
-                self.describe(node)
+                node.describe()
             );
             return Err(eio());
         };
@@ -139,12 +140,12 @@ impl Tree {
             *node.host_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.seen);
             return Ok(());
         }
-        log::debug!("file {}: verifying its block MAC", self.describe(node));
+        log::debug!("file {}: verifying its block MAC", node.describe());
         let found = self.slots_mac(k, file, 0, u64::MAX)?;
         if found != sealed {
             log::error!(
                 "file {}: a block is not the one last written there (an older copy spliced in, or a block of it removed): refused",
-                self.describe(node)
+                node.describe()
             );
             return Err(eio());
         }
@@ -155,7 +156,7 @@ impl Tree {
 
     /// Records the host file's state as Quire's own (after a verification
     /// or a change of its own).
-    fn host_seen_now(&self, node: &Node, file: &File) {
+    pub(crate) fn host_seen_now(&self, node: &Node, file: &File) {
         *node.host_seen.lock().unwrap_or_else(|e| e.into_inner()) = host_state(file);
     }
 
@@ -169,7 +170,7 @@ impl Tree {
     /// through its content (mode, owner, times, xattrs, links, a rename):
     /// its new ctime is Quire's too.
     pub(crate) fn host_settled(&self, node: &Node) {
-        if self.block_mac.is_none() || node.kind() != super::Kind::File {
+        if self.block_mac.is_none() || node.kind() != crate::vault::node::Kind::File {
             return;
         }
         let m = node.mac.lock().unwrap_or_else(|e| e.into_inner());
@@ -198,7 +199,7 @@ impl Tree {
         if seen.is_none() || seen != host_state(file) {
             log::debug!(
                 "file {} changed on the host since Quire last wrote it: verifying its block MAC again",
-                self.describe(node)
+                node.describe()
             );
             self.mac_forget(node);
         }
@@ -210,7 +211,10 @@ impl Tree {
     /// write since then must not be taken in). Only a settled file's:
     /// verified, current, no change in progress.
     pub(crate) fn park_mac(&self, node: &Node) {
-        if self.block_mac.is_none() || node.kind() != super::Kind::File || node.is_dead() {
+        if self.block_mac.is_none()
+            || node.kind() != crate::vault::node::Kind::File
+            || node.is_dead()
+        {
             return;
         }
         let Some(mac) = *node.mac.lock().unwrap_or_else(|e| e.into_inner()) else {

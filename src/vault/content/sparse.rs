@@ -11,8 +11,9 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use super::node::{FileKey, Node};
-use super::tree::Tree;
+use super::Content;
+use crate::vault::node::{FileKey, Node};
+
 use crate::format::content::{self, BLOCK, CBLOCK, MARKER_LEN};
 
 /// A run of holes verified: (host inode, first slot, marker slot, the
@@ -34,7 +35,7 @@ fn zero(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
 
-impl Tree {
+impl Content {
     /// Reads what slot `n` holds (a slot before the file's final block).
     pub(crate) fn slot_kind(&self, k: &FileKey, file: &File, n: u64) -> io::Result<Slot> {
         let mut head = [0u8; MARKER_LEN + 12];

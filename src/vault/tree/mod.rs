@@ -9,12 +9,23 @@
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+pub mod hooks;
+mod io_ops;
+mod paths;
+mod remove;
+pub mod rename;
+pub mod symlink;
+pub mod xattr;
+
+use super::content::{self, Content};
+use super::journal::Journal;
 use super::node::{Attr, Kind, Node};
 use crate::crypto::{SubKeys, random};
 use crate::format::{dirid, names};
 use crate::store::host::{Handle, Time};
+use hooks::Hooks;
 
 pub(crate) use super::util::{eio, errno, hex, unhex};
 
@@ -51,59 +62,28 @@ pub struct Owner {
 /// Prefix of a new file being given its header (a hidden name, FORMAT §1).
 pub(crate) const NEW_PREFIX: &str = ".quire-new-";
 
-/// The decrypted view of the ciphertext tree.
+/// The decrypted view of the ciphertext tree: the namespace, its content
+/// engine and the hooks features follow it by. It holds no feature's state.
 pub struct Tree {
     pub(crate) keys: Arc<SubKeys>,
     root: Arc<Node>,
     chown_new: bool,
     read_only: bool,
-    pub(crate) journal: Arc<super::journal::Journal>,
-    /// Whether this vault keeps history (feature flag, docs/FORMAT.md §2.1).
-    pub(crate) history: Option<super::chunker::Chunker>,
-    /// Whether notes may carry dates (feature flag 0x20, §2.1).
-    pub(crate) lifecycle: bool,
-    /// Feature flag 0x40: files may have holes (docs/FORMAT.md §4).
-    pub(crate) sparse: bool,
+    /// File content: blocks, holes, the block MAC, the crash journal.
+    pub(crate) content: Content,
     /// Feature flag 0x100: sealed records bound to their note (§2.1).
     pub(crate) bound: bool,
     /// Feature flag 0x400: symlink names carry binding records (§6.1).
     pub(crate) bound_symlinks: bool,
     /// Feature flag 0x800 (§6.2): targets up to 4095 bytes.
     pub(crate) long_symlinks: bool,
-    /// Where blocks sit in content files (flag 0x200: after a header
-    /// holding the block MAC, §4.2).
-    pub(crate) layout: crate::format::content::Layout,
-    /// The block MAC's key (flag 0x200).
-    pub(crate) block_mac: Option<crate::crypto::mac::BlockMacKey>,
-    /// The last run of holes verified: (host inode, first slot, marker
-    /// slot, the marker's sealed bytes). Trusted only while the marker is
-    /// unchanged; also cleared by changes to that file.
-    pub(crate) hole_cache: Mutex<Option<super::sparse::VerifiedRun>>,
-    /// Block MACs verified in this mount whose nodes the kernel forgot,
-    /// by host inode (see [`super::blockmac::Parked`]).
-    pub(crate) parked_macs: Mutex<std::collections::HashMap<u64, super::blockmac::Parked>>,
-    /// The audit log's path and remembered head, for reading it.
-    pub(crate) audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
-    /// The daemon log's path, for `quire logs`.
-    pub(crate) log_path: std::path::PathBuf,
-    /// The audit log (none when read-only).
-    pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
-    /// Set when a note's dates change, to wake the lifecycle timer.
-    pub(crate) lifecycle_wake: super::events::Waker,
-    /// Told of changes (the daemon's indexer).
-    pub(crate) listener: std::sync::OnceLock<super::events::Listener>,
-    /// Restores announced by `quire restore` (path → version, when): the
-    /// next save of that note is recorded and audited as a restore.
-    pub(crate) restores: std::sync::Mutex<Vec<(Vec<u8>, usize, std::time::Instant)>>,
+    /// What features do at commit points.
+    hooks: Arc<dyn Hooks>,
 }
 
-/// What a tree is opened with, besides its keys, root and journal.
+/// The namespace's format flags (docs/FORMAT.md §2.1).
 pub(crate) struct Setup {
     pub(crate) read_only: bool,
-    /// Feature flag 0x10.
-    pub(crate) history: bool,
-    /// Feature flag 0x20.
-    pub(crate) lifecycle: bool,
     /// Feature flag 0x40: files may have holes (docs/FORMAT.md §4).
     pub(crate) sparse: bool,
     /// Feature flag 0x100: sealed records bound to their note.
@@ -114,80 +94,52 @@ pub(crate) struct Setup {
     pub(crate) bound_symlinks: bool,
     /// Feature flag 0x800 (§6.2): targets up to 4095 bytes.
     pub(crate) long_symlinks: bool,
-    /// The audit log, for appending (none when read-only).
-    pub(crate) audit: Option<Arc<super::audit::AuditLog>>,
-    /// The audit log's path and remembered head, for reading.
-    pub(crate) audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
-    /// The daemon log's path (`quire.log`), for reading.
-    pub(crate) log_path: std::path::PathBuf,
 }
 
 impl Tree {
     pub(crate) fn new(
         keys: Arc<SubKeys>,
         root: Handle,
-        journal: super::journal::Journal,
+        journal: Arc<Journal>,
         s: Setup,
+        hooks: Arc<dyn Hooks>,
     ) -> io::Result<Tree> {
-        let Setup {
-            read_only,
-            history,
-            lifecycle,
-            sparse,
-            bound,
-            block_mac,
-            bound_symlinks,
-            long_symlinks,
-            audit,
-            audit_read,
-            log_path,
-        } = s;
         let ino = root.stat()?.st_ino;
         let root = Arc::new(Node::new(root, Kind::Dir, ino));
-        let mac_key = block_mac.then(|| crate::crypto::mac::BlockMacKey::new(&keys.block_mac));
+        let content = Content::new(
+            keys.clone(),
+            journal,
+            content::Flags {
+                read_only: s.read_only,
+                bound: s.bound,
+                sparse: s.sparse,
+                block_mac: s.block_mac,
+            },
+        );
         let t = Tree {
             root,
             // SAFETY: geteuid has no preconditions.
             chown_new: unsafe { libc::geteuid() } == 0,
-            read_only,
-            history: history.then(|| super::chunker::Chunker::new(&keys.chunk_hash)),
-            journal: Arc::new(journal),
+            read_only: s.read_only,
+            content,
             keys,
-            audit,
-            audit_read,
-            log_path,
-            lifecycle,
-            sparse,
-            bound,
-            bound_symlinks,
-            long_symlinks,
-            layout: if block_mac {
-                crate::format::content::Layout::MAC
-            } else {
-                crate::format::content::Layout::PLAIN
-            },
-            block_mac: mac_key,
-            hole_cache: Default::default(),
-            parked_macs: Default::default(),
-            lifecycle_wake: Default::default(),
-            listener: Default::default(),
-            restores: Default::default(),
+            bound: s.bound,
+            bound_symlinks: s.bound_symlinks,
+            long_symlinks: s.long_symlinks,
+            hooks,
         };
-        t.dir_id(&t.root)?;
-        if let Some(a) = &t.audit {
-            a.set_journal(Arc::downgrade(&t.journal));
-        }
+        t.root.dir_id()?;
         Ok(t)
+    }
+
+    /// What features do at commit points.
+    pub(crate) fn hooks(&self) -> &dyn Hooks {
+        &*self.hooks
     }
 
     /// The root directory.
     pub fn root(&self) -> Arc<Node> {
         self.root.clone()
-    }
-
-    /// Whether this vault keeps history (and a trash).
-    pub fn keeps_history(&self) -> bool {
-        self.history.is_some()
     }
 
     /// Whether the tree was opened read-only.
@@ -213,32 +165,7 @@ impl Tree {
     }
 
     pub(crate) fn dir_id(&self, dir: &Node) -> io::Result<[u8; 16]> {
-        if let Some(id) = dir.dir_id.get() {
-            return Ok(*id);
-        }
-        if dir.kind != Kind::Dir {
-            return Err(errno(libc::ENOTDIR));
-        }
-        let bytes = dir
-            .handle()?
-            .read_child(OsStr::new(dirid::FILE_NAME))
-            .map_err(|e| {
-                log::error!(
-                    "directory {} has no readable {}: {e}",
-                    self.describe(dir),
-                    dirid::FILE_NAME
-                );
-                eio()
-            })?;
-        let id = dirid::parse(&bytes).ok_or_else(|| {
-            log::error!(
-                "directory {} has a corrupt {}",
-                self.describe(dir),
-                dirid::FILE_NAME
-            );
-            eio()
-        })?;
-        Ok(*dir.dir_id.get_or_init(|| id))
+        dir.dir_id()
     }
 
     pub(crate) fn host_name(&self, dir: &Node, name: &OsStr) -> io::Result<names::HostName> {
@@ -305,7 +232,7 @@ impl Tree {
             let st = h.stat()?;
             let n = Node::new(h, kind, st.st_ino);
             n.relocate(dir.clone(), host.to_owned());
-            return Ok((n, Attr::from_host(&st, self.layout)));
+            return Ok((n, Attr::from_host(&st, self.content.layout)));
         } else {
             Node::lazy(dir.clone(), host.to_owned(), kind, st.st_ino)
         };
@@ -315,7 +242,7 @@ impl Tree {
             *node.link_ok.lock().unwrap_or_else(|e| e.into_inner()) =
                 self.verify_binding(dir, host);
         }
-        let mut a = Attr::from_host(&st, self.layout);
+        let mut a = Attr::from_host(&st, self.content.layout);
         long_size(&mut a, &st, || dir.handle()?.readlink_child(host));
         Ok((node, a))
     }
@@ -323,7 +250,7 @@ impl Tree {
     /// Current attributes of a node.
     pub fn getattr(&self, node: &Node) -> io::Result<Attr> {
         let st = node.handle()?.stat()?;
-        let mut a = Attr::from_host(&st, self.layout);
+        let mut a = Attr::from_host(&st, self.content.layout);
         long_size(&mut a, &st, || node.handle()?.readlink());
         Ok(a)
     }
@@ -445,7 +372,7 @@ impl Tree {
         } else {
             let f = dir.handle()?.open_child(host, flags, initial)?;
             if f.metadata()?.len() == 0 {
-                let (h, id) = self.new_file_header();
+                let (h, id) = self.content.new_file_header();
                 std::os::unix::fs::FileExt::write_all_at(&f, &h, 0)?;
                 (f, Some(id))
             } else {
@@ -464,25 +391,14 @@ impl Tree {
         let (n, a) = self.finish_new(dir, hn.host(), if fresh { owner } else { None })?;
         if fresh {
             let _ = n.created.set(std::time::Instant::now());
-            // A new file under a name that has a history is a note saved
-            // by re-creating it (vim moves the old file to `note~` and
-            // writes a new one): a save, audited as such at its close, not
-            // a create (issue 16.7).
-            let resaved = self.history.is_some()
-                && dir
-                    .handle()?
-                    .stat_child(&super::history::stream_name(host))
-                    .is_ok();
-            if !resaved && self.noteworthy(dir, name) {
-                self.audit_name(crate::format::audit::Event::Create, dir, name, 0, "");
-            }
+            self.hooks.created(self, dir, name, host, false);
         }
         if let Some(id) = new_id {
-            let _ = n.file_key.set(super::node::FileKey {
+            let _ = n.file_key.set(crate::vault::node::FileKey {
                 id,
                 key: self.keys.file_key(&id),
             });
-            self.mac_new_file(&n, &f);
+            self.content.mac_new_file(&n, &f);
         }
         Ok((n, a, f))
     }
@@ -511,7 +427,7 @@ impl Tree {
             let tmp = format!("{NEW_PREFIX}{}", hex(&random::bytes::<8>()));
             let tmp = OsStr::new(&tmp);
             let f = d.open_child(tmp, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode)?;
-            let (h, id) = self.new_file_header();
+            let (h, id) = self.content.new_file_header();
             let placed = std::os::unix::fs::FileExt::write_all_at(&f, &h, 0)
                 .and_then(|_| d.rename_child(tmp, d, host, libc::RENAME_NOREPLACE));
             match placed {
@@ -588,9 +504,8 @@ impl Tree {
             let _ = dir.handle()?.rmdir_child(OsStr::new(&tmp));
             return Err(e);
         }
-        if self.noteworthy(dir, name) && !super::debris::is_excluded_folder(name.as_bytes()) {
-            self.audit_name(crate::format::audit::Event::Mkdir, dir, name, 0, "");
-        }
+        self.hooks
+            .created(self, dir, name, OsStr::new(hn.host()), true);
         self.finish_new(dir, hn.host(), owner)
     }
 
@@ -623,91 +538,8 @@ impl Tree {
             }
             return Err(e);
         }
-        self.host_settled(node);
+        self.content.host_settled(node);
         self.getattr(node)
-    }
-
-    /// Removes a non-directory name.
-    /// `known` maps a host inode number to the node the caller (the FUSE
-    /// inode table) still holds for it, if any.
-    pub fn unlink(
-        &self,
-        dir: &Arc<Node>,
-        name: &OsStr,
-        known: impl Fn(u64) -> Option<Arc<Node>>,
-    ) -> io::Result<()> {
-        self.writable()?;
-        let hn = self.host_name(dir, name)?;
-        // A retained note cannot be deleted (docs/FORMAT.md §15).
-        let dates = self.check_not_retained(dir, OsStr::new(hn.host()))?;
-        self.remove_file(dir, name, hn, &dates, &known, super::trash::Reason::Deleted)
-    }
-
-    /// Removes a non-directory name, to the trash with `reason` where the
-    /// trash takes it.
-    /// `dates` are the entry's, as just read.
-    pub(crate) fn remove_file(
-        &self,
-        dir: &Arc<Node>,
-        name: &OsStr,
-        hn: names::HostName,
-        dates: &super::Dates,
-        known: &dyn Fn(u64) -> Option<Arc<Node>>,
-        reason: super::trash::Reason,
-    ) -> io::Result<()> {
-        let host = OsStr::new(hn.host());
-        let st = dir.handle()?.stat_child(host)?;
-        let node = known(st.st_ino);
-        if let Some(n) = &node {
-            self.commit(n)?;
-        }
-        keep_reachable(node.as_deref(), st.st_nlink)?;
-        let noteworthy = Kind::from_mode(st.st_mode) == Kind::File && self.noteworthy(dir, name);
-        let trashed = self.trash_file(dir, name, host, &st, node.as_deref(), dates, reason)?;
-        // A long symlink's target file (§6.2), named by its host target.
-        let long_id = (!trashed
-            && Kind::from_mode(st.st_mode) == Kind::Symlink
-            && st.st_nlink <= 1
-            && st.st_size as usize == crate::format::records::LONG_HOST_LEN)
-            .then(|| dir.handle().ok()?.readlink_child(host).ok())
-            .flatten()
-            .and_then(|t| crate::format::records::parse_long_host_target(&t));
-        if !trashed {
-            dir.handle()?.unlink_child(host)?;
-            if Kind::from_mode(st.st_mode) == Kind::Symlink && self.bound_symlinks {
-                self.drop_binding(dir, host);
-            }
-            if let Some((id, _)) = long_id {
-                // Its last name gone: a long target's file goes too (§6.2).
-                self.drop_long_target(&id);
-            }
-            if st.st_nlink <= 1 && !dates.is_empty() {
-                let _ = dir
-                    .handle()?
-                    .unlink_child(&super::lifecycle::record_name(host));
-            }
-        }
-        if noteworthy {
-            use crate::format::audit::Event;
-            let (event, detail) = match (reason, trashed) {
-                (super::trash::Reason::Expired, true) => (Event::Expire, "to the trash"),
-                (super::trash::Reason::Expired, false) => (Event::Expire, "deleted for good"),
-                (_, true) => (Event::Delete, "to the trash"),
-                (_, false) => (Event::Delete, "deleted for good"),
-            };
-            let path = self.path_of(dir, name.as_bytes());
-            self.audit(event, &path, b"", 0, detail);
-            self.emit(super::events::Change::Removed { path });
-        }
-        if let Some(n) = &node {
-            self.host_settled(n);
-            n.mark_dead_if_gone(st.st_nlink);
-            if st.st_nlink <= 1 && n.holds_handle() {
-                n.clear_location();
-            }
-        }
-        self.remove_sidecar(dir, &hn);
-        Ok(())
     }
 
     /// Changes permission bits.
@@ -717,7 +549,7 @@ impl Tree {
             return Err(errno(libc::EOPNOTSUPP));
         }
         node.handle()?.chmod(mode & 0o7777)?;
-        self.host_settled(node);
+        self.content.host_settled(node);
         Ok(())
     }
 
@@ -726,7 +558,7 @@ impl Tree {
         self.writable()?;
         node.handle()?
             .chown(uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX))?;
-        self.host_settled(node);
+        self.content.host_settled(node);
         Ok(())
     }
 
@@ -735,7 +567,7 @@ impl Tree {
         self.writable()?;
         node.handle()?
             .utimens(atime, mtime, node.kind == Kind::Symlink)?;
-        self.host_settled(node);
+        self.content.host_settled(node);
         Ok(())
     }
 

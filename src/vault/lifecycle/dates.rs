@@ -113,7 +113,7 @@ fn local_secs(y: i32, m: u32, d: u32, hh: u32, mm: u32, ss: u32) -> i64 {
 
 /// Today's local date.
 fn local_day(now: SystemTime) -> (i32, u32, u32) {
-    let tm = super::util::local_tm(secs(now) as libc::time_t);
+    let tm = crate::vault::util::local_tm(secs(now) as libc::time_t);
     (tm.tm_year + 1900, tm.tm_mon as u32 + 1, tm.tm_mday as u32)
 }
 

@@ -4,7 +4,7 @@
 //! its history.
 //!
 //! Content is split into chunks by the keyed content-defined chunker of
-//! [`super::chunker`]; a chunk equal to one of the previous version's is
+//! [`chunker`]; a chunk equal to one of the previous version's is
 //! referenced, not stored again, so a small edit of a large file stores
 //! about one chunk, and an unchanged save stores nothing.
 
@@ -19,12 +19,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
-use super::debris;
-use super::node::{Kind, Node};
-use super::tree::{Tree, eio};
+pub mod chunker;
+mod notes;
+
+pub use notes::NoteInfo;
+
 use crate::crypto::{AeadKey, random};
 use crate::format::history::{self as fmt, ChunkRef, Origin, Version};
-use crate::format::{names, stream};
+use crate::format::stream;
+use crate::vault::debris;
+use crate::vault::events::Events;
+use crate::vault::lifecycle::records::Lifecycle;
+use crate::vault::node::{Kind, Node};
+use crate::vault::tree::{Tree, eio};
 
 /// Files larger than this are not versioned (documented in the README).
 pub const MAX_VERSIONED: u64 = 64 << 20;
@@ -48,6 +55,24 @@ pub struct VersionInfo {
     pub size: u64,
     /// Why it was recorded.
     pub origin: Origin,
+}
+
+/// The history feature (flag 0x10): its chunker (none when the vault
+/// keeps no history) and the restores `quire restore` announced.
+pub struct History {
+    pub(crate) chunker: Option<chunker::Chunker>,
+    /// Restores announced by `quire restore` (path → version, when): the
+    /// next save of that note is recorded and audited as a restore.
+    pub(crate) restores: Mutex<Vec<(Vec<u8>, usize, Instant)>>,
+    pub(crate) events: Arc<Events>,
+    pub(crate) lifecycle: Arc<Lifecycle>,
+}
+
+impl History {
+    /// Whether this vault keeps history (and a trash).
+    pub fn enabled(&self) -> bool {
+        self.chunker.is_some()
+    }
 }
 
 /// What a node remembers of its stream between saves, so a save does not
@@ -144,8 +169,8 @@ pub(crate) fn stream_name(host: &OsStr) -> OsString {
     s
 }
 
-impl Tree {
-    fn open_stream(&self, file: File, create: bool) -> io::Result<Option<Stream>> {
+impl History {
+    fn open_stream(&self, tree: &Tree, file: File, create: bool) -> io::Result<Option<Stream>> {
         let len = file.metadata()?.len();
         if len == 0 {
             if !create {
@@ -153,7 +178,7 @@ impl Tree {
             }
             let id = random::bytes::<16>();
             file.write_all_at(&stream::header(fmt::MAGIC, &id), 0)?;
-            let key = self.keys.history_key(&id);
+            let key = tree.keys.history_key(&id);
             return Ok(Some(Stream { file, id, key }));
         }
         let mut h = [0u8; stream::HEADER_LEN as usize];
@@ -162,7 +187,7 @@ impl Tree {
             log::error!("a history stream has a bad header ({e:?})");
             eio()
         })?;
-        let key = self.keys.history_key(&id);
+        let key = tree.keys.history_key(&id);
         Ok(Some(Stream { file, id, key }))
     }
 
@@ -170,14 +195,20 @@ impl Tree {
     /// end of the last good frame. Chunk frames are not decrypted. With
     /// `BOUND`, the stream's last OWNER frame must name `dir`'s ID and
     /// `host` (FORMAT §12): a stream moved onto another note is tampering.
-    fn scan(&self, s: &Stream, dir: &Node, host: &OsStr) -> io::Result<(Vec<(u64, Version)>, u64)> {
-        let (versions, end, owner) = self.scan_raw(s)?;
-        if self.bound {
-            let want = fmt::owner_body(&self.dir_id(dir)?, host.as_bytes());
+    fn scan(
+        &self,
+        tree: &Tree,
+        s: &Stream,
+        dir: &Node,
+        host: &OsStr,
+    ) -> io::Result<(Vec<(u64, Version)>, u64)> {
+        let (versions, end, owner) = self.scan_raw(tree, s)?;
+        if tree.bound {
+            let want = fmt::owner_body(&tree.dir_id(dir)?, host.as_bytes());
             if !owner.names(&want) {
                 log::error!(
                     "the history stream of {}/{} belongs to another note (moved or swapped on the host): refused",
-                    self.describe(dir),
+                    tree.describe(dir),
                     host.to_string_lossy()
                 );
                 return Err(eio());
@@ -188,13 +219,13 @@ impl Tree {
 
     /// Whether the stream of `host` in `dir` belongs elsewhere (its last
     /// OWNER frame names another note; `BOUND` vaults only).
-    pub(crate) fn stream_misplaced(&self, dir: &Node, host: &OsStr) -> Option<String> {
-        if !self.bound {
+    pub(crate) fn stream_misplaced(&self, tree: &Tree, dir: &Node, host: &OsStr) -> Option<String> {
+        if !tree.bound {
             return None;
         }
-        let s = self.stream_at(dir, host).ok()??;
-        let (_, _, owner) = self.scan_raw(&s).ok()?;
-        let id = self.dir_id(dir).ok()?;
+        let s = self.stream_at(tree, dir, host).ok()??;
+        let (_, _, owner) = self.scan_raw(tree, &s).ok()?;
+        let id = tree.dir_id(dir).ok()?;
         if owner.names(&fmt::owner_body(&id, host.as_bytes())) {
             return None;
         }
@@ -202,7 +233,7 @@ impl Tree {
         let name = |p: &[u8]| -> String {
             if p.len() > 16 && p[..16] == id {
                 let h = OsStr::from_bytes(&p[16..]);
-                match self.plain_name(dir, h) {
+                match tree.plain_name(dir, h) {
                     Some(n) => format!("'{}' in this folder", String::from_utf8_lossy(&n)),
                     None => format!("host name {} in this folder", h.to_string_lossy()),
                 }
@@ -219,7 +250,7 @@ impl Tree {
 
     /// [`Tree::scan`] without the owner check: also returns where the
     /// stream says it belongs.
-    fn scan_raw(&self, s: &Stream) -> io::Result<Scanned<Owner>> {
+    fn scan_raw(&self, _tree: &Tree, s: &Stream) -> io::Result<Scanned<Owner>> {
         let bytes = Zeroizing::new(read_all(&s.file)?);
         let mut pos = stream::HEADER_LEN as usize;
         let mut out = Vec::new();
@@ -284,6 +315,7 @@ impl Tree {
     /// journal notes it when `at` is a folder of the tree, `dir_id`).
     fn append_place(
         &self,
+        tree: &Tree,
         at: &crate::store::host::Handle,
         side: &OsStr,
         kind: u8,
@@ -292,14 +324,15 @@ impl Tree {
     ) -> io::Result<()> {
         let file = at.open_child(side, libc::O_RDWR, 0)?;
         lock_stream(&file)?;
-        let s = self.open_stream(file, false)?.ok_or_else(eio)?;
-        let (_, end, _) = self.scan_raw(&s)?;
+        let s = self.open_stream(tree, file, false)?.ok_or_else(eio)?;
+        let (_, end, _) = self.scan_raw(tree, &s)?;
         if s.file.metadata()?.len() > end {
             s.file.set_len(end)?;
         }
         let frame = stream::seal_frame(&s.key, fmt::MAGIC, &s.id, end, kind, body);
         let noted = journal.is_some_and(|id| {
-            self.journal
+            tree.content
+                .journal
                 .note_append(
                     crate::format::undo::TO_HISTORY,
                     end,
@@ -310,7 +343,7 @@ impl Tree {
         });
         let r = s.file.write_all_at(&frame, end);
         if noted {
-            self.journal.appended();
+            tree.content.journal.appended();
         }
         r
     }
@@ -327,6 +360,7 @@ impl Tree {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn move_stream(
         &self,
+        tree: &Tree,
         from_dir: &crate::store::host::Handle,
         from_side: &OsStr,
         from: (&[u8; 16], &OsStr),
@@ -339,10 +373,10 @@ impl Tree {
         let a = fmt::owner_body(from.0, from.1.as_bytes());
         let b = fmt::owner_body(to.0, to.1.as_bytes());
         let mut bound = false;
-        if self.bound {
+        if tree.bound {
             let owner = match from_dir.open_child(from_side, libc::O_RDONLY, 0) {
-                Ok(f) => match self.open_stream(f, false)? {
-                    Some(s) => self.scan_raw(&s)?.2,
+                Ok(f) => match self.open_stream(tree, f, false)? {
+                    Some(s) => self.scan_raw(tree, &s)?.2,
                     None => Owner::None,
                 },
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(e),
@@ -350,7 +384,14 @@ impl Tree {
             };
             if owner.names(&a) {
                 let j = journaled.0.then_some(from.0);
-                self.append_place(from_dir, from_side, fmt::MOVE, &fmt::move_body(&a, &b), j)?;
+                self.append_place(
+                    tree,
+                    from_dir,
+                    from_side,
+                    fmt::MOVE,
+                    &fmt::move_body(&a, &b),
+                    j,
+                )?;
                 bound = true;
             } else {
                 log::error!(
@@ -362,7 +403,7 @@ impl Tree {
         from_dir.rename_child(from_side, to_dir, to_side, flags)?;
         if bound {
             let j = journaled.1.then_some(to.0);
-            if let Err(e) = self.append_place(to_dir, to_side, fmt::OWNER, &b, j) {
+            if let Err(e) = self.append_place(tree, to_dir, to_side, fmt::OWNER, &b, j) {
                 // The MOVE frame keeps it valid here.
                 log::error!("a moved history stream could not record its new place: {e}");
             }
@@ -370,7 +411,7 @@ impl Tree {
         Ok(())
     }
 
-    fn read_chunk(&self, s: &Stream, c: &ChunkRef) -> io::Result<Zeroizing<Vec<u8>>> {
+    fn read_chunk(&self, _tree: &Tree, s: &Stream, c: &ChunkRef) -> io::Result<Zeroizing<Vec<u8>>> {
         let mut fh = [0u8; 5];
         s.file.read_exact_at(&mut fh, c.offset).map_err(|_| eio())?;
         let (len, kind) = stream::parse_frame_header(&fh).ok_or_else(eio)?;
@@ -392,101 +433,61 @@ impl Tree {
         Ok(Zeroizing::new(plain))
     }
 
-    /// The plaintext name of `host` in `dir`, if it decrypts.
-    pub(crate) fn plain_name(&self, dir: &Node, host: &OsStr) -> Option<Vec<u8>> {
-        let id = self.dir_id(dir).ok()?;
-        let h = host.to_str()?;
-        let encoded = match names::classify(h) {
-            names::Entry::Hidden => return None,
-            names::Entry::Direct(s) => s.to_string(),
-            names::Entry::Long(hash) => {
-                let b = dir
-                    .handle()
-                    .ok()?
-                    .read_child(OsStr::new(&names::sidecar_of(hash)))
-                    .ok()?;
-                String::from_utf8(b).ok()?
-            }
-        };
-        let sealed = names::decode(&encoded)?;
-        self.keys.names.decrypt(&id, &sealed).ok()
-    }
-
     /// Whether the entry `host` of `dir` keeps history: not debris, and not
     /// inside an excluded folder (`.git`).
-    pub(crate) fn versioned_name(&self, dir: &Arc<Node>, host: &OsStr) -> bool {
-        if self.history.is_none() {
+    pub(crate) fn versioned_name(&self, tree: &Tree, dir: &Arc<Node>, host: &OsStr) -> bool {
+        if self.chunker.is_none() {
             return false;
         }
-        match self.plain_name(dir, host) {
+        match tree.plain_name(dir, host) {
             Some(n) if !debris::is_debris(&n) => {}
             _ => return false,
         }
-        self.folder_versioned(dir, 0)
-    }
-
-    /// Whether notes in folder `d` keep history: no `.git` above. Cached
-    /// on the folder's node.
-    pub(crate) fn folder_versioned(&self, d: &Arc<Node>, depth: u32) -> bool {
-        if let Some(v) = d.versioned.get() {
-            return *v;
-        }
-        let v = match d.location() {
-            None => true, // the root
-            Some(_) if depth > 256 => true,
-            Some((parent, h)) => {
-                !self
-                    .plain_name(&parent, &h)
-                    .is_some_and(|n| debris::is_excluded_folder(&n))
-                    && self.folder_versioned(&parent, depth + 1)
-            }
-        };
-        let _ = d.versioned.set(v);
-        v
+        tree.folder_versioned(dir, 0)
     }
 
     /// Records the current content of `node` as a version if it differs
     /// from the last one. Errors are logged, not returned: a note whose
     /// history cannot be written is still saved.
-    pub(crate) fn save_version(&self, node: &Node, origin: Origin) {
-        self.save_version_inner(node, None, origin)
+    pub(crate) fn save_version(&self, tree: &Tree, node: &Node, origin: Origin) {
+        self.save_version_inner(tree, node, None, origin)
     }
 
     /// [`Tree::save_version`] reading through a descriptor already open.
-    pub(crate) fn save_version_from(&self, node: &Node, file: &File, origin: Origin) {
-        self.save_version_inner(node, Some(file), origin)
+    pub(crate) fn save_version_from(&self, tree: &Tree, node: &Node, file: &File, origin: Origin) {
+        self.save_version_inner(tree, node, Some(file), origin)
     }
 
-    fn save_version_inner(&self, node: &Node, file: Option<&File>, origin: Origin) {
+    fn save_version_inner(&self, tree: &Tree, node: &Node, file: Option<&File>, origin: Origin) {
         // A save announced by `quire restore` is a restore (issue 10.7).
         let mut restored_from = None;
         if !self.restores.lock().unwrap().is_empty()
             && let Some((dir, host)) = node.location()
-            && let Some(name) = self.plain_name(&dir, &host)
+            && let Some(name) = tree.plain_name(&dir, &host)
         {
-            restored_from = self.take_restore(&self.path_of(&dir, &name));
+            restored_from = self.take_restore(&tree.path_of(&dir, &name));
         }
         let origin = if restored_from.is_some() {
             Origin::Restore
         } else {
             origin
         };
-        let saved = match self.try_save_version(node, file, origin, Mode::Append) {
+        let saved = match self.try_save_version(tree, node, file, origin, Mode::Append) {
             Ok(s) => s,
             Err(e) => {
-                log::error!("could not record a version of {}: {e}", self.describe(node));
+                log::error!("could not record a version of {}: {e}", tree.describe(node));
                 Saved::NotKept
             }
         };
-        if self.read_only() || node.kind != Kind::File {
+        if tree.read_only() || node.kind != Kind::File {
             return;
         }
         let Some((dir, host)) = node.location() else {
             return;
         };
         use std::os::unix::ffi::OsStrExt;
-        if let Some(name) = self.plain_name(&dir, &host)
-            && self.noteworthy(&dir, OsStr::from_bytes(&name))
+        if let Some(name) = tree.plain_name(&dir, &host)
+            && self.events.noteworthy(tree, &dir, OsStr::from_bytes(&name))
         {
             use crate::format::audit::Event;
             let (event, detail) = match origin {
@@ -506,11 +507,13 @@ impl Tree {
                 Saved::Unchanged => None,
             };
             if let Some(version) = version {
-                let path = self.path_of(&dir, &name);
-                self.audit(event, &path, b"", version, &detail);
-                self.emit(super::events::Change::Saved { path, version });
+                let path = tree.path_of(&dir, &name);
+                self.events.audit(event, &path, b"", version, &detail);
+                self.events
+                    .emit(super::events::Change::Saved { path, version });
             }
-            self.apply_front_matter(node, &dir, &host, &name);
+            self.lifecycle
+                .apply_front_matter(tree, node, &dir, &host, &name);
         }
     }
 
@@ -519,37 +522,44 @@ impl Tree {
     /// current content — so far only implicitly its first version — is
     /// written as version 1, dated by its modification time. `locked`: the
     /// caller holds the node's content lock.
-    pub(crate) fn keep_first_version(&self, node: &Node, file: Option<&File>, locked: bool) {
+    pub(crate) fn keep_first_version(
+        &self,
+        tree: &Tree,
+        node: &Node,
+        file: Option<&File>,
+        locked: bool,
+    ) {
         let mode = if locked {
             Mode::FirstLocked
         } else {
             Mode::First
         };
-        if let Err(e) = self.try_save_version(node, file, Origin::Save, mode) {
+        if let Err(e) = self.try_save_version(tree, node, file, Origin::Save, mode) {
             log::error!(
                 "could not record the first version of {}: {e}",
-                self.describe(node)
+                tree.describe(node)
             );
         }
     }
 
     fn try_save_version(
         &self,
+        tree: &Tree,
         node: &Node,
         file: Option<&File>,
         origin: Origin,
         mode: Mode,
     ) -> io::Result<Saved> {
-        let Some(chunker) = &self.history else {
+        let Some(chunker) = &self.chunker else {
             return Ok(Saved::NotKept);
         };
-        if node.kind != Kind::File || self.read_only() {
+        if node.kind != Kind::File || tree.read_only() {
             return Ok(Saved::NotKept);
         }
         let Some((dir, host)) = node.location() else {
             return Ok(Saved::NotKept);
         };
-        if !self.versioned_name(&dir, &host) {
+        if !self.versioned_name(tree, &dir, &host) {
             return Ok(Saved::NotKept);
         }
         let side = stream_name(&host);
@@ -574,7 +584,7 @@ impl Tree {
             };
             let _g = (mode != Mode::FirstLocked)
                 .then(|| node.io.read().unwrap_or_else(|e| e.into_inner()));
-            let (_, psize) = self.sizes_of(node, f)?;
+            let (_, psize) = tree.content.sizes_of(node, f)?;
             if psize > MAX_VERSIONED || (psize == 0 && mode != Mode::Append) {
                 return Ok(Saved::NotKept);
             }
@@ -583,9 +593,9 @@ impl Tree {
                 let m = f.metadata()?;
                 time_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
             }
-            self.read_all_plain(node, f, psize)?
+            tree.content.read_all_plain(node, f, psize)?
         };
-        let _g = node.history.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rec = node.recorder.lock().unwrap_or_else(|e| e.into_inner());
         // A new note's first version: create the stream, header and frames
         // written at once.
         let (s, fresh) = match dir.handle()?.open_child(
@@ -595,19 +605,19 @@ impl Tree {
         ) {
             Ok(file) => {
                 let id = random::bytes::<16>();
-                let key = self.keys.history_key(&id);
+                let key = tree.keys.history_key(&id);
                 (Stream { file, id, key }, true)
             }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 let f = dir.handle()?.open_child(&side, libc::O_RDWR, 0)?;
-                (self.open_stream(f, true)?.expect("created"), false)
+                (self.open_stream(tree, f, true)?.expect("created"), false)
             }
             Err(e) => return Err(e),
         };
         // One appender at a time: a move of this stream (another thread)
         // appends its MOVE and OWNER frames under the same lock.
         lock_stream(&s.file)?;
-        let mut tail = node.tail.lock().unwrap_or_else(|e| e.into_inner());
+        let tail = tail_of(&mut rec);
         let len = if fresh { 0 } else { s.file.metadata()?.len() };
         let t = match tail.take() {
             _ if fresh => Tail {
@@ -625,7 +635,7 @@ impl Tree {
                 count: 0,
             },
             _ => {
-                let (versions, end) = self.scan(&s, &dir, &host)?;
+                let (versions, end) = self.scan(tree, &s, &dir, &host)?;
                 Tail {
                     id: s.id,
                     end,
@@ -649,7 +659,7 @@ impl Tree {
             .flat_map(|v| v.chunks.iter().map(|c| (c.hash, *c)))
             .collect();
         let mut buf = Vec::new();
-        if self.bound && t.end == stream::HEADER_LEN {
+        if tree.bound && t.end == stream::HEADER_LEN {
             // A new stream says whose it is first (FORMAT §12).
             buf.extend_from_slice(&stream::seal_frame(
                 &s.key,
@@ -657,7 +667,7 @@ impl Tree {
                 &s.id,
                 t.end,
                 fmt::OWNER,
-                &fmt::owner_body(&self.dir_id(&dir)?, host.as_bytes()),
+                &fmt::owner_body(&tree.dir_id(&dir)?, host.as_bytes()),
             ));
         }
         let mut refs = Vec::new();
@@ -726,13 +736,14 @@ impl Tree {
             // then cut so the stream can go on.
             log::error!(
                 "the history stream of {} has {} bytes past its last frame that no interrupted save explains: cut",
-                self.describe(node),
+                tree.describe(node),
                 len - t.end
             );
             s.file.set_len(t.end)?;
         }
-        let noted = match self.dir_id(&dir) {
-            Ok(id) => self
+        let noted = match tree.dir_id(&dir) {
+            Ok(id) => tree
+                .content
                 .journal
                 .note_append(
                     crate::format::undo::TO_HISTORY,
@@ -745,7 +756,7 @@ impl Tree {
         };
         let r = crate::store::fault::point().and_then(|_| s.file.write_all_at(&bytes, write_at));
         if noted {
-            self.journal.appended();
+            tree.content.journal.appended();
         }
         if let Err(e) = r {
             let _ = s.file.set_len(if fresh { 0 } else { t.end });
@@ -762,12 +773,12 @@ impl Tree {
         Ok(Saved::Version(count))
     }
 
-    fn stream_at(&self, dir: &Node, host: &OsStr) -> io::Result<Option<Stream>> {
+    fn stream_at(&self, tree: &Tree, dir: &Node, host: &OsStr) -> io::Result<Option<Stream>> {
         match dir
             .handle()?
             .open_child(&stream_name(host), libc::O_RDONLY, 0)
         {
-            Ok(f) => self.open_stream(f, false),
+            Ok(f) => self.open_stream(tree, f, false),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e),
         }
@@ -775,34 +786,39 @@ impl Tree {
 
     /// The versions of the note `name` in `dir`, oldest first (empty if it
     /// has none).
-    pub fn versions(&self, dir: &Node, name: &OsStr) -> io::Result<Vec<VersionInfo>> {
-        let host = self.host_name_of(dir, name)?;
-        self.versions_at(dir, &host)
+    pub fn versions(&self, tree: &Tree, dir: &Node, name: &OsStr) -> io::Result<Vec<VersionInfo>> {
+        let host = tree.host_name_of(dir, name)?;
+        self.versions_at(tree, dir, &host)
     }
 
     /// Whether the entry `name` of `dir` keeps history (not debris, not in
     /// a `.git` folder).
-    pub fn keeps_history_of(&self, dir: &Arc<Node>, name: &OsStr) -> bool {
-        self.host_name_of(dir, name)
-            .is_ok_and(|h| self.versioned_name(dir, &h))
+    pub fn keeps_history_of(&self, tree: &Tree, dir: &Arc<Node>, name: &OsStr) -> bool {
+        tree.host_name_of(dir, name)
+            .is_ok_and(|h| self.versioned_name(tree, dir, &h))
     }
 
     /// Bytes of the stream of `host` past its last whole frame: 0 for a
     /// sound stream. A crash's torn frame is cut when the journal is
     /// replayed, so anything left is unexplained (issue 11.8).
-    pub(crate) fn stream_tail(&self, dir: &Node, host: &OsStr) -> io::Result<u64> {
-        match self.stream_at(dir, host)? {
+    pub(crate) fn stream_tail(&self, tree: &Tree, dir: &Node, host: &OsStr) -> io::Result<u64> {
+        match self.stream_at(tree, dir, host)? {
             Some(s) => {
                 let len = s.file.metadata()?.len();
-                Ok(len.saturating_sub(self.scan(&s, dir, host)?.1))
+                Ok(len.saturating_sub(self.scan(tree, &s, dir, host)?.1))
             }
             None => Ok(0),
         }
     }
 
-    pub(crate) fn versions_at(&self, dir: &Node, host: &OsStr) -> io::Result<Vec<VersionInfo>> {
-        let versions = match self.stream_at(dir, host)? {
-            Some(s) => self.scan(&s, dir, host)?.0,
+    pub(crate) fn versions_at(
+        &self,
+        tree: &Tree,
+        dir: &Node,
+        host: &OsStr,
+    ) -> io::Result<Vec<VersionInfo>> {
+        let versions = match self.stream_at(tree, dir, host)? {
+            Some(s) => self.scan(tree, &s, dir, host)?.0,
             None => Vec::new(),
         };
         let mut out: Vec<VersionInfo> = versions
@@ -817,12 +833,13 @@ impl Tree {
             .collect();
         // A damaged current content does not hide the saved versions
         // (they are how it is put right).
-        let implicit = match self.implicit_current(dir, host, versions.last().map(|(_, v)| v)) {
+        let implicit = match self.implicit_current(tree, dir, host, versions.last().map(|(_, v)| v))
+        {
             Ok(i) => i,
             Err(e) if !versions.is_empty() => {
                 log::warn!(
                     "the current content of {}/{} cannot be read ({e}); its saved versions are listed",
-                    self.describe(dir),
+                    tree.describe(dir),
                     host.to_string_lossy()
                 );
                 None
@@ -844,11 +861,12 @@ impl Tree {
     /// (a note saved once has no stream: it is its own version 1).
     fn implicit_current(
         &self,
+        tree: &Tree,
         dir: &Node,
         host: &OsStr,
         last: Option<&Version>,
     ) -> io::Result<Option<Implicit>> {
-        let Some(chunker) = &self.history else {
+        let Some(chunker) = &self.chunker else {
             return Ok(None);
         };
         // Only notes of the tree (not a trash entry's content) that are not
@@ -859,7 +877,7 @@ impl Tree {
                 .stat_child(OsStr::new(crate::format::dirid::FILE_NAME))
                 .is_ok();
         if !in_tree
-            || self
+            || tree
                 .plain_name(dir, host)
                 .is_none_or(|n| debris::is_debris(&n))
         {
@@ -869,12 +887,16 @@ impl Tree {
             Ok(st) if Kind::from_mode(st.st_mode) == Kind::File => st,
             _ => return Ok(None),
         };
-        let psize = self.layout.plain_size(st.st_size as u64).ok_or_else(eio)?;
+        let psize = tree
+            .content
+            .layout
+            .plain_size(st.st_size as u64)
+            .ok_or_else(eio)?;
         if psize > MAX_VERSIONED || (psize == 0 && last.is_none()) {
             return Ok(None);
         }
         let content =
-            self.plain_content(&Node::detached(dir.handle()?.lookup(host)?, st.st_ino))?;
+            tree.plain_content(&Node::detached(dir.handle()?.lookup(host)?, st.st_ino))?;
         if last.is_some_and(|v| v.hash == chunker.hash(&content)) {
             return Ok(None);
         }
@@ -889,28 +911,30 @@ impl Tree {
     /// The content of version `number` (1-based) of `name` in `dir`.
     pub fn version_content(
         &self,
+        tree: &Tree,
         dir: &Node,
         name: &OsStr,
         number: usize,
     ) -> io::Result<Zeroizing<Vec<u8>>> {
-        let host = self.host_name_of(dir, name)?;
-        self.version_content_at(dir, &host, number)
+        let host = tree.host_name_of(dir, name)?;
+        self.version_content_at(tree, dir, &host, number)
     }
 
     pub(crate) fn version_content_at(
         &self,
+        tree: &Tree,
         dir: &Node,
         host: &OsStr,
         number: usize,
     ) -> io::Result<Zeroizing<Vec<u8>>> {
-        let stream = self.stream_at(dir, host)?;
+        let stream = self.stream_at(tree, dir, host)?;
         let versions = match &stream {
-            Some(s) => self.scan(s, dir, host)?.0,
+            Some(s) => self.scan(tree, s, dir, host)?.0,
             None => Vec::new(),
         };
         if number == versions.len() + 1
             && let Some((_, _, c)) =
-                self.implicit_current(dir, host, versions.last().map(|(_, v)| v))?
+                self.implicit_current(tree, dir, host, versions.last().map(|(_, v)| v))?
         {
             return Ok(c);
         }
@@ -920,9 +944,9 @@ impl Tree {
         let s = stream.as_ref().expect("a version implies a stream");
         let mut out = Zeroizing::new(Vec::with_capacity(v.size as usize));
         for c in &v.chunks {
-            out.extend_from_slice(&self.read_chunk(s, c)?);
+            out.extend_from_slice(&self.read_chunk(tree, s, c)?);
         }
-        if let Some(ch) = &self.history
+        if let Some(ch) = &self.chunker
             && ch.hash(&out) != v.hash
         {
             log::error!("a version's content does not match its hash");
@@ -981,4 +1005,12 @@ enum Mode {
 }
 
 /// Used by [`super::node::Node`].
-pub(crate) type TailSlot = Mutex<Option<Tail>>;
+/// The stream tail a node's recorder slot holds (set on first use).
+fn tail_of(rec: &mut Option<Box<dyn std::any::Any + Send>>) -> &mut Option<Tail> {
+    if !rec.as_ref().is_some_and(|b| b.is::<Option<Tail>>()) {
+        *rec = Some(Box::new(None::<Tail>));
+    }
+    rec.as_mut()
+        .and_then(|b| b.downcast_mut())
+        .expect("set above")
+}

@@ -13,10 +13,10 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
-use super::node::{Attr, Kind, Node};
-use super::tree::{Owner, Tree, eio, errno, hex};
+use super::{Owner, Tree, eio, errno, hex};
 use crate::crypto::random;
 use crate::format::records;
+use crate::vault::node::{Attr, Kind, Node};
 
 /// What a symlink name's binding record says of its host target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,7 +259,7 @@ impl Tree {
         // Not fsync'd, like a new file's header: a killed daemon loses
         // nothing (the host kernel has the bytes); power loss is the
         // journal's accepted limit (THREAT_MODEL.md).
-        super::tree::replace_record(dir.handle()?, &binding_name(host), &sealed, false)
+        super::replace_record(dir.handle()?, &binding_name(host), &sealed, false)
     }
 
     /// Removes the binding record of the name `host` in `dir`, if any

@@ -10,14 +10,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::debris;
-use super::history::stream_name;
-use super::lifecycle::record_name;
-use super::node::{Kind, Node};
-use super::tree::{Tree, hex};
 use crate::crypto::random;
 use crate::format::lifecycle;
 use crate::store::host::Handle;
+use crate::vault::debris;
+use crate::vault::events::Events;
+use crate::vault::history::{History, stream_name};
+use crate::vault::lifecycle::record_name;
+use crate::vault::lifecycle::records::Lifecycle;
+use crate::vault::node::{Kind, Node};
+pub use crate::vault::tree::hooks::Reason;
+use crate::vault::tree::{Tree, hex};
 
 /// Folder of the trash inside the data root (its `.` hides it).
 pub const FOLDER: &str = "quire.trash";
@@ -33,26 +36,12 @@ pub const DEFAULT_KEEP_DAYS: u32 = 60;
 /// when that is less).
 pub const LOW_SPACE: u64 = 1 << 30;
 
-/// Why a note is in the trash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// Deleted by a user or program.
-    Deleted = 0,
-    /// Its expiry date passed.
-    Expired = 1,
-    /// History of a path whose note was gone when its folder was removed.
-    History = 2,
-}
-
-impl Reason {
-    /// A word for listings.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Deleted => "deleted",
-            Reason::Expired => "expired",
-            Reason::History => "history",
-        }
-    }
+/// The trash feature: it takes deleted notes (with their histories and
+/// dates) and keeps them for a window.
+pub struct Trash {
+    pub(crate) events: Arc<Events>,
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) history: Arc<History>,
 }
 
 /// One trash entry.
@@ -203,7 +192,7 @@ pub fn plan_purge(entries: &[Entry], policy: Policy, now: SystemTime) -> Vec<Ent
 
 /// The 16 bytes a trash entry's lifecycle record is bound to: its ID.
 pub(crate) fn entry_key(id: &str) -> [u8; 16] {
-    super::tree::unhex(id).unwrap_or([0; 16])
+    crate::vault::tree::unhex(id).unwrap_or([0; 16])
 }
 
 fn meta_aad(id: &str) -> Vec<u8> {
@@ -242,9 +231,9 @@ fn decode_meta(b: &[u8]) -> Option<(SystemTime, Reason, Vec<u8>)> {
     ))
 }
 
-impl Tree {
-    fn trash_dir(&self, create: bool) -> io::Result<Option<Handle>> {
-        let root = self.root();
+impl Trash {
+    fn trash_dir(&self, tree: &Tree, create: bool) -> io::Result<Option<Handle>> {
+        let root = tree.root();
         match root.handle()?.lookup(OsStr::new(FOLDER)) {
             Ok(h) => Ok(Some(h)),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
@@ -260,20 +249,8 @@ impl Tree {
         }
     }
 
-    /// The plaintext path of folder `dir` (empty for the root).
-    pub(crate) fn plain_path(&self, dir: &Arc<Node>) -> Option<Vec<u8>> {
-        let mut parts = Vec::new();
-        let mut d = dir.clone();
-        while let Some((parent, host)) = d.location() {
-            parts.push(self.plain_name(&parent, &host)?);
-            d = parent;
-        }
-        parts.reverse();
-        Some(parts.join(&b'/'))
-    }
-
-    fn new_entry(&self, path: &[u8], reason: Reason) -> io::Result<(Handle, String)> {
-        let t = self.trash_dir(true)?.expect("created");
+    fn new_entry(&self, tree: &Tree, path: &[u8], reason: Reason) -> io::Result<(Handle, String)> {
+        let t = self.trash_dir(tree, true)?.expect("created");
         let id = hex(&random::bytes::<16>());
         // Made under a temporary name and renamed into place, so a crash
         // never leaves an entry without its record.
@@ -281,7 +258,7 @@ impl Tree {
         t.mkdir_child(OsStr::new(&tmp), 0o700)?;
         let made = (|| {
             let e = t.lookup(OsStr::new(&tmp))?;
-            let sealed = self.keys.trash.seal(
+            let sealed = tree.keys.trash.seal(
                 &meta_aad(&id),
                 &encode_meta(SystemTime::now(), reason, path),
             );
@@ -318,6 +295,7 @@ impl Tree {
     #[allow(clippy::too_many_arguments)] // what unlink already knows, passed on
     pub(crate) fn trash_file(
         &self,
+        tree: &Tree,
         dir: &Arc<Node>,
         name: &OsStr,
         host: &OsStr,
@@ -326,10 +304,10 @@ impl Tree {
         dates: &lifecycle::Dates,
         reason: Reason,
     ) -> io::Result<bool> {
-        if self.history.is_none()
+        if !self.history.enabled()
             || Kind::from_mode(st.st_mode) != Kind::File
             || st.st_nlink > 1
-            || !self.versioned_name(dir, host)
+            || !self.history.versioned_name(tree, dir, host)
         {
             return Ok(false);
         }
@@ -346,7 +324,7 @@ impl Tree {
             && node
                 .and_then(|n| n.created.get())
                 .is_some_and(|t| t.elapsed() < debris::SHORT_LIVED)
-            && self.versions_at(dir, host).is_ok_and(|v| {
+            && self.history.versions_at(tree, dir, host).is_ok_and(|v| {
                 v.len() <= 1
                     && v.iter()
                         .all(|v| v.time.elapsed().is_ok_and(|age| age < debris::SHORT_LIVED))
@@ -358,8 +336,8 @@ impl Tree {
             return Ok(false);
         }
         // (A folder whose name no longer decrypts: the note keeps its name.)
-        let path = self.path_of(dir, name.as_bytes());
-        let (entry, entry_id) = match self.new_entry(&path, reason) {
+        let path = tree.path_of(dir, name.as_bytes());
+        let (entry, entry_id) = match self.new_entry(tree, &path, reason) {
             Ok(e) => e,
             Err(e) if super::lifecycle::retained(dates, SystemTime::now()).is_some() => {
                 // A retained note is never deleted for good (issue 17.2).
@@ -376,8 +354,8 @@ impl Tree {
         // The note's dates go along, sealed for the entry (§13, §15).
         if !dates.is_empty() {
             let ek = entry_key(&entry_id);
-            let owner = self.lc_owner(&ek, OsStr::new(CONTENT));
-            let sealed = lifecycle::seal(&self.keys.lifecycle, &owner, dates);
+            let owner = self.lifecycle.lc_owner(tree, &ek, OsStr::new(CONTENT));
+            let sealed = lifecycle::seal(&tree.keys.lifecycle, &owner, dates);
             entry.create_child_with(&record_name(OsStr::new(CONTENT)), &sealed, 0o600)?;
         }
         dir.handle()?
@@ -386,9 +364,10 @@ impl Tree {
             let _ = dir.handle()?.unlink_child(&record_name(host));
         }
         let c_side = stream_name(OsStr::new(CONTENT));
-        let (from, into) = (self.dir_id(dir)?, entry_key(&entry_id));
+        let (from, into) = (tree.dir_id(dir)?, entry_key(&entry_id));
         let to = (&into, OsStr::new(CONTENT));
-        match self.move_stream(
+        match self.history.move_stream(
+            tree,
             dir.handle()?,
             &side,
             (&from, host),
@@ -409,6 +388,7 @@ impl Tree {
     /// trash, so removing the folder loses nothing.
     pub(crate) fn trash_orphan_history(
         &self,
+        tree: &Tree,
         dir: &Handle,
         dir_node: Option<&Arc<Node>>,
         side: &OsStr,
@@ -418,19 +398,19 @@ impl Tree {
             .strip_suffix(crate::format::history::SUFFIX.as_bytes())
             .unwrap_or(side.as_bytes());
         let mut path = dir_node
-            .and_then(|d| self.plain_path(d))
+            .and_then(|d| tree.plain_path(d))
             .unwrap_or_default();
         let name = dir_node
-            .and_then(|d| self.plain_name(d, OsStr::from_bytes(stem)))
+            .and_then(|d| tree.plain_name(d, OsStr::from_bytes(stem)))
             .unwrap_or_else(|| b"(unnamed)".to_vec());
         if !path.is_empty() {
             path.push(b'/');
         }
         path.extend_from_slice(&name);
-        let (entry, entry_id) = self.new_entry(&path, Reason::History)?;
+        let (entry, entry_id) = self.new_entry(tree, &path, Reason::History)?;
         let c_side = stream_name(OsStr::new(CONTENT));
         let from = match dir_node {
-            Some(d) => self.dir_id(d).ok(),
+            Some(d) => tree.dir_id(d).ok(),
             None => dir
                 .read_child(OsStr::new(crate::format::dirid::FILE_NAME))
                 .ok()
@@ -442,12 +422,13 @@ impl Tree {
         let into = entry_key(&entry_id);
         let to = (&into, OsStr::new(CONTENT));
         let from = (&from, OsStr::from_bytes(stem));
-        self.move_stream(dir, side, from, &entry, &c_side, to, 0, (true, false))
+        self.history
+            .move_stream(tree, dir, side, from, &entry, &c_side, to, 0, (true, false))
     }
 
     /// Every trash entry; unreadable ones are logged and skipped.
-    pub fn trash_entries(&self) -> io::Result<Vec<Entry>> {
-        let Some(t) = self.trash_dir(false)? else {
+    pub fn trash_entries(&self, tree: &Tree) -> io::Result<Vec<Entry>> {
+        let Some(t) = self.trash_dir(tree, false)? else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
@@ -460,7 +441,7 @@ impl Tree {
             let meta = e
                 .read_child(OsStr::new(META))
                 .ok()
-                .and_then(|b| self.keys.trash.open(&meta_aad(ids), &b).ok())
+                .and_then(|b| tree.keys.trash.open(&meta_aad(ids), &b).ok())
                 .and_then(|b| decode_meta(&b));
             let Some((deleted, reason, path)) = meta else {
                 log::error!("trash entry {ids} has a missing or tampered record; skipped");
@@ -469,7 +450,10 @@ impl Tree {
             let (has_content, size, st) = match e.stat_child(OsStr::new(CONTENT)) {
                 Ok(st) => (
                     true,
-                    self.layout.plain_size(st.st_size as u64).unwrap_or(0),
+                    tree.content
+                        .layout
+                        .plain_size(st.st_size as u64)
+                        .unwrap_or(0),
                     st,
                 ),
                 Err(_) => match e.stat_child(&stream_name(OsStr::new(CONTENT))) {
@@ -484,7 +468,7 @@ impl Tree {
             };
             let owner = (st.st_uid, st.st_gid, (st.st_mode & 0o7777) as u16);
             let retain_until = self
-                .entry_dates(&e, ids)
+                .entry_dates(tree, &e, ids)
                 .retain_until
                 .as_deref()
                 .and_then(super::lifecycle::instant);
@@ -505,12 +489,12 @@ impl Tree {
 
     /// The dates a trashed note had (none if it had none; a damaged
     /// record is logged and read as none).
-    fn entry_dates(&self, e: &Handle, id: &str) -> lifecycle::Dates {
+    fn entry_dates(&self, tree: &Tree, e: &Handle, id: &str) -> lifecycle::Dates {
         match e.read_child(&record_name(OsStr::new(CONTENT))) {
             Ok(b) => {
                 let ek = entry_key(id);
-                let owner = self.lc_owner(&ek, OsStr::new(CONTENT));
-                lifecycle::open(&self.keys.lifecycle, &owner, &b).unwrap_or_else(|_| {
+                let owner = self.lifecycle.lc_owner(tree, &ek, OsStr::new(CONTENT));
+                lifecycle::open(&tree.keys.lifecycle, &owner, &b).unwrap_or_else(|_| {
                     log::error!("the dates of trash entry {id} failed authentication");
                     lifecycle::Dates::default()
                 })
@@ -519,18 +503,18 @@ impl Tree {
         }
     }
 
-    fn entry_handle(&self, id: &str) -> io::Result<Handle> {
+    fn entry_handle(&self, tree: &Tree, id: &str) -> io::Result<Handle> {
         let t = self
-            .trash_dir(false)?
+            .trash_dir(tree, false)?
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         t.lookup(OsStr::new(id))
     }
 
     /// Removes what interrupted trash moves left: temporary entry folders
     /// and entries with nothing in them.
-    pub fn tidy_trash(&self) -> io::Result<usize> {
-        self.writable_check()?;
-        let Some(t) = self.trash_dir(false)? else {
+    pub fn tidy_trash(&self, tree: &Tree) -> io::Result<usize> {
+        tree.writable_check()?;
+        let Some(t) = self.trash_dir(tree, false)? else {
             return Ok(0);
         };
         let mut n = 0;
@@ -539,7 +523,7 @@ impl Tree {
             if s == SETTINGS || s == "settings.tmp" {
                 continue;
             }
-            if s.starts_with(super::tree::NEW_PREFIX) {
+            if s.starts_with(crate::vault::tree::NEW_PREFIX) {
                 // A settings record a crash left before its rename (not
                 // one being written right now: a minute old at least).
                 let old = t.stat_child(&name).is_ok_and(|st| {
@@ -573,19 +557,19 @@ impl Tree {
     }
 
     /// The content of a trashed note.
-    pub fn trash_content(&self, id: &str) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
-        let node = self.trash_node(id)?;
+    pub fn trash_content(&self, tree: &Tree, id: &str) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+        let node = self.trash_node(tree, id)?;
         // Whole in memory only up to what history keeps; larger entries
         // are read in pieces through `.trash/` (issue 16.12).
-        if self.getattr(&node)?.size > super::history::MAX_VERSIONED {
+        if tree.getattr(&node)?.size > super::history::MAX_VERSIONED {
             return Err(io::Error::from_raw_os_error(libc::EFBIG));
         }
-        self.plain_content(&node)
+        tree.plain_content(&node)
     }
 
     /// A trash entry's content as a node, for streamed reads and checks.
-    fn trash_node(&self, id: &str) -> io::Result<Node> {
-        let e = self.entry_handle(id)?;
+    fn trash_node(&self, tree: &Tree, id: &str) -> io::Result<Node> {
+        let e = self.entry_handle(tree, id)?;
         let h = e.lookup(OsStr::new(CONTENT))?;
         let st = h.stat()?;
         Ok(Node::detached(h, st.st_ino))
@@ -594,47 +578,47 @@ impl Tree {
     /// Opens a trash entry's content for reading in bounded pieces (the
     /// `.trash` view and `check`: a 16 GiB note in the trash is never read
     /// whole, issue 16.12).
-    pub fn open_trash_entry(&self, id: &str) -> io::Result<super::OpenFile> {
-        self.open(Arc::new(self.trash_node(id)?), false)
+    pub fn open_trash_entry(&self, tree: &Tree, id: &str) -> io::Result<super::OpenFile> {
+        tree.open(Arc::new(self.trash_node(tree, id)?), false)
     }
 
     /// Verifies a trash entry's content block by block; returns its size.
-    pub(crate) fn verify_trash_entry(&self, id: &str) -> io::Result<u64> {
-        self.verify_content(&self.trash_node(id)?)
+    pub(crate) fn verify_trash_entry(&self, tree: &Tree, id: &str) -> io::Result<u64> {
+        tree.content.verify_content(&self.trash_node(tree, id)?)
     }
 
     /// Puts a trashed note back at its path (or, if that name is taken, at
     /// `name (restored …)`), creating missing folders. Returns the path.
-    pub fn trash_restore(&self, id: &str) -> io::Result<Vec<u8>> {
-        self.writable_check()?;
-        let entries = self.trash_entries()?;
+    pub fn trash_restore(&self, tree: &Tree, id: &str) -> io::Result<Vec<u8>> {
+        tree.writable_check()?;
+        let entries = self.trash_entries(tree)?;
         let entry = entries
             .iter()
             .find(|e| e.id == id)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        let eh = self.entry_handle(id)?;
+        let eh = self.entry_handle(tree, id)?;
         let mut parts: Vec<&[u8]> = entry.path.split(|&b| b == b'/').collect();
         let file = parts.pop().unwrap_or(b"restored");
-        let mut dir = self.root();
+        let mut dir = tree.root();
         for p in parts {
             let name = OsStr::from_bytes(p);
-            let next = match self.lookup(&dir, name) {
+            let next = match tree.lookup(&dir, name) {
                 Ok((n, a)) if a.kind == Kind::Dir => n,
                 Ok(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    self.mkdir(&dir, name, 0o700, None)?;
-                    self.lookup(&dir, name)?.0
+                    tree.mkdir(&dir, name, 0o700, None)?;
+                    tree.lookup(&dir, name)?.0
                 }
                 Err(e) => return Err(e),
             };
             dir = Arc::new(next);
         }
         let mut name = file.to_vec();
-        if self.lookup(&dir, OsStr::from_bytes(&name)).is_ok() {
+        if tree.lookup(&dir, OsStr::from_bytes(&name)).is_ok() {
             let stamp = crate::vault::history::stamp(SystemTime::now());
             name = restored_name(file, &stamp);
         }
-        let hn = self.host_name_for(&dir, OsStr::from_bytes(&name))?;
+        let hn = tree.host_name_for(&dir, OsStr::from_bytes(&name))?;
         let host = OsString::from(&hn);
         if entry.has_content {
             eh.rename_child(
@@ -644,8 +628,9 @@ impl Tree {
                 libc::RENAME_NOREPLACE,
             )?;
         }
-        let (from, into) = (entry_key(id), self.dir_id(&dir)?);
-        let _ = self.move_stream(
+        let (from, into) = (entry_key(id), tree.dir_id(&dir)?);
+        let _ = self.history.move_stream(
+            tree,
             &eh,
             &stream_name(OsStr::new(CONTENT)),
             (&from, OsStr::new(CONTENT)),
@@ -656,36 +641,40 @@ impl Tree {
             (false, true),
         );
         // Its dates come back, except a passed expiry (it would expire again).
-        let mut dates = self.entry_dates(&eh, id);
+        let mut dates = self.entry_dates(tree, &eh, id);
         if entry.reason == Reason::Expired {
             dates.expires = None;
         }
         if !dates.is_empty() {
-            let id = self.dir_id(&dir)?;
-            let sealed = lifecycle::seal(&self.keys.lifecycle, &self.lc_owner(&id, &host), &dates);
+            let id = tree.dir_id(&dir)?;
+            let sealed = lifecycle::seal(
+                &tree.keys.lifecycle,
+                &self.lifecycle.lc_owner(tree, &id, &host),
+                &dates,
+            );
             dir.handle()?
                 .create_child_with(&record_name(&host), &sealed, 0o600)?;
         }
-        self.remove_entry(id)?;
-        let path = self.path_of(&dir, &name);
-        self.audit(
+        self.remove_entry(tree, id)?;
+        let path = tree.path_of(&dir, &name);
+        self.events.audit(
             crate::format::audit::Event::Restore,
             &entry.path,
             &path,
             0,
             "from the trash",
         );
-        self.lifecycle_changed();
-        self.emit(super::events::Change::Saved {
+        self.events.lifecycle_changed();
+        self.events.emit(super::events::Change::Saved {
             path: path.clone(),
             version: 0,
         });
         Ok(path)
     }
 
-    fn remove_entry(&self, id: &str) -> io::Result<()> {
+    fn remove_entry(&self, tree: &Tree, id: &str) -> io::Result<()> {
         let t = self
-            .trash_dir(false)?
+            .trash_dir(tree, false)?
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         let e = t.lookup(OsStr::new(id))?;
         for n in e.read_names()? {
@@ -695,8 +684,8 @@ impl Tree {
     }
 
     /// Deletes trash entries for good (content, versions and record).
-    pub fn purge(&self, entries: &[Entry]) -> io::Result<usize> {
-        self.writable_check()?;
+    pub fn purge(&self, tree: &Tree, entries: &[Entry]) -> io::Result<usize> {
+        tree.writable_check()?;
         let mut n = 0;
         let now = SystemTime::now();
         for e in entries {
@@ -704,21 +693,22 @@ impl Tree {
                 log::info!("trash entry {} is retained: not purged", e.id);
                 continue;
             }
-            self.purge_one(e, e.reason.as_str())?;
+            self.purge_one(tree, e, e.reason.as_str())?;
             n += 1;
         }
         if n > 0 {
             // Old blocks of what was purged may be in the crash journal.
-            self.journal.forget_if_idle()?;
+            tree.content.journal.forget_if_idle()?;
         }
         Ok(n)
     }
 
-    fn purge_one(&self, e: &Entry, detail: &str) -> io::Result<()> {
-        self.remove_entry(&e.id)?;
+    fn purge_one(&self, tree: &Tree, e: &Entry, detail: &str) -> io::Result<()> {
+        self.remove_entry(tree, &e.id)?;
         log::info!("purged trash entry {} ({detail})", e.id);
-        self.audit(crate::format::audit::Event::Purge, &e.path, b"", 0, detail);
-        self.emit(super::events::Change::Purged {
+        self.events
+            .audit(crate::format::audit::Event::Purge, &e.path, b"", 0, detail);
+        self.events.emit(super::events::Change::Purged {
             path: e.path.clone(),
         });
         Ok(())
@@ -726,14 +716,14 @@ impl Tree {
 
     /// Whether the vault's disk is low on space (issue 10.3): less free
     /// than 5 % of the disk or 1 GiB, whichever is smaller.
-    pub fn low_on_space(&self) -> bool {
-        self.space_deficit() > 0
+    pub fn low_on_space(&self, tree: &Tree) -> bool {
+        self.space_deficit(tree) > 0
     }
 
     /// Bytes missing to bring the vault's disk back over the low-space
     /// threshold (0: not low).
-    pub fn space_deficit(&self) -> u64 {
-        self.statfs().map(|s| space_deficit(&s)).unwrap_or(0)
+    pub fn space_deficit(&self, tree: &Tree) -> u64 {
+        tree.statfs().map(|s| space_deficit(&s)).unwrap_or(0)
     }
 
     /// When the disk is low on space, purges the trash entries that
@@ -742,22 +732,22 @@ impl Tree {
     /// not; never a retained entry, one of the newest, or one from the
     /// last days). Each purge is logged and audited ("low disk space").
     /// Returns how many went.
-    pub fn purge_for_space(&self) -> io::Result<usize> {
-        if self.read_only() {
+    pub fn purge_for_space(&self, tree: &Tree) -> io::Result<usize> {
+        if tree.read_only() {
             return Ok(0);
         }
-        let deficit = self.space_deficit();
+        let deficit = self.space_deficit(tree);
         if deficit == 0 {
             return Ok(0);
         }
         let now = SystemTime::now();
-        let entries = self.trash_entries()?;
+        let entries = self.trash_entries(tree)?;
         let sized: Vec<SpaceEntry> = entries
             .iter()
             .map(|e| SpaceEntry {
                 deleted: e.deleted,
                 retained: e.retain_until.is_some_and(|r| r > now),
-                bytes: self.entry_bytes(&e.id),
+                bytes: self.entry_bytes(tree, &e.id),
             })
             .collect();
         let plan = plan_space(&sized, deficit, now);
@@ -779,22 +769,24 @@ impl Tree {
         let mut n = 0;
         for i in &plan.purge {
             let e = &entries[*i];
-            self.purge_one(e, &format!("low disk space ({})", e.reason.as_str()))?;
+            self.purge_one(tree, e, &format!("low disk space ({})", e.reason.as_str()))?;
             n += 1;
         }
         log::warn!("the disk is low on space: {n} trash entries purged early, oldest first");
-        self.journal.forget_if_idle()?;
+        tree.content.journal.forget_if_idle()?;
         Ok(n)
     }
 
     /// Host bytes one trash entry takes (content, versions, records).
-    fn entry_bytes(&self, id: &str) -> u64 {
-        self.entry_handle(id).map(|e| host_bytes(&e)).unwrap_or(0)
+    fn entry_bytes(&self, tree: &Tree, id: &str) -> u64 {
+        self.entry_handle(tree, id)
+            .map(|e| host_bytes(&e))
+            .unwrap_or(0)
     }
 
     /// Host bytes the trash takes (contents, versions, records).
-    pub fn trash_bytes(&self) -> io::Result<u64> {
-        let Some(t) = self.trash_dir(false)? else {
+    pub fn trash_bytes(&self, tree: &Tree) -> io::Result<u64> {
+        let Some(t) = self.trash_dir(tree, false)? else {
             return Ok(0);
         };
         Ok(t.read_names()?
@@ -805,13 +797,13 @@ impl Tree {
     }
 
     /// The vault's trash policy.
-    pub fn trash_policy(&self) -> Policy {
+    pub fn trash_policy(&self, tree: &Tree) -> Policy {
         let days = self
-            .trash_dir(false)
+            .trash_dir(tree, false)
             .ok()
             .flatten()
             .and_then(|t| t.read_child(OsStr::new(SETTINGS)).ok())
-            .and_then(|b| self.keys.trash.open(b"quire/v1/trash-settings", &b).ok())
+            .and_then(|b| tree.keys.trash.open(b"quire/v1/trash-settings", &b).ok())
             .and_then(|b| {
                 b.get(..4)
                     .map(|d| u32::from_be_bytes(d.try_into().unwrap()))
@@ -823,14 +815,14 @@ impl Tree {
     }
 
     /// Sets the trash window (days deleted notes are kept).
-    pub fn set_trash_days(&self, days: u32) -> io::Result<()> {
-        self.writable_check()?;
-        let t = self.trash_dir(true)?.expect("created");
-        let sealed = self
+    pub fn set_trash_days(&self, tree: &Tree, days: u32) -> io::Result<()> {
+        tree.writable_check()?;
+        let t = self.trash_dir(tree, true)?.expect("created");
+        let sealed = tree
             .keys
             .trash
             .seal(b"quire/v1/trash-settings", &days.to_be_bytes());
-        super::tree::replace_record(&t, OsStr::new(SETTINGS), &sealed, true)
+        crate::vault::tree::replace_record(&t, OsStr::new(SETTINGS), &sealed, true)
     }
 }
 

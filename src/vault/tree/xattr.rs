@@ -6,12 +6,13 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
-use std::time::SystemTime;
-
-use super::lifecycle;
-use super::node::{Kind, Node};
-use super::tree::{Tree, eio};
+use super::hooks::XattrOp;
+use super::{Tree, eio};
 use crate::format::records;
+use crate::vault::node::{Kind, Node};
+
+/// The attribute names Quire reserves for itself (docs/FORMAT.md §15).
+pub(crate) const RESERVED: &[u8] = b"user.quire.";
 
 fn errno(e: i32) -> io::Error {
     io::Error::from_raw_os_error(e)
@@ -26,7 +27,7 @@ impl Tree {
         }
         match node.kind {
             Kind::Dir => self.dir_id(node).map(Some),
-            _ => self.file_id(node).map(Some),
+            _ => self.content.file_id(node).map(Some),
         }
     }
 
@@ -44,45 +45,20 @@ impl Tree {
         Ok(records::xattr_host_name(&self.keys.xattr_name, b))
     }
 
-    /// The lifecycle date an attribute name stands for (§15): `Some(true)`
-    /// expiry, `Some(false)` retention; other `user.quire.` names are
-    /// reserved (EINVAL).
-    fn lifecycle_attr(name: &OsStr) -> io::Result<Option<bool>> {
-        let b = name.as_bytes();
-        if b == lifecycle::XATTR_EXPIRES.as_bytes() {
-            Ok(Some(true))
-        } else if b == lifecycle::XATTR_RETAIN.as_bytes() {
-            Ok(Some(false))
-        } else if b.starts_with(b"user.quire.") {
-            Err(errno(libc::EINVAL))
-        } else {
-            Ok(None)
+    /// An attribute a feature answers (`user.quire.expires`, …): its
+    /// answer, or `None`. Other `user.quire.` names are reserved (EINVAL).
+    fn feature_attr(
+        &self,
+        node: &Node,
+        name: &OsStr,
+        op: XattrOp,
+    ) -> Option<io::Result<Option<Vec<u8>>>> {
+        if let Some(r) = self.hooks().xattr(self, node, name, op) {
+            return Some(r);
         }
-    }
-
-    fn change_date(&self, node: &Node, expiry: bool, value: Option<String>) -> io::Result<()> {
-        let mut c = lifecycle::Change::default();
-        if expiry {
-            c.expires = Some(value);
-        } else {
-            c.retain_until = Some(value);
-        }
-        match self.change_dates(node, &c, SystemTime::now()) {
-            Ok(_) => Ok(()),
-            Err(lifecycle::Error::Refused(r)) => {
-                log::info!("a date change was refused: {r}");
-                Err(errno(r.errno()))
-            }
-            Err(lifecycle::Error::Io(e)) => Err(e),
-        }
-    }
-
-    fn date_value(&self, node: &Node, expiry: bool) -> io::Result<Option<String>> {
-        if node.kind != Kind::File {
-            return Ok(None);
-        }
-        let d = self.dates(node)?;
-        Ok(if expiry { d.expires } else { d.retain_until })
+        name.as_bytes()
+            .starts_with(RESERVED)
+            .then(|| Err(errno(libc::EINVAL)))
     }
 
     /// Sets an attribute (`flags`: XATTR_CREATE / XATTR_REPLACE).
@@ -90,19 +66,8 @@ impl Tree {
         if self.read_only() {
             return Err(errno(libc::EROFS));
         }
-        if let Some(expiry) = Self::lifecycle_attr(name)? {
-            let text = std::str::from_utf8(value)
-                .map_err(|_| errno(libc::EINVAL))?
-                .trim_end_matches(['\0', '\n'])
-                .to_string();
-            let cur = self.date_value(node, expiry)?;
-            if flags & libc::XATTR_CREATE != 0 && cur.is_some() {
-                return Err(errno(libc::EEXIST));
-            }
-            if flags & libc::XATTR_REPLACE != 0 && cur.is_none() {
-                return Err(errno(libc::ENODATA));
-            }
-            return self.change_date(node, expiry, Some(text));
+        if let Some(r) = self.feature_attr(node, name, XattrOp::Set(value, flags)) {
+            return r.map(|_| ());
         }
         let host = self.xattr_host(node, name)?;
         let owner = self.xattr_owner(node)?;
@@ -113,17 +78,18 @@ impl Tree {
             value,
         );
         node.handle()?.set_xattr(&host, &sealed, flags)?;
-        self.host_settled(node);
+        self.content.host_settled(node);
         Ok(())
     }
 
     /// Gets an attribute's value.
     pub fn get_xattr(&self, node: &Node, name: &OsStr) -> io::Result<Vec<u8>> {
-        if let Some(expiry) = Self::lifecycle_attr(name).map_err(|_| errno(libc::ENODATA))? {
-            return self
-                .date_value(node, expiry)?
-                .map(String::into_bytes)
-                .ok_or_else(|| errno(libc::ENODATA));
+        if let Some(r) = self.feature_attr(node, name, XattrOp::Get) {
+            return match r {
+                Ok(v) => v.ok_or_else(|| errno(libc::ENODATA)),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(errno(libc::ENODATA)),
+                Err(e) => Err(e),
+            };
         }
         let host = match self.xattr_host(node, name) {
             Ok(h) => h,
@@ -159,16 +125,7 @@ impl Tree {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
-        if node.kind == Kind::File
-            && let Ok(d) = self.dates(node)
-        {
-            if d.expires.is_some() {
-                out.push(lifecycle::XATTR_EXPIRES.as_bytes().to_vec());
-            }
-            if d.retain_until.is_some() {
-                out.push(lifecycle::XATTR_RETAIN.as_bytes().to_vec());
-            }
-        }
+        self.hooks().xattr_names(self, node, &mut out);
         for host in node.handle()?.list_xattr()? {
             match records::xattr_plain_name(&self.keys.xattr_name, &host) {
                 None => {}
@@ -203,15 +160,12 @@ impl Tree {
         if self.read_only() {
             return Err(errno(libc::EROFS));
         }
-        if let Some(expiry) = Self::lifecycle_attr(name)? {
-            if self.date_value(node, expiry)?.is_none() {
-                return Err(errno(libc::ENODATA));
-            }
-            return self.change_date(node, expiry, None);
+        if let Some(r) = self.feature_attr(node, name, XattrOp::Remove) {
+            return r.map(|_| ());
         }
         let host = self.xattr_host(node, name)?;
         node.handle()?.remove_xattr(&host)?;
-        self.host_settled(node);
+        self.content.host_settled(node);
         Ok(())
     }
 }
