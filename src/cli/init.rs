@@ -56,7 +56,7 @@ impl KdfArgs {
         };
         if !p.in_bounds() || p.exceeds(&Argon2Params::CEILING) {
             return Err(super::exit::fail(
-                super::Code::Usage,
+                super::exit::Code::Usage,
                 "Argon2 parameters out of range",
             ));
         }
@@ -104,7 +104,7 @@ pub fn create(
                 .open(f)
                 .map_err(|e| {
                     super::exit::fail(
-                        super::Code::Io,
+                        super::exit::Code::Io,
                         format!(
                             "cannot create the recovery key file {} ({e}); nothing was created",
                             f.display()

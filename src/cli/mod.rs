@@ -24,9 +24,10 @@ mod unmount;
 
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub use exit::Code;
+pub use password::PasswordArgs;
 
 /// Quire: an encrypted, versioned notebook you mount as an ordinary folder.
 ///
@@ -43,30 +44,6 @@ pub use exit::Code;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Where the password comes from (for scripts; a terminal prompt otherwise).
-#[derive(Args, Debug, Clone, Default)]
-pub struct PasswordArgs {
-    /// Read the password from the first line of FILE.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "QUIRE_PASSWORD_FILE",
-        conflicts_with = "password_command",
-        global = true
-    )]
-    password_file: Option<PathBuf>,
-    /// Run CMD with `sh -c` and use the first line it prints as the password.
-    #[arg(long, value_name = "CMD", global = true)]
-    password_command: Option<String>,
-    /// Unlock with the recovery key instead of the password (asked on the
-    /// terminal, or read from --recovery-key-file).
-    #[arg(long, global = true)]
-    recovery_key: bool,
-    /// Read the recovery key from FILE (implies --recovery-key).
-    #[arg(long, value_name = "FILE", global = true)]
-    recovery_key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

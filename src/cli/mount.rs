@@ -9,7 +9,8 @@ use clap::Args;
 
 use super::exit::{Code, fail};
 use super::init::KdfArgs;
-use super::{PasswordArgs, daemon, password, paths, runtime};
+use super::password::PasswordArgs;
+use super::{daemon, password, paths, runtime};
 use crate::vault::{self, LockedVault};
 
 /// Arguments of `quire mount`.

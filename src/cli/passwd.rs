@@ -6,7 +6,8 @@ use anyhow::Result;
 use clap::Args;
 
 use super::init::KdfArgs;
-use super::{PasswordArgs, password, paths};
+use super::password::PasswordArgs;
+use super::{password, paths};
 
 /// Arguments of `quire passwd`.
 #[derive(Args, Debug)]

@@ -3,15 +3,40 @@
 //! scripts. Never from the command line itself.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
 use std::process::{Command, Stdio};
 
 use anyhow::Result;
 
-use super::PasswordArgs;
 use super::exit::{Code, fail};
 use crate::crypto::{Key32, Password};
 use crate::vault::{self, LockedVault, Secret, UnlockedVault, recovery};
+
+/// Where the password comes from (for scripts; a terminal prompt otherwise).
+#[derive(Args, Debug, Clone, Default)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "QUIRE_PASSWORD_FILE",
+        conflicts_with = "password_command",
+        global = true
+    )]
+    pub(crate) password_file: Option<PathBuf>,
+    /// Run CMD with `sh -c` and use the first line it prints as the password.
+    #[arg(long, value_name = "CMD", global = true)]
+    pub(crate) password_command: Option<String>,
+    /// Unlock with the recovery key instead of the password (asked on the
+    /// terminal, or read from --recovery-key-file).
+    #[arg(long, global = true)]
+    recovery_key: bool,
+    /// Read the recovery key from FILE (implies --recovery-key).
+    #[arg(long, value_name = "FILE", global = true)]
+    recovery_key_file: Option<PathBuf>,
+}
 
 fn first_line(bytes: Vec<u8>) -> Vec<u8> {
     let mut b = zeroize::Zeroizing::new(bytes);

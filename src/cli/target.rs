@@ -9,7 +9,8 @@ use anyhow::Result;
 use clap::Args;
 
 use super::exit::{Code, fail};
-use super::{PasswordArgs, password, paths, runtime};
+use super::password::PasswordArgs;
+use super::{password, paths, runtime};
 use crate::control::{self, Request, Response};
 use crate::store::lock::VaultLock;
 use crate::vault::{Notebook, UnlockedVault};

@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::ffi::OsStr;
 use std::path::Path;
 
+use super::UnlockedVault;
+use super::error::Error;
 use super::features::Features;
 use super::tree::Tree;
-use super::{Error, UnlockedVault};
 use crate::crypto::{AeadKey, SubKeys};
 
 const AAD: &[u8] = b"quire/v1/log";
@@ -145,7 +146,7 @@ impl Features {
                         .find(|e| e.host() == OsStr::new(comp))?;
                     let v = (
                         e.name.to_string_lossy().into_owned(),
-                        e.kind == super::Kind::Dir,
+                        e.kind == super::node::Kind::Dir,
                     );
                     names.0.insert(key, v.clone());
                     v

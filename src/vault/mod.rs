@@ -10,6 +10,7 @@ pub mod audit;
 pub mod check;
 pub mod content;
 pub mod debris;
+mod error;
 pub mod events;
 pub mod expiry;
 pub mod features;
@@ -33,67 +34,18 @@ pub use crate::format::audit::{Event as AuditEvent, Record as AuditRecord};
 pub use crate::format::lifecycle::Dates;
 pub use crate::store::host::Time;
 pub use content::OpenFile;
+pub use error::Error;
 pub use node::{Attr, Kind, Node, open_handles};
 pub use notebook::Notebook;
 pub use tree::{DirEntry, Owner, Tree};
 
 use crate::crypto::kdf::Argon2Params;
 use crate::crypto::{Key32, MasterKey, Password, SubKeys, random};
-use crate::format::FormatError;
 use crate::format::config::{Config, Unlock};
 use crate::format::dirid;
 use crate::store::host::Handle;
 use crate::store::lock::{LockError, VaultLock};
 use crate::store::{Layout, atomic};
-
-/// Everything that can go wrong opening or changing a vault.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// No vault (and no folder) at the path.
-    #[error("there is no vault at {0}")]
-    NoVault(PathBuf),
-    /// A folder that is not a Quire vault.
-    #[error("{0} is not a Quire vault (it has no quire.conf)")]
-    NotAVault(PathBuf),
-    /// `init` on a folder that is not empty.
-    #[error("{0} already exists and is not empty")]
-    Exists(PathBuf),
-    /// The config was refused.
-    #[error("{path}: {source}")]
-    Format {
-        /// Config path.
-        path: PathBuf,
-        /// Why.
-        source: FormatError,
-    },
-    /// No password slot opened.
-    #[error("wrong password")]
-    WrongPassword,
-    /// `quire.conf` was changed outside Quire (a slot added, removed or
-    /// swapped; flags cleared; the key-derivation cost lowered).
-    #[error("quire.conf was modified: {0}")]
-    ConfigModified(String),
-    /// The recovery slot did not open.
-    #[error("wrong recovery key")]
-    WrongRecoveryKey,
-    /// The recovery key text is malformed.
-    #[error("that is not a recovery key: {0}")]
-    BadRecoveryKey(&'static str),
-    /// Another process holds the vault lock.
-    #[error("the vault at {0} is in use (already mounted, or another quire command is running)")]
-    Busy(PathBuf),
-    /// The ciphertext tree is damaged beyond opening.
-    #[error("the vault's data folder is damaged: {0}")]
-    Damaged(String),
-    /// Operating system error.
-    #[error("{context}: {source}")]
-    Io {
-        /// What we were doing (never contains plaintext).
-        context: String,
-        /// The error.
-        source: io::Error,
-    },
-}
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Io {

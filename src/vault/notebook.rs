@@ -174,7 +174,7 @@ impl Notebook {
     }
 
     /// When the disk is low on space, purges the trash entries that
-    /// [`plan_space`] picks (oldest first, only as many as bring free
+    /// [`crate::vault::trash::plan_space`] picks (oldest first, only as many as bring free
     /// space back over the threshold, and none if all it may purge would
     /// not; never a retained entry, one of the newest, or one from the
     /// last days). Each purge is logged and audited ("low disk space").
@@ -191,7 +191,7 @@ impl Notebook {
     /// Opens a trash entry's content for reading in bounded pieces (the
     /// `.trash` view and `check`: a 16 GiB note in the trash is never read
     /// whole, issue 16.12).
-    pub fn open_trash_entry(&self, id: &str) -> io::Result<super::OpenFile> {
+    pub fn open_trash_entry(&self, id: &str) -> io::Result<super::content::OpenFile> {
         self.f.trash.open_trash_entry(&self.tree, id)
     }
 

@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::Error;
+use super::error::Error;
 use crate::crypto::Key32;
 
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";

@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use super::Content;
+use super::{Content, HostState, Parked};
 use crate::crypto::mac::xor_into;
 use crate::crypto::random;
 use crate::format::content::{self, CBLOCK};
@@ -22,22 +22,6 @@ use crate::vault::util::eio;
 const GROUP: u64 = 256;
 /// Most parked MACs kept (about 80 bytes each).
 const MAX_PARKED: usize = 16384;
-
-/// A block MAC this mount verified (and kept current) for a file whose
-/// node the kernel has since forgotten, so that its next open does not
-/// read the whole file again. Trusted only for the same file (ID and the
-/// sealed MAC in its header) while the host file's change time and size
-/// are the ones seen when it was parked: any write to the host file,
-/// Quire's or another's, changes its ctime.
-#[derive(Clone, Copy)]
-pub(crate) struct Parked {
-    id: [u8; 16],
-    mac: [u8; 32],
-    seen: HostState,
-}
-
-/// A host file's (ctime s, ctime ns, size): what any write to it changes.
-pub(crate) type HostState = (i64, i64, i64);
 
 fn host_state(file: &File) -> Option<HostState> {
     use std::os::unix::fs::MetadataExt;

@@ -62,7 +62,7 @@ impl Content {
         Ok(of.unrecorded.swap(false, Ordering::AcqRel))
     }
 
-    /// Commits a node's changes in progress (see [`super::journal`]).
+    /// Commits a node's changes in progress (see [`crate::vault::journal`]).
     pub(crate) fn commit(&self, node: &Node) -> io::Result<()> {
         let _g = node.io.write().unwrap_or_else(|e| e.into_inner());
         self.journal.commit(&node.undo).map(|_| ())

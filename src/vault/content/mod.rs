@@ -26,13 +26,31 @@ use super::util::eio;
 use crate::crypto::SubKeys;
 use crate::crypto::mac::BlockMacKey;
 use crate::format::content::{self, BLOCK, Layout};
-use crate::store::host::seek_extent;
-use sparse::Slot;
 
 /// What is done before the first change to a file since its last commit,
 /// while its content is still intact (the history keeps a note's first
 /// version then): given the node and the open host file.
 pub type FirstChange<'a> = &'a dyn Fn(&Node, &File);
+
+/// A run of holes verified: (host inode, first slot, marker slot, the
+/// marker's sealed bytes).
+pub(crate) type VerifiedRun = (u64, u64, u64, [u8; content::MARKER_LEN]);
+
+/// A block MAC this mount verified (and kept current) for a file whose
+/// node the kernel has since forgotten, so that its next open does not
+/// read the whole file again. Trusted only for the same file (ID and the
+/// sealed MAC in its header) while the host file's change time and size
+/// are the ones seen when it was parked: any write to the host file,
+/// Quire's or another's, changes its ctime.
+#[derive(Clone, Copy)]
+pub(crate) struct Parked {
+    id: [u8; 16],
+    mac: [u8; 32],
+    seen: HostState,
+}
+
+/// A host file's (ctime s, ctime ns, size): what any write to it changes.
+pub(crate) type HostState = (i64, i64, i64);
 
 /// The content engine of an unlocked vault.
 pub struct Content {
@@ -52,10 +70,10 @@ pub struct Content {
     /// The last run of holes verified: (host inode, first slot, marker
     /// slot, the marker's sealed bytes). Trusted only while the marker is
     /// unchanged; also cleared by changes to that file.
-    pub(crate) hole_cache: Mutex<Option<sparse::VerifiedRun>>,
+    pub(crate) hole_cache: Mutex<Option<VerifiedRun>>,
     /// Block MACs verified in this mount whose nodes the kernel forgot,
-    /// by host inode (see [`blockmac::Parked`]).
-    pub(crate) parked_macs: Mutex<HashMap<u64, blockmac::Parked>>,
+    /// by host inode (see [`Parked`]).
+    pub(crate) parked_macs: Mutex<HashMap<u64, Parked>>,
 }
 
 /// The content format flags a vault was made with.
@@ -463,61 +481,6 @@ impl Drop for OpenFile {
         self.node
             .opens
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl Content {
-    /// `lseek(SEEK_DATA / SEEK_HOLE)` (issue 16.14): answered from the
-    /// file's hole runs, so `cp`, `tar --sparse` and backup tools skip them
-    /// instead of reading every zero. A host hole is a run of hole slots
-    /// (FORMAT §4); a marker slot closes a run and reads as zeros too. The
-    /// answers are hints, as POSIX allows: reads still verify every block.
-    /// `data`: `SEEK_DATA`, else `SEEK_HOLE`.
-    pub fn seek_data(&self, of: &OpenFile, offset: u64, data: bool) -> io::Result<u64> {
-        let (node, file) = (&of.node, &of.file);
-        let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
-        let (_, psize) = self.sizes(node, file)?;
-        if offset >= psize {
-            return Err(io::Error::from_raw_os_error(libc::ENXIO));
-        }
-        if !self.sparse {
-            return Ok(if data { offset } else { psize });
-        }
-        let k = self.key(node, file)?;
-        let final_block = content::block_count(psize) - 1;
-        // The slot where the next host data (or hole) starts, from slot n.
-        let next = |n: u64, data: bool| {
-            seek_extent(file, self.layout.block_offset(n), data)
-                .map_or(final_block, |h| self.layout.slot_at(h))
-        };
-        let mut n = offset / BLOCK;
-        while n < final_block {
-            if data {
-                let m = next(n, true).max(n);
-                if m >= final_block {
-                    break;
-                }
-                match self.slot_kind(k, file, m)? {
-                    Slot::Data => return Ok((m * BLOCK).max(offset)),
-                    // A run's marker (or zeros a copy wrote out): still a hole.
-                    Slot::Marker(_) | Slot::Zero => n = m + 1,
-                }
-            } else {
-                match self.slot_kind(k, file, n)? {
-                    Slot::Zero | Slot::Marker(_) => return Ok((n * BLOCK).max(offset)),
-                    Slot::Data => {
-                        // Jump to the slot where the next host hole starts.
-                        n = next(n + 1, false).max(n + 1);
-                    }
-                }
-            }
-        }
-        // The final block is always data; the end of the file is a hole.
-        Ok(if data {
-            (final_block * BLOCK).max(offset)
-        } else {
-            psize
-        })
     }
 }
 

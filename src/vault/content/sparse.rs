@@ -11,14 +11,11 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use super::Content;
+use super::{Content, OpenFile};
+use crate::store::host::seek_extent;
 use crate::vault::node::{FileKey, Node};
 
 use crate::format::content::{self, BLOCK, CBLOCK, MARKER_LEN};
-
-/// A run of holes verified: (host inode, first slot, marker slot, the
-/// marker's sealed bytes).
-pub(crate) type VerifiedRun = (u64, u64, u64, [u8; MARKER_LEN]);
 
 /// What a block slot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,5 +275,60 @@ pub(crate) fn check_size(off: u64, len: u64) -> io::Result<u64> {
     match off.checked_add(len) {
         Some(e) if e <= content::MAX_FILE_SIZE => Ok(e),
         _ => Err(io::Error::from_raw_os_error(libc::EFBIG)),
+    }
+}
+
+impl Content {
+    /// `lseek(SEEK_DATA / SEEK_HOLE)` (issue 16.14): answered from the
+    /// file's hole runs, so `cp`, `tar --sparse` and backup tools skip them
+    /// instead of reading every zero. A host hole is a run of hole slots
+    /// (FORMAT §4); a marker slot closes a run and reads as zeros too. The
+    /// answers are hints, as POSIX allows: reads still verify every block.
+    /// `data`: `SEEK_DATA`, else `SEEK_HOLE`.
+    pub fn seek_data(&self, of: &OpenFile, offset: u64, data: bool) -> io::Result<u64> {
+        let (node, file) = (&of.node, &of.file);
+        let _g = node.io.read().unwrap_or_else(|e| e.into_inner());
+        let (_, psize) = self.sizes(node, file)?;
+        if offset >= psize {
+            return Err(io::Error::from_raw_os_error(libc::ENXIO));
+        }
+        if !self.sparse {
+            return Ok(if data { offset } else { psize });
+        }
+        let k = self.key(node, file)?;
+        let final_block = content::block_count(psize) - 1;
+        // The slot where the next host data (or hole) starts, from slot n.
+        let next = |n: u64, data: bool| {
+            seek_extent(file, self.layout.block_offset(n), data)
+                .map_or(final_block, |h| self.layout.slot_at(h))
+        };
+        let mut n = offset / BLOCK;
+        while n < final_block {
+            if data {
+                let m = next(n, true).max(n);
+                if m >= final_block {
+                    break;
+                }
+                match self.slot_kind(k, file, m)? {
+                    Slot::Data => return Ok((m * BLOCK).max(offset)),
+                    // A run's marker (or zeros a copy wrote out): still a hole.
+                    Slot::Marker(_) | Slot::Zero => n = m + 1,
+                }
+            } else {
+                match self.slot_kind(k, file, n)? {
+                    Slot::Zero | Slot::Marker(_) => return Ok((n * BLOCK).max(offset)),
+                    Slot::Data => {
+                        // Jump to the slot where the next host hole starts.
+                        n = next(n + 1, false).max(n + 1);
+                    }
+                }
+            }
+        }
+        // The final block is always data; the end of the file is a hole.
+        Ok(if data {
+            (final_block * BLOCK).max(offset)
+        } else {
+            psize
+        })
     }
 }

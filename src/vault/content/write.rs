@@ -191,6 +191,7 @@ impl Content {
     /// vaults): the old final block is re-sealed as a full, non-final
     /// block, the blocks between become a run of holes (never written, so
     /// a host hole), and the data is sealed from its own block on.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn write_past_gap(
         &self,
         of: &OpenFile,

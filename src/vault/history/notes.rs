@@ -110,7 +110,7 @@ impl History {
         use std::os::unix::ffi::OsStrExt;
         let mut out = Vec::new();
         tree.walk_files(&mut |dir, e, p| {
-            if super::debris::is_debris(e.name.as_bytes()) {
+            if crate::vault::debris::is_debris(e.name.as_bytes()) {
                 return;
             }
             if let Ok((_, a)) = tree.lookup_entry(dir, e) {

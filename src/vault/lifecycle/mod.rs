@@ -9,7 +9,7 @@
 //! before it, and cannot be shortened or removed while it lasts; an expiry
 //! before the retention date is refused. When its expiry passes a note goes
 //! to the trash ("expired"), and is purged with the trash's window.
-//! Planning is a pure function of (notes, trash, policy, now): [`plan`].
+//! The sweep that applies them is `vault::expiry`.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;

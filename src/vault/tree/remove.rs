@@ -30,7 +30,7 @@ impl Tree {
     }
 
     /// Removes a non-directory name, to the trash with `reason` where the
-    /// trash takes it (a feature [`Hooks::take`]s it).
+    /// trash takes it (a feature [`super::Hooks::take`]s it).
     pub(crate) fn remove_file(
         &self,
         dir: &Arc<Node>,

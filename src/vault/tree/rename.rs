@@ -1,7 +1,7 @@
 //! Renaming entries (the part of the namespace with the most cases:
 //! directories over directories, exchanges, symlink binding records, and
 //! keeping nodes and the crash journal in step with the names). Features
-//! follow through [`Hooks::before_rename`] and [`Hooks::renamed`].
+//! follow through [`super::Hooks::before_rename`] and [`super::Hooks::renamed`].
 
 use std::ffi::OsStr;
 use std::io;
@@ -188,7 +188,7 @@ impl Tree {
         }
         if exchange && let Some(n) = &replaced {
             n.relocate(dir.clone(), ah.to_owned());
-            self.content.host_settled(&n);
+            self.content.host_settled(n);
         }
         self.hooks().renamed(self, &r);
         Ok(())
