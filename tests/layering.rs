@@ -130,30 +130,9 @@ fn no_import_circle_inside_the_lower_modules() {
                     .collect()
             })
             .collect();
-        // Depth-first search for a back edge.
-        fn visit(n: usize, e: &[Vec<usize>], state: &mut [u8], path: &mut Vec<usize>) -> bool {
-            state[n] = 1;
-            path.push(n);
-            for &m in &e[n] {
-                if state[m] == 1 {
-                    path.push(m);
-                    return true;
-                }
-                if state[m] == 0 && visit(m, e, state, path) {
-                    return true;
-                }
-            }
-            path.pop();
-            state[n] = 2;
-            false
-        }
-        let mut state = vec![0u8; files.len()];
-        for n in 0..files.len() {
-            let mut path = Vec::new();
-            if state[n] == 0 && visit(n, &edges, &mut state, &mut path) {
-                let names: Vec<&str> = path.iter().map(|&i| files[i].as_str()).collect();
-                panic!("import circle in src/{module}: {}", names.join(" -> "));
-            }
+        if let Some(path) = find_cycle(&edges) {
+            let names: Vec<&str> = path.iter().map(|&i| files[i].as_str()).collect();
+            panic!("import circle in src/{module}: {}", names.join(" -> "));
         }
     }
 }

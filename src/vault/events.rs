@@ -141,7 +141,7 @@ impl Events {
         super::audit::read(&tree.keys, path, head.as_deref())
     }
 
-    /// Wakes whoever waits on [`Tree::lifecycle_waker`].
+    /// Wakes whoever waits on [`Events::lifecycle_waker`].
     pub(crate) fn lifecycle_changed(&self) {
         self.lifecycle_wake.wake();
     }

@@ -227,7 +227,7 @@ impl Content {
     }
 
     /// Punches slots `x..=y` on the host and writes the marker of the run
-    /// `start..=end` (from [`Tree::plan_holes`]).
+    /// `start..=end` (from [`Content::plan_holes`]).
     pub(crate) fn make_holes(
         &self,
         k: &FileKey,

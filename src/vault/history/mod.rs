@@ -192,7 +192,7 @@ impl History {
         self.save_version_inner(tree, node, None, origin)
     }
 
-    /// [`Tree::save_version`] reading through a descriptor already open.
+    /// [`History::save_version`] reading through a descriptor already open.
     pub(crate) fn save_version_from(&self, tree: &Tree, node: &Node, file: &File, origin: Origin) {
         self.save_version_inner(tree, node, Some(file), origin)
     }

@@ -101,7 +101,7 @@ impl History {
         })
     }
 
-    /// [`Tree::scan`] without the owner check: also returns where the
+    /// [`History::scan`] without the owner check: also returns where the
     /// stream says it belongs.
     pub(crate) fn scan_raw(&self, s: &Stream) -> io::Result<Scanned<Owner>> {
         let bytes = Zeroizing::new(read_all(&s.file)?);
