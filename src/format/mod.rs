@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod conflicts;
 pub mod content;
 pub mod dirid;
 pub mod history;
