@@ -202,7 +202,7 @@ fn tampered_truncated_swapped_zeroed_blocks_read_as_eio() {
             .any(|l| l.contains("failed authentication") && l.contains("file note.bin")),
         "{log}"
     );
-    let raw = std::fs::read(w.vault.join("quire.log")).unwrap();
+    let raw = std::fs::read(w.local().join("quire.log")).unwrap();
     assert!(!raw.windows(8).any(|x| x == b"note.bin"));
 }
 

@@ -388,7 +388,7 @@ fn sigkill_at_random_instants_leaves_old_or_new() {
     for round in 0..rounds {
         let o = w.mount_output(&[]);
         if !o.status.success() {
-            let lock = w.vault.join("quire.lock");
+            let lock = w.vault.clone();
             let holders = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(format!(
@@ -487,7 +487,7 @@ fn a_read_only_mount_after_a_crash_says_how_to_roll_back() {
     f.write_all_at(&[b'x'; 10000], 0).unwrap();
     kill_daemon(&w, pid, m, || drop(f));
     assert!(
-        w.vault.join("quire.undo").exists(),
+        w.local().join("quire.undo").exists(),
         "the change was journaled"
     );
     let o = w.mount_output(&["--read-only"]);

@@ -125,7 +125,7 @@ fn a_note_expires_to_the_trash_and_its_purge_leaves_no_ciphertext() {
     check("mounted");
     // The crash journal held the first version's blocks (saved before the
     // second save overwrote them): emptied by the purge.
-    let undo = std::fs::metadata(w.vault.join("quire.undo")).map_or(0, |m| m.len());
+    let undo = std::fs::metadata(w.local().join("quire.undo")).map_or(0, |m| m.len());
     assert_eq!(
         undo, 0,
         "quire.undo still holds {undo} bytes after the purge"

@@ -64,10 +64,13 @@ fn canary_never_reaches_the_disk() {
         }),
         "the canary note was not indexed"
     );
-    assert!(w.vault.join("index").is_dir());
+    assert!(w.local().join("index").is_dir());
+    assert!(!w.vault.join("index").exists());
     m.unmount();
     // Every file, name, symlink target and xattr under the vault folder.
     assert_eq!(contains_bytes(&w.vault, canary.as_bytes()), None);
+    // And this device's folder: journal, log, index (issue 18.1).
+    assert_eq!(contains_bytes(&w.local(), canary.as_bytes()), None);
     let mut files = Vec::new();
     walk(&w.vault, &mut files);
     for f in &files {

@@ -279,7 +279,7 @@ fn a_killed_daemon_and_a_damaged_index_are_repaired() {
     assert!(until_found(&w, "delta", "second.md"));
     m.unmount();
     // A damaged index file: the next mount rebuilds, and says so.
-    let idx = w.vault.join("index");
+    let idx = w.local().join("index");
     let meta = idx.join("meta.json");
     let mut b = std::fs::read(&meta).unwrap();
     let n = b.len();
@@ -356,6 +356,7 @@ fn purged_notes_leave_no_trace_in_the_index() {
         assert_eq!(s.trim(), "[]", "{q}: {s}");
     }
     assert_eq!(contains_bytes(&w.vault, b"quokka"), None);
+    assert_eq!(contains_bytes(&w.local(), b"quokka"), None);
 }
 
 #[test]
@@ -395,6 +396,8 @@ fn pdfs_and_images_are_indexed_by_their_text() {
     // Nothing extracted reached the disk in the clear.
     assert_eq!(contains_bytes(&w.vault, b"hypothyroidism"), None);
     assert_eq!(contains_bytes(&w.vault, b"Dorian"), None);
+    assert_eq!(contains_bytes(&w.local(), b"hypothyroidism"), None);
+    assert_eq!(contains_bytes(&w.local(), b"Dorian"), None);
     // Nor in a temp folder (the helpers read from memory and a pipe).
     assert_eq!(
         contains_bytes_since(&w.tmp, b"hypothyroidism", started),

@@ -1260,7 +1260,7 @@ fn symlinks_planted_at_temporary_names_are_never_written_through() {
     std::fs::write(m.path("a.md"), "alpha\n").unwrap();
     std::thread::sleep(Duration::from_secs(2));
     m.unmount();
-    let index = w.vault.join("index");
+    let index = w.local().join("index");
     let mut planted = vec![];
     let mut names: Vec<String> = std::fs::read_dir(&index)
         .unwrap()
@@ -1542,7 +1542,7 @@ fn check_names_planted_files_at_the_log_and_journal() {
     w.init();
     w.mount(&[]).unmount();
     // quire.log: a problem in the report (exit 21).
-    let p = w.vault.join("quire.log");
+    let p = w.local().join("quire.log");
     let _ = std::fs::remove_file(&p);
     mkfifo(&p);
     let out = w.check_problems("FIFO at quire.log");
@@ -1559,7 +1559,7 @@ fn check_names_planted_files_at_the_log_and_journal() {
     );
     std::fs::remove_file(&p).unwrap();
     // quire.undo: the vault is not opened at all, and the message says why.
-    let p = w.vault.join("quire.undo");
+    let p = w.local().join("quire.undo");
     for (what, plant) in [("FIFO", 0), ("more than it can be", 1)] {
         let _ = std::fs::remove_file(&p);
         if plant == 0 {

@@ -185,6 +185,25 @@ fn serve(
             return Err(e.into());
         }
     };
+    // This device's record says it has the vault mounted until it seals
+    // (docs/FORMAT.md §18): another device that finds a file of ours
+    // half-written names us.
+    let device = if o.read_only {
+        None
+    } else {
+        match v.devices() {
+            Ok(d) => {
+                if let Err(e) = d.set_state(crate::format::devices::State::Mounted) {
+                    log::warn!("could not write this device's record ({e})");
+                }
+                Some(d)
+            }
+            Err(e) => {
+                log::warn!("{e}");
+                None
+            }
+        }
+    };
     // The control socket lives there: refuse to mount rather than serve
     // from a folder another user controls (issue 11.1).
     if let Err(e) = runtime::ensure_dir() {
@@ -247,7 +266,15 @@ fn serve(
             b"",
             b"",
             0,
-            &format!("pid {}", std::process::id()),
+            &match &device {
+                Some(d) => format!(
+                    "pid {} on {} ({})",
+                    std::process::id(),
+                    d.my_name(),
+                    crate::format::devices::short(&d.me())
+                ),
+                None => format!("pid {}", std::process::id()),
+            },
         );
         t.lifecycle_waker()
     });
@@ -314,6 +341,12 @@ fn serve(
     // `run` consumed the session: the filesystem, its tree (journal
     // closed) and the tree's keys are gone already.
     v.close_audit();
+    if let Some(d) = device {
+        if let Err(e) = d.set_state(crate::format::devices::State::Sealed) {
+            log::warn!("could not write this device's record ({e})");
+        }
+        drop(d);
+    }
     drop(v);
     drop(lock);
     log::info!("unmounted and sealed: keys wiped");

@@ -4,6 +4,7 @@
 mod audit;
 mod check;
 mod daemon;
+mod devices;
 pub mod exit;
 mod history;
 mod import;
@@ -101,6 +102,8 @@ enum Command {
     Search(search::SearchArgs),
     /// Rebuild the search index from the notes.
     Reindex(search::ReindexArgs),
+    /// List the computers that use this vault; `--rename` names this one.
+    Devices(devices::DevicesArgs),
 }
 
 /// Entry point: parses arguments, runs the command, returns the exit code.
@@ -134,6 +137,7 @@ pub fn main() -> i32 {
         Command::Audit(a) => audit::run(a),
         Command::Search(a) => search::search(a),
         Command::Reindex(a) => search::reindex(a),
+        Command::Devices(a) => devices::run(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "quire", &mut std::io::stdout());
             Ok(())

@@ -266,8 +266,7 @@ pub fn run_with(a: MountArgs, import: bool) -> Result<()> {
 
     let unlocked = match LockedVault::open(&vault_path) {
         Ok(locked) => {
-            let lock = vault::lock(&vault::open_layout(&vault_path))
-                .map_err(|e| already_mounted(e, &vault_path))?;
+            let lock = vault::lock(&vault_path).map_err(|e| already_mounted(e, &vault_path))?;
             drop(locked);
             let stray = prepare_mountpoint(&mp, is_default_mp)?;
             if !stray.is_empty() && !import {
@@ -304,7 +303,7 @@ pub fn run_with(a: MountArgs, import: bool) -> Result<()> {
                 None,
                 true,
             )?;
-            let lock = vault::lock(&vault::open_layout(&vault_path))?;
+            let lock = vault::lock(&vault_path)?;
             let stray = prepare_mountpoint(&mp, is_default_mp)?;
             if !stray.is_empty() && !import {
                 return Err(unencrypted(&mp, &stray, &a));
@@ -325,8 +324,24 @@ pub fn run_with(a: MountArgs, import: bool) -> Result<()> {
             "quire: warning: the audit log is BROKEN: {b}.\n       Review it with `quire audit` (and `quire audit --verify`); if what it shows is right (say, a backup you restored on purpose), accept it with `quire audit --accept`."
         );
     }
+    // Another device with the vault open (or killed with it open): what it
+    // writes reaches this one only through the sync tool (issue 18.1).
+    if let Ok(d) = v.devices() {
+        for o in d.others_unsealed() {
+            if let Ok(r) = &o.record {
+                eprintln!(
+                    "quire: note: {} ({}) has had this vault mounted since {} (or was stopped without unmounting it). Its changes reach this computer only through your sync tool: edit each note on one computer at a time, and unmount there when you are done.",
+                    r.name,
+                    crate::format::devices::short(&o.id),
+                    crate::vault::devices::show_time(r.since)
+                );
+            }
+        }
+    }
     if a.read_only
-        && std::fs::symlink_metadata(v.layout().undo()).is_ok_and(|m| m.is_file() && m.len() > 0)
+        && [v.layout().undo(), v.layout().old_shared(crate::store::UNDO)]
+            .iter()
+            .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() > 0))
     {
         // A read-only mount does not roll back (it writes nothing).
         eprintln!(

@@ -38,19 +38,11 @@ pub fn absolute(p: &Path) -> PathBuf {
 /// keyed by the folder too, so that a copy (rsync, a backup restored
 /// elsewhere), which has the same vault ID, keeps its own (issue 10.5).
 pub fn audit_head(id: &str, vault: &Path) -> PathBuf {
-    use sha2::Digest;
-    let canonical = std::fs::canonicalize(vault).unwrap_or_else(|_| absolute(vault));
-    let h = sha2::Sha256::digest(canonical.as_os_str().as_encoded_bytes());
-    let place: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
-    audit_dir().join(format!("{id}-{place}.head"))
+    audit_dir().join(format!("{id}-{}.head", crate::store::place(vault)))
 }
 
 fn audit_dir() -> PathBuf {
-    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => home().join(".local/state"),
-    };
-    base.join("quire/audit")
+    crate::store::state_home().join("audit")
 }
 
 /// Tells an unlocked vault where its audit head is remembered.

@@ -189,7 +189,7 @@ fn resolve_existing(p: &Path) -> PathBuf {
 
 fn open_sealed(vault: &Path, pw: &PasswordArgs) -> Result<Conn> {
     let vault = paths::absolute(vault);
-    let lock = crate::vault::lock(&crate::vault::open_layout(&vault))
+    let lock = crate::vault::lock(&vault)
         .map_err(|e| match e {
             crate::vault::Error::Busy(_) => fail(
                 Code::Busy,

@@ -82,6 +82,12 @@ pub enum Request {
     },
     /// Verifies the whole vault.
     Check,
+    /// The vault's devices; with `rename`, this device's new name first.
+    Devices {
+        /// A new name for this device.
+        #[serde(default)]
+        rename: Option<String>,
+    },
     /// Shows, sets or clears a note's expiry and retention dates.
     Dates {
         /// Path in the vault.
@@ -239,12 +245,34 @@ pub struct TrashOut {
     pub has_content: bool,
 }
 
+/// One device of the vault, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceOut {
+    /// The device ID, 32 hex digits.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// "mounted" or "sealed" (or "unreadable").
+    pub state: String,
+    /// Since when, ns since the epoch.
+    pub since_ns: i64,
+    /// Whether it is the device answering.
+    pub this_device: bool,
+    /// Why its record cannot be read, if so.
+    pub problem: Option<String>,
+}
+
 /// A response.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Response {
     /// Done.
     Ok,
+    /// The vault's devices.
+    Devices {
+        /// This device first.
+        devices: Vec<DeviceOut>,
+    },
     /// Versions.
     Versions {
         /// Oldest first.
@@ -565,6 +593,50 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
         Request::SetTrashDays { days } => {
             tree.set_trash_days(days)?;
             Response::Ok
+        }
+        Request::Devices { rename } => {
+            let d = tree.devices()?;
+            if let Some(n) = rename {
+                let n = d.rename(&n)?;
+                tree.audit(
+                    AuditEvent::Device,
+                    b"",
+                    b"",
+                    0,
+                    &format!("this device renamed to {n:?}"),
+                );
+            }
+            Response::Devices {
+                devices: d
+                    .list()?
+                    .into_iter()
+                    .map(|x| {
+                        let id = x.id.iter().map(|b| format!("{b:02x}")).collect();
+                        match x.record {
+                            Ok(r) => DeviceOut {
+                                id,
+                                name: r.name,
+                                state: match r.state {
+                                    crate::format::devices::State::Mounted => "mounted",
+                                    crate::format::devices::State::Sealed => "sealed",
+                                }
+                                .into(),
+                                since_ns: r.since,
+                                this_device: x.me,
+                                problem: None,
+                            },
+                            Err(why) => DeviceOut {
+                                id,
+                                name: String::new(),
+                                state: "unreadable".into(),
+                                since_ns: 0,
+                                this_device: x.me,
+                                problem: Some(why),
+                            },
+                        }
+                    })
+                    .collect(),
+            }
         }
         Request::Check => Response::Check {
             report: tree.check(&mut |_| {})?,

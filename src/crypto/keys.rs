@@ -52,6 +52,7 @@ impl MasterKey {
             audit: AeadKey::new(&self.derive::<32>(vault_id, labels::AUDIT)),
             audit_chain: self.derive::<32>(vault_id, labels::AUDIT_CHAIN),
             block_mac: self.derive::<32>(vault_id, labels::BLOCK_MAC),
+            device: AeadKey::new(&self.derive::<32>(vault_id, labels::DEVICE)),
         }
     }
 }
@@ -86,6 +87,8 @@ pub struct SubKeys {
     pub audit: AeadKey,
     /// HMAC key of the audit log's hash chain.
     pub audit_chain: Key32,
+    /// Device records (§18).
+    pub device: AeadKey,
 }
 
 impl SubKeys {

@@ -42,6 +42,8 @@ pub const SLOTS: &[u8] = b"quire/v1/slots";
 pub const AUDIT_CHAIN: &[u8] = b"quire/v1/audit-chain";
 /// HMAC-SHA256 key of content files' block MAC (§4.2).
 pub const BLOCK_MAC: &[u8] = b"quire/v1/block-mac";
+/// AES-GCM key for device records (§18).
+pub const DEVICE: &[u8] = b"quire/v1/device";
 
 #[cfg(test)]
 mod tests {
@@ -66,6 +68,7 @@ mod tests {
             super::AUDIT_CHAIN,
             super::SLOTS,
             super::BLOCK_MAC,
+            super::DEVICE,
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

@@ -50,11 +50,13 @@ pub enum Event {
     /// `quire audit --accept`: the log as it is was reviewed and accepted
     /// as this machine's head (detail: what the head was before).
     Accept = 16,
+    /// A device of the vault was renamed (detail: the new name).
+    Device = 17,
 }
 
 impl Event {
     /// All events, in code order.
-    pub const ALL: [Event; 16] = [
+    pub const ALL: [Event; 17] = [
         Event::Mount,
         Event::Unmount,
         Event::Create,
@@ -71,6 +73,7 @@ impl Event {
         Event::Mkdir,
         Event::Rmdir,
         Event::Accept,
+        Event::Device,
     ];
 
     /// The event of a code.
@@ -97,6 +100,7 @@ impl Event {
             Event::Mkdir => "mkdir",
             Event::Rmdir => "rmdir",
             Event::Accept => "accept",
+            Event::Device => "device",
         }
     }
 }

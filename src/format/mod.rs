@@ -8,6 +8,7 @@ pub mod audit;
 pub mod config;
 pub mod conflicts;
 pub mod content;
+pub mod devices;
 pub mod dirid;
 pub mod history;
 pub mod lifecycle;

@@ -13,6 +13,9 @@ pub const END: u8 = 3;
 /// be written at an offset (a torn frame there is a crash's, not
 /// tampering).
 pub const APPEND: u8 = 4;
+/// Frame kind: a file starts changing, with the host file's inode number
+/// (written since issue 18.1; `BEGIN` is still read).
+pub const BEGIN_AT: u8 = 5;
 /// `APPEND`'s target: a note's history stream.
 pub const TO_HISTORY: u8 = 1;
 /// `APPEND`'s target: the audit log.
@@ -31,6 +34,10 @@ pub enum Record {
         file_id: [u8; 16],
         /// Host size at the last commit.
         size: u64,
+        /// The host file's inode number (`BEGIN_AT`; `None` in a `BEGIN`
+        /// of an older journal): a file replaced since (a sync tool, a
+        /// restored backup) is not this session's and is left alone.
+        ino: Option<u64>,
         /// ID of the folder holding the file.
         dir_id: [u8; 16],
         /// Host name of the file in that folder.
@@ -71,16 +78,20 @@ impl Record {
                 session,
                 file_id,
                 size,
+                ino,
                 dir_id,
                 name,
             } => {
-                let mut b = Vec::with_capacity(48 + name.len());
+                let mut b = Vec::with_capacity(56 + name.len());
                 b.extend_from_slice(&session.to_be_bytes());
                 b.extend_from_slice(file_id);
                 b.extend_from_slice(&size.to_be_bytes());
+                if let Some(ino) = ino {
+                    b.extend_from_slice(&ino.to_be_bytes());
+                }
                 b.extend_from_slice(dir_id);
                 b.extend_from_slice(name);
-                (BEGIN, b)
+                (if ino.is_some() { BEGIN_AT } else { BEGIN }, b)
             }
             Record::Block {
                 session,
@@ -120,8 +131,17 @@ impl Record {
                 session: u64_at(0)?,
                 file_id: b[8..24].try_into().ok()?,
                 size: u64_at(24)?,
+                ino: None,
                 dir_id: b[32..48].try_into().ok()?,
                 name: b[48..].to_vec(),
+            }),
+            BEGIN_AT if b.len() > 56 => Some(Record::Begin {
+                session: u64_at(0)?,
+                file_id: b[8..24].try_into().ok()?,
+                size: u64_at(24)?,
+                ino: Some(u64_at(32)?),
+                dir_id: b[40..56].try_into().ok()?,
+                name: b[56..].to_vec(),
             }),
             BLOCK if b.len() > 16 => Some(Record::Block {
                 session: u64_at(0)?,
@@ -153,6 +173,15 @@ mod tests {
                 session: 7,
                 file_id: [1; 16],
                 size: 4124,
+                ino: None,
+                dir_id: [2; 16],
+                name: b"abcdef".to_vec(),
+            },
+            Record::Begin {
+                session: 8,
+                file_id: [1; 16],
+                size: 4124,
+                ino: Some(0x0102_0304_0506_0708),
                 dir_id: [2; 16],
                 name: b"abcdef".to_vec(),
             },
@@ -169,5 +198,19 @@ mod tests {
         assert_eq!(Record::decode(9, &[0; 8]), None);
         assert_eq!(Record::decode(END, &[0; 7]), None);
         assert_eq!(Record::decode(BEGIN, &[0; 48]), None);
+        assert_eq!(Record::decode(BEGIN_AT, &[0; 56]), None);
+        // The inode number sits between the size and the folder ID.
+        let (k, b) = Record::Begin {
+            session: 1,
+            file_id: [3; 16],
+            size: 2,
+            ino: Some(0xAB),
+            dir_id: [4; 16],
+            name: b"n".to_vec(),
+        }
+        .encode();
+        assert_eq!(k, BEGIN_AT);
+        assert_eq!(&b[32..40], &0xABu64.to_be_bytes());
+        assert_eq!(&b[40..56], &[4; 16]);
     }
 }

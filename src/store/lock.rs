@@ -1,12 +1,13 @@
 //! The vault lock: one mount (or one offline command that writes) per vault
-//! at a time. An advisory exclusive lock on `quire.lock`, released by the
-//! kernel when the holder exits, even by SIGKILL.
+//! folder at a time on this machine. An advisory exclusive `flock` on the
+//! vault folder itself (docs/FORMAT.md §9), released by the kernel when the
+//! holder exits, even by SIGKILL. No file is written for it: a lock file
+//! would be copied by sync tools and fork between devices (issue 18.1).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
-
-use super::Layout;
+use std::path::Path;
 
 /// A held vault lock; released on drop.
 #[derive(Debug)]
@@ -24,18 +25,13 @@ pub enum LockError {
 }
 
 impl VaultLock {
-    /// Takes the lock without waiting.
-    pub fn try_acquire(layout: &Layout) -> Result<VaultLock, LockError> {
+    /// Takes the lock of the vault folder `root` without waiting.
+    pub fn try_acquire(root: &Path) -> Result<VaultLock, LockError> {
         let f = OpenOptions::new()
             .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(super::safe::FLAGS)
-            .open(layout.lock())
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(root)
             .map_err(LockError::Io)?;
-        super::safe::check(&f, &layout.lock(), u64::MAX).map_err(LockError::Io)?;
         match f.try_lock() {
             Ok(()) => Ok(VaultLock { _file: f }),
             Err(TryLockError::WouldBlock) => Err(LockError::Busy),
@@ -51,10 +47,14 @@ mod tests {
     #[test]
     fn second_lock_is_refused_until_first_drops() {
         let d = tempfile::tempdir().unwrap();
-        let l = Layout::new(d.path());
-        let a = VaultLock::try_acquire(&l).unwrap();
-        assert!(matches!(VaultLock::try_acquire(&l), Err(LockError::Busy)));
+        let a = VaultLock::try_acquire(d.path()).unwrap();
+        assert!(matches!(
+            VaultLock::try_acquire(d.path()),
+            Err(LockError::Busy)
+        ));
         drop(a);
-        VaultLock::try_acquire(&l).unwrap();
+        VaultLock::try_acquire(d.path()).unwrap();
+        // Nothing was written into the folder.
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
     }
 }

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// Name of the config file in the vault folder.
 pub const CONFIG: &str = "quire.conf";
-/// Name of the lock file in the vault folder.
+/// Name of the lock file older versions kept in the vault folder (the
+/// lock is now the vault folder's own `flock`, docs/FORMAT.md §9; a
+/// leftover is removed by a read-write mount).
 pub const LOCK: &str = "quire.lock";
 /// Name of the ciphertext tree's root folder.
 pub const DATA: &str = "d";
@@ -25,16 +27,70 @@ pub const AUDIT: &str = "quire.audit";
 /// The search index folder (docs/FORMAT.md §17).
 pub const INDEX: &str = "index";
 
-/// Paths inside one vault folder (docs/FORMAT.md §1).
+/// The shared folder of device records (docs/FORMAT.md §18).
+pub const DEVICES: &str = "devices";
+/// The per-device file holding this device's ID (§18).
+pub const DEVICE_ID: &str = "device";
+
+/// Paths of one vault: the vault folder, which any sync or backup tool
+/// may copy, and this device's own folder outside it, which holds what
+/// must never travel (docs/FORMAT.md §1, §18).
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    local: PathBuf,
+}
+
+/// The first 16 hex digits of SHA-256 of the folder's canonical path:
+/// names what this machine keeps about one vault folder, so that a copy of
+/// the vault elsewhere (which has the same vault ID) keeps its own.
+pub fn place(root: &Path) -> String {
+    use sha2::Digest;
+    let canonical = std::fs::canonicalize(root)
+        .unwrap_or_else(|_| std::path::absolute(root).unwrap_or_else(|_| root.to_owned()));
+    let h = sha2::Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    h[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// This user's state folder for Quire: `$XDG_STATE_HOME/quire` (else
+/// `~/.local/state/quire`).
+pub fn state_home() -> PathBuf {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"))
+            .join(".local/state"),
+    };
+    base.join("quire")
+}
+
+/// This device's folder for the vault `id_hex` in the folder `root`:
+/// `<state home>/vaults/<vault ID>-<place>` (docs/FORMAT.md §18).
+pub fn device_dir(id_hex: &str, root: &Path) -> PathBuf {
+    state_home()
+        .join("vaults")
+        .join(format!("{id_hex}-{}", place(root)))
 }
 
 impl Layout {
-    /// Layout of the vault folder at `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Layout { root: root.into() }
+    /// Layout of the vault folder at `root` whose per-device files live
+    /// in `local`.
+    pub fn new(root: impl Into<PathBuf>, local: impl Into<PathBuf>) -> Self {
+        Layout {
+            root: root.into(),
+            local: local.into(),
+        }
+    }
+
+    /// This device's folder for the vault (outside the vault folder).
+    pub fn local(&self) -> &Path {
+        &self.local
+    }
+
+    /// Creates this device's folder (0700) if it is missing.
+    pub fn ensure_local(&self) -> std::io::Result<()> {
+        atomic::private_dir(&self.local)
     }
 
     /// The vault folder.
@@ -47,8 +103,8 @@ impl Layout {
         self.root.join(CONFIG)
     }
 
-    /// `quire.lock`.
-    pub fn lock(&self) -> PathBuf {
+    /// `quire.lock` of older versions (a leftover).
+    pub fn old_lock(&self) -> PathBuf {
         self.root.join(LOCK)
     }
 
@@ -57,14 +113,31 @@ impl Layout {
         self.root.join(DATA)
     }
 
-    /// `quire.log`.
+    /// `quire.log`, this device's daemon log.
     pub fn log(&self) -> PathBuf {
-        self.root.join(LOG)
+        self.local.join(LOG)
     }
 
-    /// `quire.undo`.
+    /// `quire.undo`, this device's crash journal.
     pub fn undo(&self) -> PathBuf {
-        self.root.join(UNDO)
+        self.local.join(UNDO)
+    }
+
+    /// Where older versions kept a file that is now per device, in the
+    /// vault folder (`quire.undo`, `quire.log`, `index`): migrated by a
+    /// read-write mount.
+    pub fn old_shared(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// `devices/`, the shared device records.
+    pub fn devices(&self) -> PathBuf {
+        self.root.join(DEVICES)
+    }
+
+    /// This device's ID file.
+    pub fn device_id(&self) -> PathBuf {
+        self.local.join(DEVICE_ID)
     }
 
     /// `quire.audit`.
@@ -72,8 +145,8 @@ impl Layout {
         self.root.join(AUDIT)
     }
 
-    /// `index/`, the sealed search index.
+    /// `index/`, this device's sealed search index.
     pub fn index(&self) -> PathBuf {
-        self.root.join(INDEX)
+        self.local.join(INDEX)
     }
 }

@@ -39,6 +39,9 @@ pub struct Features {
     pub(crate) expiry: Expiry,
     /// The daemon log's path, for `quire logs`.
     pub(crate) log_path: PathBuf,
+    /// This device and the vault's device records (§18), if this device's
+    /// ID could be read or made.
+    pub(crate) devices: Option<Arc<super::devices::Devices>>,
 }
 
 fn is_file(m: u32) -> bool {

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod check;
 pub mod content;
 pub mod debris;
+pub mod devices;
 mod error;
 pub mod events;
 pub mod expiry;
@@ -71,22 +72,25 @@ pub struct LockedVault {
 impl LockedVault {
     /// Opens the vault folder at `path` and parses its config.
     pub fn open(path: &Path) -> Result<LockedVault, Error> {
-        let layout = Layout::new(path);
+        let config_path = path.join(crate::store::CONFIG);
         if !path.exists() {
             return Err(Error::NoVault(path.to_owned()));
         }
-        let bytes = match crate::store::safe::read(&layout.config(), crate::store::safe::MAX_CONFIG)
-        {
+        let bytes = match crate::store::safe::read(&config_path, crate::store::safe::MAX_CONFIG) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotAVault(path.to_owned()));
             }
-            Err(e) => return Err(io_err(format!("reading {}", layout.config().display()))(e)),
+            Err(e) => return Err(io_err(format!("reading {}", config_path.display()))(e)),
         };
         let config = Config::from_bytes(&bytes).map_err(|source| Error::Format {
-            path: layout.config(),
+            path: config_path.clone(),
             source,
         })?;
+        let layout = Layout::new(
+            path,
+            crate::store::device_dir(&tree::hex(&config.vault_id), path),
+        );
         if !layout.data().join(dirid::FILE_NAME).is_file() {
             return Err(Error::Damaged(format!(
                 "{} is missing",
@@ -122,6 +126,10 @@ impl LockedVault {
             crate::format::config::UnlockError::Modified(what) => Error::ConfigModified(what),
         })?;
         let keys = Arc::new(master.subkeys(&self.config.vault_id));
+        self.layout.ensure_local().map_err(io_err(format!(
+            "creating this device's folder for the vault, {}",
+            self.layout.local().display()
+        )))?;
         let v = UnlockedVault {
             layout: self.layout,
             config: self.config,
@@ -186,10 +194,9 @@ pub fn init(
             return Err(Error::Exists(path.to_owned()));
         }
     }
-    let layout = Layout::new(path);
     create_private_dir(path)?;
-    let _lock = lock_new(&layout)?;
-    let data = layout.data();
+    let _lock = lock_new(path)?;
+    let data = path.join(crate::store::DATA);
     create_private_dir(&data)?;
     // The data folder is the mount's root: it gets the mode a new folder
     // would (0777 less the umask, 0755 usually), so `--allow-other` lets
@@ -208,6 +215,10 @@ pub fn init(
     let master = MasterKey::generate();
     let rk = Key32::random();
     let mut config = Config::new();
+    let layout = Layout::new(
+        path,
+        crate::store::device_dir(&tree::hex(&config.vault_id), path),
+    );
     if !history {
         config.flags &= !crate::format::config::FLAG_HISTORY;
     }
@@ -215,6 +226,10 @@ pub fn init(
     config.add_recovery_slot(&master, &rk);
     config.seal_slots(&master);
     atomic::write(&layout.config(), &config.to_bytes()).map_err(io_err("writing quire.conf"))?;
+    layout.ensure_local().map_err(io_err(format!(
+        "creating this device's folder for the vault, {}",
+        layout.local().display()
+    )))?;
     let keys = Arc::new(master.subkeys(&config.vault_id));
     Ok(Created {
         recovery_key: recovery::encode(&rk),
@@ -257,30 +272,31 @@ fn create_private_dir(p: &Path) -> Result<(), Error> {
 /// Takes the vault lock, mapping a held lock to [`Error::Busy`].
 /// A daemon that was just killed can hold the lock for a moment while the
 /// kernel tears it down, so a busy lock is retried briefly.
-pub fn lock(layout: &Layout) -> Result<VaultLock, Error> {
-    // Nothing is created in a folder before it is known to be a vault
-    // (issue 16.6: `quire check ~/Notes` made a `quire.lock` note in the
-    // mounted vault).
-    match std::fs::symlink_metadata(layout.config()) {
+pub fn lock(root: &Path) -> Result<VaultLock, Error> {
+    // Only a vault folder is locked (issue 16.6: `quire check ~/Notes`
+    // once made a `quire.lock` note in the mounted vault).
+    match std::fs::symlink_metadata(root.join(crate::store::CONFIG)) {
         Ok(m) if m.is_file() => {}
-        Ok(_) => return Err(Error::NotAVault(layout.root().to_owned())),
-        Err(_) if !layout.root().exists() => return Err(Error::NoVault(layout.root().to_owned())),
-        Err(_) => return Err(Error::NotAVault(layout.root().to_owned())),
+        Ok(_) => return Err(Error::NotAVault(root.to_owned())),
+        Err(_) if !root.exists() => return Err(Error::NoVault(root.to_owned())),
+        Err(_) => return Err(Error::NotAVault(root.to_owned())),
     }
-    lock_new(layout)
+    lock_new(root)
 }
 
 /// Takes the lock of a vault being made (`init`: no config yet).
-fn lock_new(layout: &Layout) -> Result<VaultLock, Error> {
+fn lock_new(root: &Path) -> Result<VaultLock, Error> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
     loop {
-        match VaultLock::try_acquire(layout) {
+        match VaultLock::try_acquire(root) {
             Ok(l) => return Ok(l),
             Err(LockError::Busy) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            Err(LockError::Busy) => return Err(Error::Busy(layout.root().to_owned())),
-            Err(LockError::Io(e)) => return Err(io_err("opening quire.lock")(e)),
+            Err(LockError::Busy) => return Err(Error::Busy(root.to_owned())),
+            Err(LockError::Io(e)) => {
+                return Err(io_err(format!("locking {}", root.display()))(e));
+            }
         }
     }
 }
@@ -396,16 +412,18 @@ impl UnlockedVault {
         let root =
             Handle::open_path(&self.layout.data()).map_err(io_err("opening the data folder"))?;
         let flags = self.config.flags;
+        let block_layout = if flags & FLAG_BLOCK_MAC != 0 {
+            crate::format::content::Layout::MAC
+        } else {
+            crate::format::content::Layout::PLAIN
+        };
+        self.migrate_device_files(read_only, block_layout)?;
         let (journal, recovered) = journal::Journal::open(
             self.layout.undo(),
             &self.layout.data(),
             self.keys.clone(),
             read_only,
-            if flags & FLAG_BLOCK_MAC != 0 {
-                crate::format::content::Layout::MAC
-            } else {
-                crate::format::content::Layout::PLAIN
-            },
+            block_layout,
         )
         .map_err(io_err("rolling back changes interrupted by a crash"))?;
         if recovered.files > 0 {
@@ -445,6 +463,13 @@ impl UnlockedVault {
             lifecycle: lifecycle.clone(),
             history: history.clone(),
         });
+        let devices = match self.devices() {
+            Ok(d) => Some(Arc::new(d)),
+            Err(e) => {
+                log::warn!("{e}");
+                None
+            }
+        };
         let features = Arc::new(features::Features {
             expiry: expiry::Expiry {
                 lifecycle: lifecycle.clone(),
@@ -455,6 +480,7 @@ impl UnlockedVault {
             history,
             trash,
             log_path: self.layout.log(),
+            devices: devices.clone(),
         });
         let setup = tree::Setup {
             read_only,
@@ -466,7 +492,80 @@ impl UnlockedVault {
         };
         let t = Tree::new(self.keys.clone(), root, journal, setup, features.clone())
             .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))?;
+        if let Some(d) = devices {
+            let _ = t
+                .content
+                .explain
+                .set(Box::new(move || d.explain_unreadable()));
+        }
         Ok(Notebook::new(t, features))
+    }
+
+    /// Moves what older versions kept in the vault folder and is now per
+    /// device (docs/FORMAT.md §18) out of it, on a read-write open: a
+    /// crash journal left there is replayed first (as those versions
+    /// would have), the daemon log moves to this device's folder as its
+    /// previous log, the search index is dropped (the mount rebuilds it
+    /// here) and the old lock file goes. A read-only open touches
+    /// nothing and only warns about a journal.
+    fn migrate_device_files(
+        &self,
+        read_only: bool,
+        block_layout: crate::format::content::Layout,
+    ) -> Result<(), Error> {
+        let old_undo = self.layout.old_shared(crate::store::UNDO);
+        if std::fs::symlink_metadata(&old_undo).is_ok() {
+            let (_, recovered) = journal::Journal::open(
+                old_undo,
+                &self.layout.data(),
+                self.keys.clone(),
+                read_only,
+                block_layout,
+            )
+            .map_err(io_err("rolling back changes interrupted by a crash"))?;
+            if recovered.files > 0 {
+                log::warn!(
+                    "{} file(s) interrupted by a crash under an older Quire were rolled back",
+                    recovered.files
+                );
+            }
+        }
+        if read_only {
+            return Ok(());
+        }
+        // The old log becomes this device's previous log (if it has none
+        // yet; across file systems, or when it has one, it is dropped).
+        let previous = self.layout.local().join("quire.log.1");
+        for name in [crate::store::LOG, "quire.log.1"] {
+            let from = self.layout.old_shared(name);
+            if std::fs::symlink_metadata(&from).is_err() {
+                continue;
+            }
+            let moved = std::fs::symlink_metadata(&previous).is_err()
+                && std::fs::rename(&from, &previous).is_ok();
+            if !moved {
+                let _ = std::fs::remove_file(&from);
+            }
+        }
+        let old_index = self.layout.old_shared(crate::store::INDEX);
+        if std::fs::symlink_metadata(&old_index).is_ok_and(|m| m.is_dir()) {
+            match std::fs::remove_dir_all(&old_index) {
+                Ok(()) => log::warn!(
+                    "the search index moved out of the vault folder (it is per device); it is rebuilt here"
+                ),
+                Err(e) => log::warn!("{}: could not remove ({e})", old_index.display()),
+            }
+        }
+        let _ = std::fs::remove_file(self.layout.old_lock());
+        Ok(())
+    }
+
+    /// This device and the vault's device records (§18).
+    pub fn devices(&self) -> Result<devices::Devices, Error> {
+        devices::Devices::new(&self.layout, self.keys.clone()).map_err(io_err(format!(
+            "reading this device's ID in {}",
+            self.layout.local().display()
+        )))
     }
 
     /// Locks the master key and subkeys in memory again (after fork).
@@ -474,9 +573,4 @@ impl UnlockedVault {
         self.master.relock();
         self.keys.relock();
     }
-}
-
-/// The layout of the vault folder at `path` (for taking its lock).
-pub fn open_layout(path: &Path) -> Layout {
-    Layout::new(path)
 }

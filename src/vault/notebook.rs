@@ -195,6 +195,13 @@ impl Notebook {
         self.f.trash.open_trash_entry(&self.tree, id)
     }
 
+    /// This device and the vault's device records (§18).
+    pub fn devices(&self) -> io::Result<&super::devices::Devices> {
+        self.f.devices.as_deref().ok_or_else(|| {
+            io::Error::other("this device's ID could not be read or made (see `quire logs`)")
+        })
+    }
+
     /// The log's lines for `quire logs` (issue 10.8), with the host paths
     /// the daemon logs (`…/d/<encrypted>/<encrypted>`, never plaintext on
     /// disk) shown as the note paths they stand for, where they still

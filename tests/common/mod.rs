@@ -54,6 +54,28 @@ impl World {
         }
     }
 
+    /// This device's folder for the world's vault (docs/FORMAT.md §18):
+    /// where the crash journal, daemon log and search index live, outside
+    /// the vault folder.
+    pub fn local(&self) -> PathBuf {
+        self.local_of(&self.vault)
+    }
+
+    /// This device's folder for the vault folder `vault` (HOME is the
+    /// world's folder, so XDG_STATE_HOME is `<world>/.local/state`).
+    pub fn local_of(&self, vault: &Path) -> PathBuf {
+        let base = self.dir.path().join(".local/state/quire/vaults");
+        let place = quire::store::place(vault);
+        std::fs::read_dir(&base)
+            .ok()
+            .and_then(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.to_string_lossy().ends_with(&format!("-{place}")))
+            })
+            .unwrap_or_else(|| base.join(format!("unknown-{place}")))
+    }
+
     /// A `quire` command with this world's environment.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(quire_bin());

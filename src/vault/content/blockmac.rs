@@ -107,8 +107,9 @@ impl Content {
         file.read_exact_at(&mut h, 0).map_err(|_| eio())?;
         let Some(sealed) = content::open_header_mac(&k.key, &k.id, &h) else {
             log::error!(
-                "the header of file {} failed authentication",
-                node.describe()
+                "the header of file {} failed authentication{}",
+                node.describe(),
+                self.why_unreadable()
             );
             return Err(eio());
         };

@@ -74,7 +74,14 @@ pub struct Content {
     /// Block MACs verified in this mount whose nodes the kernel forgot,
     /// by host inode (see [`Parked`]).
     pub(crate) parked_macs: Mutex<HashMap<u64, Parked>>,
+    /// Says why a file may fail authentication other than tampering (set
+    /// by the vault: another device mid-write, issue 18.1); asked only
+    /// when one does.
+    pub(crate) explain: std::sync::OnceLock<Explain>,
 }
+
+/// See [`Content::explain`].
+pub type Explain = Box<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// The content format flags a vault was made with.
 pub(crate) struct Flags {
@@ -102,6 +109,16 @@ pub struct OpenFile {
 }
 
 impl Content {
+    /// "; <why>" when something other than tampering may explain a file
+    /// that fails authentication, else "".
+    pub(crate) fn why_unreadable(&self) -> String {
+        self.explain
+            .get()
+            .and_then(|f| f())
+            .map(|w| format!("; {w}"))
+            .unwrap_or_default()
+    }
+
     pub(crate) fn new(keys: Arc<SubKeys>, journal: Arc<Journal>, f: Flags) -> Content {
         let layout = if f.block_mac {
             Layout::MAC
@@ -120,6 +137,7 @@ impl Content {
             layout,
             hole_cache: Mutex::new(None),
             parked_macs: Mutex::new(HashMap::new()),
+            explain: std::sync::OnceLock::new(),
         }
     }
 
@@ -397,8 +415,9 @@ impl Content {
         self.open_with_holes(node, k, file, first, sealed, final_block, out)
             .map_err(|n| {
                 log::error!(
-                    "block {n} of file {} failed authentication",
-                    node.describe()
+                    "block {n} of file {} failed authentication{}",
+                    node.describe(),
+                    self.why_unreadable()
                 );
                 eio()
             })

@@ -215,10 +215,12 @@ impl Journal {
         };
         let mut records = Vec::new();
         if let Some((s, Some((dir_id, name)))) = &fresh {
+            use std::os::unix::fs::MetadataExt;
             records.push(Record::Begin {
                 session: s.id,
                 file_id: *file_id,
                 size: csize,
+                ino: Some(file.metadata()?.ino()),
                 dir_id: *dir_id,
                 name: name.clone(),
             });

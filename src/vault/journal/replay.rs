@@ -123,10 +123,13 @@ impl Journal {
             );
             let Some(dir) = dirs.get(&s.dir_id).filter(|_| plain_component) else {
                 rec.skipped += 1;
+                log::warn!(
+                    "a change interrupted by a crash was in a folder that is gone; nothing to roll back"
+                );
                 continue;
             };
             let host = dir.join(name);
-            match undo_file(&host, &s.file_id, s.size, &s.blocks, self.layout) {
+            match undo_file(&host, &s.file_id, s.ino, s.size, &s.blocks, self.layout) {
                 Ok(true) => {
                     rec.files += 1;
                     log::warn!(
@@ -137,11 +140,17 @@ impl Journal {
                 Ok(false) => {
                     rec.skipped += 1;
                     log::warn!(
-                        "{} changed identity since the crash; left as it is",
+                        "{} changed identity since the crash (replaced by a sync tool, a restored backup or another device); left as it is",
                         host.display()
                     );
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => rec.skipped += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    rec.skipped += 1;
+                    log::warn!(
+                        "{} was interrupted by a crash and is gone since; nothing to roll back",
+                        host.display()
+                    );
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -173,10 +182,13 @@ pub(super) fn folders_by_id(data: &Path) -> io::Result<HashMap<[u8; 16], PathBuf
 }
 
 /// Writes saved blocks back and cuts the file to its committed size.
-/// `Ok(false)` if the file at that path is another file now.
+/// `Ok(false)` if the file at that path is another file now: another
+/// file ID, or (`ino`, journals since issue 18.1) another host inode, as
+/// when a sync tool or a restored backup replaced it after the crash.
 pub(super) fn undo_file(
     host: &Path,
     id: &[u8; 16],
+    ino: Option<u64>,
     size: u64,
     blocks: &[(u64, Vec<u8>)],
     layout: content::Layout,
@@ -187,7 +199,11 @@ pub(super) fn undo_file(
         content::MAX_FILE_SIZE * 2,
     )?;
     let mut h = vec![0u8; layout.header_len() as usize];
-    let len = f.metadata()?.len();
+    let meta = f.metadata()?;
+    if ino.is_some_and(|i| i != std::os::unix::fs::MetadataExt::ino(&meta)) {
+        return Ok(false);
+    }
+    let len = meta.len();
     if len >= layout.header_len() {
         f.read_exact_at(&mut h, 0)?;
         match content::parse_header(&h, layout) {
@@ -207,6 +223,7 @@ pub(super) fn undo_file(
 pub(super) struct Unfinished {
     file_id: [u8; 16],
     size: u64,
+    ino: Option<u64>,
     dir_id: [u8; 16],
     name: Vec<u8>,
     blocks: Vec<(u64, Vec<u8>)>,
@@ -221,6 +238,7 @@ pub(super) fn unfinished(frames: Vec<stream::Frame>, path: &Path) -> HashMap<u64
                 session,
                 file_id,
                 size,
+                ino,
                 dir_id,
                 name,
             }) => {
@@ -229,6 +247,7 @@ pub(super) fn unfinished(frames: Vec<stream::Frame>, path: &Path) -> HashMap<u64
                     Unfinished {
                         file_id,
                         size,
+                        ino,
                         dir_id,
                         name,
                         blocks: Vec::new(),

@@ -1,0 +1,269 @@
+//! One vault, several devices (issue 18.1): what is per device stays out
+//! of the vault folder, a crash on one device is rolled back only there,
+//! a stale journal never replays onto files that were replaced, and a
+//! file another device left half-written is named as such.
+//!
+//! A second "device" is a second world (its own HOME, so its own state
+//! folder, mount point and runtime folder) pointed at the same vault
+//! folder, as a sync tool would make it look.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::*;
+
+/// A second device: its own HOME and mount point, the same vault folder.
+fn other_device(w: &World) -> World {
+    let mut b = World::new();
+    b.vault = w.vault.clone();
+    b
+}
+
+/// Overwrites `len` bytes of `rel` at offset 0 with `byte` from another
+/// process that keeps the file open (a program in the middle of a save),
+/// then kills the daemon (SIGKILL) and detaches the dead mount. The writer
+/// is a separate process: a `fork` of this one would close its copy of
+/// the descriptor at `exec`, which FUSE reports as a close (a commit).
+fn write_then_kill(w: &World, m: Mounted, rel: &str, len: usize, byte: u8) {
+    use std::io::BufRead;
+    let mut writer = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import os,sys,time\nfd=os.open({:?},os.O_WRONLY)\nos.pwrite(fd,bytes([{byte}])*{len},0)\nprint('ok',flush=True)\ntime.sleep(60)",
+            m.path(rel).to_str().unwrap()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(writer.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ok");
+    // The write reaches the daemon (the kernel's cache sends it on).
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = w.daemon_pid().expect("daemon pid");
+    // SAFETY: plain kill of the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_gone(pid, Duration::from_secs(10)));
+    let _ = writer.kill();
+    let _ = writer.wait();
+    std::mem::forget(m);
+    let _ = std::process::Command::new("fusermount3")
+        .args(["-u", "-z"])
+        .arg(&w.mnt)
+        .output();
+}
+
+fn logs(w: &World) -> String {
+    let o = w.run(&[
+        "logs",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Names in the vault folder's top level.
+fn top(w: &World) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(&w.vault)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn per_device_state_lives_outside_the_vault_folder() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("a.md"), "kangaroo notes\n").unwrap();
+    assert!(wait_until(Duration::from_secs(30), || {
+        let o = w.run(&["search", "--json", "kangaroo"]);
+        String::from_utf8_lossy(&o.stdout).contains("a.md")
+    }));
+    // While mounted: no lock file, journal, log or index in the folder a
+    // sync tool copies.
+    assert_eq!(top(&w), ["d", "devices", "quire.audit", "quire.conf"]);
+    let local = w.local();
+    assert!(local.join("quire.log").is_file(), "{}", local.display());
+    assert!(local.join("index").is_dir());
+    assert_eq!(std::fs::read(local.join("device")).unwrap().len(), 16);
+    // A second mount of the same folder on this machine is still refused
+    // (the lock is the vault folder's own flock).
+    let b = other_device(&w);
+    let o = b.mount_output(&[]);
+    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(13), "{o:?}");
+    m.unmount();
+    assert_eq!(top(&w), ["d", "devices", "quire.audit", "quire.conf"]);
+    // The device is listed, sealed, named after the host; it can be renamed.
+    let pw = w.pwfile.to_str().unwrap();
+    let v = w.vault.to_str().unwrap();
+    let o = w.run(&["devices", "--vault", v, "--password-file", pw]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("sealed since") && out.contains("(this computer)"),
+        "{out}"
+    );
+    let o = w.run(&[
+        "devices",
+        "--vault",
+        v,
+        "--password-file",
+        pw,
+        "--rename",
+        "Office desktop",
+    ]);
+    assert!(o.status.success());
+    let o = w.run(&["devices", "--vault", v, "--password-file", pw, "--json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("\"name\": \"Office desktop\""), "{out}");
+    // The name is sealed: not in the clear in the vault folder.
+    assert_eq!(contains_bytes(&w.vault, b"Office desktop"), None);
+    let o = w.run(&["audit", "--vault", v, "--password-file", pw]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("renamed to \"Office desktop\""),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn a_crash_on_one_device_is_rolled_back_only_on_that_device() {
+    let a = World::new();
+    a.init();
+    let m = a.mount(&[]);
+    let old = "committed line\n".repeat(700);
+    std::fs::write(m.path("n.md"), &old).unwrap();
+    m.unmount();
+    let m = a.mount(&[]);
+    // Device A overwrites the note in place and is killed before it closes
+    // the file: its journal (in A's own folder) holds the old blocks.
+    write_then_kill(&a, m, "n.md", 9000, b'x');
+    assert!(a.local().join("quire.undo").is_file());
+    // Device B (the folder as a sync tool delivered it) mounts: it has no
+    // journal of A's and rolls nothing back; it says A has the vault open.
+    let b = other_device(&a);
+    let o = b.mount_output(&[]);
+    assert!(o.status.success(), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("has had this vault mounted since") && err.contains("stopped without"),
+        "{err}"
+    );
+    let mb = Mounted { world: &b };
+    match std::fs::read(mb.path("n.md")) {
+        // A's change was half-made: never garbage, and the log names A.
+        Err(e) => {
+            assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+            mb.unmount();
+            let log = logs(&b);
+            assert!(
+                log.contains("half-written by another device") && log.contains("mounted since"),
+                "{log}"
+            );
+        }
+        // Or the state A's write had reached (old or new, never a mix).
+        Ok(c) => {
+            let mut new = old.clone().into_bytes();
+            new[..9000].fill(b'x');
+            assert!(c == old.as_bytes() || c == new, "B read a mix");
+            mb.unmount();
+        }
+    }
+    assert!(
+        !b.local().join("quire.undo").exists()
+            || std::fs::read(b.local().join("quire.undo"))
+                .unwrap()
+                .is_empty()
+    );
+    // Back on A: its own journal rolls the note back to its last save.
+    let m = a.mount(&[]);
+    let back = std::fs::read_to_string(m.path("n.md")).unwrap();
+    m.unmount();
+    assert!(back == old, "not rolled back: {}\n{}", &back[..40], logs(&a));
+    let o = a.check_sealed();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+}
+
+#[test]
+fn a_stale_journal_never_replays_onto_a_restored_copy() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let v1 = "version one\n".repeat(500);
+    std::fs::write(m.path("n.md"), &v1).unwrap();
+    m.unmount();
+    // A backup of the sealed folder, taken by any tool.
+    let backup = w.dir.path().join("backup");
+    sh(
+        w.dir.path(),
+        &format!("cp -a {} {}", w.vault.display(), backup.display()),
+    );
+    let m = w.mount(&[]);
+    let v2 = "version two\n".repeat(500);
+    std::fs::write(m.path("n.md"), &v2).unwrap();
+    m.unmount();
+    let m = w.mount(&[]);
+    write_then_kill(&w, m, "n.md", 5000, b'y');
+    assert!(w.local().join("quire.undo").is_file());
+    // The user restores the backup into the same place: this machine's
+    // journal is about files that are gone, and must not be replayed
+    // onto the restored ones.
+    sh(
+        w.dir.path(),
+        &format!(
+            "rm -rf {v} && cp -a {b} {v}",
+            v = w.vault.display(),
+            b = backup.display()
+        ),
+    );
+    let m = w.mount(&[]);
+    let back = std::fs::read_to_string(m.path("n.md")).unwrap();
+    assert!(back == v1, "replayed onto the copy: {}", &back[..40]);
+    m.unmount();
+    let log = logs(&w);
+    assert!(log.contains("changed identity since the crash"), "{log}");
+    // The restore rolled the audit log back too: named, then accepted.
+    let out = w.check_problems("a restored backup");
+    assert!(out.contains("quire.audit") && !out.contains("n.md"), "{out}");
+    let o = w.run(&[
+        "audit",
+        "--accept",
+        "--vault",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let o = w.check_sealed();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+}
+
+#[test]
+fn files_older_versions_kept_in_the_vault_folder_are_moved_out() {
+    let w = World::new();
+    w.init();
+    w.mount(&[]).unmount();
+    // What an older Quire left in the vault folder.
+    std::fs::write(w.vault.join("quire.lock"), b"").unwrap();
+    std::fs::create_dir(w.vault.join("index")).unwrap();
+    std::fs::write(w.vault.join("index/meta.json"), b"sealed junk").unwrap();
+    std::fs::rename(w.local().join("quire.log"), w.vault.join("quire.log")).unwrap();
+    let m = w.mount(&[]);
+    let mut f = std::fs::File::create(m.path("b.md")).unwrap();
+    f.write_all(b"after the move\n").unwrap();
+    drop(f);
+    m.unmount();
+    assert_eq!(top(&w), ["d", "devices", "quire.audit", "quire.conf"]);
+    // The old log is this device's previous log now: still readable.
+    assert!(w.local().join("quire.log.1").is_file());
+    assert!(logs(&w).contains("mounted"));
+}
