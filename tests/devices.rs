@@ -188,7 +188,12 @@ fn a_crash_on_one_device_is_rolled_back_only_on_that_device() {
     let m = a.mount(&[]);
     let back = std::fs::read_to_string(m.path("n.md")).unwrap();
     m.unmount();
-    assert!(back == old, "not rolled back: {}\n{}", &back[..40], logs(&a));
+    assert!(
+        back == old,
+        "not rolled back: {}\n{}",
+        &back[..40],
+        logs(&a)
+    );
     let o = a.check_sealed();
     assert_eq!(o.status.code(), Some(0), "{o:?}");
 }
@@ -233,7 +238,10 @@ fn a_stale_journal_never_replays_onto_a_restored_copy() {
     assert!(log.contains("changed identity since the crash"), "{log}");
     // The restore rolled the audit log back too: named, then accepted.
     let out = w.check_problems("a restored backup");
-    assert!(out.contains("quire.audit") && !out.contains("n.md"), "{out}");
+    assert!(
+        out.contains("quire.audit") && !out.contains("n.md"),
+        "{out}"
+    );
     let o = w.run(&[
         "audit",
         "--accept",

@@ -617,8 +617,8 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
                                 id,
                                 name: r.name,
                                 state: match r.state {
-                                    crate::format::devices::State::Mounted => "mounted",
-                                    crate::format::devices::State::Sealed => "sealed",
+                                    crate::vault::devices::State::Mounted => "mounted",
+                                    crate::vault::devices::State::Sealed => "sealed",
                                 }
                                 .into(),
                                 since_ns: r.since,

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::crypto::{SubKeys, random};
-use crate::format::devices::{self, Record, State};
+use crate::format::devices;
+pub use crate::format::devices::{Record, State, short};
 use crate::store::{Layout, atomic, safe};
 
 /// One device as its record says.

@@ -80,7 +80,8 @@ pub struct Content {
     pub(crate) explain: std::sync::OnceLock<Explain>,
 }
 
-/// See [`Content::explain`].
+/// Says why a file may fail authentication other than tampering (see
+/// `Content`'s `explain` field).
 pub type Explain = Box<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// The content format flags a vault was made with.
