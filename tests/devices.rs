@@ -57,17 +57,6 @@ fn write_then_kill(w: &World, m: Mounted, rel: &str, len: usize, byte: u8) {
         .output();
 }
 
-fn logs(w: &World) -> String {
-    let o = w.run(&[
-        "logs",
-        w.vault.to_str().unwrap(),
-        "--password-file",
-        w.pwfile.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// Names in the vault folder's top level.
 fn top(w: &World) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(&w.vault)
@@ -164,7 +153,7 @@ fn a_crash_on_one_device_is_rolled_back_only_on_that_device() {
         Err(e) => {
             assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
             mb.unmount();
-            let log = logs(&b);
+            let log = b.logs();
             assert!(
                 log.contains("half-written by another device") && log.contains("mounted since"),
                 "{log}"
@@ -192,7 +181,7 @@ fn a_crash_on_one_device_is_rolled_back_only_on_that_device() {
         back == old,
         "not rolled back: {}\n{}",
         &back[..40],
-        logs(&a)
+        a.logs()
     );
     let o = a.check_sealed();
     assert_eq!(o.status.code(), Some(0), "{o:?}");
@@ -234,7 +223,7 @@ fn a_stale_journal_never_replays_onto_a_restored_copy() {
     let back = std::fs::read_to_string(m.path("n.md")).unwrap();
     assert!(back == v1, "replayed onto the copy: {}", &back[..40]);
     m.unmount();
-    let log = logs(&w);
+    let log = w.logs();
     assert!(log.contains("changed identity since the crash"), "{log}");
     // The restore rolled the audit log back too: named, then accepted.
     let out = w.check_problems("a restored backup");
@@ -273,5 +262,5 @@ fn files_older_versions_kept_in_the_vault_folder_are_moved_out() {
     assert_eq!(top(&w), ["d", "devices", "quire.audit", "quire.conf"]);
     // The old log is this device's previous log now: still readable.
     assert!(w.local().join("quire.log.1").is_file());
-    assert!(logs(&w).contains("mounted"));
+    assert!(w.logs().contains("mounted"));
 }

@@ -191,7 +191,7 @@ fn serve(
     let device = if o.read_only {
         None
     } else {
-        match v.devices() {
+        match tree.devices() {
             Ok(d) => {
                 if let Err(e) = d.set_state(crate::format::devices::State::Mounted) {
                     log::warn!("could not write this device's record ({e})");

@@ -53,7 +53,7 @@ pub fn run(a: DevicesArgs) -> Result<()> {
                 &d.id[..7],
                 d.name,
                 d.state,
-                crate::vault::devices::show_time(d.since_ns)
+                super::runtime::format_time((d.since_ns.max(0) / 1_000_000_000) as u64)
             ),
         }
     }

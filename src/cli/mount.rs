@@ -333,7 +333,7 @@ pub fn run_with(a: MountArgs, import: bool) -> Result<()> {
                     "quire: note: {} ({}) has had this vault mounted since {} (or was stopped without unmounting it). Its changes reach this computer only through your sync tool: edit each note on one computer at a time, and unmount there when you are done.",
                     r.name,
                     crate::format::devices::short(&o.id),
-                    crate::vault::devices::show_time(r.since)
+                    super::runtime::format_time((r.since.max(0) / 1_000_000_000) as u64)
                 );
             }
         }

@@ -611,7 +611,7 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
                     .list()?
                     .into_iter()
                     .map(|x| {
-                        let id = x.id.iter().map(|b| format!("{b:02x}")).collect();
+                        let id = crate::vault::devices::id_hex(&x.id);
                         match x.record {
                             Ok(r) => DeviceOut {
                                 id,

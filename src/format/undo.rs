@@ -127,22 +127,22 @@ impl Record {
             Some(u64::from_be_bytes(b.get(i..i + 8)?.try_into().ok()?))
         };
         match kind {
-            BEGIN if b.len() > 48 => Some(Record::Begin {
-                session: u64_at(0)?,
-                file_id: b[8..24].try_into().ok()?,
-                size: u64_at(24)?,
-                ino: None,
-                dir_id: b[32..48].try_into().ok()?,
-                name: b[48..].to_vec(),
-            }),
-            BEGIN_AT if b.len() > 56 => Some(Record::Begin {
-                session: u64_at(0)?,
-                file_id: b[8..24].try_into().ok()?,
-                size: u64_at(24)?,
-                ino: Some(u64_at(32)?),
-                dir_id: b[40..56].try_into().ok()?,
-                name: b[56..].to_vec(),
-            }),
+            BEGIN | BEGIN_AT => {
+                // BEGIN_AT has the inode number after the size.
+                let (ino, at) = match kind {
+                    BEGIN_AT => (Some(u64_at(32)?), 40),
+                    _ => (None, 32),
+                };
+                (b.len() > at + 16).then_some(())?;
+                Some(Record::Begin {
+                    session: u64_at(0)?,
+                    file_id: b[8..24].try_into().ok()?,
+                    size: u64_at(24)?,
+                    ino,
+                    dir_id: b[at..at + 16].try_into().ok()?,
+                    name: b[at + 16..].to_vec(),
+                })
+            }
             BLOCK if b.len() > 16 => Some(Record::Block {
                 session: u64_at(0)?,
                 index: u64_at(8)?,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::crypto::{SubKeys, random};
 use crate::format::devices;
-pub use crate::format::devices::{Record, State, short};
+pub use crate::format::devices::{Record, State, file_name as id_hex, short};
 use crate::store::{Layout, atomic, safe};
 
 /// One device as its record says.
@@ -210,7 +210,10 @@ impl Devices {
                     "{} ({}, mounted since {})",
                     r.name,
                     devices::short(&d.id),
-                    show_time(r.since)
+                    super::history::stamp(
+                        std::time::UNIX_EPOCH
+                            + std::time::Duration::from_nanos(r.since.max(0) as u64)
+                    )
                 )
             })
             .collect();
@@ -219,17 +222,4 @@ impl Devices {
             names.join(", ")
         ))
     }
-}
-
-/// A record's time, local, to the minute.
-pub fn show_time(ns: i64) -> String {
-    let tm = crate::vault::util::local_tm((ns / 1_000_000_000) as libc::time_t);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min
-    )
 }

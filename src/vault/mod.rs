@@ -418,21 +418,7 @@ impl UnlockedVault {
             crate::format::content::Layout::PLAIN
         };
         self.migrate_device_files(read_only, block_layout)?;
-        let (journal, recovered) = journal::Journal::open(
-            self.layout.undo(),
-            &self.layout.data(),
-            self.keys.clone(),
-            read_only,
-            block_layout,
-        )
-        .map_err(io_err("rolling back changes interrupted by a crash"))?;
-        if recovered.files > 0 {
-            log::warn!(
-                "{} file(s) interrupted by a crash were rolled back to their last saved content",
-                recovered.files
-            );
-        }
-        let journal = Arc::new(journal);
+        let journal = Arc::new(self.open_journal(self.layout.undo(), read_only, block_layout)?);
         let audit = if read_only {
             None
         } else {
@@ -501,6 +487,31 @@ impl UnlockedVault {
         Ok(Notebook::new(t, features))
     }
 
+    /// Opens the crash journal at `path`, first rolling back what a crash
+    /// left in it (read-write only).
+    fn open_journal(
+        &self,
+        path: PathBuf,
+        read_only: bool,
+        block_layout: crate::format::content::Layout,
+    ) -> Result<journal::Journal, Error> {
+        let (journal, recovered) = journal::Journal::open(
+            path,
+            &self.layout.data(),
+            self.keys.clone(),
+            read_only,
+            block_layout,
+        )
+        .map_err(io_err("rolling back changes interrupted by a crash"))?;
+        if recovered.files > 0 {
+            log::warn!(
+                "{} file(s) interrupted by a crash were rolled back to their last saved content",
+                recovered.files
+            );
+        }
+        Ok(journal)
+    }
+
     /// Moves what older versions kept in the vault folder and is now per
     /// device (docs/FORMAT.md §18) out of it, on a read-write open: a
     /// crash journal left there is replayed first (as those versions
@@ -515,20 +526,7 @@ impl UnlockedVault {
     ) -> Result<(), Error> {
         let old_undo = self.layout.old_shared(crate::store::UNDO);
         if std::fs::symlink_metadata(&old_undo).is_ok() {
-            let (_, recovered) = journal::Journal::open(
-                old_undo,
-                &self.layout.data(),
-                self.keys.clone(),
-                read_only,
-                block_layout,
-            )
-            .map_err(io_err("rolling back changes interrupted by a crash"))?;
-            if recovered.files > 0 {
-                log::warn!(
-                    "{} file(s) interrupted by a crash under an older Quire were rolled back",
-                    recovered.files
-                );
-            }
+            self.open_journal(old_undo, read_only, block_layout)?;
         }
         if read_only {
             return Ok(());

@@ -196,8 +196,8 @@ impl Notebook {
     }
 
     /// This device and the vault's device records (§18).
-    pub fn devices(&self) -> io::Result<&super::devices::Devices> {
-        self.f.devices.as_deref().ok_or_else(|| {
+    pub fn devices(&self) -> io::Result<Arc<super::devices::Devices>> {
+        self.f.devices.clone().ok_or_else(|| {
             io::Error::other("this device's ID could not be read or made (see `quire logs`)")
         })
     }

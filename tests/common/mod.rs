@@ -208,6 +208,19 @@ impl World {
         out
     }
 
+    /// `quire logs` of the sealed vault (with the password file); asserts
+    /// it worked and returns what it printed.
+    pub fn logs(&self) -> String {
+        let o = self.run(&[
+            "logs",
+            self.vault.to_str().unwrap(),
+            "--password-file",
+            self.pwfile.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
     /// The daemon's pid from `quire status --json`.
     pub fn daemon_pid(&self) -> Option<i32> {
         let o = self.run(&["status", "--json"]);
