@@ -79,7 +79,7 @@ fn per_device_state_lives_outside_the_vault_folder() {
     }));
     // While mounted: no lock file, journal, log or index in the folder a
     // sync tool copies.
-    assert_eq!(top(&w), ["d", "devices", "quire.audit", "quire.conf"]);
+    assert_eq!(top(&w), ["audit", "d", "devices", "quire.conf"]);
     let local = w.local();
     assert!(local.join("quire.log").is_file(), "{}", local.display());
     assert!(local.join("index").is_dir());
@@ -91,7 +91,7 @@ fn per_device_state_lives_outside_the_vault_folder() {
     assert!(!o.status.success());
     assert_eq!(o.status.code(), Some(13), "{o:?}");
     m.unmount();
-    assert_eq!(top(&w), ["d", "devices", "quire.audit", "quire.conf"]);
+    assert_eq!(top(&w), ["audit", "d", "devices", "quire.conf"]);
     // The device is listed, sealed, named after the host; it can be renamed.
     let pw = w.pwfile.to_str().unwrap();
     let v = w.vault.to_str().unwrap();
@@ -227,10 +227,7 @@ fn a_stale_journal_never_replays_onto_a_restored_copy() {
     assert!(log.contains("changed identity since the crash"), "{log}");
     // The restore rolled the audit log back too: named, then accepted.
     let out = w.check_problems("a restored backup");
-    assert!(
-        out.contains("quire.audit") && !out.contains("n.md"),
-        "{out}"
-    );
+    assert!(out.contains("audit/") && !out.contains("n.md"), "{out}");
     let o = w.run(&[
         "audit",
         "--accept",
@@ -259,8 +256,110 @@ fn files_older_versions_kept_in_the_vault_folder_are_moved_out() {
     f.write_all(b"after the move\n").unwrap();
     drop(f);
     m.unmount();
-    assert_eq!(top(&w), ["d", "devices", "quire.audit", "quire.conf"]);
+    assert_eq!(top(&w), ["audit", "d", "devices", "quire.conf"]);
     // The old log is this device's previous log now: still readable.
     assert!(w.local().join("quire.log.1").is_file());
     assert!(w.logs().contains("mounted"));
+}
+
+/// Issue 18.2: each device appends only to its own audit chain; `quire
+/// audit` merges the chains by time and names the device of each record;
+/// a device remembers the heads of the other devices' chains, so one put
+/// back to an older copy is an alarm until it is accepted.
+#[test]
+fn each_device_writes_its_own_audit_chain_and_a_rollback_of_another_is_seen() {
+    let a = World::new();
+    a.init();
+    let b = other_device(&a);
+    let v = a.vault.to_str().unwrap().to_string();
+    let run = |w: &World, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--vault", &v, "--password-file", w.pwfile.to_str().unwrap()]);
+        w.run(&all)
+    };
+    let rename = |w: &World, name: &str| {
+        assert!(run(w, &["devices", "--rename", name]).status.success());
+    };
+    let session = |w: &World, note: &str| {
+        let m = w.mount(&[]);
+        std::fs::write(m.path(note), format!("{note}\n")).unwrap();
+        m.unmount();
+    };
+    rename(&a, "desk");
+    session(&a, "a.md");
+    rename(&b, "laptop");
+    let b_chain = b.audit_chain();
+    let a_chain = a.audit_chain();
+    session(&b, "b.md");
+    // A mount of A leaves B's chain as it was.
+    let b_bytes = std::fs::read(&b_chain).unwrap();
+    session(&a, "a2.md");
+    assert_eq!(std::fs::read(&b_chain).unwrap(), b_bytes);
+    let mut chains: Vec<_> = std::fs::read_dir(a.vault.join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    chains.sort();
+    let mut expect = vec![a_chain.clone(), b_chain.clone()];
+    expect.sort();
+    assert_eq!(chains, expect);
+    // Merged by time, each record naming its device.
+    let o = run(&a, &["audit", "--json"]);
+    let recs: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let saves: Vec<(String, String)> = recs
+        .iter()
+        .filter(|r| r["event"] == "create")
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_string(),
+                r["device_name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        saves,
+        [
+            ("a.md".to_string(), "desk".to_string()),
+            ("b.md".into(), "laptop".into()),
+            ("a2.md".into(), "desk".into())
+        ],
+        "{recs:?}"
+    );
+    let times: Vec<i64> = recs
+        .iter()
+        .map(|r| r["time_ns"].as_i64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|p| p[0] <= p[1]));
+    let o = run(&a, &["audit"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("laptop") && out.contains("desk"), "{out}");
+    assert_eq!(run(&a, &["audit", "--verify"]).status.code(), Some(0));
+    // B goes on; A sees it (its heads move at its next mount); then B's
+    // chain is put back to the older copy (a restored backup on B, a sync
+    // tool's rollback): A says so, naming B's chain.
+    session(&b, "b2.md");
+    session(&a, "a3.md");
+    std::fs::write(&b_chain, &b_bytes).unwrap();
+    let o = run(&a, &["audit", "--verify"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(24), "{out}");
+    assert!(out.contains("removed from the end"), "{out}");
+    assert!(out.contains("(laptop): BROKEN"), "{out}");
+    let short = &b_chain.file_name().unwrap().to_str().unwrap()[..7];
+    assert!(out.contains(&format!("device {short}'s chain")), "{out}");
+    let out = a.check_problems("another device's chain rolled back");
+    assert!(out.contains(&format!("audit/{}", &short)), "{out}");
+    // B itself, which remembers its own head, says so too.
+    assert_eq!(run(&b, &["audit", "--verify"]).status.code(), Some(24));
+    // A mount of A warns and leaves the head where it was.
+    let o = a.mount_output(&[]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("audit log is BROKEN"),
+        "{o:?}"
+    );
+    Mounted::adopt(&a).unmount();
+    assert_eq!(run(&a, &["audit", "--verify"]).status.code(), Some(24));
+    // Reviewed and accepted on A: clean there.
+    assert!(run(&a, &["audit", "--accept"]).status.success());
+    assert_eq!(run(&a, &["audit", "--verify"]).status.code(), Some(0));
 }

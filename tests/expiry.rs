@@ -303,7 +303,7 @@ fn the_audit_chain_catches_edits_removals_and_a_cut_tail() {
         a.extend_from_slice(extra);
         w.run(&a)
     };
-    let log = w.vault.join("quire.audit");
+    let log = w.audit_chain();
     let orig = std::fs::read(&log).unwrap();
     assert!(sealed(&["--verify"]).status.success());
     // Record boundaries (header 26 bytes, frame = 5 + sealed length).

@@ -823,7 +823,7 @@ fn an_audit_head_per_copy_and_a_reviewed_state_can_be_accepted() {
         std::fs::write(m.path("a.md"), "a\n").unwrap();
         m.unmount();
     }
-    let early_log = std::fs::read(w.vault.join("quire.audit")).unwrap();
+    let early_log = std::fs::read(w.audit_chain()).unwrap();
     // rsync the sealed vault, mount the copy, write, unmount.
     let copy = w.dir.path().join("copy");
     let o = std::process::Command::new("cp")
@@ -863,7 +863,7 @@ fn an_audit_head_per_copy_and_a_reviewed_state_can_be_accepted() {
         std::fs::write(m.path("c.md"), "c\n").unwrap();
         m.unmount();
     }
-    std::fs::write(w.vault.join("quire.audit"), &early_log).unwrap();
+    std::fs::write(w.audit_chain(), &early_log).unwrap();
     let o = verify(&w.vault);
     assert_eq!(
         o.status.code(),

@@ -22,7 +22,8 @@ pub struct AuditArgs {
     /// Only records about this path (a note, or a folder and what is in it).
     #[arg(long, value_name = "PATH")]
     path: Option<std::path::PathBuf>,
-    /// Check the chain: every record authentic, in order, none missing.
+    /// Check every device's chain: every record authentic, in order, none
+    /// missing, none removed since this computer last saw it.
     /// Exit code 24 if it is broken.
     #[arg(long, conflicts_with = "accept")]
     verify: bool,
@@ -78,6 +79,15 @@ fn following_renames(records: &[crate::control::AuditOut], rel: &str) -> Vec<boo
     keep
 }
 
+/// Device names by short ID, from the records listed.
+fn device_names(records: &[crate::control::AuditOut]) -> std::collections::HashMap<&str, &str> {
+    records
+        .iter()
+        .filter(|r| !r.device_name.is_empty())
+        .map(|r| (r.device.as_str(), r.device_name.as_str()))
+        .collect()
+}
+
 /// `quire audit`.
 pub fn run(a: AuditArgs) -> Result<()> {
     let since = a
@@ -129,28 +139,61 @@ pub fn run(a: AuditArgs) -> Result<()> {
         }
     } else if a.verify {
         c.header();
+        let names = device_names(&records);
+        for ch in &verdict.chains {
+            let who = match ch.chain.as_str() {
+                "legacy" => "log of older versions (quire.audit)".to_string(),
+                hex => {
+                    let short = &hex[..7.min(hex.len())];
+                    match names.get(short) {
+                        Some(n) => format!("device {short} ({n})"),
+                        None => format!("device {short}"),
+                    }
+                }
+            };
+            let seen = ch
+                .remembered
+                .map(|s| format!("; seen here up to record {s}"))
+                .unwrap_or_default();
+            match &ch.broken {
+                None => println!("  {who}: {} records, intact{seen}", ch.records),
+                Some(b) => println!("  {who}: BROKEN: {b}{seen}"),
+            }
+        }
+        for f in &verdict.other_files {
+            println!("  audit/{f}: not a device's chain (a sync tool's conflict copy?); not read");
+        }
         match &verdict.broken {
             None => println!(
-                "The audit log is intact: {} records, each authentic and chained to the one before. {}.\nLast record's link: {} (write it down with the count, off this machine, to anchor the log).",
-                verdict.records, verdict.head, verdict.last_link
+                "The audit log is intact: {} records in {} chain(s), each authentic and chained to the one before. {}.\nThis device's last link: {} (write it down with its count, off this machine, to anchor the log).",
+                verdict.records,
+                verdict.chains.len(),
+                verdict.head,
+                verdict.last_link
             ),
             Some(b) => println!(
-                "The audit log is BROKEN: {b}. {} record(s) authenticate and chain from the first. {}.",
+                "The audit log is BROKEN: {b}. {} record(s) authenticate and chain. {}.",
                 verdict.records, verdict.head
             ),
         }
         if verdict.torn_tail {
-            println!("(The last record was cut short, as by a crash while writing it.)");
+            println!("(A chain's last record was cut short, as by a crash while writing it.)");
         }
     } else {
         c.header();
         let mut out = std::io::stdout().lock();
         for r in &shown {
             let t = UNIX_EPOCH + Duration::from_nanos(r.time_ns.max(0) as u64);
+            let who = if r.device_name.is_empty() {
+                r.device.clone()
+            } else {
+                r.device_name.chars().take(16).collect()
+            };
             let mut line = format!(
-                "{:>6}  {}  uid {:<5}  {:<15}",
+                "{:>6}  {}  {:<16}  uid {:<5}  {:<15}",
                 r.seq,
                 stamp(t),
+                who,
                 r.uid,
                 r.event
             );
@@ -194,6 +237,8 @@ mod tests {
             path: path.into(),
             to: to.into(),
             detail: String::new(),
+            device: String::new(),
+            device_name: String::new(),
         }
     }
 

@@ -75,8 +75,24 @@ pub fn run(mut a: CheckArgs) -> Result<()> {
         for p in &report.problems {
             println!("PROBLEM  {}: {}", p.path, p.problem);
         }
+        for p in &report.conflicts {
+            println!("CONFLICT {}: {}", p.path, p.problem);
+        }
     }
-    if report.problems.is_empty() {
+    if report.problems.is_empty() && !report.conflicts.is_empty() {
+        Err(fail(
+            Code::Conflicts,
+            format!(
+                "no damage, but {} conflict cop{} made by a sync tool: see `quire conflicts`",
+                report.conflicts.len(),
+                if report.conflicts.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
+            ),
+        ))
+    } else if report.problems.is_empty() {
         if !a.json {
             println!("No problems found.");
         }

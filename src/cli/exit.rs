@@ -44,6 +44,9 @@ pub enum Code {
     Refused = 23,
     /// `quire audit --verify` found the audit log altered.
     AuditBroken = 24,
+    /// `quire check` found no damage, but sync tools' conflict copies of
+    /// notes to resolve (`quire conflicts`).
+    Conflicts = 25,
 }
 
 /// An error the CLI knows how to explain.

@@ -3,6 +3,7 @@
 
 mod audit;
 mod check;
+mod conflicts;
 mod daemon;
 mod devices;
 pub mod exit;
@@ -104,6 +105,8 @@ enum Command {
     Reindex(search::ReindexArgs),
     /// List the computers that use this vault; `--rename` names this one.
     Devices(devices::DevicesArgs),
+    /// List the copies a sync tool kept of notes changed on two computers.
+    Conflicts(conflicts::ConflictsArgs),
 }
 
 /// Entry point: parses arguments, runs the command, returns the exit code.
@@ -138,6 +141,7 @@ pub fn main() -> i32 {
         Command::Search(a) => search::search(a),
         Command::Reindex(a) => search::reindex(a),
         Command::Devices(a) => devices::run(a),
+        Command::Conflicts(a) => conflicts::run(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "quire", &mut std::io::stdout());
             Ok(())

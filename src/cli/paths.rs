@@ -45,24 +45,20 @@ fn audit_dir() -> PathBuf {
     crate::store::state_home().join("audit")
 }
 
-/// Tells an unlocked vault where its audit head is remembered.
+/// Lets an unlocked vault take over the audit head an older version
+/// remembered for its single log (the vault now keeps the heads of every
+/// chain in its device folder, docs/FORMAT.md §16).
 pub fn remember_audit_head(v: &mut crate::vault::UnlockedVault) {
     let p = audit_head(&v.id_hex(), v.path());
-    // A head remembered by an older Quire, keyed by the vault ID alone:
-    // taken over only if this log agrees with it (otherwise it was another
-    // copy's, and would raise a false alarm here).
+    // A head remembered by an even older Quire, keyed by the vault ID
+    // alone, is taken over only if the log agrees with it (otherwise it
+    // was another copy's, and would raise a false alarm here).
     let old = audit_dir().join(format!("{}.head", v.id_hex()));
-    if !p.exists()
-        && old.exists()
-        && v.audit_agrees_with(&old)
-        && let Ok(b) = crate::store::safe::read(&old, crate::store::safe::MAX_RECORD)
-    {
-        if let Some(dir) = p.parent() {
-            let _ = crate::store::atomic::private_dir(dir);
-        }
-        let _ = crate::store::atomic::write(&p, &b);
+    if p.exists() {
+        v.take_over_audit_head(&p, false);
+    } else if old.exists() {
+        v.take_over_audit_head(&old, true);
     }
-    v.remember_audit_head(p);
 }
 
 /// What this machine remembers of a vault's config (issue 11.5), beside

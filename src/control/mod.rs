@@ -21,7 +21,10 @@ use crate::vault::check::Report;
 use crate::vault::expiry::{Applied, Plan};
 use crate::vault::lifecycle::{self, Dated};
 use crate::vault::trash::{self, Entry};
-use crate::vault::{AuditEvent, AuditRecord, Notebook};
+use std::collections::HashMap;
+
+use crate::vault::audit::{ChainId, Chained};
+use crate::vault::{AuditEvent, Notebook};
 
 /// A request.
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,6 +85,8 @@ pub enum Request {
     },
     /// Verifies the whole vault.
     Check,
+    /// Sync tools' conflict copies of notes (issue 18.4).
+    Conflicts,
     /// The vault's devices; with `rename`, this device's new name first.
     Devices {
         /// A new name for this device.
@@ -194,6 +199,34 @@ pub struct DatedOut {
     pub expires_ns: Option<i64>,
 }
 
+/// A sync tool's conflict copy of a note, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConflictOut {
+    /// The vault path it is shown under.
+    pub path: String,
+    /// The note it is a copy of.
+    pub original: String,
+    /// The sync tool whose naming it follows.
+    pub tool: String,
+    /// When the tool made it, as the tool wrote it.
+    pub when: Option<String>,
+    /// The device or person the tool named.
+    pub device: Option<String>,
+}
+
+impl ConflictOut {
+    /// Lists a conflict copy found in the vault.
+    pub fn of(f: &crate::vault::tree::conflicts::Found) -> ConflictOut {
+        ConflictOut {
+            path: String::from_utf8_lossy(&f.path).into_owned(),
+            original: String::from_utf8_lossy(&f.original).into_owned(),
+            tool: format!("{:?}", f.copy.conflict.tool),
+            when: f.copy.conflict.when.clone(),
+            device: f.copy.conflict.device.clone(),
+        }
+    }
+}
+
 /// One audit record, as listed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditOut {
@@ -213,6 +246,13 @@ pub struct AuditOut {
     pub to: String,
     /// Details.
     pub detail: String,
+    /// The device whose chain holds the record: its short ID, or
+    /// `older` for the log of versions before per-device chains.
+    #[serde(default)]
+    pub device: String,
+    /// That device's name, if its record can be read.
+    #[serde(default)]
+    pub device_name: String,
 }
 
 /// One version, as listed.
@@ -272,6 +312,11 @@ pub enum Response {
     Devices {
         /// This device first.
         devices: Vec<DeviceOut>,
+    },
+    /// Conflict copies, in path order.
+    Conflicts {
+        /// Each copy.
+        conflicts: Vec<ConflictOut>,
     },
     /// Versions.
     Versions {
@@ -476,9 +521,27 @@ fn dated_out(d: &Dated) -> DatedOut {
     }
 }
 
-/// A listed audit record.
-pub fn audit_out(r: &AuditRecord) -> AuditOut {
+/// The names of the vault's devices, by chain.
+fn device_names(tree: &Notebook) -> HashMap<ChainId, String> {
+    tree.devices()
+        .and_then(|d| d.list())
+        .map(|l| {
+            l.into_iter()
+                .filter_map(|d| Some((ChainId::Device(d.id), d.record.ok()?.name)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A listed audit record of the chain `c`.
+pub fn audit_out(c: &Chained, names: &HashMap<ChainId, String>) -> AuditOut {
+    let r = &c.record;
     AuditOut {
+        device: match c.chain {
+            ChainId::Legacy => "older".into(),
+            ChainId::Device(id) => crate::vault::devices::short(&id),
+        },
+        device_name: names.get(&c.chain).cloned().unwrap_or_default(),
         seq: r.seq,
         time_ns: r.time_ns,
         event: r.event.as_str().into(),
@@ -594,6 +657,9 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
             tree.set_trash_days(days)?;
             Response::Ok
         }
+        Request::Conflicts => Response::Conflicts {
+            conflicts: tree.all_conflicts()?.iter().map(ConflictOut::of).collect(),
+        },
         Request::Devices { rename } => {
             let d = tree.devices()?;
             if let Some(n) = rename {
@@ -705,15 +771,17 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
         Request::AuditAccept => {
             tree.accept_audit()?;
             let (records, verdict) = tree.read_audit()?;
+            let names = device_names(tree);
             Response::Audit {
-                records: records.iter().map(audit_out).collect(),
+                records: records.iter().map(|r| audit_out(r, &names)).collect(),
                 verdict,
             }
         }
         Request::Audit => {
             let (records, verdict) = tree.read_audit()?;
+            let names = device_names(tree);
             Response::Audit {
-                records: records.iter().map(audit_out).collect(),
+                records: records.iter().map(|r| audit_out(r, &names)).collect(),
                 verdict,
             }
         }

@@ -35,13 +35,17 @@ pub enum HostName {
         /// The full base64url encoding, the sidecar's content.
         full: String,
     },
+    /// A sync tool's conflict copy of another entry, as the tool named it
+    /// (docs/FORMAT.md §5.5): not an encoding of the name it is shown
+    /// under.
+    Copy(String),
 }
 
 impl HostName {
     /// The name of the entry in the host directory.
     pub fn host(&self) -> &str {
         match self {
-            HostName::Direct(s) => s,
+            HostName::Direct(s) | HostName::Copy(s) => s,
             HostName::Long { host, .. } => host,
         }
     }

@@ -59,7 +59,9 @@ pub enum Record {
     },
     /// `target u8 ‖ offset u64 ‖ directory ID (16) ‖ host name`.
     Append {
-        /// [`TO_HISTORY`] or [`TO_AUDIT`] (folder ID zero, no name).
+        /// [`TO_HISTORY`] or [`TO_AUDIT`] (for the audit log, the folder ID
+        /// is the ID of the device whose chain it is, zero in journals of
+        /// versions before per-device chains, and there is no name).
         target: u8,
         /// Where the frames are being written.
         offset: u64,

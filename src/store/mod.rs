@@ -22,8 +22,13 @@ pub const DATA: &str = "d";
 pub const LOG: &str = "quire.log";
 /// Name of the crash-undo journal.
 pub const UNDO: &str = "quire.undo";
-/// The audit log (docs/FORMAT.md §16).
+/// The audit log of versions before per-device chains (docs/FORMAT.md
+/// §16): still read, never written again.
 pub const AUDIT: &str = "quire.audit";
+/// The shared folder of per-device audit chains (docs/FORMAT.md §16).
+pub const AUDIT_DIR: &str = "audit";
+/// This device's remembered audit heads, in its own folder (§16).
+pub const AUDIT_HEADS: &str = "audit.heads";
 /// The search index folder (docs/FORMAT.md §17).
 pub const INDEX: &str = "index";
 
@@ -140,9 +145,24 @@ impl Layout {
         self.local.join(DEVICE_ID)
     }
 
-    /// `quire.audit`.
+    /// `quire.audit`, the single chain of older versions.
     pub fn audit(&self) -> PathBuf {
         self.root.join(AUDIT)
+    }
+
+    /// `audit/`, one chain per device.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.root.join(AUDIT_DIR)
+    }
+
+    /// `audit/<device ID hex>`, the chain only that device writes.
+    pub fn audit_chain(&self, device_hex: &str) -> PathBuf {
+        self.audit_dir().join(device_hex)
+    }
+
+    /// The heads of every chain this device has seen (outside the vault).
+    pub fn audit_heads(&self) -> PathBuf {
+        self.local.join(AUDIT_HEADS)
     }
 
     /// `index/`, this device's sealed search index.

@@ -39,6 +39,10 @@ pub struct Report {
     pub bytes: u64,
     /// Problems, in walk order.
     pub problems: Vec<Problem>,
+    /// Sync tools' conflict copies (issue 18.4): not damage, but versions
+    /// of a note the user has to look at.
+    #[serde(default)]
+    pub conflicts: Vec<Problem>,
 }
 
 fn join(base: &str, name: &str) -> String {
@@ -76,18 +80,33 @@ impl Features {
                 }
             }
         }
-        // The audit log's chain (FORMAT §16).
+        // The audit chains, one per device (FORMAT §16).
         match self.events.read_audit(tree) {
             Ok((_, v)) => {
-                if let Some(b) = v.broken {
+                for c in &v.chains {
+                    if let Some(b) = &c.broken {
+                        let (path, what) = match c.chain.as_str() {
+                            "legacy" => (crate::store::AUDIT.to_string(), "the audit log".into()),
+                            hex => (
+                                format!("{}/{hex}", crate::store::AUDIT_DIR),
+                                format!("device {}'s audit chain", &hex[..7]),
+                            ),
+                        };
+                        r.problems.push(Problem {
+                            path,
+                            problem: format!("{what} is broken: {b}"),
+                        });
+                    }
+                }
+                for f in &v.other_files {
                     r.problems.push(Problem {
-                        path: "quire.audit".into(),
-                        problem: format!("the audit log is broken: {b}"),
+                        path: format!("{}/{f}", crate::store::AUDIT_DIR),
+                        problem: "is not a device's audit chain (a sync tool's conflict copy, or a stray file): it is not read".into(),
                     });
                 }
             }
             Err(e) => r.problems.push(Problem {
-                path: "quire.audit".into(),
+                path: crate::store::AUDIT_DIR.into(),
                 problem: format!("cannot be read: {e}"),
             }),
         }
@@ -164,7 +183,8 @@ impl Features {
                 }
                 continue;
             }
-            if names::classify(h) == names::Entry::Hidden {
+            let copy = tree.copy_of(dir, &host);
+            if copy.is_none() && names::classify(h) == names::Entry::Hidden {
                 continue;
             }
             let Some(plain) = tree.plain_name(dir, &host) else {
@@ -175,6 +195,21 @@ impl Features {
                 continue;
             };
             let p = join(path, &String::from_utf8_lossy(&plain));
+            if let Some(c) = &copy {
+                r.conflicts.push(Problem {
+                    path: p.clone(),
+                    problem: format!(
+                        "a conflict copy of {} kept by {:?}{}: keep what you need in the note, then delete the copy",
+                        join(path, &String::from_utf8_lossy(&c.plain)),
+                        c.conflict.tool,
+                        c.conflict
+                            .when
+                            .as_ref()
+                            .map(|w| format!(" on {w}"))
+                            .unwrap_or_default()
+                    ),
+                });
+            }
             let st = match dir.handle()?.stat_child(&host) {
                 Ok(st) => st,
                 Err(e) => {

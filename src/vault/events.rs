@@ -60,8 +60,13 @@ pub type Listener = Box<dyn Fn(Change) + Send + Sync>;
 /// the listener (the daemon's indexer) and the lifecycle timer's waker.
 pub struct Events {
     pub(crate) audit: Option<Arc<AuditLog>>,
-    /// The audit log's path and remembered head, for reading it.
-    pub(crate) audit_read: (std::path::PathBuf, Option<std::path::PathBuf>),
+    /// The vault's layout, the remembered heads and this device's chain,
+    /// for reading the audit chains.
+    pub(crate) audit_read: (
+        crate::store::Layout,
+        super::audit::Heads,
+        Option<super::audit::ChainId>,
+    ),
     pub(crate) listener: std::sync::OnceLock<Listener>,
     pub(crate) lifecycle_wake: Waker,
 }
@@ -133,12 +138,12 @@ impl Events {
     pub fn read_audit(
         &self,
         tree: &Tree,
-    ) -> std::io::Result<(Vec<crate::format::audit::Record>, super::audit::Verdict)> {
+    ) -> std::io::Result<(Vec<super::audit::Chained>, super::audit::Verdict)> {
         if let Some(a) = &self.audit {
             a.flush();
         }
-        let (path, head) = &self.audit_read;
-        super::audit::read(&tree.keys, path, head.as_deref())
+        let (layout, heads, me) = &self.audit_read;
+        super::audit::read_all(&tree.keys, layout, Some(heads), *me)
     }
 
     /// Wakes whoever waits on [`Events::lifecycle_waker`].

@@ -135,13 +135,14 @@ impl LockedVault {
             config: self.config,
             master,
             keys,
-            audit_head: None,
             audit: std::sync::OnceLock::new(),
         };
         if matches!(secret, Secret::Recovery(_)) {
             // Recorded whatever is done next (docs/FORMAT.md §16).
             // No flusher thread: `mount` may fork next.
-            match audit::AuditLog::open(&v.layout.audit(), v.keys.clone(), None, false) {
+            match devices::this_device(&v.layout)
+                .and_then(|me| audit::AuditLog::open(&v.layout, me, v.keys.clone(), None, false))
+            {
                 Ok(a) => a.append(
                     crate::format::audit::Event::RecoveryKey,
                     b"",
@@ -163,8 +164,6 @@ pub struct UnlockedVault {
     config: Config,
     master: MasterKey,
     keys: Arc<SubKeys>,
-    /// Where the audit log's last link is remembered outside the vault.
-    audit_head: Option<PathBuf>,
     audit: std::sync::OnceLock<Arc<audit::AuditLog>>,
 }
 
@@ -238,7 +237,6 @@ pub fn init(
             config,
             master,
             keys,
-            audit_head: None,
             audit: std::sync::OnceLock::new(),
         },
     })
@@ -361,45 +359,71 @@ impl UnlockedVault {
         tree::hex(&self.config.vault_id)
     }
 
-    /// Sets where the audit log's last link is remembered (outside the
-    /// vault, so that removing records from its end is noticed).
-    pub fn remember_audit_head(&mut self, path: PathBuf) {
-        self.audit_head = Some(path);
+    /// The heads of the audit chains this device remembers (docs/FORMAT.md
+    /// §16), in its own folder outside the vault.
+    pub fn audit_heads(&self) -> audit::Heads {
+        audit::Heads::new(self.layout.audit_heads())
     }
 
-    /// Whether the audit log verifies against the head remembered in
-    /// `head` (a head file of an older Quire, before it is taken over).
-    pub fn audit_agrees_with(&self, head: &Path) -> bool {
-        audit::read(&self.keys, &self.layout.audit(), Some(head))
-            .is_ok_and(|(_, v)| v.broken.is_none())
-    }
-
-    /// What is wrong with the audit log's chain, if anything (checked
-    /// against the remembered head): a mount says so on the terminal.
-    pub fn audit_alarm(&self) -> Option<String> {
-        match audit::read(&self.keys, &self.layout.audit(), self.audit_head.as_deref()) {
-            Ok((_, v)) => v.broken,
-            Err(e) => Some(format!("quire.audit cannot be read ({e})")),
+    /// Takes over the audit head file of an older version (one chain,
+    /// `quire.audit`) as the head of that chain, once, if this device
+    /// remembers no heads yet. With `if_agrees`, only if the log verifies
+    /// against it (a head keyed by the vault ID alone may be another
+    /// copy's, and would raise a false alarm here).
+    pub fn take_over_audit_head(&self, old: &Path, if_agrees: bool) {
+        let heads = self.audit_heads();
+        if heads.exists() {
+            return;
+        }
+        if if_agrees {
+            let b = crate::store::safe::read(&self.layout.audit(), crate::store::safe::MAX_AUDIT)
+                .unwrap_or_default();
+            let head = audit::heads::read_old_head(old);
+            let (_, v) = audit::read_chain(&self.keys, audit::ChainId::Legacy, &b, head);
+            if head.is_none() || v.broken.is_some() {
+                return;
+            }
+        }
+        if let Err(e) = heads.import_old(old) {
+            log::warn!("could not take over the audit head of an older version ({e})");
         }
     }
 
-    /// The remembered audit head's path, if set.
-    pub fn audit_head(&self) -> Option<&Path> {
-        self.audit_head.as_deref()
+    /// This device's audit chain.
+    fn audit_chain(&self) -> Option<audit::ChainId> {
+        devices::this_device(&self.layout)
+            .ok()
+            .map(audit::ChainId::Device)
     }
 
-    /// The audit log, opened once for appending.
+    /// What is wrong with the audit chains (checked against the
+    /// remembered heads), if anything: a mount says so on the terminal.
+    pub fn audit_alarm(&self) -> Option<String> {
+        match audit::read_all(
+            &self.keys,
+            &self.layout,
+            Some(&self.audit_heads()),
+            self.audit_chain(),
+        ) {
+            Ok((_, v)) => v.broken,
+            Err(e) => Some(format!("the audit log cannot be read ({e})")),
+        }
+    }
+
+    /// This device's audit chain, opened once for appending.
     pub fn audit_log(&self) -> Result<Arc<audit::AuditLog>, Error> {
         if let Some(a) = self.audit.get() {
             return Ok(a.clone());
         }
+        let me = devices::this_device(&self.layout).map_err(io_err("reading this device's ID"))?;
         let a = audit::AuditLog::open(
-            &self.layout.audit(),
+            &self.layout,
+            me,
             self.keys.clone(),
-            self.audit_head.clone(),
+            Some(self.audit_heads()),
             true,
         )
-        .map_err(io_err("opening quire.audit"))?;
+        .map_err(io_err("opening this device's audit chain"))?;
         Ok(self.audit.get_or_init(|| a).clone())
     }
 
@@ -429,7 +453,7 @@ impl UnlockedVault {
         }
         let events = Arc::new(events::Events {
             audit,
-            audit_read: (self.layout.audit(), self.audit_head.clone()),
+            audit_read: (self.layout.clone(), self.audit_heads(), self.audit_chain()),
             listener: Default::default(),
             lifecycle_wake: Default::default(),
         });

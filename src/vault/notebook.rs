@@ -98,7 +98,7 @@ impl Notebook {
     /// Reads and verifies the audit log.
     pub fn read_audit(
         &self,
-    ) -> std::io::Result<(Vec<crate::format::audit::Record>, super::audit::Verdict)> {
+    ) -> std::io::Result<(Vec<super::audit::Chained>, super::audit::Verdict)> {
         self.f.events.read_audit(&self.tree)
     }
 

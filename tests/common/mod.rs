@@ -61,6 +61,14 @@ impl World {
         self.local_of(&self.vault)
     }
 
+    /// This device's audit chain in the vault folder,
+    /// `audit/<device ID hex>` (docs/FORMAT.md §16).
+    pub fn audit_chain(&self) -> PathBuf {
+        let id = std::fs::read(self.local().join("device")).expect("this device's ID");
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        self.vault.join("audit").join(hex)
+    }
+
     /// This device's folder for the vault folder `vault` (HOME is the
     /// world's folder, so XDG_STATE_HOME is `<world>/.local/state`).
     pub fn local_of(&self, vault: &Path) -> PathBuf {

@@ -105,6 +105,11 @@ pub(crate) enum Owner {
 }
 
 impl Owner {
+    /// Whether it names any of `places`.
+    fn names_any<P: AsRef<[u8]>>(&self, places: &[P]) -> bool {
+        places.iter().any(|p| self.names(p.as_ref()))
+    }
+
     fn names(&self, place: &[u8]) -> bool {
         match self {
             Owner::Empty => true,

@@ -57,8 +57,15 @@ impl History {
     ) -> io::Result<(Vec<(u64, Version)>, u64)> {
         let (versions, end, owner) = self.scan_raw(s)?;
         if tree.bound {
-            let want = fmt::owner_body(&tree.dir_id(dir)?, host.as_bytes());
-            if !owner.names(&want) {
+            // A sync tool's conflict copy keeps the original's stream as
+            // it was copied (§5.5).
+            let id = tree.dir_id(dir)?;
+            let want: Vec<_> = tree
+                .bound_names(dir, host)
+                .iter()
+                .map(|h| fmt::owner_body(&id, h.as_bytes()))
+                .collect();
+            if !owner.names_any(&want) {
                 log::error!(
                     "the history stream of {}/{} belongs to another note (moved or swapped on the host): refused",
                     tree.describe(dir),
@@ -79,7 +86,12 @@ impl History {
         let s = self.stream_at(tree, dir, host).ok()??;
         let (_, _, owner) = self.scan_raw(&s).ok()?;
         let id = tree.dir_id(dir).ok()?;
-        if owner.names(&fmt::owner_body(&id, host.as_bytes())) {
+        let want: Vec<_> = tree
+            .bound_names(dir, host)
+            .iter()
+            .map(|h| fmt::owner_body(&id, h.as_bytes()))
+            .collect();
+        if owner.names_any(&want) {
             return None;
         }
         // Say whose it is, where that can be told.
@@ -235,7 +247,12 @@ impl History {
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(e),
                 Err(e) => return Err(e),
             };
-            if owner.names(&a) {
+            // A conflict copy's stream still names the original (§5.5).
+            let copied_from = crate::format::conflicts::readings(&from.1.to_string_lossy())
+                .into_iter()
+                .map(|c| fmt::owner_body(from.0, c.original.as_bytes()));
+            let claims: Vec<_> = std::iter::once(a.clone()).chain(copied_from).collect();
+            if owner.names_any(&claims) {
                 let j = journaled.0.then_some(from.0);
                 self.append_place(
                     tree,

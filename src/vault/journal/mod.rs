@@ -483,6 +483,15 @@ mod tests {
         // A stale note: the stream now at that name has no frame boundary
         // at the noted offset (another stream took the name).
         std::fs::write(data.join("stale.qh"), &torn).unwrap();
+        // Audit chains beside the data folder: a device's (named by the
+        // device ID in the folder-ID field) and an older version's.
+        let dev = [0xd3u8; 16];
+        let chain = data
+            .with_file_name("audit")
+            .join(crate::format::devices::file_name(&dev));
+        std::fs::create_dir_all(chain.parent().unwrap()).unwrap();
+        std::fs::write(&chain, &torn).unwrap();
+        std::fs::write(data.with_file_name("quire.audit"), &torn).unwrap();
         let journal = d.path().join("quire.undo");
         {
             let (j, _) = Journal::open(
@@ -502,6 +511,10 @@ mod tests {
                 b"stale.qh".to_vec(),
             )
             .unwrap();
+            j.note_append(undo::TO_AUDIT, good.len() as u64, dev, Vec::new())
+                .unwrap();
+            j.note_append(undo::TO_AUDIT, good.len() as u64, [0; 16], Vec::new())
+                .unwrap();
             // The daemon is killed here: no `appended`, the journal stays.
         }
         assert!(journal.exists());
@@ -510,6 +523,11 @@ mod tests {
         assert_eq!(std::fs::read(data.join("s.qh")).unwrap(), good);
         assert_eq!(std::fs::read(data.join("other.qh")).unwrap(), torn);
         assert_eq!(std::fs::read(data.join("stale.qh")).unwrap(), torn);
+        assert_eq!(std::fs::read(&chain).unwrap(), good);
+        assert_eq!(
+            std::fs::read(data.with_file_name("quire.audit")).unwrap(),
+            good
+        );
         assert!(!journal.exists());
     }
 }

@@ -93,7 +93,15 @@ impl Journal {
         // frame no record explains is reported as tampering by readers).
         for (target, offset, dir_id, name) in &appends {
             let path = match *target {
-                undo::TO_AUDIT => self.data.with_file_name(crate::store::AUDIT),
+                // The folder-ID field names the device whose chain it
+                // is; zero in journals of older versions (`quire.audit`).
+                undo::TO_AUDIT if *dir_id == [0; 16] => {
+                    self.data.with_file_name(crate::store::AUDIT)
+                }
+                undo::TO_AUDIT => self
+                    .data
+                    .with_file_name(crate::store::AUDIT_DIR)
+                    .join(crate::format::devices::file_name(dir_id)),
                 _ => {
                     let n = std::ffi::OsStr::from_bytes(name);
                     let plain = matches!(

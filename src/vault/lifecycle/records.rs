@@ -48,7 +48,21 @@ impl Lifecycle {
             Err(e) => return Err(e),
         };
         let id = tree.dir_id(dir)?;
-        fmt_lc::open(&tree.keys.lifecycle, &self.lc_owner(tree, &id, host), &b).map_err(|e| {
+        let opened = fmt_lc::open(&tree.keys.lifecycle, &self.lc_owner(tree, &id, host), &b);
+        // A sync tool's conflict copy carries the original's record as it
+        // was copied (§5.5).
+        let opened = match opened {
+            Err(RecordError::Auth) if tree.bound => tree
+                .bound_names(dir, host)
+                .iter()
+                .skip(1)
+                .find_map(|h| {
+                    fmt_lc::open(&tree.keys.lifecycle, &self.lc_owner(tree, &id, h), &b).ok()
+                })
+                .ok_or(RecordError::Auth),
+            r => r,
+        };
+        opened.map_err(|e| {
             match e {
                 RecordError::UnknownVersion(v) => log::error!(
                     "a lifecycle record in {} has layout version {v}, newer than this Quire",

@@ -11,6 +11,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
+pub mod conflicts;
 mod create;
 pub mod hooks;
 mod io_ops;
@@ -247,6 +248,14 @@ impl Tree {
         if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
             return Err(errno(libc::EINVAL));
         }
+        // A sync tool's conflict copy is found by the name it is shown
+        // under (§5.5).
+        if conflicts::looks_like_copy(b)
+            && let Some(h) = self.copy_named(dir, b)
+            && let Ok(h) = h.into_string()
+        {
+            return Ok(names::HostName::Copy(h));
+        }
         let id = self.dir_id(dir)?;
         Ok(names::encode(&self.keys.names.encrypt(&id, b)))
     }
@@ -336,7 +345,12 @@ impl Tree {
             let host = e.file_name();
             let Some(host) = host.to_str() else { continue };
             let encoded = match names::classify(host) {
-                names::Entry::Hidden => continue,
+                names::Entry::Hidden => {
+                    if let Some(c) = self.copy_entry(dir, &e) {
+                        out.push(c);
+                    }
+                    continue;
+                }
                 names::Entry::Direct(s) => s.to_string(),
                 names::Entry::Long(h) => {
                     let side = dir.handle()?.read_child(OsStr::new(&names::sidecar_of(h)));
@@ -358,6 +372,12 @@ impl Tree {
             let Some(plain) =
                 plain.filter(|p| !p.is_empty() && !p.contains(&b'/') && !p.contains(&0))
             else {
+                // Not an encrypted name: a sync tool's conflict copy
+                // (Nextcloud's, Dropbox's and OneDrive's have no dot)?
+                if let Some(c) = self.copy_entry(dir, &e) {
+                    out.push(c);
+                    continue;
+                }
                 log::error!(
                     "name {host} in {} failed authentication; entry hidden",
                     self.describe(dir)
@@ -389,6 +409,30 @@ impl Tree {
             });
         }
         Ok(out)
+    }
+
+    /// The listing entry of a sync tool's conflict copy of a note, if the
+    /// host entry `e` is one (§5.5). Only regular files are shown: a
+    /// copied folder would share its folder ID with the original.
+    fn copy_entry(&self, dir: &Node, e: &std::fs::DirEntry) -> Option<DirEntry> {
+        use std::os::unix::fs::DirEntryExt;
+        let host = e.file_name();
+        let c = self.copy_of(dir, &host)?;
+        if !e.file_type().ok()?.is_file() {
+            log::warn!(
+                "{} in {} looks like a sync tool's conflict copy of '{}' but is not a file: not shown",
+                host.to_string_lossy(),
+                self.describe(dir),
+                String::from_utf8_lossy(&c.plain)
+            );
+            return None;
+        }
+        Some(DirEntry {
+            name: OsStr::from_bytes(&c.shown()).to_owned(),
+            ino: e.ino(),
+            kind: Kind::File,
+            host,
+        })
     }
 
     /// Looks up an entry of a listing of `dir` (readdirplus).

@@ -50,8 +50,15 @@ impl Tree {
         Ok(())
     }
 
-    /// The plaintext name of `host` in `dir`, if it decrypts.
+    /// The plaintext name of `host` in `dir`, if it decrypts, or the name
+    /// a sync tool's conflict copy is shown under.
     pub(crate) fn plain_name(&self, dir: &Node, host: &OsStr) -> Option<Vec<u8>> {
+        self.decrypted_name(dir, host)
+            .or_else(|| Some(self.copy_of(dir, host)?.shown()))
+    }
+
+    /// The plaintext name of `host` in `dir`, if it decrypts.
+    pub(crate) fn decrypted_name(&self, dir: &Node, host: &OsStr) -> Option<Vec<u8>> {
         let id = self.dir_id(dir).ok()?;
         let h = host.to_str()?;
         let encoded = match names::classify(h) {

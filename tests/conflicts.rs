@@ -1,0 +1,166 @@
+//! Sync tools' conflict copies (issue 18.4): a copy Syncthing, Nextcloud,
+//! Dropbox, OneDrive or Google Drive made of a note's files when two
+//! computers changed it is shown beside the note, readable, with its own
+//! history; `quire conflicts` lists it, `check` reports it as a conflict
+//! (exit 25), never as damage; deleting it sends it to the trash.
+//!
+//! The copies are made here as the tools name them (the real Syncthing
+//! test is in tests/sync.rs).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn out(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The host files of the only note in the vault's root: (content, history).
+fn note_files(w: &World) -> (PathBuf, PathBuf) {
+    let qh = std::fs::read_dir(w.vault.join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".qh"))
+        .expect("a history stream");
+    let content = PathBuf::from(qh.to_string_lossy().strip_suffix(".qh").unwrap());
+    (content, qh)
+}
+
+fn copy(from: &Path, to: PathBuf) {
+    std::fs::copy(from, to).unwrap();
+}
+
+#[test]
+fn conflict_copies_are_shown_readable_listed_and_resolved_to_the_trash() {
+    let w = World::new();
+    w.init();
+    let v = w.vault.to_str().unwrap().to_string();
+    let pw = w.pwfile.to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--vault", &v, "--password-file", &pw]);
+        w.run(&all)
+    };
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("n02.md"), "first line\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::write(m.path("n02.md"), "first line\nthe laptop's line\n").unwrap();
+        m.unmount();
+    }
+    // The laptop's version, as Syncthing keeps it when the desktop's
+    // later save wins: the content file and its history under the
+    // conflict name.
+    let (content, qh) = note_files(&w);
+    let laptop = std::fs::read(&content).unwrap();
+    let laptop_qh = std::fs::read(&qh).unwrap();
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("n02.md"), "first line\nthe desktop's line\n").unwrap();
+        m.unmount();
+    }
+    let st = |name: &str| {
+        let mut p = content.clone().into_os_string();
+        p.push(name);
+        PathBuf::from(p)
+    };
+    std::fs::write(st(".sync-conflict-20261204-144500-ABCDEF7"), &laptop).unwrap();
+    std::fs::write(st(".sync-conflict-20261204-144500-ABCDEF7.qh"), &laptop_qh).unwrap();
+    // Nextcloud's naming too (no dot in it).
+    copy(&content, st(" (conflicted copy 2026-12-05 091500)"));
+    let shown = "n02 (conflict 2026-12-04 14.45 ABCDEF7).md";
+    let nextcloud = "n02 (conflict 2026-12-05 09.15).md";
+    {
+        let m = w.mount(&[]);
+        let mut names: Vec<String> = std::fs::read_dir(&w.mnt)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [shown, nextcloud, "n02.md"]);
+        assert_eq!(
+            std::fs::read_to_string(m.path(shown)).unwrap(),
+            "first line\nthe laptop's line\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(m.path("n02.md")).unwrap(),
+            "first line\nthe desktop's line\n"
+        );
+        // Its own history (the copy's stream still names the original).
+        let versions: Vec<_> = std::fs::read_dir(m.path(&format!(".history/{shown}")))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(versions.len(), 2, "{versions:?}");
+        // Listed through the daemon.
+        let o = w.run(&["conflicts", "--json"]);
+        assert!(o.status.success(), "{o:?}");
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert_eq!(list[0]["path"], shown);
+        assert_eq!(list[0]["original"], "n02.md");
+        assert_eq!(list[0]["tool"], "Syncthing");
+        assert_eq!(list[0]["device"], "ABCDEF7");
+        // Resolved: the laptop's line merged into the note, the copies
+        // deleted (to the trash).
+        std::fs::write(
+            m.path("n02.md"),
+            "first line\nthe desktop's line\nthe laptop's line\n",
+        )
+        .unwrap();
+        std::fs::remove_file(m.path(nextcloud)).unwrap();
+        m.unmount();
+    }
+    // A conflict, not damage: its own exit code, no PROBLEM line.
+    let o = w.check_sealed();
+    assert_eq!(o.status.code(), Some(25), "{}", out(&o));
+    assert!(
+        out(&o).contains(&format!("CONFLICT {shown}")),
+        "{}",
+        out(&o)
+    );
+    assert!(!out(&o).contains("PROBLEM"), "{}", out(&o));
+    let o = run(&["conflicts"]);
+    assert!(
+        out(&o).contains("a copy of n02.md kept by Syncthing"),
+        "{}",
+        out(&o)
+    );
+    {
+        let m = w.mount(&[]);
+        std::fs::remove_file(m.path(shown)).unwrap();
+        assert!(!m.path(shown).exists());
+        m.unmount();
+    }
+    assert_eq!(w.check_sealed().status.code(), Some(0));
+    let o = run(&["trash"]);
+    assert!(
+        out(&o).contains(shown) && out(&o).contains(nextcloud),
+        "{}",
+        out(&o)
+    );
+    let o = run(&["conflicts"]);
+    assert!(out(&o).contains("No conflict copies"), "{}", out(&o));
+    // The audit log names what was deleted by the name it was shown under.
+    let o = run(&["audit"]);
+    assert!(out(&o).contains(shown), "{}", out(&o));
+}
+
+#[test]
+fn a_name_that_only_looks_like_a_copy_is_an_ordinary_note() {
+    let w = World::new();
+    w.init();
+    let m = w.mount(&[]);
+    let name = "plan (conflict 2026-12-04 14.45 ABC).md";
+    std::fs::write(m.path(name), "mine\n").unwrap();
+    assert_eq!(std::fs::read_to_string(m.path(name)).unwrap(), "mine\n");
+    std::fs::rename(m.path(name), m.path("plan.md")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(m.path("plan.md")).unwrap(),
+        "mine\n"
+    );
+    m.unmount();
+    assert_eq!(w.check_sealed().status.code(), Some(0));
+}
