@@ -282,7 +282,13 @@ fn serve(
     if !o.read_only
         && let Some(w) = &waker
     {
-        start_lifecycle(weak, sweeper, session.notifier(), w.clone(), stop.clone());
+        start_lifecycle(
+            weak.clone(),
+            sweeper.clone(),
+            session.notifier(),
+            w.clone(),
+            stop.clone(),
+        );
     }
     log::info!("mounted (pid {})", std::process::id());
 
@@ -305,6 +311,49 @@ fn serve(
         std::thread::Builder::new()
             .name("quire-idle".into())
             .spawn(move || idle_watch(&activity, idle, &mp))?;
+    }
+    // Other programs changing the vault folder (a sync tool): the kernel
+    // forgets what no longer matches (issue 18.5).
+    if let Some(t) = weak.upgrade() {
+        match t.watch_outside() {
+            Ok(w) => {
+                log::info!(
+                    "watching {} folder(s) for changes by other programs",
+                    w.folders()
+                );
+                let (weak, sweeper, notifier, stop) = (
+                    weak.clone(),
+                    sweeper.clone(),
+                    session.notifier(),
+                    stop.clone(),
+                );
+                std::thread::Builder::new()
+                    .name("quire-watch".into())
+                    .spawn(move || {
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            // Waits without holding the tree: unmounting
+                            // never waits for this thread.
+                            let events = w.wait(500);
+                            let Some(t) = weak.upgrade() else { return };
+                            match events.map(|e| w.translate(&t, e)) {
+                                Ok(changes) => {
+                                    let n = sweeper.outside(&t, &changes, &notifier);
+                                    if n > 0 {
+                                        log::info!(
+                                            "{n} name(s) changed by another program (a sync tool?): the kernel's cache of them was dropped"
+                                        );
+                                    }
+                                }
+                                Err(e) => {
+                                    log::warn!("watching the vault folder failed ({e})");
+                                    return;
+                                }
+                            }
+                        }
+                    })?;
+            }
+            Err(e) => log::warn!("cannot watch the vault folder for changes ({e})"),
+        }
     }
     // Keep the nodes' host descriptors under the open-file limit.
     {

@@ -169,6 +169,16 @@ impl Inodes {
         None
     }
 
+    /// Every entry the kernel holds, by (parent, name) as it last looked it
+    /// up: its inode number.
+    pub(crate) fn named(&self) -> HashMap<(u64, OsString), u64> {
+        let m = self.map.lock().unwrap();
+        m.iter()
+            .filter(|(ino, e)| **ino != 1 && !e.name.is_empty())
+            .map(|(ino, e)| ((e.parent, e.name.clone()), *ino))
+            .collect()
+    }
+
     /// The `count` least recently used entries (files before folders), as
     /// (parent, name) for the kernel to drop from its cache.
     pub(crate) fn victims(&self, count: usize) -> Vec<(u64, OsString)> {

@@ -25,8 +25,9 @@ use inodes::Inodes;
 
 use crate::vault::{Attr, DirEntry, Kind, Node, Notebook, OpenFile, Owner, Time};
 
-/// How long the kernel may cache attributes and entries. Quire is the only
-/// writer of the ciphertext while mounted (the vault lock), so caching is safe.
+/// How long the kernel may cache attributes and entries. Other programs
+/// (a sync tool) may change the ciphertext while mounted: what they change
+/// is invalidated as the vault's watcher reports it (issue 18.5).
 const TTL: Duration = Duration::from_secs(10);
 
 /// Largest write the kernel may send in one request.
@@ -148,6 +149,41 @@ impl Sweeper {
             }
         }
         Ok(done)
+    }
+}
+
+impl Sweeper {
+    /// Asks the kernel to forget what other programs changed under it
+    /// (issue 18.5): an entry whose name now holds another file, or none,
+    /// and that file's cached pages. Returns how many were stale.
+    pub fn outside(
+        &self,
+        tree: &Notebook,
+        changes: &[crate::vault::tree::outside::Outside],
+        notifier: &fuser::Notifier,
+    ) -> usize {
+        if changes.is_empty() {
+            return 0;
+        }
+        let inodes = &self.0;
+        let known = inodes.named();
+        let mut stale = 0;
+        for c in changes {
+            let parent = inodes.fuse_ino(c.dir_ino);
+            let Some(&old) = known.get(&(parent, c.name.clone())) else {
+                continue; // the kernel never looked it up: nothing cached
+            };
+            let now = tree
+                .lookup(&c.dir, &c.name)
+                .ok()
+                .map(|(_, a)| inodes.fuse_ino(a.ino));
+            if now != Some(old) {
+                let _ = notifier.inval_entry(INodeNo(parent), &c.name);
+                let _ = notifier.inval_inode(INodeNo(old), 0, -1);
+                stale += 1;
+            }
+        }
+        stale
     }
 }
 

@@ -7,6 +7,7 @@ pub mod fault;
 pub mod host;
 pub mod lock;
 pub mod safe;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

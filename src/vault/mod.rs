@@ -503,6 +503,7 @@ impl UnlockedVault {
         let t = Tree::new(self.keys.clone(), root, journal, setup, features.clone())
             .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))?;
         if let Some(d) = devices {
+            let _ = t.content.device_tag.set(devices::short(&d.me()));
             let _ = t
                 .content
                 .explain

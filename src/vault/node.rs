@@ -170,6 +170,9 @@ pub struct Node {
     dead: std::sync::atomic::AtomicBool,
     /// Written since the last version was recorded.
     pub(crate) changed: std::sync::atomic::AtomicBool,
+    /// Another program replaced or removed the host file under the node's
+    /// name while it was open here (issue 18.5): writes are refused.
+    pub(crate) replaced: std::sync::atomic::AtomicBool,
     /// What a feature keeps per node while it records the node's versions
     /// (the history: where its stream ends), opaque to the core; holding
     /// the lock serialises those records.
@@ -228,6 +231,7 @@ impl Node {
             undo: Mutex::new(None),
             dead: std::sync::atomic::AtomicBool::new(false),
             changed: std::sync::atomic::AtomicBool::new(false),
+            replaced: std::sync::atomic::AtomicBool::new(false),
             recorder: Mutex::new(None),
             last_version: Mutex::new(None),
             created: OnceLock::new(),

@@ -78,6 +78,9 @@ pub struct Content {
     /// by the vault: another device mid-write, issue 18.1); asked only
     /// when one does.
     pub(crate) explain: std::sync::OnceLock<Explain>,
+    /// Names this device in the conflict copies it makes (7 characters,
+    /// docs/FORMAT.md §5.5).
+    pub(crate) device_tag: std::sync::OnceLock<String>,
 }
 
 /// Says why a file may fail authentication other than tampering (see
@@ -139,6 +142,7 @@ impl Content {
             hole_cache: Mutex::new(None),
             parked_macs: Mutex::new(HashMap::new()),
             explain: std::sync::OnceLock::new(),
+            device_tag: std::sync::OnceLock::new(),
         }
     }
 

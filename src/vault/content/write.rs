@@ -24,6 +24,11 @@ impl Content {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
         sparse::check_size(off, data.len() as u64)?;
+        if of.node.replaced.load(std::sync::atomic::Ordering::Acquire) {
+            // Another program replaced the file under its name (issue
+            // 18.5): nothing more goes into a file no name reaches.
+            return Err(crate::vault::util::eio());
+        }
         let _g = of.node.io.write().unwrap_or_else(|e| e.into_inner());
         self.holes_changed(&of.node);
         TOUCHED.set(false);

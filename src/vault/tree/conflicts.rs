@@ -110,7 +110,7 @@ impl Tree {
     /// The host name of the conflict copy shown as `name` in `dir`, if
     /// there is one.
     pub(crate) fn copy_named(&self, dir: &Node, name: &[u8]) -> Option<OsString> {
-        if !name.windows(MARK.len()).any(|w| w == MARK) {
+        if !looks_like_copy(name) {
             return None;
         }
         let rd = dir.handle().ok()?.read_dir().ok()?;

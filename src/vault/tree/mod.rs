@@ -15,6 +15,7 @@ pub mod conflicts;
 mod create;
 pub mod hooks;
 mod io_ops;
+pub mod outside;
 mod paths;
 mod remove;
 pub mod rename;
@@ -250,8 +251,7 @@ impl Tree {
         }
         // A sync tool's conflict copy is found by the name it is shown
         // under (§5.5).
-        if conflicts::looks_like_copy(b)
-            && let Some(h) = self.copy_named(dir, b)
+        if let Some(h) = self.copy_named(dir, b)
             && let Ok(h) = h.into_string()
         {
             return Ok(names::HostName::Copy(h));

@@ -43,7 +43,7 @@ impl Tree {
         let st = dir.handle()?.stat_child(host)?;
         let node = known(st.st_ino);
         if let Some(n) = &node {
-            self.content.commit(n)?;
+            self.content.commit_node(n)?;
         }
         keep_reachable(node.as_deref(), st.st_nlink)?;
         let removal = Removal {

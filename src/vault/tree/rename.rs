@@ -116,7 +116,7 @@ impl Tree {
         // The journal names files by host path: changes in progress are
         // committed before a path changes.
         for n in moved.iter().chain(replaced.iter()) {
-            self.content.commit(n)?;
+            self.content.commit_node(n)?;
         }
         if !exchange && let (Some(n), Some(d)) = (&replaced, &dst) {
             keep_reachable(Some(n), d.st_nlink)?;

@@ -1,0 +1,144 @@
+//! Changes other programs make to the ciphertext tree while it is mounted
+//! (issue 18.5): a sync tool bringing another computer's version of a
+//! note renames it over the note's host name, or deletes it. The kernel
+//! may still hold the old entry (and the old file's pages); the FUSE layer
+//! asks it to forget what no longer matches. A write that still reaches
+//! the old file is caught when it is committed (see
+//! [`crate::vault::content`]: it is kept as a conflict copy, never lost).
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io;
+use std::sync::Arc;
+
+use super::Tree;
+use crate::store::watch::Watcher;
+use crate::vault::node::{Kind, Node};
+
+/// A name in a folder changed on the host.
+pub struct Outside {
+    /// The folder.
+    pub dir: Arc<Node>,
+    /// Its host inode number.
+    pub dir_ino: u64,
+    /// The plaintext name that changed (or the name a conflict copy is
+    /// shown under).
+    pub name: OsString,
+}
+
+/// Watches every folder of the tree.
+pub struct OutsideWatcher {
+    w: Watcher,
+    dirs: std::sync::Mutex<HashMap<i32, (Arc<Node>, u64)>>,
+    /// Events were lost (the queue overflowed): everything is suspect.
+    pub overflowed: std::sync::atomic::AtomicBool,
+}
+
+impl Tree {
+    /// Starts watching every folder of the tree (not `.git`-like folders'
+    /// insides are watched too: the kernel caches them as any other).
+    pub fn watch_outside(&self) -> io::Result<OutsideWatcher> {
+        let w = OutsideWatcher {
+            w: Watcher::new()?,
+            dirs: Default::default(),
+            overflowed: Default::default(),
+        };
+        w.add_tree(self, self.root());
+        Ok(w)
+    }
+}
+
+impl OutsideWatcher {
+    fn add(&self, dir: &Arc<Node>) -> bool {
+        let Ok(h) = dir.handle() else { return false };
+        let Ok(st) = h.stat() else { return false };
+        match self.w.watch(h) {
+            Ok(wd) => {
+                self.dirs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(wd, (dir.clone(), st.st_ino));
+                true
+            }
+            Err(e) => {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| {
+                    log::warn!(
+                        "cannot watch every folder of the vault for changes by other programs ({e}); raise fs.inotify.max_user_watches. Changes a sync tool makes may show late."
+                    )
+                });
+                false
+            }
+        }
+    }
+
+    fn add_tree(&self, t: &Tree, root: Arc<Node>) {
+        let mut stack = vec![(root, 0u32)];
+        while let Some((d, depth)) = stack.pop() {
+            if !self.add(&d) || depth > 256 {
+                continue;
+            }
+            let Ok(entries) = t.read_dir(&d) else {
+                continue;
+            };
+            for e in entries.into_iter().filter(|e| e.kind == Kind::Dir) {
+                if let Ok((n, _)) = t.lookup_entry(&d, &e) {
+                    stack.push((Arc::new(n), depth + 1));
+                }
+            }
+        }
+    }
+
+    /// Waits up to `timeout_ms` for host events (empty on a timeout).
+    pub fn wait(&self, timeout_ms: i32) -> io::Result<Vec<crate::store::watch::Event>> {
+        self.w.read(timeout_ms)
+    }
+
+    /// The names that changed in `events` (folders that appeared are
+    /// watched from now on).
+    pub fn translate(&self, t: &Tree, events: Vec<crate::store::watch::Event>) -> Vec<Outside> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for e in events {
+            if e.watch < 0 {
+                self.overflowed
+                    .store(true, std::sync::atomic::Ordering::Release);
+                continue;
+            }
+            let Some((dir, ino)) = self
+                .dirs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&e.watch)
+                .cloned()
+            else {
+                continue;
+            };
+            let Some(plain) = t.plain_name(&dir, &e.name) else {
+                continue; // a side file (.qh, .ql, …) or a temporary name
+            };
+            if e.new_folder
+                && let Ok((n, _)) = t.node_at(&dir, &e.name)
+            {
+                self.add_tree(t, Arc::new(n));
+            }
+            let name = {
+                use std::os::unix::ffi::OsStringExt;
+                OsString::from_vec(plain)
+            };
+            if seen.insert((ino, name.clone())) {
+                out.push(Outside {
+                    dir,
+                    dir_ino: ino,
+                    name,
+                });
+            }
+        }
+        out
+    }
+
+    /// Folders watched.
+    pub fn folders(&self) -> usize {
+        self.w.len()
+    }
+}
