@@ -160,6 +160,16 @@ impl Tree {
         if !after_a.is_empty() {
             self.write_binding(dir, ah, &union(&after_a, &src_t))?;
         }
+        // A commit of a moved file checks that its name still holds it
+        // (issue 18.5): it waits while the name changes under it.
+        let _moving = moved
+            .as_ref()
+            .filter(|n| n.kind() == Kind::File)
+            .map(|n| n.io.write().unwrap_or_else(|e| e.into_inner()));
+        let _swapped = replaced
+            .as_ref()
+            .filter(|n| exchange && n.kind() == Kind::File && n.ino != src.st_ino)
+            .map(|n| n.io.write().unwrap_or_else(|e| e.into_inner()));
         if let Err(e) = dir.handle()?.rename_child(ah, to.handle()?, bh, flags) {
             if let Some((victim, id)) = cleared {
                 let _ = victim.create_child_with(OsStr::new(dirid::FILE_NAME), &id, 0o400);
@@ -180,6 +190,12 @@ impl Tree {
         if !exchange && let (Some(n), Some(d)) = (&replaced, &dst) {
             self.content.host_settled(n);
             n.mark_dead_if_gone(d.st_nlink);
+            // Its name holds another file now: an open file keeps being
+            // written as an unlinked one is (POSIX), not as one replaced
+            // behind the vault's back.
+            if n.holds_handle() {
+                n.clear_location();
+            }
         }
         // Lazy nodes follow their names.
         if let Some(n) = &moved {
@@ -190,6 +206,8 @@ impl Tree {
             n.relocate(dir.clone(), ah.to_owned());
             self.content.host_settled(n);
         }
+        drop(_moving);
+        drop(_swapped);
         self.hooks().renamed(self, &r);
         Ok(())
     }
