@@ -164,3 +164,95 @@ fn a_name_that_only_looks_like_a_copy_is_an_ordinary_note() {
     m.unmount();
     assert_eq!(w.check_sealed().status.code(), Some(0));
 }
+
+/// Issue 18.6: the password changed on two computers while they were
+/// apart. The sync tool keeps one `quire.conf` and the other as a conflict
+/// copy; the losing computer's password still opens the vault (through
+/// the copy, which holds the same master key), with a warning that says
+/// what happened, until `quire passwd` sets one password and removes the
+/// copy.
+#[test]
+fn a_password_changed_on_two_computers_at_once_keeps_working_until_one_is_set() {
+    let w = World::new();
+    w.init();
+    let v = w.vault.to_str().unwrap().to_string();
+    let conf = w.vault.join("quire.conf");
+    let file = |name: &str, text: &str| {
+        let p = w.dir.path().join(name);
+        std::fs::write(&p, format!("{text}\n")).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (laptop, desk, agreed) = (
+        file("laptop", "the laptop's new password"),
+        file("desk", "the desktop's new password"),
+        file("agreed", "the password we agreed on"),
+    );
+    let passwd = |current: &str, new: &str| {
+        let o = w.run(&[
+            "passwd",
+            &v,
+            "--password-file",
+            current,
+            "--new-password-file",
+            new,
+            "--kdf-memory",
+            "8",
+            "--kdf-passes",
+            "1",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let pw = w.pwfile.to_str().unwrap().to_string();
+    let before = std::fs::read(&conf).unwrap();
+    passwd(&pw, &laptop);
+    let laptops = std::fs::read(&conf).unwrap();
+    std::fs::write(&conf, &before).unwrap();
+    passwd(&pw, &desk);
+    // The sync tool's result: the desktop's won, the laptop's is a copy.
+    std::fs::write(
+        w.vault
+            .join("quire.sync-conflict-20261204-144500-ABCDEF7.conf"),
+        &laptops,
+    )
+    .unwrap();
+    let open = |pwf: &str| w.run(&["devices", "--vault", &v, "--password-file", pwf]);
+    let o = open(&desk);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).is_empty(), "{o:?}");
+    let o = open(&laptop);
+    assert!(o.status.success(), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("quire.sync-conflict-20261204-144500-ABCDEF7.conf")
+            && err.contains("quire passwd"),
+        "{err}"
+    );
+    // Mounting with it works too.
+    let o = w.run(&[
+        "mount",
+        &v,
+        w.mnt.to_str().unwrap(),
+        "--password-file",
+        &laptop,
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    Mounted::adopt(&w).unmount();
+    // The old password of before both changes opens nothing.
+    assert_eq!(open(&pw).status.code(), Some(10));
+    // One password set: the copy goes, the others stop working.
+    passwd(&laptop, &agreed);
+    assert!(
+        !w.vault
+            .join("quire.sync-conflict-20261204-144500-ABCDEF7.conf")
+            .exists()
+    );
+    assert_eq!(open(&laptop).status.code(), Some(10));
+    assert_eq!(open(&desk).status.code(), Some(10));
+    assert!(open(&agreed).status.success());
+    let o = w.run(&["audit", "--vault", &v, "--password-file", &agreed]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("conflicting copy of quire.conf"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

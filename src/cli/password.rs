@@ -176,6 +176,9 @@ pub fn unlock(path: &Path, a: &PasswordArgs, label: &str) -> Result<UnlockedVaul
             }
             r => {
                 let v = r?;
+                for n in v.notices() {
+                    eprintln!("quire: warning: {n}");
+                }
                 super::paths::remember_config(&v);
                 return Ok(v);
             }

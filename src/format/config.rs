@@ -345,6 +345,19 @@ impl Config {
         Err(UnlockError::Wrong)
     }
 
+    /// Whether `master` (opened from another copy of this vault's config,
+    /// such as a sync tool's conflict copy) is this config's master key:
+    /// with [`FLAG_SLOT_MAC`], its slot list verifies under it. A config
+    /// without the flag cannot tell, and says yes (the vault ID matched;
+    /// a wrong key opens no name or block).
+    pub fn holds(&self, master: &MasterKey) -> bool {
+        if self.flags & FLAG_SLOT_MAC == 0 {
+            return true;
+        }
+        use hmac::Mac;
+        self.slot_hmac(master).verify_slice(&self.slot_mac).is_ok()
+    }
+
     /// Serializes: header, slots, the slot MAC (with [`FLAG_SLOT_MAC`]),
     /// then SHA-256 of all preceding bytes.
     pub fn to_bytes(&self) -> Vec<u8> {

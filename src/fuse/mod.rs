@@ -130,7 +130,7 @@ impl Pressure {
 /// each expired note is dropped from the kernel's cache at once, so it stops
 /// being visible at its path. Runs outside the FUSE worker threads.
 #[derive(Clone)]
-pub struct Sweeper(Arc<Inodes>);
+pub struct Sweeper(Arc<Inodes>, Arc<std::sync::RwLock<bool>>);
 
 impl Sweeper {
     /// Applies `plan` at `now`; `notifier` invalidates kernel entries.
@@ -163,6 +163,12 @@ impl Sweeper {
         notifier: &fuser::Notifier,
     ) -> usize {
         if changes.is_empty() {
+            return 0;
+        }
+        // Never once the session has ended: a notification then could wait
+        // on the kernel for ever (the filesystem answers nothing more).
+        let serving = self.1.read().unwrap_or_else(|e| e.into_inner());
+        if !*serving {
             return 0;
         }
         let inodes = &self.0;
@@ -216,6 +222,8 @@ pub struct QuireFs {
     vfiles: Mutex<HashMap<u64, Arc<zeroize::Zeroizing<Vec<u8>>>>>,
     /// Open virtual folders.
     vdirs: Mutex<HashMap<u64, Vec<views::VEntry>>>,
+    /// Whether the session still answers requests (see [`Sweeper::outside`]).
+    serving: Arc<std::sync::RwLock<bool>>,
 }
 
 impl QuireFs {
@@ -232,6 +240,7 @@ impl QuireFs {
             activity,
             views: views::Views::default(),
             vfiles: Mutex::new(HashMap::new()),
+            serving: Arc::new(std::sync::RwLock::new(true)),
             vdirs: Mutex::new(HashMap::new()),
         })
     }
@@ -239,7 +248,7 @@ impl QuireFs {
     /// A handle for applying lifecycle plans, taken before the filesystem
     /// moves into its session.
     pub fn sweeper(&self) -> Sweeper {
-        Sweeper(self.inodes.clone())
+        Sweeper(self.inodes.clone(), self.serving.clone())
     }
 
     /// A handle for [`Pressure::relieve`], taken before the filesystem moves
@@ -415,6 +424,7 @@ impl Filesystem for QuireFs {
     }
 
     fn destroy(&mut self) {
+        *self.serving.write().unwrap_or_else(|e| e.into_inner()) = false;
         // An idle seal says so (issue 16.7).
         let detail = self.activity.seal_detail();
         self.tree

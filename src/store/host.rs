@@ -217,6 +217,11 @@ impl Handle {
     /// Opens (possibly creating) a child for I/O.
     pub fn open_child(&self, name: &OsStr, flags: libc::c_int, mode: u32) -> io::Result<File> {
         let c = cstr(name.as_bytes())?;
+        // Noted before the change, so the watcher never sees its event
+        // first (issue 18.5).
+        if flags & libc::O_CREAT != 0 {
+            super::watch::own(name);
+        }
         // EMFILE is reported before anything is created, so a retry is safe.
         with_fds(|| {
             // SAFETY: valid fd and C string.
@@ -229,7 +234,11 @@ impl Handle {
                 )
             };
             if fd < 0 {
-                return Err(io::Error::last_os_error());
+                let e = io::Error::last_os_error();
+                if flags & libc::O_CREAT != 0 {
+                    super::watch::disown(name);
+                }
+                return Err(e);
             }
             // SAFETY: fresh fd we own.
             Ok(unsafe { File::from_raw_fd(fd) })
@@ -269,14 +278,18 @@ impl Handle {
     pub fn mkdir_child(&self, name: &OsStr, mode: u32) -> io::Result<()> {
         let c = cstr(name.as_bytes())?;
         // SAFETY: valid fd and C string.
-        check(unsafe { libc::mkdirat(self.fd(), c.as_ptr(), mode) })
+        super::watch::owning(&[name], || {
+            check(unsafe { libc::mkdirat(self.fd(), c.as_ptr(), mode) })
+        })
     }
 
     /// `mknodat`.
     pub fn mknod_child(&self, name: &OsStr, mode: u32, rdev: u64) -> io::Result<()> {
         let c = cstr(name.as_bytes())?;
         // SAFETY: valid fd and C string.
-        check(unsafe { libc::mknodat(self.fd(), c.as_ptr(), mode, rdev) })
+        super::watch::owning(&[name], || {
+            check(unsafe { libc::mknodat(self.fd(), c.as_ptr(), mode, rdev) })
+        })
     }
 
     /// `symlinkat` with an (already sealed) target.
@@ -284,21 +297,27 @@ impl Handle {
         let t = cstr(target.as_bytes())?;
         let c = cstr(name.as_bytes())?;
         // SAFETY: valid fd and C strings.
-        check(unsafe { libc::symlinkat(t.as_ptr(), self.fd(), c.as_ptr()) })
+        super::watch::owning(&[name], || {
+            check(unsafe { libc::symlinkat(t.as_ptr(), self.fd(), c.as_ptr()) })
+        })
     }
 
     /// `unlinkat` of a non-directory.
     pub fn unlink_child(&self, name: &OsStr) -> io::Result<()> {
         let c = cstr(name.as_bytes())?;
         // SAFETY: valid fd and C string.
-        check(unsafe { libc::unlinkat(self.fd(), c.as_ptr(), 0) })
+        super::watch::owning(&[name], || {
+            check(unsafe { libc::unlinkat(self.fd(), c.as_ptr(), 0) })
+        })
     }
 
     /// `unlinkat(AT_REMOVEDIR)`.
     pub fn rmdir_child(&self, name: &OsStr) -> io::Result<()> {
         let c = cstr(name.as_bytes())?;
         // SAFETY: valid fd and C string.
-        check(unsafe { libc::unlinkat(self.fd(), c.as_ptr(), libc::AT_REMOVEDIR) })
+        super::watch::owning(&[name], || {
+            check(unsafe { libc::unlinkat(self.fd(), c.as_ptr(), libc::AT_REMOVEDIR) })
+        })
     }
 
     /// `renameat2` with the given flags (`RENAME_NOREPLACE`, `RENAME_EXCHANGE`).
@@ -311,15 +330,22 @@ impl Handle {
     ) -> io::Result<()> {
         let a = cstr(name.as_bytes())?;
         let b = cstr(to_name.as_bytes())?;
+        let mut names = vec![name, to_name];
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            // Both names move: two events each.
+            names.extend([name, to_name]);
+        }
         // SAFETY: valid fds and C strings.
-        check(unsafe {
-            libc::renameat2(
-                self.fd(),
-                a.as_ptr(),
-                to.fd(),
-                b.as_ptr(),
-                flags as libc::c_uint,
-            )
+        super::watch::owning(&names, || {
+            check(unsafe {
+                libc::renameat2(
+                    self.fd(),
+                    a.as_ptr(),
+                    to.fd(),
+                    b.as_ptr(),
+                    flags as libc::c_uint,
+                )
+            })
         })
     }
 
@@ -329,14 +355,16 @@ impl Handle {
         let p = self.proc_path();
         let b = cstr(to_name.as_bytes())?;
         // SAFETY: valid fds and C strings.
-        check(unsafe {
-            libc::linkat(
-                libc::AT_FDCWD,
-                p.as_ptr(),
-                to.fd(),
-                b.as_ptr(),
-                libc::AT_SYMLINK_FOLLOW,
-            )
+        super::watch::owning(&[to_name], || {
+            check(unsafe {
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    p.as_ptr(),
+                    to.fd(),
+                    b.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            })
         })
     }
 

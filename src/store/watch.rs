@@ -5,13 +5,80 @@
 //! resolved twice. Knows no keys and no plaintext.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use super::host::Handle;
+
+/// Names this process changed itself lately (while a watcher runs): the
+/// events they cause are not other programs' changes. Keyed by host name
+/// alone (encrypted names are unique in practice; a collision only delays
+/// one invalidation); each entry counts the changes not yet seen as
+/// events and expires after [`OWN_FOR`].
+static OWN: Mutex<Option<HashMap<OsString, (u32, Instant)>>> = Mutex::new(None);
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+const OWN_FOR: Duration = Duration::from_secs(10);
+
+/// Notes that this process changed `name` (created, removed, renamed it)
+/// in a folder that may be watched.
+pub fn own(name: &OsStr) {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    let now = Instant::now();
+    let mut g = OWN.lock().unwrap_or_else(|e| e.into_inner());
+    let m = g.get_or_insert_with(HashMap::new);
+    if m.len() > 100_000 {
+        m.retain(|_, (_, t)| now.duration_since(*t) < OWN_FOR);
+    }
+    let e = m.entry(name.to_owned()).or_insert((0, now));
+    e.0 += 1;
+    e.1 = now;
+}
+
+/// Takes back a note of [`own`] (the change failed: no event comes).
+pub fn disown(name: &OsStr) {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    let _ = take_own(name);
+}
+
+/// Runs a change of `names`, noted first (so the watcher never reads its
+/// event before the note) and taken back if it fails.
+pub fn owning<T>(names: &[&OsStr], f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    for n in names {
+        own(n);
+    }
+    let r = f();
+    if r.is_err() {
+        for n in names {
+            disown(n);
+        }
+    }
+    r
+}
+
+/// Whether an event on `name` is one of this process's own changes (it
+/// is then counted off).
+fn take_own(name: &OsStr) -> bool {
+    let mut g = OWN.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(m) = g.as_mut() else { return false };
+    let Some(e) = m.get_mut(name) else {
+        return false;
+    };
+    let fresh = e.1.elapsed() < OWN_FOR;
+    e.0 -= 1;
+    if e.0 == 0 {
+        m.remove(name);
+    }
+    fresh
+}
 
 /// What happened to a name in a watched folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +89,8 @@ pub struct Event {
     pub name: OsString,
     /// A folder was created or moved in under that name.
     pub new_folder: bool,
+    /// This process made the change (see [`own`]).
+    pub own: bool,
 }
 
 /// An inotify instance.
@@ -48,6 +117,7 @@ impl Watcher {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
+        ACTIVE.store(true, Ordering::Relaxed);
         Ok(Watcher {
             // SAFETY: a descriptor we just opened and own.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
@@ -138,6 +208,7 @@ impl Watcher {
                     watch: -1,
                     name: OsString::new(),
                     new_folder: false,
+                    own: false,
                 });
                 continue;
             }
@@ -149,6 +220,7 @@ impl Watcher {
                 name: OsString::from_vec(name.to_vec()),
                 new_folder: ev.mask & libc::IN_ISDIR != 0
                     && ev.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0,
+                own: take_own(OsStr::from_bytes(name)),
             });
         }
         out
@@ -180,6 +252,7 @@ mod tests {
                 break;
             }
         }
+        assert!(seen.iter().all(|e| !e.own));
         let names: Vec<(i32, String, bool)> = seen
             .iter()
             .map(|e| (e.watch, e.name.to_string_lossy().into_owned(), e.new_folder))
@@ -196,5 +269,15 @@ mod tests {
         );
         // Nothing more: a timeout gives nothing.
         assert!(w.read(50).unwrap().is_empty());
+        // This process's own changes, noted as it makes them, are not
+        // reported; another program's change of the same name is.
+        std::fs::write(d.path().join("sub/mine-x7"), b"x").unwrap();
+        own(OsStr::new("mine-x7"));
+        std::thread::sleep(Duration::from_millis(100));
+        let seen = w.read(100).unwrap();
+        assert!(seen.len() == 1 && seen[0].own, "{seen:?}");
+        std::fs::remove_file(d.path().join("sub/mine-x7")).unwrap();
+        let seen = w.read(1000).unwrap();
+        assert!(seen.len() == 1 && !seen[0].own, "{seen:?}");
     }
 }

@@ -115,16 +115,54 @@ impl LockedVault {
         tree::hex(&self.config.vault_id)
     }
 
+    /// Sync tools' conflict copies of `quire.conf` in the vault folder
+    /// (`quire.sync-conflict-….conf`, `quire (conflicted copy ….conf`, …)
+    /// that are configs of this vault: (file name, config).
+    fn config_copies(&self) -> Vec<(String, Config)> {
+        config_copies(self.layout.root(), &self.config.vault_id)
+    }
+
+    /// The master key from a conflict copy of the config that `secret`
+    /// opens, if the current config holds the same key.
+    fn master_from_config_copies(&self, secret: &Secret) -> Option<(MasterKey, String)> {
+        self.config_copies().into_iter().find_map(|(name, c)| {
+            let u = match secret {
+                Secret::Password(p) => Unlock::Password(p),
+                Secret::Recovery(k) => Unlock::Recovery(k),
+            };
+            let m = c.unlock(u).ok()?;
+            if !self.config.holds(&m) {
+                log::warn!("{name} opens with this secret but holds another master key: not used");
+                return None;
+            }
+            Some((m, name))
+        })
+    }
+
     /// Unlocks with a password or the recovery key.
     pub fn unlock(self, secret: &Secret) -> Result<UnlockedVault, Error> {
         let (unlock, err) = match secret {
             Secret::Password(p) => (Unlock::Password(p), Error::WrongPassword),
             Secret::Recovery(k) => (Unlock::Recovery(k), Error::WrongRecoveryKey),
         };
-        let master = self.config.unlock(unlock).map_err(|e| match e {
-            crate::format::config::UnlockError::Wrong => err,
-            crate::format::config::UnlockError::Modified(what) => Error::ConfigModified(what),
-        })?;
+        let mut notices = Vec::new();
+        let master = match self.config.unlock(unlock) {
+            Ok(m) => m,
+            Err(crate::format::config::UnlockError::Modified(what)) => {
+                return Err(Error::ConfigModified(what));
+            }
+            Err(crate::format::config::UnlockError::Wrong) => {
+                // The password may have been changed on two computers
+                // while they were apart: the sync tool kept the other
+                // change as `quire.conf` and this one as a conflict copy
+                // (issue 18.6).
+                let (m, copy) = self.master_from_config_copies(secret).ok_or(err)?;
+                notices.push(format!(
+                    "this password opened {copy}, a copy of the vault's config a sync tool kept when the password was changed on two computers at the same time; the other computer's password is the vault's now. Run `quire passwd` to choose the password from now on (that removes the copy)."
+                ));
+                m
+            }
+        };
         let keys = Arc::new(master.subkeys(&self.config.vault_id));
         self.layout.ensure_local().map_err(io_err(format!(
             "creating this device's folder for the vault, {}",
@@ -136,7 +174,22 @@ impl LockedVault {
             master,
             keys,
             audit: std::sync::OnceLock::new(),
+            notices,
         };
+        if !v.notices.is_empty() {
+            match devices::this_device(&v.layout)
+                .and_then(|me| audit::AuditLog::open(&v.layout, me, v.keys.clone(), None, false))
+            {
+                Ok(a) => a.append(
+                    crate::format::audit::Event::PasswordChange,
+                    b"",
+                    b"",
+                    0,
+                    "unlocked with a password from a conflicting copy of quire.conf",
+                ),
+                Err(e) => log::warn!("the audit log cannot record the unlock ({e})"),
+            }
+        }
         if matches!(secret, Secret::Recovery(_)) {
             // Recorded whatever is done next (docs/FORMAT.md §16).
             // No flusher thread: `mount` may fork next.
@@ -165,6 +218,33 @@ pub struct UnlockedVault {
     master: MasterKey,
     keys: Arc<SubKeys>,
     audit: std::sync::OnceLock<Arc<audit::AuditLog>>,
+    /// What the user should be told about this unlock.
+    notices: Vec<String>,
+}
+
+/// Conflict copies of `quire.conf` in `root` that are configs of the vault
+/// `id` (docs/FORMAT.md §2.3).
+fn config_copies(root: &Path, id: &[u8; 16]) -> Vec<(String, Config)> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Config)> = rd
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if name == crate::store::CONFIG
+                || !name.starts_with("quire")
+                || !name.ends_with(".conf")
+            {
+                return None;
+            }
+            let b = crate::store::safe::read(&e.path(), 64 << 10).ok()?;
+            let c = Config::from_bytes(&b).ok()?;
+            (c.vault_id == *id).then_some((name, c))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// The result of `init`: the vault and the recovery key to show once.
@@ -238,6 +318,7 @@ pub fn init(
             master,
             keys,
             audit: std::sync::OnceLock::new(),
+            notices: Vec::new(),
         },
     })
 }
@@ -325,6 +406,16 @@ impl UnlockedVault {
         atomic::write(&self.layout.config(), &c.to_bytes())
             .map_err(io_err("writing quire.conf"))?;
         self.config = c;
+        // A sync tool's copies of the config from a password changed on
+        // two computers at once (§2.3): their passwords stop working now.
+        for (name, _) in config_copies(self.layout.root(), &self.config.vault_id) {
+            match std::fs::remove_file(self.layout.root().join(&name)) {
+                Ok(()) => log::warn!(
+                    "removed {name}, a conflicting copy of the config: its password no longer opens the vault"
+                ),
+                Err(e) => log::warn!("could not remove {name} ({e})"),
+            }
+        }
         if let Ok(a) = self.audit_log() {
             a.append(
                 crate::format::audit::Event::PasswordChange,
@@ -352,6 +443,12 @@ impl UnlockedVault {
             self.layout.index(),
             self.master.index_key(&self.config.vault_id),
         )
+    }
+
+    /// What the user should be told about this unlock (a password from a
+    /// conflicting copy of the config, say).
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     /// The vault's ID, in hex (names the remembered audit head).

@@ -114,14 +114,19 @@ impl OutsideWatcher {
             else {
                 continue;
             };
-            let Some(plain) = t.plain_name(&dir, &e.name) else {
-                continue; // a side file (.qh, .ql, …) or a temporary name
-            };
+            // A folder that appeared is watched, whoever made it (a new
+            // folder of this process's own gets a temporary name first).
             if e.new_folder
                 && let Ok((n, _)) = t.node_at(&dir, &e.name)
             {
                 self.add_tree(t, Arc::new(n));
             }
+            if e.own {
+                continue;
+            }
+            let Some(plain) = t.plain_name(&dir, &e.name) else {
+                continue; // a side file (.qh, .ql, …) or a temporary name
+            };
             let name = {
                 use std::os::unix::ffi::OsStringExt;
                 OsString::from_vec(plain)
