@@ -13,8 +13,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::host::Handle;
-
 /// Names this process changed itself lately (while a watcher runs): the
 /// events they cause are not other programs' changes. Keyed by host name
 /// alone (encrypted names are unique in practice; a collision only delays
@@ -125,10 +123,10 @@ impl Watcher {
         })
     }
 
-    /// Watches the folder `dir`; returns its watch (the same for the same
-    /// folder).
-    pub fn watch(&self, dir: &Handle) -> io::Result<i32> {
-        let path = std::ffi::CString::new(dir.proc_path_buf().into_os_string().into_vec())
+    /// Watches the folder at `path` (an open handle's `/proc/self/fd/N`);
+    /// returns its watch (the same for the same folder).
+    pub fn watch(&self, path: &std::path::Path) -> io::Result<i32> {
+        let path = std::ffi::CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         // SAFETY: a valid descriptor and a NUL-terminated path.
         let wd = unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), path.as_ptr(), MASK) };
@@ -140,6 +138,14 @@ impl Watcher {
             .unwrap_or_else(|e| e.into_inner())
             .insert(wd, ());
         Ok(wd)
+    }
+
+    /// Whether the watch `wd` is still there (its folder was not removed).
+    pub fn has(&self, wd: i32) -> bool {
+        self.watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&wd)
     }
 
     /// Number of folders watched.
@@ -236,10 +242,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("sub")).unwrap();
         let w = Watcher::new().unwrap();
-        let top = w.watch(&Handle::open_path(d.path()).unwrap()).unwrap();
-        let sub = w
-            .watch(&Handle::open_path(&d.path().join("sub")).unwrap())
-            .unwrap();
+        let top = w.watch(d.path()).unwrap();
+        let sub = w.watch(&d.path().join("sub")).unwrap();
         assert_ne!(top, sub);
         std::fs::write(d.path().join("sub/.tmp"), b"x").unwrap();
         std::fs::rename(d.path().join("sub/.tmp"), d.path().join("sub/note")).unwrap();

@@ -29,6 +29,8 @@ pub struct Outside {
 /// Watches every folder of the tree.
 pub struct OutsideWatcher {
     w: Watcher,
+    /// Most folders watched.
+    cap: usize,
     dirs: std::sync::Mutex<HashMap<i32, (Arc<Node>, u64)>>,
     /// Events were lost (the queue overflowed): everything is suspect.
     pub overflowed: std::sync::atomic::AtomicBool,
@@ -38,7 +40,18 @@ impl Tree {
     /// Starts watching every folder of the tree (not `.git`-like folders'
     /// insides are watched too: the kernel caches them as any other).
     pub fn watch_outside(&self) -> io::Result<OutsideWatcher> {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit fills the struct it is given.
+        let limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            lim.rlim_cur
+        } else {
+            1024
+        };
         let w = OutsideWatcher {
+            cap: (limit / 4).clamp(16, 1 << 20) as usize,
             w: Watcher::new()?,
             dirs: Default::default(),
             overflowed: Default::default(),
@@ -50,9 +63,21 @@ impl Tree {
 
 impl OutsideWatcher {
     fn add(&self, dir: &Arc<Node>) -> bool {
+        // Each watched folder keeps its handle (one descriptor): at most a
+        // quarter of the open-file limit goes to them.
+        if self.dirs.lock().unwrap_or_else(|e| e.into_inner()).len() >= self.cap {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                log::warn!(
+                    "the vault has more folders than can be watched under the open-file limit ({} watched): changes other programs make in the rest show up when the kernel's cache expires (10 s)",
+                    self.cap
+                )
+            });
+            return false;
+        }
         let Ok(h) = dir.handle() else { return false };
         let Ok(st) = h.stat() else { return false };
-        match self.w.watch(h) {
+        match self.w.watch(&h.proc_path_buf()) {
             Ok(wd) => {
                 self.dirs
                     .lock()
@@ -97,6 +122,11 @@ impl OutsideWatcher {
     /// The names that changed in `events` (folders that appeared are
     /// watched from now on).
     pub fn translate(&self, t: &Tree, events: Vec<crate::store::watch::Event>) -> Vec<Outside> {
+        // Folders removed since: their handles go.
+        self.dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|wd, _| self.w.has(*wd));
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for e in events {
@@ -115,8 +145,10 @@ impl OutsideWatcher {
                 continue;
             };
             // A folder that appeared is watched, whoever made it (a new
-            // folder of this process's own gets a temporary name first).
+            // folder of this process's own gets a temporary name first),
+            // if it is one the mount shows (not the trash's own folders).
             if e.new_folder
+                && t.plain_name(&dir, &e.name).is_some()
                 && let Ok((n, _)) = t.node_at(&dir, &e.name)
             {
                 self.add_tree(t, Arc::new(n));
