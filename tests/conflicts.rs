@@ -256,3 +256,121 @@ fn a_password_changed_on_two_computers_at_once_keeps_working_until_one_is_set() 
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// Issue 18.4: a folder created under one name on two computers at once
+/// has two folder IDs; the sync tool keeps one `quire.dirid` and a copy of
+/// the other. A note made in the other computer's copy of the folder is
+/// not readable under the kept ID: `check` reports it as a conflict (exit
+/// 25, by its name), never as tampering; the next read-write mount merges
+/// it in (cryptomator/cryptofs#355 shared one ID between two folders
+/// instead).
+#[test]
+fn a_folder_made_on_two_computers_at_once_is_reported_then_merged() {
+    let w = World::new();
+    w.init();
+    {
+        let m = w.mount(&[]);
+        std::fs::create_dir(m.path("clients")).unwrap();
+        std::fs::write(m.path("clients/a.md"), "made on the desk\n").unwrap();
+        m.unmount();
+    }
+    // The laptop: the same vault, where "clients" was made anew (another
+    // folder ID) with a note of its own.
+    let mut b = World::new();
+    b.vault = b.dir.path().join("vault");
+    let o = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&w.vault)
+        .arg(&b.vault)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    {
+        let m = b.mount(&[]);
+        std::fs::remove_file(m.path("clients/a.md")).unwrap();
+        std::fs::remove_dir(m.path("clients")).unwrap();
+        std::fs::create_dir(m.path("clients")).unwrap();
+        std::fs::write(m.path("clients/b.md"), "made on the laptop\n").unwrap();
+        std::fs::write(m.path("clients/a.md"), "the laptop's a.md\n").unwrap();
+        m.unmount();
+    }
+    // What the sync tool makes of it on the desk.
+    let folder = |v: &Path| {
+        std::fs::read_dir(v.join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().contains('.'))
+            .unwrap()
+    };
+    let (mine, theirs) = (folder(&w.vault), folder(&b.vault));
+    assert_eq!(mine.file_name(), theirs.file_name());
+    for e in std::fs::read_dir(&theirs).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let to = if name == "quire.dirid" {
+            mine.join("quire.sync-conflict-20261204-144500-ABCDEF7.dirid")
+        } else {
+            mine.join(&name)
+        };
+        std::fs::copy(e.path(), to).unwrap();
+    }
+    let o = w.check_sealed();
+    assert_eq!(o.status.code(), Some(25), "{}", out(&o));
+    assert!(
+        out(&o).contains("CONFLICT clients/b.md: made in this folder on another computer"),
+        "{}",
+        out(&o)
+    );
+    assert!(!out(&o).contains("PROBLEM"), "{}", out(&o));
+    // A read-only mount shows the kept folder's notes and says why the
+    // others are hidden.
+    {
+        let m = w.mount(&["--read-only"]);
+        let names: Vec<String> = std::fs::read_dir(m.path("clients"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["a.md"]);
+        m.unmount();
+        assert!(w.logs().contains("'b.md' in"), "{}", w.logs());
+    }
+    // A read-write mount merges them in (a taken name gets a new one), with
+    // their history; the folder has one ID again.
+    let m = w.mount(&[]);
+    let mut names: Vec<String> = std::fs::read_dir(m.path("clients"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a (from another computer).md", "a.md", "b.md"]);
+    assert_eq!(
+        std::fs::read_to_string(m.path("clients/b.md")).unwrap(),
+        "made on the laptop\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.path("clients/a (from another computer).md")).unwrap(),
+        "the laptop's a.md\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(m.path(".history/clients/b.md"))
+            .unwrap()
+            .count(),
+        1
+    );
+    m.unmount();
+    assert!(
+        !mine
+            .join("quire.sync-conflict-20261204-144500-ABCDEF7.dirid")
+            .exists()
+    );
+    let o = w.check_sealed();
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let o = w.run(&[
+        "audit",
+        "--vault",
+        w.vault.to_str().unwrap(),
+        "--password-file",
+        w.pwfile.to_str().unwrap(),
+    ]);
+    assert!(out(&o).contains("merged"), "{}", out(&o));
+}

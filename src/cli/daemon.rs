@@ -315,12 +315,23 @@ fn serve(
     // Other programs changing the vault folder (a sync tool): the kernel
     // forgets what no longer matches (issue 18.5).
     if let Some(t) = weak.upgrade() {
+        // Folders made under one name on two computers at once (issue 18.4).
+        if !o.read_only {
+            match t.merge_folders() {
+                Ok(0) => {}
+                Ok(n) => log::warn!(
+                    "{n} note(s) made on another computer in folders both created were merged in"
+                ),
+                Err(e) => log::error!("could not merge folders made on two computers ({e})"),
+            }
+        }
         match t.watch_outside() {
             Ok(w) => {
                 log::info!(
                     "watching {} folder(s) for changes by other programs",
                     w.folders()
                 );
+                let read_only = o.read_only;
                 let (weak, sweeper, notifier, stop) = (
                     weak.clone(),
                     sweeper.clone(),
@@ -335,6 +346,19 @@ fn serve(
                             // never waits for this thread.
                             let events = w.wait(500);
                             let Some(t) = weak.upgrade() else { return };
+                            // A sync tool brought another computer's ID of
+                            // a folder both created: merge it in.
+                            let dirid = events.as_ref().is_ok_and(|ev| {
+                                ev.iter().any(|e| {
+                                    !e.own && e.name.to_string_lossy().ends_with(".dirid")
+                                })
+                            });
+                            if dirid
+                                && !read_only
+                                && let Err(e) = t.merge_folders()
+                            {
+                                log::error!("could not merge folders made on two computers ({e})");
+                            }
                             match events.map(|e| w.translate(&t, e)) {
                                 Ok(changes) => {
                                     let n = sweeper.outside(&t, &changes, &notifier);

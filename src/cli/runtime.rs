@@ -236,7 +236,17 @@ pub fn is_own_process(pid: i32) -> bool {
 
 /// Whether the mount at `p` has lost its daemon (ENOTCONN).
 pub fn is_dead(p: &Path) -> bool {
-    matches!(std::fs::metadata(p), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN))
+    // statfs, not stat: the kernel answers a stat of the mount point from
+    // its attribute cache for a while after the daemon died; statfs always
+    // asks the daemon, so a dead one gives ENOTCONN at once.
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path and a statfs buffer we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOTCONN)
 }
 
 /// Whether `p` is currently a Quire mount point.

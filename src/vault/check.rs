@@ -188,6 +188,19 @@ impl Features {
                 continue;
             }
             let Some(plain) = tree.plain_name(dir, &host) else {
+                // Made in the other computer's copy of a folder both
+                // created at once (two folder IDs): a conflict, not
+                // tampering (issue 18.4).
+                if let Some((name, file)) = tree.name_in_other_folder(dir, &host) {
+                    r.conflicts.push(Problem {
+                        path: join(path, &String::from_utf8_lossy(&name)),
+                        problem: format!(
+                            "made in this folder on another computer while both computers created the folder; the sync tool kept that computer's folder ID as {file}, so this note is hidden here (nothing is lost; merging such folders is not automatic yet: see the README)",
+                            file = file.to_string_lossy()
+                        ),
+                    });
+                    continue;
+                }
                 r.problems.push(Problem {
                     path: format!("{host_dir}/{h}"),
                     problem: "the name failed authentication (tampered or foreign)".into(),

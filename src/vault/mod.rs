@@ -15,6 +15,7 @@ mod error;
 pub mod events;
 pub mod expiry;
 pub mod features;
+mod folders;
 pub mod history;
 pub mod journal;
 pub mod lifecycle;

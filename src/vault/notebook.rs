@@ -117,6 +117,12 @@ impl Notebook {
         self.f.expiry.plan_lifecycle(&self.tree, now)
     }
 
+    /// Merges folders made under one name on two computers at once into
+    /// one folder ID (see `vault::folders`); returns how many entries moved.
+    pub fn merge_folders(&self) -> io::Result<usize> {
+        self.f.merge_all_folder_ids(&self.tree)
+    }
+
     /// Every note (regular file, not editor debris) with its modification
     /// time and size, for the search index.
     pub fn notes(&self) -> io::Result<Vec<NoteInfo>> {

@@ -98,6 +98,34 @@ impl Lifecycle {
         crate::vault::tree::replace_record(h, &name, &sealed, true)
     }
 
+    /// Moves the dates record of `from` (folder ID, host name) in `dir` to
+    /// `to`, sealed anew for its new owner (a note moved to the folder's
+    /// own ID, issue 18.4). Nothing to do without a record.
+    pub(crate) fn move_dates(
+        &self,
+        tree: &Tree,
+        dir: &Node,
+        from: (&[u8; 16], &OsStr),
+        to: (&[u8; 16], &OsStr),
+    ) -> io::Result<()> {
+        let h = dir.handle()?;
+        let old = record_name(from.1);
+        let b = match h.read_child(&old) {
+            Ok(b) => b,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let d = fmt_lc::open(
+            &tree.keys.lifecycle,
+            &self.lc_owner(tree, from.0, from.1),
+            &b,
+        )
+        .map_err(|_| eio())?;
+        let sealed = fmt_lc::seal(&tree.keys.lifecycle, &self.lc_owner(tree, to.0, to.1), &d);
+        crate::vault::tree::replace_record(h, &record_name(to.1), &sealed, true)?;
+        h.unlink_child(&old)
+    }
+
     /// The dates of a note.
     pub fn dates(&self, tree: &Tree, node: &Node) -> io::Result<Dates> {
         let (dir, host) = node.location().ok_or_else(eio)?;

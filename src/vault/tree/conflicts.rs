@@ -146,6 +146,52 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// Folder IDs of `dir` other than its own: sync tools' conflict copies
+    /// of its `quire.dirid` (`quire.sync-conflict-….dirid`, …), left when
+    /// the folder was created under one name on two computers at once.
+    pub(crate) fn other_folder_ids(&self, dir: &Node) -> Vec<(OsString, [u8; 16])> {
+        let Ok(h) = dir.handle() else {
+            return Vec::new();
+        };
+        let own = dir.dir_id().ok();
+        let Ok(names) = h.read_names() else {
+            return Vec::new();
+        };
+        names
+            .into_iter()
+            .filter(|n| {
+                let n = n.to_string_lossy();
+                n != crate::format::dirid::FILE_NAME
+                    && n.starts_with("quire")
+                    && n.ends_with(".dirid")
+            })
+            .filter_map(|n| {
+                let id = crate::format::dirid::parse(&h.read_child(&n).ok()?)?;
+                (Some(id) != own).then_some((n, id))
+            })
+            .collect()
+    }
+
+    /// The name `host` has under another folder ID of `dir` (see
+    /// [`Tree::other_folder_ids`]), and that ID's file: a note made in the
+    /// other computer's copy of the folder.
+    pub(crate) fn name_in_other_folder(
+        &self,
+        dir: &Node,
+        host: &OsStr,
+    ) -> Option<(Vec<u8>, OsString)> {
+        let h = host.to_str()?;
+        let names::Entry::Direct(enc) = names::classify(h) else {
+            return None;
+        };
+        let sealed = names::decode(enc)?;
+        self.other_folder_ids(dir)
+            .into_iter()
+            .find_map(|(file, id)| Some((self.keys.names.decrypt(&id, &sealed).ok()?, file)))
+    }
+}
+
 /// One conflict copy found in the vault.
 #[derive(Debug, Clone)]
 pub struct Found {

@@ -378,6 +378,15 @@ impl Tree {
                     out.push(c);
                     continue;
                 }
+                if let Some((name, file)) = self.name_in_other_folder(dir, OsStr::new(host)) {
+                    log::warn!(
+                        "'{}' in {} was made on another computer while both created this folder (its folder ID is kept as {}): hidden, not lost",
+                        String::from_utf8_lossy(&name),
+                        self.describe(dir),
+                        file.to_string_lossy()
+                    );
+                    continue;
+                }
                 log::error!(
                     "name {host} in {} failed authentication; entry hidden",
                     self.describe(dir)
