@@ -94,6 +94,11 @@ fn a_note_replaced_under_an_open_writer_keeps_both_versions() {
     eventually("the mount shows the arrived version", || {
         std::fs::read_to_string(m.path("n.md")).unwrap() == "laptop version\n"
     });
+    // And search finds it by its new text.
+    eventually("search finds the arrived version", || {
+        String::from_utf8_lossy(&w.run(&["search", "laptop", "--json"]).stdout)
+            .contains("\"path\":\"n.md\"")
+    });
     // The program goes on writing and closes: refused, and kept.
     {
         use std::io::Write;

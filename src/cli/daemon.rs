@@ -361,6 +361,9 @@ fn serve(
                             }
                             match events.map(|e| w.translate(&t, e)) {
                                 Ok(changes) => {
+                                    for c in &changes {
+                                        t.changed_outside(c);
+                                    }
                                     let n = sweeper.outside(&t, &changes, &notifier);
                                     if n > 0 {
                                         log::info!(

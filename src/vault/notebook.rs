@@ -107,6 +107,23 @@ impl Notebook {
         self.f.events.set_listener(l)
     }
 
+    /// Another program changed the name of `c` (a sync tool brought
+    /// another computer's version, issue 18.5): the search index follows.
+    pub fn changed_outside(&self, c: &crate::vault::tree::outside::Outside) {
+        use crate::vault::events::Change;
+        if !self.tree.is_note(&c.dir, &c.name) {
+            return;
+        }
+        let path = self.tree.path_of(&c.dir, c.name.as_encoded_bytes());
+        match self.tree.lookup(&c.dir, &c.name) {
+            Ok((_, a)) if a.kind == super::node::Kind::File => {
+                self.f.events.emit(Change::Saved { path, version: 0 })
+            }
+            Ok(_) => {}
+            Err(_) => self.f.events.emit(Change::Removed { path }),
+        }
+    }
+
     /// The current content of the note `name` in `dir`.
     pub fn read_current(&self, dir: &Arc<Node>, name: &OsStr) -> io::Result<Zeroizing<Vec<u8>>> {
         self.f.history.read_current(&self.tree, dir, name)
