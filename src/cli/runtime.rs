@@ -243,10 +243,20 @@ pub fn is_dead(p: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
         return false;
     };
-    // SAFETY: a NUL-terminated path and a statfs buffer we own.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOTCONN)
+    // A daemon that is alive but stuck would block the call for ever: it
+    // runs on a thread of its own and counts as alive after 2 s.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("quire-statfs".into())
+        .spawn(move || {
+            // SAFETY: a NUL-terminated path and a statfs buffer we own.
+            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+            let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+            let dead =
+                r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOTCONN);
+            let _ = tx.send(dead);
+        });
+    spawned.is_ok() && rx.recv_timeout(std::time::Duration::from_secs(2)) == Ok(true)
 }
 
 /// Whether `p` is currently a Quire mount point.
