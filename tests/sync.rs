@@ -13,7 +13,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -270,37 +269,6 @@ fn check(w: &World, want: i32) {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
 
-/// Overwrites the start of `rel` from another process that keeps it open,
-/// then kills the daemon (SIGKILL) and detaches the dead mount.
-fn write_then_kill(w: &World, m: Mounted, rel: &str) {
-    let mut writer = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import os,time\nfd=os.open({:?},os.O_WRONLY)\nos.pwrite(fd,b'x'*9000,0)\nprint('ok',flush=True)\ntime.sleep(60)",
-            m.path(rel).to_str().unwrap()
-        ))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(writer.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ok");
-    std::thread::sleep(Duration::from_millis(1500));
-    let pid = w.daemon_pid().expect("daemon pid");
-    // SAFETY: plain kill of the daemon this test started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert!(wait_gone(pid, Duration::from_secs(10)));
-    let _ = writer.kill();
-    let _ = writer.wait();
-    std::mem::forget(m);
-    let _ = Command::new("fusermount3")
-        .args(["-u", "-z"])
-        .arg(&w.mnt)
-        .output();
-}
-
 #[test]
 fn two_computers_through_real_syncthing_lose_no_edit() {
     need("syncthing");
@@ -456,7 +424,7 @@ fn two_computers_through_real_syncthing_lose_no_edit() {
     {
         let mb = b.mount(&[]);
         let ma = a.mount(&[]);
-        write_then_kill(&a, ma, "n.md");
+        write_then_kill(&a, ma, "n.md", 9000, b'x');
         sa.scan();
         std::thread::sleep(Duration::from_secs(3));
         // The desk's state as its daemon left it (the write whole, not yet

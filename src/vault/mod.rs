@@ -177,35 +177,18 @@ impl LockedVault {
             audit: std::sync::OnceLock::new(),
             notices,
         };
+        // Recorded whatever is done next (docs/FORMAT.md §16).
         if !v.notices.is_empty() {
-            match devices::this_device(&v.layout)
-                .and_then(|me| audit::AuditLog::open(&v.layout, me, v.keys.clone(), None, false))
-            {
-                Ok(a) => a.append(
-                    crate::format::audit::Event::PasswordChange,
-                    b"",
-                    b"",
-                    0,
-                    "unlocked with a password from a conflicting copy of quire.conf",
-                ),
-                Err(e) => log::warn!("the audit log cannot record the unlock ({e})"),
-            }
+            v.record_unlock(
+                crate::format::audit::Event::PasswordChange,
+                "unlocked with a password from a conflicting copy of quire.conf",
+            );
         }
         if matches!(secret, Secret::Recovery(_)) {
-            // Recorded whatever is done next (docs/FORMAT.md §16).
-            // No flusher thread: `mount` may fork next.
-            match devices::this_device(&v.layout)
-                .and_then(|me| audit::AuditLog::open(&v.layout, me, v.keys.clone(), None, false))
-            {
-                Ok(a) => a.append(
-                    crate::format::audit::Event::RecoveryKey,
-                    b"",
-                    b"",
-                    0,
-                    "unlocked with the recovery key",
-                ),
-                Err(e) => log::warn!("the audit log cannot record the recovery key's use ({e})"),
-            }
+            v.record_unlock(
+                crate::format::audit::Event::RecoveryKey,
+                "unlocked with the recovery key",
+            );
         }
         Ok(v)
     }
@@ -444,6 +427,17 @@ impl UnlockedVault {
             self.layout.index(),
             self.master.index_key(&self.config.vault_id),
         )
+    }
+
+    /// Appends one record about the unlock itself to this device's audit
+    /// chain, opened without a flusher thread (`mount` may fork next).
+    fn record_unlock(&self, event: crate::format::audit::Event, detail: &str) {
+        match devices::this_device(&self.layout)
+            .and_then(|me| audit::AuditLog::open(&self.layout, me, self.keys.clone(), None, false))
+        {
+            Ok(a) => a.append(event, b"", b"", 0, detail),
+            Err(e) => log::warn!("the audit log cannot record the unlock ({e})"),
+        }
     }
 
     /// What the user should be told about this unlock (a password from a

@@ -549,3 +549,39 @@ sys.stdout.write(buf.decode(errors="replace"))
 code = os.waitstatus_to_exitcode(status)
 sys.exit(code if code >= 0 else 128 - code)
 "#;
+
+/// Overwrites `len` bytes of `rel` at offset 0 with `byte` from another
+/// process that keeps the file open (a program in the middle of a save),
+/// then kills the daemon (SIGKILL) and detaches the dead mount. The writer
+/// is a separate process: a `fork` of this one would close its copy of
+/// the descriptor at `exec`, which FUSE reports as a close (a commit).
+pub fn write_then_kill(w: &World, m: Mounted, rel: &str, len: usize, byte: u8) {
+    use std::io::BufRead;
+    let mut writer = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import os,sys,time\nfd=os.open({:?},os.O_WRONLY)\nos.pwrite(fd,bytes([{byte}])*{len},0)\nprint('ok',flush=True)\ntime.sleep(60)",
+            m.path(rel).to_str().unwrap()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(writer.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ok");
+    // The write reaches the daemon (the kernel's cache sends it on).
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = w.daemon_pid().expect("daemon pid");
+    // SAFETY: plain kill of the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_gone(pid, Duration::from_secs(10)));
+    let _ = writer.kill();
+    let _ = writer.wait();
+    std::mem::forget(m);
+    let _ = std::process::Command::new("fusermount3")
+        .args(["-u", "-z"])
+        .arg(&w.mnt)
+        .output();
+}
