@@ -370,15 +370,22 @@ pub fn wait_gone(pid: i32, limit: Duration) -> bool {
     false
 }
 
-/// A dead process its (re)parent has not reaped yet.
+/// A dead process its (re)parent has not reaped yet. A killed thread group
+/// leader shows as a zombie while its other threads are still exiting, and
+/// the last of them still holds the open files (the FUSE device among them):
+/// only a zombie with no thread left but itself is gone.
 fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             s.rsplit_once(')')
                 .map(|(_, r)| r.trim_start().starts_with('Z'))
         })
-        .unwrap_or(false)
+        .unwrap_or(false);
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    zombie && threads <= 1
 }
 
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
