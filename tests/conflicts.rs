@@ -295,14 +295,10 @@ fn a_folder_made_on_two_computers_at_once_is_reported_then_merged() {
         m.unmount();
     }
     // What the sync tool makes of it on the desk.
-    let folder = |v: &Path| {
-        std::fs::read_dir(v.join("d"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().contains('.'))
-            .unwrap()
-    };
-    let (mine, theirs) = (folder(&w.vault), folder(&b.vault));
+    let (mine, theirs) = (
+        only_folder(&w.vault.join("d")),
+        only_folder(&b.vault.join("d")),
+    );
     assert_eq!(mine.file_name(), theirs.file_name());
     for e in std::fs::read_dir(&theirs).unwrap() {
         let e = e.unwrap();
@@ -373,4 +369,131 @@ fn a_folder_made_on_two_computers_at_once_is_reported_then_merged() {
         w.pwfile.to_str().unwrap(),
     ]);
     assert!(out(&o).contains("merged"), "{}", out(&o));
+}
+
+/// The host name (in the vault's root) of the note whose content file is
+/// `content`, with `suffix` appended.
+fn beside(content: &Path, suffix: &str) -> PathBuf {
+    let mut p = content.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// `quire log PATH --json` of a sealed vault: (content, device short ID)
+/// of each version, oldest first.
+fn versions_of(w: &World, path: &str) -> Vec<(String, String)> {
+    let v = w.vault.to_str().unwrap();
+    let pw = w.pwfile.to_str().unwrap();
+    let o = w.run(&["log", path, "--json", "--vault", v, "--password-file", pw]);
+    assert!(o.status.success(), "{o:?}");
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    list.iter()
+        .map(|x| {
+            let n = x["number"].as_u64().unwrap().to_string();
+            let o = w.run(&[
+                "show",
+                path,
+                "--version",
+                &n,
+                "--vault",
+                v,
+                "--password-file",
+                pw,
+            ]);
+            assert!(o.status.success(), "{o:?}");
+            (out(&o), x["device"].as_str().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+fn my_device(w: &World) -> String {
+    let v = w.vault.to_str().unwrap();
+    let pw = w.pwfile.to_str().unwrap();
+    let o = w.run(&["devices", "--json", "--vault", v, "--password-file", pw]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let me = list.iter().find(|d| d["this_device"] == true).unwrap();
+    me["id"].as_str().unwrap()[..7].to_string()
+}
+
+#[test]
+fn versions_saved_on_two_computers_all_end_in_the_history() {
+    // The desktop (a) and the laptop (b) start from one vault, then work
+    // apart: each its own copy of the folder, its own device folder.
+    let a = World::new();
+    a.init();
+    {
+        let m = a.mount(&[]);
+        std::fs::write(m.path("n.md"), "v1\n").unwrap();
+        std::fs::create_dir(m.path("s")).unwrap();
+        std::fs::write(m.path("s/m.md"), "m1\n").unwrap();
+        m.unmount();
+    }
+    let mut b = World::new();
+    b.vault = b.dir.path().join("laptop-vault");
+    sh(
+        b.dir.path(),
+        &format!("cp -a {} {}", a.vault.display(), b.vault.display()),
+    );
+    let save = |w: &World, rel: &str, text: &str| {
+        let m = w.mount(&[]);
+        std::fs::write(m.path(rel), text).unwrap();
+        m.unmount();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    save(&b, "n.md", "v1\nB1\n");
+    save(&b, "s/m.md", "m1\nmB\n");
+    save(&a, "n.md", "v1\nA1\n");
+    save(&a, "n.md", "v1\nA1\nA2\n");
+    save(&a, "s/m.md", "m1\nmA\n");
+    let (da, db) = (my_device(&a), my_device(&b));
+    assert_ne!(da, db);
+    // What the sync tool leaves on the desktop: the desktop's files won;
+    // the laptop's note `n.md` and its history are kept as conflict copies,
+    // and of `m.md` only the history conflicted.
+    let (ad, bd) = (a.vault.join("d"), b.vault.join("d"));
+    let (an, bn) = (only_note(&ad), only_note(&bd));
+    let (am, bm) = (only_note(&only_folder(&ad)), only_note(&only_folder(&bd)));
+    let tag = ".sync-conflict-20261204-144500-BBBBBBB";
+    copy(&bn, beside(&an, tag));
+    copy(&beside(&bn, ".qh"), beside(&an, &format!("{tag}.qh")));
+    copy(&beside(&bm, ".qh"), beside(&am, &format!("{tag}.qh")));
+    {
+        let m = a.mount(&[]);
+        let shown = "n (conflict 2026-12-04 14.45 BBBBBBB).md";
+        assert_eq!(std::fs::read_to_string(m.path(shown)).unwrap(), "v1\nB1\n");
+        // The history-only copy is merged and gone; the note's copy stays
+        // until resolved.
+        assert!(!beside(&am, &format!("{tag}.qh")).exists());
+        assert!(beside(&an, tag).exists());
+        std::fs::remove_file(m.path(shown)).unwrap();
+        m.unmount();
+    }
+    let text = |v: &[(String, String)]| v.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>();
+    let n = versions_of(&a, "n.md");
+    assert_eq!(
+        text(&n),
+        ["v1\n", "v1\nB1\n", "v1\nA1\n", "v1\nA1\nA2\n"],
+        "{n:?}"
+    );
+    assert_eq!(n[1].1, db, "{n:?}");
+    assert_eq!(n[2].1, da, "{n:?}");
+    assert_eq!(n[3].1, da, "{n:?}");
+    let mm = versions_of(&a, "s/m.md");
+    assert_eq!(text(&mm), ["m1\n", "m1\nmB\n", "m1\nmA\n"], "{mm:?}");
+    assert_eq!(mm[1].1, db);
+    // Merging again (every read-write mount looks) adds nothing twice, and
+    // the vault checks clean.
+    a.mount(&[]).unmount();
+    assert_eq!(versions_of(&a, "n.md").len(), 4);
+    assert_eq!(versions_of(&a, "s/m.md").len(), 3);
+    let o = a.check_sealed();
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let v = a.vault.to_str().unwrap();
+    let pw = a.pwfile.to_str().unwrap();
+    let o = a.run(&["audit", "--vault", v, "--password-file", pw]);
+    assert!(
+        out(&o).contains("saved on another computer merged into its history"),
+        "{}",
+        out(&o)
+    );
 }

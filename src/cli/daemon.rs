@@ -317,12 +317,12 @@ fn serve(
     if let Some(t) = weak.upgrade() {
         // Folders made under one name on two computers at once (issue 18.4).
         if !o.read_only {
-            match t.merge_folders() {
-                Ok(0) => {}
-                Ok(n) => log::warn!(
-                    "{n} note(s) made on another computer in folders both created were merged in"
+            match t.merge_from_other_computers() {
+                Ok((0, 0)) => {}
+                Ok((n, v)) => log::warn!(
+                    "merged what another computer made: {n} note(s) in folders both created, {v} version(s) kept in conflict copies"
                 ),
-                Err(e) => log::error!("could not merge folders made on two computers ({e})"),
+                Err(e) => log::error!("could not merge what another computer made ({e})"),
             }
         }
         match t.watch_outside() {
@@ -347,17 +347,19 @@ fn serve(
                             let events = w.wait(500);
                             let Some(t) = weak.upgrade() else { return };
                             // A sync tool brought another computer's ID of
-                            // a folder both created: merge it in.
-                            let dirid = events.as_ref().is_ok_and(|ev| {
+                            // a folder both created, or a history stream
+                            // (maybe a conflict copy of one): merge them in.
+                            let merge = events.as_ref().is_ok_and(|ev| {
                                 ev.iter().any(|e| {
-                                    !e.own && e.name.to_string_lossy().ends_with(".dirid")
+                                    let n = e.name.to_string_lossy();
+                                    !e.own && (n.ends_with(".dirid") || n.ends_with(".qh"))
                                 })
                             });
-                            if dirid
+                            if merge
                                 && !read_only
-                                && let Err(e) = t.merge_folders()
+                                && let Err(e) = t.merge_from_other_computers()
                             {
-                                log::error!("could not merge folders made on two computers ({e})");
+                                log::error!("could not merge what another computer made ({e})");
                             }
                             match events.map(|e| w.translate(&t, e)) {
                                 Ok(changes) => {

@@ -215,16 +215,35 @@ pub fn log(a: LogArgs) -> Result<()> {
         writeln!(out, "{path}: no saved versions")?;
         return Ok(());
     }
-    writeln!(out, "{:>4}  {:<19}  {:>10}  origin", "#", "saved", "bytes")?;
-    for v in &vs {
+    // The device column only once a version names one (vaults used on
+    // several computers, issue 18.3).
+    let devices = vs.iter().any(|v| !v.device.is_empty());
+    if devices {
         writeln!(
             out,
-            "{:>4}  {:<19}  {:>10}  {}",
+            "{:>4}  {:<19}  {:>10}  {:<10}  device",
+            "#", "saved", "bytes", "origin"
+        )?;
+    } else {
+        writeln!(out, "{:>4}  {:<19}  {:>10}  origin", "#", "saved", "bytes")?;
+    }
+    for v in &vs {
+        let line = format!(
+            "{:>4}  {:<19}  {:>10}  ",
             v.number,
             stamp(time_of(v)),
-            v.size,
-            v.origin
-        )?;
+            v.size
+        );
+        if devices {
+            let who = match (v.device.as_str(), v.device_name.as_str()) {
+                ("", _) => "-".to_string(),
+                (d, "") => d.to_string(),
+                (d, n) => format!("{n} ({d})"),
+            };
+            writeln!(out, "{line}{:<10}  {who}", v.origin)?;
+        } else {
+            writeln!(out, "{line}{}", v.origin)?;
+        }
     }
     Ok(())
 }

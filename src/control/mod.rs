@@ -266,6 +266,12 @@ pub struct VersionOut {
     pub size: u64,
     /// save, restore, checkpoint.
     pub origin: String,
+    /// The device that saved it: its short ID (empty when not recorded).
+    #[serde(default)]
+    pub device: String,
+    /// That device's name, where known.
+    #[serde(default)]
+    pub device_name: String,
 }
 
 /// One trash entry, as listed.
@@ -567,6 +573,7 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
                     ),
                 });
             }
+            let names = device_names(tree);
             let versions = tree
                 .versions(&dir, &name)?
                 .into_iter()
@@ -575,6 +582,14 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
                     time_ns: ns(v.time),
                     size: v.size,
                     origin: v.origin.as_str().into(),
+                    device: v
+                        .device
+                        .map(|d| crate::vault::devices::short(&d))
+                        .unwrap_or_default(),
+                    device_name: v
+                        .device
+                        .and_then(|d| names.get(&ChainId::Device(d)).cloned())
+                        .unwrap_or_default(),
                 })
                 .collect();
             Response::Versions { versions }

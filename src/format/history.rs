@@ -10,6 +10,7 @@
 //! OWNER   (kind 3): folder ID (16) ‖ host name (flag `BOUND`)
 //! MOVE    (kind 4): from folder ID ‖ from name length u8 ‖ from name ‖
 //!                   to folder ID ‖ to name (flag `BOUND`)
+//! BY      (kind 5): VERSION frame offset u64 ‖ device ID (16)
 //! ```
 
 /// Stream magic.
@@ -27,6 +28,10 @@ pub const OWNER: u8 = 3;
 /// stream belongs at either place, so a crash between the two loses
 /// nothing.
 pub const MOVE: u8 = 4;
+/// Frame kind of a version's device: which device saved the VERSION frame
+/// at the offset it names (an earlier frame of the same stream). Older
+/// readers skip it, as they skip every kind they do not know.
+pub const BY: u8 = 5;
 /// Suffix of a history stream next to its note's host name.
 pub const SUFFIX: &str = ".qh";
 
@@ -58,6 +63,24 @@ pub fn move_places(b: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let mut from = b[..16].to_vec();
     from.extend_from_slice(&b[17..17 + n]);
     Some((from, to.to_vec()))
+}
+
+/// The body of a BY frame: the VERSION frame's offset u64 ‖ device ID (16).
+pub fn by_body(version_at: u64, device: &[u8; 16]) -> Vec<u8> {
+    let mut b = version_at.to_be_bytes().to_vec();
+    b.extend_from_slice(device);
+    b
+}
+
+/// The VERSION offset and device a BY body names.
+pub fn parse_by(b: &[u8]) -> Option<(u64, [u8; 16])> {
+    if b.len() != 24 {
+        return None;
+    }
+    Some((
+        u64::from_be_bytes(b[..8].try_into().ok()?),
+        b[8..].try_into().ok()?,
+    ))
 }
 
 /// Why a version was recorded.
@@ -115,6 +138,10 @@ pub struct Version {
     pub origin: Origin,
     /// The chunks, in order.
     pub chunks: Vec<ChunkRef>,
+    /// The device that saved it, from the BY frame that follows it (not
+    /// part of the VERSION body; `None` for versions saved before devices
+    /// were recorded).
+    pub device: Option<[u8; 16]>,
 }
 
 const FIXED: usize = 8 + 8 + 32 + 1 + 4;
@@ -161,6 +188,7 @@ impl Version {
             hash: b[16..48].try_into().ok()?,
             origin: Origin::from_u8(b[48])?,
             chunks,
+            device: None,
         };
         (v.chunks.iter().map(|c| c.len as u64).sum::<u64>() == v.size).then_some(v)
     }
@@ -175,6 +203,15 @@ mod tests {
         let (a, b) = (owner_body(&[1; 16], b"from"), owner_body(&[2; 16], b"to"));
         assert_eq!(move_places(&move_body(&a, &b)), Some((a, b)));
         assert_eq!(move_places(&[0; 17]), None);
+    }
+
+    #[test]
+    fn by_bodies_name_a_version_and_a_device() {
+        let b = by_body(0x0102, &[9; 16]);
+        assert_eq!(b.len(), 24);
+        assert_eq!(&b[..8], &[0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(parse_by(&b), Some((0x0102, [9; 16])));
+        assert_eq!(parse_by(&b[..23]), None);
     }
 
     #[test]
@@ -196,6 +233,7 @@ mod tests {
                     hash: [2; 16],
                 },
             ],
+            device: None,
         };
         let b = v.encode();
         assert_eq!(b.len(), 53 + 2 * 28);

@@ -8,6 +8,9 @@
 //! dates records re-bound to it), under a free name, then removes the
 //! copy. Nothing else changes: content is bound to its file ID, not its
 //! folder, and a sub-folder keeps its own ID.
+//!
+//! Histories saved on two computers (issue 18.3) are merged here too, folder
+//! by folder: see [`Features::merge_histories`].
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -15,7 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use super::features::Features;
-use super::history::stream_name;
+use super::history::{stream_name, stream_owner};
 use super::node::{Kind, Node};
 use super::tree::Tree;
 use crate::format::names;
@@ -108,13 +111,78 @@ impl Features {
         Ok(moved)
     }
 
-    /// [`Features::merge_folder_ids`] in every folder the mount shows.
-    pub fn merge_all_folder_ids(&self, tree: &Tree) -> io::Result<usize> {
-        let mut n = 0;
+    /// Merges into each note's history the versions its sync tool's
+    /// conflict copies hold (issue 18.3, see `history::merge`); a copy of
+    /// the history alone (the note itself did not conflict) is removed once
+    /// merged. Returns how many versions were added.
+    pub fn merge_histories(&self, tree: &Tree, dir: &Arc<Node>) -> io::Result<usize> {
+        if !self.history.enabled() || tree.read_only() {
+            return Ok(0);
+        }
+        let h = dir.handle()?;
+        let names = h.read_names()?;
+        // The copies' host names, whether the copy is of the note (its
+        // content, maybe with a stream) or of its stream alone.
+        let mut copies: Vec<(OsString, OsString)> = Vec::new();
+        for host in &names {
+            let note = stream_owner(host).unwrap_or(host);
+            if let Some(c) = tree.copy_of(dir, note)
+                && !copies.iter().any(|(n, _)| n == note)
+            {
+                copies.push((note.to_owned(), c.original));
+            }
+        }
+        let mut added = 0;
+        for (copy, original) in copies {
+            if h.stat_child(&original).is_err() {
+                continue; // the note is gone here: the copy stays shown
+            }
+            let n = match self.history.merge_copy(tree, dir, &original, &copy) {
+                Ok(n) => n,
+                Err(e) => {
+                    log::error!("the versions of a conflict copy could not be merged: {e}");
+                    continue;
+                }
+            };
+            let only_history = h.stat_child(&copy).is_err();
+            let Some(plain) = tree.plain_name(dir, &original) else {
+                continue;
+            };
+            let path = tree.path_of(dir, &plain);
+            if n > 0 {
+                log::warn!(
+                    "{n} version(s) of '{}' saved on another computer were merged into its history",
+                    String::from_utf8_lossy(&path)
+                );
+                self.events.audit(
+                    crate::format::audit::Event::Save,
+                    &path,
+                    b"",
+                    0,
+                    &format!("{n} version(s) saved on another computer merged into its history"),
+                );
+                added += n;
+            }
+            if only_history {
+                // Everything it held is in the note's own stream now.
+                h.unlink_child(&stream_name(&copy))?;
+            }
+        }
+        Ok(added)
+    }
+
+    /// [`Features::merge_folder_ids`], then [`Features::merge_histories`],
+    /// in every folder the mount shows: (entries moved, versions merged).
+    pub fn merge_all(&self, tree: &Tree) -> io::Result<(usize, usize)> {
+        let (mut n, mut v) = (0, 0);
         let mut stack = vec![(tree.root(), 0u32)];
         while let Some((d, depth)) = stack.pop() {
             n += self.merge_folder_ids(tree, &d).unwrap_or_else(|e| {
                 log::error!("could not merge a folder made on two computers ({e})");
+                0
+            });
+            v += self.merge_histories(tree, &d).unwrap_or_else(|e| {
+                log::error!("could not merge histories saved on two computers ({e})");
                 0
             });
             if depth > 256 {
@@ -130,7 +198,7 @@ impl Features {
                 }
             }
         }
-        Ok(n)
+        Ok((n, v))
     }
 }
 

@@ -553,18 +553,6 @@ impl UnlockedVault {
             enabled: flags & FLAG_LIFECYCLE != 0,
             events: events.clone(),
         });
-        let history = Arc::new(history::History {
-            chunker: (flags & FLAG_HISTORY != 0)
-                .then(|| history::chunker::Chunker::new(&self.keys.chunk_hash)),
-            restores: Default::default(),
-            events: events.clone(),
-            lifecycle: lifecycle.clone(),
-        });
-        let trash = Arc::new(trash::Trash {
-            events: events.clone(),
-            lifecycle: lifecycle.clone(),
-            history: history.clone(),
-        });
         let devices = match self.devices() {
             Ok(d) => Some(Arc::new(d)),
             Err(e) => {
@@ -572,6 +560,19 @@ impl UnlockedVault {
                 None
             }
         };
+        let history = Arc::new(history::History {
+            chunker: (flags & FLAG_HISTORY != 0)
+                .then(|| history::chunker::Chunker::new(&self.keys.chunk_hash)),
+            restores: Default::default(),
+            events: events.clone(),
+            lifecycle: lifecycle.clone(),
+            device: devices.as_ref().map(|d| d.me()),
+        });
+        let trash = Arc::new(trash::Trash {
+            events: events.clone(),
+            lifecycle: lifecycle.clone(),
+            history: history.clone(),
+        });
         let features = Arc::new(features::Features {
             expiry: expiry::Expiry {
                 lifecycle: lifecycle.clone(),

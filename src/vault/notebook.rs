@@ -134,10 +134,12 @@ impl Notebook {
         self.f.expiry.plan_lifecycle(&self.tree, now)
     }
 
-    /// Merges folders made under one name on two computers at once into
-    /// one folder ID (see `vault::folders`); returns how many entries moved.
-    pub fn merge_folders(&self) -> io::Result<usize> {
-        self.f.merge_all_folder_ids(&self.tree)
+    /// Merges what two computers made apart: folders made under one name
+    /// into one folder ID, and versions kept in conflict copies into the
+    /// notes' histories (see `vault::folders`). Returns (entries moved,
+    /// versions merged).
+    pub fn merge_from_other_computers(&self) -> io::Result<(usize, usize)> {
+        self.f.merge_all(&self.tree)
     }
 
     /// Every note (regular file, not editor debris) with its modification

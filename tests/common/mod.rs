@@ -592,3 +592,35 @@ pub fn write_then_kill(w: &World, m: Mounted, rel: &str, len: usize, byte: u8) {
         .arg(&w.mnt)
         .output();
 }
+
+/// The only sub-folder of the host folder `dir` (Quire's own folders,
+/// `quire.trash` and the like, have a dot in their names; encrypted names
+/// never do).
+pub fn only_folder(dir: &Path) -> PathBuf {
+    let mut found = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().contains('.'));
+    let one = found.next().expect("a folder");
+    assert!(
+        found.next().is_none(),
+        "more than one folder in {}",
+        dir.display()
+    );
+    one
+}
+
+/// The content file of the only note in the host folder `dir`.
+pub fn only_note(dir: &Path) -> PathBuf {
+    let mut found = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().contains('.'));
+    let one = found.next().expect("a note");
+    assert!(
+        found.next().is_none(),
+        "more than one note in {}",
+        dir.display()
+    );
+    one
+}

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
 
 pub mod chunker;
+mod merge;
 mod notes;
 mod streams;
 mod versions;
@@ -57,6 +58,8 @@ pub struct VersionInfo {
     pub size: u64,
     /// Why it was recorded.
     pub origin: Origin,
+    /// The device that saved it (§18), where recorded.
+    pub device: Option<[u8; 16]>,
 }
 
 /// The history feature (flag 0x10): its chunker (none when the vault
@@ -68,6 +71,8 @@ pub struct History {
     pub(crate) restores: Mutex<Vec<(Vec<u8>, usize, Instant)>>,
     pub(crate) events: Arc<Events>,
     pub(crate) lifecycle: Arc<Lifecycle>,
+    /// This device (§18), named by a BY frame after each version it saves.
+    pub(crate) device: Option<[u8; 16]>,
 }
 
 impl History {
@@ -174,6 +179,14 @@ pub(crate) fn stream_name(host: &OsStr) -> OsString {
     let mut s = host.to_owned();
     s.push(fmt::SUFFIX);
     s
+}
+
+/// The note a history stream's host name belongs to (`X.qh` → `X`).
+pub(crate) fn stream_owner(side: &OsStr) -> Option<&OsStr> {
+    side.as_bytes()
+        .strip_suffix(fmt::SUFFIX.as_bytes())
+        .filter(|b| !b.is_empty())
+        .map(OsStr::from_bytes)
 }
 
 impl History {
@@ -380,11 +393,12 @@ impl History {
             },
             _ => {
                 let (versions, end) = self.scan(tree, &s, &dir, &host)?;
+                let last = versions.last().map(|(_, v)| v.clone());
                 Tail {
                     id: s.id,
                     end,
-                    count: versions.len() as u32,
-                    last: versions.into_iter().last().map(|(_, v)| v),
+                    count: versions::listed(versions).len() as u32,
+                    last,
                 }
             }
         };
@@ -414,58 +428,23 @@ impl History {
                 &fmt::owner_body(&tree.dir_id(&dir)?, host.as_bytes()),
             ));
         }
-        let mut refs = Vec::new();
-        let mut start = 0;
-        let ends = chunker.cut(&content);
-        let whole = ends.len() == 1;
-        for end in ends {
-            let piece = &content[start..end];
-            let mut h = [0u8; 16];
-            if whole {
-                // One chunk: its hash is the content's.
-                h.copy_from_slice(&hash[..16]);
-            } else {
-                h.copy_from_slice(&chunker.hash(piece)[..16]);
-            }
-            match known.get(&h) {
-                Some(c) if c.len as usize == piece.len() => refs.push(*c),
-                _ => {
-                    let at = t.end + buf.len() as u64;
-                    buf.extend_from_slice(&stream::seal_frame(
-                        &s.key,
-                        fmt::MAGIC,
-                        &s.id,
-                        at,
-                        fmt::CHUNK,
-                        piece,
-                    ));
-                    let c = ChunkRef {
-                        offset: at,
-                        len: piece.len() as u32,
-                        hash: h,
-                    };
-                    known.insert(h, c);
-                    refs.push(c);
-                }
-            }
-            start = end;
-        }
         let v = Version {
             time_ns,
             size: content.len() as u64,
             hash,
             origin,
-            chunks: refs,
+            chunks: Vec::new(),
+            device: self.device,
         };
-        let at = t.end + buf.len() as u64;
-        buf.extend_from_slice(&stream::seal_frame(
-            &s.key,
-            fmt::MAGIC,
-            &s.id,
-            at,
-            fmt::VERSION,
-            &v.encode(),
-        ));
+        let (frames, v) = version_frames(
+            chunker,
+            &s,
+            t.end + buf.len() as u64,
+            &content,
+            &mut known,
+            v,
+        );
+        buf.extend_from_slice(&frames);
         let end = t.end + buf.len() as u64;
         let (write_at, bytes) = if fresh {
             let mut all = stream::header(fmt::MAGIC, &s.id);
@@ -516,6 +495,76 @@ impl History {
         *node.last_version.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         Ok(Saved::Version(count))
     }
+}
+
+/// The frames that record `content` as the version `v` (its chunk list
+/// filled in here) at the end `at` of the stream `s`: a CHUNK frame for
+/// each chunk `known` lacks (it learns them), the VERSION frame and, when
+/// the device is known, its BY frame.
+pub(crate) fn version_frames(
+    chunker: &chunker::Chunker,
+    s: &Stream,
+    at: u64,
+    content: &[u8],
+    known: &mut HashMap<[u8; 16], ChunkRef>,
+    mut v: Version,
+) -> (Vec<u8>, Version) {
+    let mut buf = Vec::new();
+    let mut start = 0;
+    let ends = chunker.cut(content);
+    let whole = ends.len() == 1;
+    for end in ends {
+        let piece = &content[start..end];
+        let mut h = [0u8; 16];
+        if whole {
+            // One chunk: its hash is the content's.
+            h.copy_from_slice(&v.hash[..16]);
+        } else {
+            h.copy_from_slice(&chunker.hash(piece)[..16]);
+        }
+        match known.get(&h) {
+            Some(c) if c.len as usize == piece.len() => v.chunks.push(*c),
+            _ => {
+                let off = at + buf.len() as u64;
+                buf.extend_from_slice(&stream::seal_frame(
+                    &s.key,
+                    fmt::MAGIC,
+                    &s.id,
+                    off,
+                    fmt::CHUNK,
+                    piece,
+                ));
+                let c = ChunkRef {
+                    offset: off,
+                    len: piece.len() as u32,
+                    hash: h,
+                };
+                known.insert(h, c);
+                v.chunks.push(c);
+            }
+        }
+        start = end;
+    }
+    buf.extend_from_slice(&record_frames(s, at + buf.len() as u64, &v));
+    (buf, v)
+}
+
+/// The VERSION frame of `v` at `at` of `s` and, when its device is known,
+/// the BY frame naming it.
+pub(crate) fn record_frames(s: &Stream, at: u64, v: &Version) -> Vec<u8> {
+    let mut buf = stream::seal_frame(&s.key, fmt::MAGIC, &s.id, at, fmt::VERSION, &v.encode());
+    if let Some(d) = &v.device {
+        let by = at + buf.len() as u64;
+        buf.extend_from_slice(&stream::seal_frame(
+            &s.key,
+            fmt::MAGIC,
+            &s.id,
+            by,
+            fmt::BY,
+            &fmt::by_body(at, d),
+        ));
+    }
+    buf
 }
 
 /// Takes the stream's append lock (released when the file is closed).

@@ -134,6 +134,7 @@ impl History {
             let what = match kind {
                 fmt::VERSION => "a version record",
                 fmt::OWNER | fmt::MOVE => "an owner record",
+                fmt::BY => "a device record",
                 _ => {
                     pos = end;
                     continue;
@@ -160,6 +161,17 @@ impl History {
                     out.push((pos as u64, v));
                 }
                 fmt::OWNER => owner = Owner::At(body),
+                fmt::BY => {
+                    let named = fmt::parse_by(&body).and_then(|(at, device)| {
+                        let v = out.iter_mut().rev().find(|(o, _)| *o == at)?;
+                        v.1.device = Some(device);
+                        Some(())
+                    });
+                    if named.is_none() {
+                        log::error!("a device record at byte {pos} names no earlier version");
+                        return Err(eio());
+                    }
+                }
                 _ => {
                     let (from, to) = fmt::move_places(&body).ok_or_else(|| {
                         log::error!("a move record at byte {pos} is malformed");

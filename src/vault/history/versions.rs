@@ -51,10 +51,12 @@ impl History {
         dir: &Node,
         host: &OsStr,
     ) -> io::Result<Vec<VersionInfo>> {
-        let versions = match self.stream_at(tree, dir, host)? {
+        let scanned = match self.stream_at(tree, dir, host)? {
             Some(s) => self.scan(tree, &s, dir, host)?.0,
             None => Vec::new(),
         };
+        let last = scanned.last().map(|(_, v)| v.clone());
+        let versions = listed(scanned);
         let mut out: Vec<VersionInfo> = versions
             .iter()
             .enumerate()
@@ -63,12 +65,12 @@ impl History {
                 time: UNIX_EPOCH + Duration::from_nanos(v.time_ns.max(0) as u64),
                 size: v.size,
                 origin: v.origin,
+                device: v.device,
             })
             .collect();
         // A damaged current content does not hide the saved versions
         // (they are how it is put right).
-        let implicit = match self.implicit_current(tree, dir, host, versions.last().map(|(_, v)| v))
-        {
+        let implicit = match self.implicit_current(tree, dir, host, last.as_ref()) {
             Ok(i) => i,
             Err(e) if !versions.is_empty() => {
                 log::warn!(
@@ -86,6 +88,7 @@ impl History {
                 time,
                 size,
                 origin: Origin::Save,
+                device: None,
             });
         }
         Ok(out)
@@ -162,13 +165,14 @@ impl History {
         number: usize,
     ) -> io::Result<Zeroizing<Vec<u8>>> {
         let stream = self.stream_at(tree, dir, host)?;
-        let versions = match &stream {
+        let scanned = match &stream {
             Some(s) => self.scan(tree, s, dir, host)?.0,
             None => Vec::new(),
         };
+        let last = scanned.last().map(|(_, v)| v.clone());
+        let versions = listed(scanned);
         if number == versions.len() + 1
-            && let Some((_, _, c)) =
-                self.implicit_current(tree, dir, host, versions.last().map(|(_, v)| v))?
+            && let Some((_, _, c)) = self.implicit_current(tree, dir, host, last.as_ref())?
         {
             return Ok(c);
         }
@@ -176,16 +180,18 @@ impl History {
             .get(number.wrapping_sub(1))
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         let s = stream.as_ref().expect("a version implies a stream");
-        let mut out = Zeroizing::new(Vec::with_capacity(v.size as usize));
-        for c in &v.chunks {
-            out.extend_from_slice(&self.read_chunk(s, c)?);
-        }
-        if let Some(ch) = &self.chunker
-            && ch.hash(&out) != v.hash
-        {
-            log::error!("a version's content does not match its hash");
-            return Err(eio());
-        }
-        Ok(out)
+        self.content_of(s, v)
     }
+}
+
+/// A stream's versions as listed and numbered: in time order (a history
+/// merged from two devices interleaves), each saved content once (a merge
+/// made on both devices, or the restatement of the note's own last
+/// version after merged ones, records it again). The stream's last record
+/// stays what the note's current content is compared with.
+pub(crate) fn listed(mut v: Vec<(u64, Version)>) -> Vec<(u64, Version)> {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|(_, x)| seen.insert((x.time_ns, x.hash)));
+    v.sort_by_key(|(_, x)| x.time_ns);
+    v
 }
