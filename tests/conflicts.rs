@@ -457,6 +457,14 @@ fn versions_saved_on_two_computers_all_end_in_the_history() {
     copy(&bn, beside(&an, tag));
     copy(&beside(&bn, ".qh"), beside(&an, &format!("{tag}.qh")));
     copy(&beside(&bm, ".qh"), beside(&am, &format!("{tag}.qh")));
+    // Before a read-write mount merges them: conflicts, never damage.
+    let o = a.check_sealed();
+    assert_eq!(o.status.code(), Some(25), "{}", out(&o));
+    assert!(
+        out(&o).contains("CONFLICT s/m.md") && !out(&o).contains("PROBLEM"),
+        "{}",
+        out(&o)
+    );
     {
         let m = a.mount(&[]);
         let shown = "n (conflict 2026-12-04 14.45 BBBBBBB).md";

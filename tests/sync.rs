@@ -414,7 +414,42 @@ fn two_computers_through_real_syncthing_lose_no_edit() {
         std::fs::remove_file(m.path(&copy)).unwrap();
         m.unmount();
     }
+    // Both computers' versions of n.md are in its history, each naming
+    // the computer that saved it (issue 18.3). Each read-write mount
+    // merged the copy's versions; the laptop mounts once more so a
+    // history copy made by both merging at once is merged too.
     synced(&a, &b, &sa, &sb);
+    b.mount(&[]).unmount();
+    synced(&a, &b, &sa, &sb);
+    for w in [&a, &b] {
+        let v = w.vault.to_str().unwrap();
+        let pw = w.pwfile.to_str().unwrap();
+        let log = |args: &[&str]| {
+            let mut all = args.to_vec();
+            all.extend(["--vault", v, "--password-file", pw]);
+            let o = w.run(&all);
+            assert!(o.status.success(), "{o:?}");
+            stdout(&o)
+        };
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(&log(&["log", "n.md", "--json"])).unwrap();
+        let mut texts = Vec::new();
+        let mut devices = std::collections::BTreeSet::new();
+        for x in &list {
+            let n = x["number"].as_u64().unwrap().to_string();
+            texts.push(log(&["show", "n.md", "--version", &n]));
+            devices.insert(x["device"].as_str().unwrap_or("").to_string());
+        }
+        for t in ["offline on the desk\n", "offline on the laptop\n"] {
+            assert_eq!(
+                texts.iter().filter(|x| x.as_str() == t).count(),
+                1,
+                "{texts:?}"
+            );
+        }
+        devices.remove("");
+        assert_eq!(devices.len(), 2, "{list:?}");
+    }
     check(&a, 0);
     check(&b, 0);
 

@@ -23,6 +23,19 @@ pub enum Tool {
     GoogleDrive,
 }
 
+impl Tool {
+    /// The tool's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::GoogleDrive => "Google Drive",
+            Tool::OneDrive => "OneDrive",
+            Tool::Syncthing => "Syncthing",
+            Tool::Nextcloud => "Nextcloud",
+            Tool::Dropbox => "Dropbox",
+        }
+    }
+}
+
 /// One reading of a host name as a conflict copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {

@@ -164,6 +164,20 @@ impl Features {
                     .map(|n| join(path, &String::from_utf8_lossy(&n)))
                     .unwrap_or_else(|| format!("{host_dir}/{h}"));
                 self.check_stream(tree, dir, OsStr::new(stem), &who, r);
+                // A copy of the history alone (issue 18.3): versions saved
+                // on another computer, not yet in the note's history.
+                if let Some(c) = tree.copy_of(dir, OsStr::new(stem))
+                    && dir.handle()?.stat_child(OsStr::new(stem)).is_err()
+                    && let Some(orig) = tree.plain_name(dir, &c.original)
+                {
+                    r.conflicts.push(Problem {
+                        path: join(path, &String::from_utf8_lossy(&orig)),
+                        problem: format!(
+                            "the sync tool ({}) kept another computer's history of this note beside its own; the next read-write mount merges its versions into the note's history",
+                            c.conflict.tool.name()
+                        ),
+                    });
+                }
                 continue;
             }
             if let Some(stem) = h.strip_suffix(crate::format::lifecycle::SUFFIX) {
@@ -195,7 +209,7 @@ impl Features {
                     r.conflicts.push(Problem {
                         path: join(path, &String::from_utf8_lossy(&name)),
                         problem: format!(
-                            "made in this folder on another computer while both computers created the folder; the sync tool kept that computer's folder ID as {file}, so this note is hidden here (nothing is lost; merging such folders is not automatic yet: see the README)",
+                            "made in this folder on another computer while both computers created the folder; the sync tool kept that computer's folder ID as {file}, so this note is hidden here (nothing is lost: the next read-write mount merges it into the folder)",
                             file = file.to_string_lossy()
                         ),
                     });

@@ -12,7 +12,7 @@
 use std::ffi::{OsStr, OsString};
 
 use super::Tree;
-use crate::format::conflicts::{self, Conflict, Tool};
+use crate::format::conflicts::{self, Conflict};
 use crate::format::names;
 use crate::vault::node::Node;
 
@@ -57,16 +57,7 @@ impl CopyOf {
             what.push(d.clone());
         }
         if what.is_empty() {
-            what.push(
-                match self.conflict.tool {
-                    Tool::GoogleDrive => "Google Drive",
-                    Tool::OneDrive => "OneDrive",
-                    Tool::Syncthing => "Syncthing",
-                    Tool::Nextcloud => "Nextcloud",
-                    Tool::Dropbox => "Dropbox",
-                }
-                .into(),
-            );
+            what.push(self.conflict.tool.name().into());
         }
         let what: String = what
             .join(" ")
@@ -239,6 +230,7 @@ pub(crate) fn looks_like_copy(name: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::conflicts::Tool;
 
     fn copy(plain: &str, tool: Tool, when: Option<&str>, device: Option<&str>) -> CopyOf {
         CopyOf {
