@@ -507,3 +507,62 @@ fn golden_v1_longsymlinks_open_and_read_their_long_targets() {
     );
     m.unmount();
 }
+
+/// Two computers (issue 18): each its own audit chain and device record,
+/// a note saved on both while apart, the laptop's copy kept by Syncthing
+/// and its version merged into the note's history, each version naming
+/// the computer that saved it (BY frames, FORMAT §12.1).
+#[test]
+fn golden_v1_devices_opens_with_both_computers_history_and_its_conflict() {
+    let (w, golden) = golden_world("v1-devices");
+    assert_eq!(golden_flags(&golden), 0xFFF);
+    let v = w.vault.to_str().unwrap();
+    let pw = w.pwfile.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--vault", v, "--password-file", pw]);
+        let o = w.run(&all);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let o = w.check_sealed();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(25), "{out}");
+    assert!(
+        out.contains("CONFLICT n (conflict 2026-12-05 12.45 DBCD4E2).md")
+            && !out.contains("PROBLEM"),
+        "{out}"
+    );
+    let want = [
+        ("first\n", "8528423", "Desktop"),
+        ("first\nlaptop\n", "dbcd4e2", "Laptop"),
+        ("first\ndesktop\n", "8528423", "Desktop"),
+    ];
+    let check_log = || {
+        let (code, out) = run(&["log", "n.md", "--json"]);
+        assert_eq!(code, Some(0), "{out}");
+        let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        assert_eq!(list.len(), want.len(), "{list:?}");
+        for (i, (x, (text, dev, name))) in list.iter().zip(want).enumerate() {
+            assert_eq!(x["device"], dev, "{list:?}");
+            assert_eq!(x["device_name"], name, "{list:?}");
+            let (_, shown) = run(&["show", "n.md", "--version", &(i + 1).to_string()]);
+            assert_eq!(shown, text);
+        }
+    };
+    check_log();
+    let (code, out) = run(&["audit", "--verify"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (_, out) = run(&["audit"]);
+    assert!(out.contains("Laptop") && out.contains("Desktop"), "{out}");
+    // A read-write mount merges again: nothing twice.
+    let m = w.mount(&[]);
+    assert_eq!(
+        std::fs::read_to_string(m.path("n (conflict 2026-12-05 12.45 DBCD4E2).md")).unwrap(),
+        "first\nlaptop\n"
+    );
+    m.unmount();
+    check_log();
+}
