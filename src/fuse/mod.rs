@@ -176,17 +176,25 @@ impl Sweeper {
         let mut stale = 0;
         for c in changes {
             let parent = inodes.fuse_ino(c.dir_ino);
-            let Some(&old) = known.get(&(parent, c.name.clone())) else {
-                continue; // the kernel never looked it up: nothing cached
-            };
             let now = tree
                 .lookup(&c.dir, &c.name)
                 .ok()
                 .map(|(_, a)| inodes.fuse_ino(a.ino));
-            if now != Some(old) {
-                let _ = notifier.inval_entry(INodeNo(parent), &c.name);
-                let _ = notifier.inval_inode(INodeNo(old), 0, -1);
-                stale += 1;
+            match known.get(&(parent, c.name.clone())) {
+                Some(&old) if now != Some(old) => {
+                    let _ = notifier.inval_entry(INodeNo(parent), &c.name);
+                    let _ = notifier.inval_inode(INodeNo(old), 0, -1);
+                    stale += 1;
+                }
+                Some(_) => {}
+                // The table keeps one name per inode (the last looked up):
+                // a name gone that it does not list may still be cached by
+                // the kernel under that name. Dropping an entry the kernel
+                // does not hold costs one answered notification.
+                None if now.is_none() => {
+                    let _ = notifier.inval_entry(INodeNo(parent), &c.name);
+                }
+                None => {}
             }
         }
         stale
