@@ -399,25 +399,16 @@ fn tampered_xattr_value_reads_as_eio() {
         );
         m.unmount();
     }
-    let f = only_file(&w);
-    let out = sh(
-        w.dir.path(),
-        &format!(
-            "getfattr -d -m '^user.q.' -e hex {} | grep '^user.q.'",
-            f.display()
-        ),
-    );
-    let (name, hex) = out.trim().split_once('=').unwrap();
-    let mut v: Vec<u8> = (2..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+    // Its attribute file (FORMAT §7.1), one byte of the sealed value flipped.
+    let files: Vec<_> = std::fs::read_dir(w.vault.join("d/quire.xattrs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
         .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut v = std::fs::read(&files[0]).unwrap();
+    assert_eq!(contains_bytes(&w.vault, b"private"), None);
     v[14] ^= 1;
-    let new_hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
-    sh(
-        w.dir.path(),
-        &format!("setfattr -n {name} -v 0x{new_hex} {}", f.display()),
-    );
+    std::fs::write(&files[0], v).unwrap();
     let m = w.mount(&[]);
     let o = std::process::Command::new("python3")
         .arg("-c")

@@ -69,6 +69,16 @@ pub const FLAG_BOUND_SYMLINKS: u32 = 1 << 10;
 /// (§6.2). Needs `BOUND_SYMLINKS`. Readers without it refuse the vault;
 /// vaults made before it refuse such targets (ENAMETOOLONG).
 pub const FLAG_LONG_SYMLINKS: u32 = 1 << 11;
+/// Feature flag: user xattrs are kept in one sealed file per file or
+/// folder, `d/quire.xattrs/<owner ID>` (§7.1), not in host xattrs, so sync
+/// tools, tar and zip carry them. Needs `BOUND` and `SLOT_MAC`. It is a
+/// MAC-only flag: authenticated by the slot MAC, not by the slots' AAD, so
+/// a vault whose slots predate it gains it at a read-write mount without
+/// re-wrapping any slot (its host xattrs are moved into the files first).
+pub const FLAG_SEALED_XATTRS: u32 = 1 << 12;
+/// Flags the slot MAC authenticates but the slots' AAD leaves out (they
+/// read as zero there), so they can be added with the master key alone.
+pub const MAC_ONLY_FLAGS: u32 = FLAG_SEALED_XATTRS;
 /// Every flag this build understands.
 pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_LONG_NAMES
@@ -81,7 +91,8 @@ pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_BOUND
     | FLAG_BLOCK_MAC
     | FLAG_BOUND_SYMLINKS
-    | FLAG_LONG_SYMLINKS;
+    | FLAG_LONG_SYMLINKS
+    | FLAG_SEALED_XATTRS;
 /// Flags every version-1 vault has.
 pub const REQUIRED_FLAGS: u32 =
     FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;
@@ -237,9 +248,10 @@ impl Config {
 
     fn slot_aad(&self, slot_params: &[u8]) -> Vec<u8> {
         // The slot count is excluded so slots can be added and removed
-        // without re-wrapping the others.
+        // without re-wrapping the others; MAC-only flags read as zero.
         let mut aad = self.header_bytes();
         aad.pop();
+        aad[10..14].copy_from_slice(&(self.flags & !MAC_ONLY_FLAGS).to_be_bytes());
         aad.extend_from_slice(slot_params);
         aad
     }
@@ -287,6 +299,18 @@ impl Config {
         match slot {
             Slot::Password { wrapped, .. } | Slot::Recovery { wrapped, .. } => *wrapped = out,
         }
+    }
+
+    /// Adds a MAC-only flag ([`MAC_ONLY_FLAGS`]) with the master key: the
+    /// slots stay as they are, the slot MAC is computed anew. Only vaults
+    /// with [`FLAG_SLOT_MAC`] can.
+    pub fn add_mac_only_flag(&mut self, flag: u32, master: &MasterKey) -> bool {
+        if flag & !MAC_ONLY_FLAGS != 0 || self.flags & FLAG_SLOT_MAC == 0 {
+            return false;
+        }
+        self.flags |= flag;
+        self.seal_slots(master);
+        true
     }
 
     /// Tries the slots of the matching kind, cheapest first; returns the
@@ -402,6 +426,17 @@ impl Config {
         }
         if flags & REQUIRED_FLAGS != REQUIRED_FLAGS {
             return Err(FormatError::Corrupt("a required feature flag is missing"));
+        }
+        if flags & MAC_ONLY_FLAGS != 0 && flags & FLAG_SLOT_MAC == 0 {
+            // Nothing would authenticate it.
+            return Err(FormatError::Corrupt(
+                "a feature flag that needs the slot MAC is set without it",
+            ));
+        }
+        if flags & FLAG_SEALED_XATTRS != 0 && flags & FLAG_BOUND == 0 {
+            return Err(FormatError::Corrupt(
+                "sealed attribute files are set without bound records",
+            ));
         }
         let vault_id: [u8; 16] = b[14..30].try_into().unwrap();
         let n = b[30] as usize;
@@ -537,7 +572,7 @@ mod tests {
         // Without the flag (vaults made before it): no MAC, as before.
         let mk = MasterKey::generate();
         let mut old = Config::new();
-        old.flags &= !FLAG_SLOT_MAC;
+        old.flags &= !(FLAG_SLOT_MAC | FLAG_SEALED_XATTRS);
         old.add_password_slot(&mk, &pw("pw"), Argon2Params::MIN);
         let bytes = old.to_bytes();
         assert_eq!(bytes.len(), HEADER_LEN + (1 + 12 + 16 + 60) + 32);
@@ -600,6 +635,47 @@ mod tests {
         assert!(matches!(
             Config::from_bytes(b"hello world"),
             Err(FormatError::BadMagic)
+        ));
+    }
+
+    /// Issue 18.7: a MAC-only flag is added with the master key alone; both
+    /// slots still open; clearing it again (or setting it without the
+    /// master key) is "modified", not a wrong password.
+    #[test]
+    fn a_mac_only_flag_is_added_without_rewrapping_and_cannot_be_cleared() {
+        let (mut c, mk, rk) = sample();
+        c.flags &= !FLAG_SEALED_XATTRS;
+        c.seal_slots(&mk);
+        let before = Config::from_bytes(&c.to_bytes()).unwrap();
+        let mut c = before.clone();
+        assert!(c.add_mac_only_flag(FLAG_SEALED_XATTRS, &mk));
+        assert!(!c.add_mac_only_flag(FLAG_BOUND, &mk));
+        let b = c.to_bytes();
+        // The slots are the very bytes they were.
+        let slots = HEADER_LEN..b.len() - 64;
+        assert_eq!(before.to_bytes()[slots.clone()], b[slots]);
+        let c2 = Config::from_bytes(&b).unwrap();
+        assert_eq!(c2.flags & FLAG_SEALED_XATTRS, FLAG_SEALED_XATTRS);
+        assert!(c2.unlock(Unlock::Password(&pw("correct horse"))).is_ok());
+        assert!(c2.unlock(Unlock::Recovery(&rk)).is_ok());
+        let modified = |b: &[u8]| {
+            matches!(
+                Config::from_bytes(b).unwrap().unlock(Unlock::Recovery(&rk)),
+                Err(UnlockError::Modified(_))
+            )
+        };
+        let flags = |f: u32| f.to_be_bytes();
+        assert!(modified(&forge(
+            b.clone(),
+            10,
+            &flags(c2.flags & !FLAG_SEALED_XATTRS)
+        )));
+        assert!(modified(&forge(before.to_bytes(), 10, &flags(c2.flags))));
+        // Without the slot MAC nothing would authenticate it: refused.
+        let no_mac = forge(b, 10, &flags(c2.flags & !FLAG_SLOT_MAC));
+        assert!(matches!(
+            Config::from_bytes(&no_mac),
+            Err(FormatError::Corrupt(_))
         ));
     }
 

@@ -203,11 +203,102 @@ pub fn open_xattr_value(
     key.open(&xattr_aad(owner, name), sealed)
 }
 
+/// The folder of sealed attribute files in `d/` (flag `SEALED_XATTRS`, §7.1).
+pub const XATTR_FOLDER: &str = "quire.xattrs";
+/// Largest attribute value (Linux's `XATTR_SIZE_MAX`).
+pub const MAX_XATTR_VALUE: usize = 65536;
+/// Largest body of one attribute file (every attribute of one owner).
+pub const MAX_XATTR_SET: usize = 256 << 10;
+
+/// The attributes of one file or folder: name → value, in name order.
+pub type XattrSet = std::collections::BTreeMap<Vec<u8>, zeroize::Zeroizing<Vec<u8>>>;
+
+fn xattr_set_aad(owner: &[u8; 16]) -> Vec<u8> {
+    let mut a = b"quire/v1/xattrs".to_vec();
+    a.extend_from_slice(owner);
+    a
+}
+
+/// Seals every attribute of `owner` (a file ID or folder ID) into one
+/// attribute file's bytes: `nonce ‖ AES-256-GCM(AAD = "quire/v1/xattrs" ‖
+/// owner, count u16 ‖ count × (name length u8 ‖ name ‖ value length u32 ‖
+/// value)) ‖ tag`.
+pub fn seal_xattr_set(key: &AeadKey, owner: &[u8; 16], set: &XattrSet) -> Vec<u8> {
+    let mut body = zeroize::Zeroizing::new(Vec::new());
+    body.extend_from_slice(&(set.len() as u16).to_be_bytes());
+    for (n, v) in set {
+        body.push(n.len() as u8);
+        body.extend_from_slice(n);
+        body.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        body.extend_from_slice(v);
+    }
+    key.seal(&xattr_set_aad(owner), &body)
+}
+
+/// Opens an attribute file of `owner`; a file moved from another owner,
+/// edited or malformed fails.
+pub fn open_xattr_set(
+    key: &AeadKey,
+    owner: &[u8; 16],
+    sealed: &[u8],
+) -> Result<XattrSet, AuthError> {
+    let body = zeroize::Zeroizing::new(key.open(&xattr_set_aad(owner), sealed)?);
+    let mut r: &[u8] = &body;
+    let mut take = |k: usize| -> Result<&[u8], AuthError> {
+        if r.len() < k {
+            return Err(AuthError);
+        }
+        let (a, b) = r.split_at(k);
+        r = b;
+        Ok(a)
+    };
+    let count = u16::from_be_bytes(take(2)?.try_into().expect("2 bytes"));
+    let mut set = XattrSet::new();
+    for _ in 0..count {
+        let nl = take(1)?[0] as usize;
+        let name = take(nl)?.to_vec();
+        let vl = u32::from_be_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
+        let value = zeroize::Zeroizing::new(take(vl)?.to_vec());
+        if !name.starts_with(b"user.") || nl > MAX_XATTR_NAME || set.insert(name, value).is_some() {
+            return Err(AuthError);
+        }
+    }
+    if !r.is_empty() {
+        return Err(AuthError);
+    }
+    Ok(set)
+}
+
+/// The host name of `owner`'s attribute file in [`XATTR_FOLDER`].
+pub fn xattr_file_name(owner: &[u8; 16]) -> String {
+    owner.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crypto::Key32;
     use crate::crypto::secret::Secret;
+
+    #[test]
+    fn xattr_sets_round_trip_and_stay_with_their_owner() {
+        let key = AeadKey::new(&Key32::random());
+        let mut set = XattrSet::new();
+        set.insert(b"user.b".to_vec(), zeroize::Zeroizing::new(b"two".to_vec()));
+        set.insert(b"user.a".to_vec(), zeroize::Zeroizing::new(Vec::new()));
+        let sealed = seal_xattr_set(&key, &[1; 16], &set);
+        // 12 nonce + 2 count + (1+6+4+0) + (1+6+4+3) + 16 tag.
+        assert_eq!(sealed.len(), 12 + 2 + 11 + 14 + 16);
+        let back = open_xattr_set(&key, &[1; 16], &sealed).unwrap();
+        assert_eq!(back.keys().collect::<Vec<_>>(), [b"user.a", b"user.b"]);
+        assert_eq!(&back[&b"user.b".to_vec()][..], b"two");
+        // Another owner's file, or a flipped byte, does not open.
+        assert!(open_xattr_set(&key, &[2; 16], &sealed).is_err());
+        let mut bad = sealed.clone();
+        bad[20] ^= 1;
+        assert!(open_xattr_set(&key, &[1; 16], &bad).is_err());
+        assert_eq!(xattr_file_name(&[0xab; 16]), "ab".repeat(16));
+    }
 
     #[test]
     fn symlink_and_xattr_round_trip() {

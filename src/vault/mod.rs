@@ -26,6 +26,7 @@ pub mod recovery;
 pub mod trash;
 pub mod tree;
 pub(crate) mod util;
+mod xattrs;
 
 use std::ffi::OsStr;
 use std::io;
@@ -383,6 +384,17 @@ impl UnlockedVault {
     /// Replaces every password slot with one for `new` (fresh salt). O(1):
     /// only the master key is re-wrapped; no note is re-encrypted.
     pub fn change_password(&mut self, new: &Password, params: Argon2Params) -> Result<(), Error> {
+        // A flag added since the unlock (a read-write open adds
+        // `SEALED_XATTRS`, §2.1) is kept: the config on disk, if it is
+        // this vault's and holds this master key, is the base.
+        if let Ok(b) = std::fs::read(self.layout.config())
+            && let Ok(disk) = Config::from_bytes(&b)
+            && disk.vault_id == self.config.vault_id
+            && disk.flags & self.config.flags == self.config.flags
+            && disk.holds(&self.master)
+        {
+            self.config.flags = disk.flags;
+        }
         let mut c = self.config.clone();
         c.remove_password_slots();
         c.add_password_slot(&self.master, new, params);
@@ -592,9 +604,17 @@ impl UnlockedVault {
             block_mac: flags & FLAG_BLOCK_MAC != 0,
             bound_symlinks: flags & FLAG_BOUND_SYMLINKS != 0,
             long_symlinks: flags & FLAG_LONG_SYMLINKS != 0 && flags & FLAG_BOUND_SYMLINKS != 0,
+            sealed_xattrs: flags & crate::format::config::FLAG_SEALED_XATTRS != 0,
         };
         let t = Tree::new(self.keys.clone(), root, journal, setup, features.clone())
             .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))?;
+        if !read_only
+            && flags & crate::format::config::FLAG_SEALED_XATTRS == 0
+            && flags & FLAG_BOUND != 0
+            && flags & crate::format::config::FLAG_SLOT_MAC != 0
+        {
+            self.seal_xattrs(&t)?;
+        }
         if let Some(d) = devices {
             let _ = t.content.device_tag.set(devices::short(&d.me()));
             let _ = t
@@ -603,6 +623,31 @@ impl UnlockedVault {
                 .set(Box::new(move || d.explain_unreadable()));
         }
         Ok(Notebook::new(t, features))
+    }
+
+    /// Moves the vault's user xattrs from host xattrs into sealed attribute
+    /// files and adds `SEALED_XATTRS` to `quire.conf` (issue 18.7, see
+    /// `vault::xattrs`): once, at the first read-write open of a vault made
+    /// before it.
+    fn seal_xattrs(&self, t: &Tree) -> Result<(), Error> {
+        use crate::format::config::FLAG_SEALED_XATTRS;
+        let moved = xattrs::move_host_xattrs(t).map_err(io_err(
+            "moving extended attributes into sealed attribute files",
+        ))?;
+        let mut c = self.config.clone();
+        if !c.add_mac_only_flag(FLAG_SEALED_XATTRS, &self.master) {
+            return Ok(());
+        }
+        atomic::write(&self.layout.config(), &c.to_bytes())
+            .map_err(io_err("writing quire.conf"))?;
+        t.sealed_xattrs
+            .store(true, std::sync::atomic::Ordering::Release);
+        xattrs::drop_host_xattrs(&moved);
+        log::info!(
+            "this vault now keeps extended attributes in sealed files that sync tools carry: {} moved from host xattrs",
+            moved.attrs
+        );
+        Ok(())
     }
 
     /// Opens the crash journal at `path`, first rolling back what a crash

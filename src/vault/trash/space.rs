@@ -114,8 +114,13 @@ impl Trash {
             .trash_dir(tree, false)?
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         let e = t.lookup(OsStr::new(id))?;
+        // The note's attributes go with it (§7.1).
+        let attrs = tree.file_id_at(&e, OsStr::new("c"));
         for n in e.read_names()? {
             e.unlink_child(&n)?;
+        }
+        if let Some(a) = attrs {
+            tree.drop_xattrs(&a);
         }
         t.rmdir_child(OsStr::new(id))
     }

@@ -150,6 +150,11 @@ pub struct Tree {
     pub(crate) bound_symlinks: bool,
     /// Feature flag 0x800 (§6.2): targets up to 4095 bytes.
     pub(crate) long_symlinks: bool,
+    /// Feature flag 0x1000 (§7.1): user xattrs in sealed attribute files.
+    /// Set at a read-write mount once a vault's host xattrs are moved.
+    pub(crate) sealed_xattrs: std::sync::atomic::AtomicBool,
+    /// One read-modify-write of an attribute file at a time.
+    pub(crate) xattr_lock: std::sync::Mutex<()>,
     /// What features do at commit points.
     hooks: Arc<dyn Hooks>,
 }
@@ -167,6 +172,8 @@ pub(crate) struct Setup {
     pub(crate) bound_symlinks: bool,
     /// Feature flag 0x800 (§6.2): targets up to 4095 bytes.
     pub(crate) long_symlinks: bool,
+    /// Feature flag 0x1000 (§7.1): sealed attribute files.
+    pub(crate) sealed_xattrs: bool,
 }
 
 impl Tree {
@@ -199,6 +206,8 @@ impl Tree {
             bound: s.bound,
             bound_symlinks: s.bound_symlinks,
             long_symlinks: s.long_symlinks,
+            sealed_xattrs: s.sealed_xattrs.into(),
+            xattr_lock: Default::default(),
             hooks,
         };
         t.root.dir_id()?;

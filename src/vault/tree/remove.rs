@@ -63,8 +63,15 @@ impl Tree {
             .then(|| dir.handle().ok()?.readlink_child(host).ok())
             .flatten()
             .and_then(|t| crate::format::records::parse_long_host_target(&t));
+        // Its attributes go with its last name (§7.1).
+        let attrs = (!trashed && st.st_nlink <= 1)
+            .then(|| self.file_id_at(dir.handle().ok()?, host))
+            .flatten();
         if !trashed {
             dir.handle()?.unlink_child(host)?;
+            if let Some(id) = attrs {
+                self.drop_xattrs(&id);
+            }
             if Kind::from_mode(st.st_mode) == Kind::Symlink && self.bound_symlinks {
                 self.drop_binding(dir, host);
             }
@@ -99,6 +106,10 @@ impl Tree {
         victim_node.relocate(dir.clone(), host.to_owned());
         self.check_empty(&victim, Some(&victim_node))?;
         let id = victim.read_child(OsStr::new(dirid::FILE_NAME)).ok();
+        let attrs = self
+            .sealed_xattrs()
+            .then(|| self.dir_id(&victim_node).ok())
+            .flatten();
         // The directory may be read-only (chmod 555): the ID file lives inside.
         let mode = st.st_mode & 0o7777;
         let restore_mode = mode & 0o200 == 0;
@@ -120,6 +131,9 @@ impl Tree {
             return Err(e);
         }
         self.remove_sidecar(dir, &hn);
+        if let Some(id) = attrs {
+            self.drop_xattrs(&id);
+        }
         let removal = Removal {
             dir,
             name,

@@ -1,14 +1,20 @@
-//! User extended attributes, stored as host xattrs with encrypted names and
-//! values (docs/FORMAT.md §7). Only the `user.` namespace is offered, as on
-//! most local filesystems mounted without ACL support.
+//! User extended attributes (docs/FORMAT.md §7): in vaults with
+//! `SEALED_XATTRS`, every attribute of a file or folder is kept in one
+//! sealed attribute file, `d/quire.xattrs/<owner ID>` (§7.1), which sync
+//! tools, tar and zip carry like any file; in older vaults, as host xattrs
+//! with encrypted names and values. Only the `user.` namespace is offered,
+//! as on most local filesystems mounted without ACL support.
 
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
+use std::sync::atomic::Ordering;
+
 use super::hooks::XattrOp;
 use super::{Tree, eio};
-use crate::format::records;
+use crate::format::records::{self, XattrSet};
+use crate::store::host::Handle;
 use crate::vault::node::{Kind, Node};
 
 /// The attribute names Quire reserves for itself (docs/FORMAT.md §15).
@@ -21,7 +27,7 @@ fn errno(e: i32) -> io::Error {
 impl Tree {
     /// What an xattr value is bound to (FORMAT §7): with `BOUND`, a file's
     /// file ID or a folder's directory ID.
-    fn xattr_owner(&self, node: &Node) -> io::Result<Option<[u8; 16]>> {
+    pub(crate) fn xattr_owner(&self, node: &Node) -> io::Result<Option<[u8; 16]>> {
         if !self.bound {
             return Ok(None);
         }
@@ -31,7 +37,9 @@ impl Tree {
         }
     }
 
-    fn xattr_host(&self, node: &Node, name: &OsStr) -> io::Result<String> {
+    /// Whether `name` may be an attribute of `node`: `user.` names only,
+    /// on files and folders, of at most 170 bytes.
+    fn xattr_name_ok(&self, node: &Node, name: &OsStr) -> io::Result<()> {
         let b = name.as_bytes();
         if !b.starts_with(b"user.") {
             return Err(errno(libc::EOPNOTSUPP));
@@ -42,7 +50,105 @@ impl Tree {
         if b.len() > records::MAX_XATTR_NAME {
             return Err(errno(libc::ERANGE));
         }
-        Ok(records::xattr_host_name(&self.keys.xattr_name, b))
+        Ok(())
+    }
+
+    fn xattr_host(&self, node: &Node, name: &OsStr) -> io::Result<String> {
+        self.xattr_name_ok(node, name)?;
+        Ok(records::xattr_host_name(
+            &self.keys.xattr_name,
+            name.as_bytes(),
+        ))
+    }
+
+    /// Whether attributes live in sealed attribute files (§7.1).
+    pub(crate) fn sealed_xattrs(&self) -> bool {
+        self.sealed_xattrs.load(Ordering::Acquire)
+    }
+
+    /// The folder of attribute files; made on first use with `create`.
+    fn xattr_folder(&self, create: bool) -> io::Result<Option<Handle>> {
+        let node = self.root();
+        let root = node.handle()?;
+        let name = OsStr::new(records::XATTR_FOLDER);
+        match root.lookup(name) {
+            Ok(h) => Ok(Some(h)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
+                match root.mkdir_child(name, 0o700) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+                root.lookup(name).map(Some)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The owner ID of `node`'s attribute file (a file's ID, a folder's).
+    fn sealed_owner(&self, node: &Node) -> io::Result<[u8; 16]> {
+        self.xattr_owner(node)?.ok_or_else(eio)
+    }
+
+    /// Every attribute of `owner` (none without a file). A file that does
+    /// not open (tampered, moved from another owner) is an I/O error.
+    pub(crate) fn load_xattrs(&self, owner: &[u8; 16]) -> io::Result<XattrSet> {
+        let Some(dir) = self.xattr_folder(false)? else {
+            return Ok(XattrSet::new());
+        };
+        let sealed = match dir.read_child(OsStr::new(&records::xattr_file_name(owner))) {
+            Ok(b) => b,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(XattrSet::new()),
+            Err(e) => return Err(e),
+        };
+        records::open_xattr_set(&self.keys.xattr_value, owner, &sealed).map_err(|_| {
+            log::error!(
+                "the attribute file {} failed authentication (tampered, or moved from another file)",
+                records::xattr_file_name(owner)
+            );
+            eio()
+        })
+    }
+
+    /// Replaces `owner`'s attribute file (atomically, fsync'd), or removes
+    /// it when `set` is empty.
+    pub(crate) fn store_xattrs(&self, owner: &[u8; 16], set: &XattrSet) -> io::Result<()> {
+        let name = records::xattr_file_name(owner);
+        if set.is_empty() {
+            self.drop_xattrs(owner);
+            return Ok(());
+        }
+        let dir = self.xattr_folder(true)?.ok_or_else(eio)?;
+        let sealed = records::seal_xattr_set(&self.keys.xattr_value, owner, set);
+        super::replace_record(&dir, OsStr::new(&name), &sealed, true)
+    }
+
+    /// Removes `owner`'s attribute file, if any (its file or folder is gone
+    /// for good).
+    pub(crate) fn drop_xattrs(&self, owner: &[u8; 16]) {
+        if let Ok(Some(dir)) = self.xattr_folder(false) {
+            match dir.unlink_child(OsStr::new(&records::xattr_file_name(owner))) {
+                Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                    log::warn!("an attribute file could not be removed: {e}")
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The file ID of the regular file `host` of `dir` (to drop its
+    /// attribute file when it goes for good).
+    pub(crate) fn file_id_at(&self, dir: &Handle, host: &OsStr) -> Option<[u8; 16]> {
+        if !self.sealed_xattrs() {
+            return None;
+        }
+        let st = dir.stat_child(host).ok()?;
+        if Kind::from_mode(st.st_mode) != Kind::File {
+            return None;
+        }
+        let node = Node::detached(dir.lookup(host).ok()?, st.st_ino);
+        self.content.file_id(&node).ok()
     }
 
     /// An attribute a feature answers (`user.quire.expires`, …): its
@@ -69,6 +175,31 @@ impl Tree {
         if let Some(r) = self.feature_attr(node, name, XattrOp::Set(value, flags)) {
             return r.map(|_| ());
         }
+        if self.sealed_xattrs() {
+            self.xattr_name_ok(node, name)?;
+            if value.len() > records::MAX_XATTR_VALUE {
+                return Err(errno(libc::E2BIG));
+            }
+            let owner = self.sealed_owner(node)?;
+            let _g = self.xattr_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let mut set = self.load_xattrs(&owner)?;
+            let key = name.as_bytes().to_vec();
+            let exists = set.contains_key(&key);
+            if flags & libc::XATTR_CREATE != 0 && exists {
+                return Err(errno(libc::EEXIST));
+            }
+            if flags & libc::XATTR_REPLACE != 0 && !exists {
+                return Err(errno(libc::ENODATA));
+            }
+            set.insert(key, zeroize::Zeroizing::new(value.to_vec()));
+            let size: usize = set.iter().map(|(n, v)| 5 + n.len() + v.len()).sum();
+            if size > records::MAX_XATTR_SET {
+                return Err(errno(libc::ENOSPC));
+            }
+            self.store_xattrs(&owner, &set)?;
+            self.content.host_settled(node);
+            return Ok(());
+        }
         let host = self.xattr_host(node, name)?;
         let owner = self.xattr_owner(node)?;
         let sealed = records::seal_xattr_value(
@@ -90,6 +221,22 @@ impl Tree {
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(errno(libc::ENODATA)),
                 Err(e) => Err(e),
             };
+        }
+        if self.sealed_xattrs() {
+            match self.xattr_name_ok(node, name) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EPERM)) =>
+                {
+                    return Err(errno(libc::ENODATA));
+                }
+                Err(e) => return Err(e),
+            }
+            let set = self.load_xattrs(&self.sealed_owner(node)?)?;
+            return set
+                .get(name.as_bytes())
+                .map(|v| v.to_vec())
+                .ok_or_else(|| errno(libc::ENODATA));
         }
         let host = match self.xattr_host(node, name) {
             Ok(h) => h,
@@ -126,6 +273,10 @@ impl Tree {
         }
         let mut out = Vec::new();
         self.hooks().xattr_names(self, node, &mut out);
+        if self.sealed_xattrs() {
+            out.extend(self.load_xattrs(&self.sealed_owner(node)?)?.into_keys());
+            return Ok(out);
+        }
         for host in node.handle()?.list_xattr()? {
             match records::xattr_plain_name(&self.keys.xattr_name, &host) {
                 None => {}
@@ -144,6 +295,11 @@ impl Tree {
     /// `quire check`: opens every stored attribute of `node`; the number
     /// that fail authentication (tampered, or copied from another file).
     pub(crate) fn verify_xattrs(&self, node: &Node) -> io::Result<usize> {
+        if self.sealed_xattrs() && matches!(node.kind, Kind::File | Kind::Dir) {
+            return Ok(usize::from(
+                self.load_xattrs(&self.sealed_owner(node)?).is_err(),
+            ));
+        }
         let mut bad = 0;
         for host in node.handle()?.list_xattr()? {
             let Some(name) = records::xattr_plain_name(&self.keys.xattr_name, &host) else {
@@ -162,6 +318,18 @@ impl Tree {
         }
         if let Some(r) = self.feature_attr(node, name, XattrOp::Remove) {
             return r.map(|_| ());
+        }
+        if self.sealed_xattrs() {
+            self.xattr_name_ok(node, name)?;
+            let owner = self.sealed_owner(node)?;
+            let _g = self.xattr_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let mut set = self.load_xattrs(&owner)?;
+            if set.remove(name.as_bytes()).is_none() {
+                return Err(errno(libc::ENODATA));
+            }
+            self.store_xattrs(&owner, &set)?;
+            self.content.host_settled(node);
+            return Ok(());
         }
         let host = self.xattr_host(node, name)?;
         node.handle()?.remove_xattr(&host)?;
