@@ -48,7 +48,7 @@ impl History {
         if let Some(s) = self.stream_at(tree, dir, copy)? {
             let scanned = self.scan(tree, &s, dir, copy)?.0;
             last = scanned.last().map(|(_, v)| v.clone());
-            for (_, v) in super::versions::listed(scanned) {
+            for (_, v) in super::listed(scanned) {
                 let content = self.content_of(&s, &v)?;
                 theirs.push((v, content));
             }

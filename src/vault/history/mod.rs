@@ -397,7 +397,7 @@ impl History {
                 Tail {
                     id: s.id,
                     end,
-                    count: versions::listed(versions).len() as u32,
+                    count: listed(versions).len() as u32,
                     last,
                 }
             }
@@ -624,4 +624,16 @@ fn tail_of(rec: &mut Option<Box<dyn std::any::Any + Send>>) -> &mut Option<Tail>
     rec.as_mut()
         .and_then(|b| b.downcast_mut())
         .expect("set above")
+}
+
+/// A stream's versions as listed and numbered: in time order (a history
+/// merged from two devices interleaves), each saved content once (a merge
+/// made on both devices, or the restatement of the note's own last
+/// version after merged ones, records it again). The stream's last record
+/// stays what the note's current content is compared with.
+pub(crate) fn listed(mut v: Vec<(u64, Version)>) -> Vec<(u64, Version)> {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|(_, x)| seen.insert((x.time_ns, x.hash)));
+    v.sort_by_key(|(_, x)| x.time_ns);
+    v
 }

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{History, Implicit, MAX_VERSIONED, VersionInfo};
+use super::{History, Implicit, MAX_VERSIONED, VersionInfo, listed};
 use crate::format::history::{Origin, Version};
 use crate::vault::debris;
 use crate::vault::node::Kind;
@@ -182,16 +182,4 @@ impl History {
         let s = stream.as_ref().expect("a version implies a stream");
         self.content_of(s, v)
     }
-}
-
-/// A stream's versions as listed and numbered: in time order (a history
-/// merged from two devices interleaves), each saved content once (a merge
-/// made on both devices, or the restatement of the note's own last
-/// version after merged ones, records it again). The stream's last record
-/// stays what the note's current content is compared with.
-pub(crate) fn listed(mut v: Vec<(u64, Version)>) -> Vec<(u64, Version)> {
-    let mut seen = std::collections::HashSet::new();
-    v.retain(|(_, x)| seen.insert((x.time_ns, x.hash)));
-    v.sort_by_key(|(_, x)| x.time_ns);
-    v
 }
