@@ -566,3 +566,135 @@ fn golden_v1_devices_opens_with_both_computers_history_and_its_conflict() {
     m.unmount();
     check_log();
 }
+
+/// A vault made before sealed attribute files (flags 0xFFF): its user
+/// xattrs are host xattrs, which git does not keep, so they are stored
+/// beside it as a `getfattr` dump and put back on the copy. A read-only
+/// mount reads them where they are; the first read-write mount moves them
+/// into sealed attribute files (FORMAT §7.1), adds `SEALED_XATTRS` and
+/// removes the host ones; a copy that carries no xattrs (`cp -r`) then
+/// keeps them.
+#[test]
+fn golden_v1_hostxattrs_move_into_sealed_files_at_the_first_write_mount() {
+    need("setfattr");
+    let (w, golden) = golden_world("v1-hostxattrs");
+    assert_eq!(golden_flags(&golden), 0xFFF);
+    sh(
+        w.dir.path(),
+        &format!(
+            "setfattr --restore={}",
+            golden.join("xattrs.dump").display()
+        ),
+    );
+    let host_attrs = |root: &std::path::Path| {
+        sh(
+            root,
+            "getfattr -R -d -m '^user.q\\.' . 2>/dev/null | grep -c '^user.q' || true",
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(host_attrs(&w.vault), "4");
+    {
+        let m = w.mount(&["--read-only"]);
+        assert_eq!(xattr_of(&w.mnt, "n.md", "user.color"), "blue");
+        m.unmount();
+    }
+    assert_eq!(host_attrs(&w.vault), "4");
+    assert!(!w.vault.join("d/quire.xattrs").exists());
+    {
+        let m = w.mount(&[]);
+        assert_eq!(xattr_of(&w.mnt, "n.md", "user.color"), "blue");
+        assert_eq!(
+            xattr_of(&w.mnt, "n.md", "user.xdg.comment"),
+            "referral letter"
+        );
+        assert_eq!(xattr_of(&w.mnt, "f", "user.tag"), "folder");
+        m.unmount();
+    }
+    // Moved: the flag is set, no host attribute is left, one sealed file
+    // per owner (the note, the folder, the note in the trash).
+    assert_eq!(golden_flags(w.dir.path()), 0x1FFF);
+    assert_eq!(host_attrs(&w.vault), "0");
+    assert_eq!(
+        std::fs::read_dir(w.vault.join("d/quire.xattrs"))
+            .unwrap()
+            .count(),
+        3
+    );
+    assert_eq!(w.check_sealed().status.code(), Some(0));
+    // A copy that keeps no xattrs keeps them now; the trashed note gets
+    // its attribute back when restored.
+    let copy = World::new();
+    sh(
+        copy.dir.path(),
+        &format!("cp -r {} {}", w.vault.display(), copy.vault.display()),
+    );
+    std::fs::copy(&w.pwfile, &copy.pwfile).unwrap();
+    let v = copy.vault.to_str().unwrap();
+    let pw = copy.pwfile.to_str().unwrap();
+    let o = copy.run(&[
+        "trash",
+        "restore",
+        "f/t.md",
+        "--vault",
+        v,
+        "--password-file",
+        pw,
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let m = copy.mount(&[]);
+    assert_eq!(xattr_of(&copy.mnt, "n.md", "user.color"), "blue");
+    assert_eq!(xattr_of(&copy.mnt, "f", "user.tag"), "folder");
+    assert_eq!(xattr_of(&copy.mnt, "f/t.md", "user.kind"), "trashed");
+    m.unmount();
+}
+
+/// An attribute's value read through a mount (Python's os.getxattr).
+fn xattr_of(mnt: &std::path::Path, rel: &str, name: &str) -> String {
+    sh(
+        mnt,
+        &format!("python3 -c \"import os; print(os.getxattr('{rel}', '{name}').decode())\""),
+    )
+    .trim()
+    .to_string()
+}
+
+/// Golden vault for `SEALED_XATTRS` (flags 0x1FFF, FORMAT §7.1): user
+/// xattrs of a note (one of 4,000 bytes) and a folder, in sealed
+/// attribute files and nowhere else.
+#[test]
+fn golden_v1_sealedxattrs_reads_its_attribute_files() {
+    let (w, golden) = golden_world("v1-sealedxattrs");
+    assert_eq!(golden_flags(&golden), 0x1FFF);
+    assert_eq!(
+        std::fs::read_dir(w.vault.join("d/quire.xattrs"))
+            .unwrap()
+            .count(),
+        2
+    );
+    let o = w.check_sealed();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let m = w.mount(&["--read-only"]);
+    assert_eq!(xattr_of(&w.mnt, "n.md", "user.color"), "blue");
+    assert_eq!(
+        xattr_of(&w.mnt, "n.md", "user.xdg.comment"),
+        "referral letter"
+    );
+    assert_eq!(xattr_of(&w.mnt, "n.md", "user.big"), "x".repeat(4000));
+    assert_eq!(xattr_of(&w.mnt, "f", "user.tag"), "folder");
+    let names = sh(
+        &w.mnt,
+        "python3 -c \"import os; print(sorted(os.listxattr('n.md')))\"",
+    );
+    assert_eq!(
+        names.trim(),
+        "['user.big', 'user.color', 'user.xdg.comment']"
+    );
+    m.unmount();
+}

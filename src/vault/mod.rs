@@ -25,8 +25,8 @@ pub mod notebook;
 pub mod recovery;
 pub mod trash;
 pub mod tree;
-pub(crate) mod util;
 mod upgrade;
+pub(crate) mod util;
 mod xattrs;
 
 use std::ffi::OsStr;
