@@ -286,12 +286,26 @@ fn two_computers_through_real_syncthing_lose_no_edit() {
         let m = a.mount(&[]);
         std::fs::write(m.path("n.md"), "from the desk\n").unwrap();
         std::fs::write(m.path("m.md"), "a second note\n").unwrap();
+        // A user xattr travels too (sealed attribute files, issue 18.7).
+        sh(
+            &a.mnt,
+            "python3 -c \"import os; os.setxattr('n.md', 'user.xdg.comment', b'referral')\"",
+        );
         m.unmount();
     }
     synced(&a, &b, &sa, &sb);
+    let comment = |w: &World| {
+        sh(
+            &w.mnt,
+            "python3 -c \"import os; print(os.getxattr('n.md', 'user.xdg.comment').decode())\"",
+        )
+        .trim()
+        .to_string()
+    };
     {
         let m = b.mount(&[]);
         assert_eq!(read(&m, "n.md"), "from the desk\n");
+        assert_eq!(comment(&b), "referral");
         let mut t = read(&m, "n.md");
         t.push_str("the laptop adds\n");
         std::fs::write(m.path("n.md"), &t).unwrap();
@@ -301,6 +315,7 @@ fn two_computers_through_real_syncthing_lose_no_edit() {
     {
         let m = a.mount(&[]);
         assert_eq!(read(&m, "n.md"), "from the desk\nthe laptop adds\n");
+        assert_eq!(comment(&a), "referral");
         m.unmount();
     }
     synced(&a, &b, &sa, &sb);
