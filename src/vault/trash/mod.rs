@@ -424,10 +424,11 @@ impl Trash {
     /// and entries with nothing in them.
     pub fn tidy_trash(&self, tree: &Tree) -> io::Result<usize> {
         tree.writable_check()?;
+        // Attribute files a crash left before their rename (§7.1).
+        let mut n = tree.tidy_xattrs();
         let Some(t) = self.trash_dir(tree, false)? else {
-            return Ok(0);
+            return Ok(n);
         };
-        let mut n = 0;
         for name in t.read_names()? {
             let Some(s) = name.to_str() else { continue };
             if s == SETTINGS || s == "settings.tmp" {

@@ -137,6 +137,29 @@ impl Tree {
         }
     }
 
+    /// Removes attribute files a crash left half-replaced (`.quire-new-*`
+    /// at least a minute old) from the folder of attribute files; returns
+    /// how many.
+    pub(crate) fn tidy_xattrs(&self) -> usize {
+        let Ok(Some(dir)) = self.xattr_folder(false) else {
+            return 0;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let mut n = 0;
+        for name in dir.read_names().unwrap_or_default() {
+            if name.as_bytes().starts_with(super::NEW_PREFIX.as_bytes())
+                && dir.stat_child(&name).is_ok_and(|st| now - st.st_mtime > 60)
+                && dir.unlink_child(&name).is_ok()
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// The file ID of the regular file `host` of `dir` (to drop its
     /// attribute file when it goes for good).
     pub(crate) fn file_id_at(&self, dir: &Handle, host: &OsStr) -> Option<[u8; 16]> {
