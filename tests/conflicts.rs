@@ -505,3 +505,69 @@ fn versions_saved_on_two_computers_all_end_in_the_history() {
         out(&o)
     );
 }
+
+/// Attributes (FORMAT §7.1) belong to the file ID, which a conflict copy
+/// shares with its note (it is a byte copy): purging the copy keeps the
+/// note's attributes; purging the note too removes its attribute file;
+/// removing a folder removes the folder's.
+#[test]
+fn a_conflict_copy_shares_its_notes_attributes_until_both_are_gone() {
+    let w = World::new();
+    w.init();
+    let set = |rel: &str, name: &str, value: &str| {
+        sh(
+            &w.mnt,
+            &format!("python3 -c \"import os; os.setxattr('{rel}', '{name}', b'{value}')\""),
+        );
+    };
+    let get = |rel: &str, name: &str| {
+        sh(
+            &w.mnt,
+            &format!("python3 -c \"import os; print(os.getxattr('{rel}', '{name}').decode())\""),
+        )
+        .trim()
+        .to_string()
+    };
+    let attr_files = || {
+        std::fs::read_dir(w.vault.join("d/quire.xattrs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("n.md"), "note\n").unwrap();
+        set("n.md", "user.color", "blue");
+        std::fs::create_dir(m.path("f")).unwrap();
+        set("f", "user.tag", "folder");
+        m.unmount();
+    }
+    assert_eq!(attr_files(), 2);
+    let content = only_note(&w.vault.join("d"));
+    copy(
+        &content,
+        beside(&content, ".sync-conflict-20261204-144500-ABCDEF7"),
+    );
+    let shown = "n (conflict 2026-12-04 14.45 ABCDEF7).md";
+    let m = w.mount(&[]);
+    assert_eq!(get(shown, "user.color"), "blue");
+    std::fs::remove_file(m.path(shown)).unwrap();
+    std::fs::remove_dir(m.path("f")).unwrap();
+    assert_eq!(attr_files(), 1, "the folder's attribute file goes with it");
+    let o = w.run(&["purge", "--now", "+61d"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(get("n.md", "user.color"), "blue");
+    assert_eq!(attr_files(), 1);
+    std::fs::remove_file(m.path("n.md")).unwrap();
+    let o = w.run(&["purge", "--now", "+61d"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(attr_files(), 0);
+    // A note deleted for good at once (made seconds ago: not trashed)
+    // takes its attribute file along.
+    std::fs::write(m.path("q.md"), "quick\n").unwrap();
+    set("q.md", "user.color", "red");
+    assert_eq!(attr_files(), 1);
+    std::fs::remove_file(m.path("q.md")).unwrap();
+    assert_eq!(attr_files(), 0);
+    m.unmount();
+    assert_eq!(w.check_sealed().status.code(), Some(0));
+}

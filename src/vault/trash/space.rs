@@ -114,13 +114,8 @@ impl Trash {
             .trash_dir(tree, false)?
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         let e = t.lookup(OsStr::new(id))?;
-        // The note's attributes go with it (§7.1).
-        let attrs = tree.file_id_at(&e, OsStr::new("c"));
         for n in e.read_names()? {
             e.unlink_child(&n)?;
-        }
-        if let Some(a) = attrs {
-            tree.drop_xattrs(&a);
         }
         t.rmdir_child(OsStr::new(id))
     }
@@ -146,7 +141,29 @@ impl Trash {
     }
 
     pub(crate) fn purge_one(&self, tree: &Tree, e: &Entry, detail: &str) -> io::Result<()> {
+        // The note's attributes go with it (§7.1), unless a file at its
+        // old place shares its file ID (a sync tool's conflict copy of it,
+        // or the note it was a copy of).
+        let attrs = self
+            .trash_dir(tree, false)?
+            .and_then(|t| t.lookup(OsStr::new(&e.id)).ok())
+            .and_then(|h| tree.file_id_at(&h, OsStr::new(super::CONTENT)))
+            .filter(|a| {
+                !tree.resolve(&e.path).is_ok_and(|(dir, name)| {
+                    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+                    // A copy's shown name: ask its original's place.
+                    let name = crate::vault::tree::conflicts::original_of_shown(name.as_bytes())
+                        .map(std::ffi::OsString::from_vec)
+                        .unwrap_or(name);
+                    tree.host_name(&dir, &name).is_ok_and(|host| {
+                        tree.id_in_use_near(&dir, OsStr::new(host.host()), a, false)
+                    })
+                })
+            });
         self.remove_entry(tree, &e.id)?;
+        if let Some(a) = attrs {
+            tree.drop_xattrs(&a);
+        }
         log::info!("purged trash entry {} ({detail})", e.id);
         self.events
             .audit(crate::format::audit::Event::Purge, &e.path, b"", 0, detail);

@@ -227,10 +227,27 @@ pub(crate) fn looks_like_copy(name: &[u8]) -> bool {
     name.windows(MARK.len()).any(|w| w == MARK)
 }
 
+/// The name of the note a shown copy name `stem (conflict …)<.ext>` is a
+/// copy of (`stem<.ext>`), for a copy no longer there to be asked.
+pub(crate) fn original_of_shown(name: &[u8]) -> Option<Vec<u8>> {
+    let at = name.windows(MARK.len()).position(|w| w == MARK)?;
+    let close = name[at..].iter().position(|&b| b == b')')? + at;
+    Some([&name[..at], &name[close + 1..]].concat())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::format::conflicts::Tool;
+
+    #[test]
+    fn a_shown_copy_name_names_its_original() {
+        assert_eq!(
+            original_of_shown(b"n02 (conflict 2026-12-04 14.45 ABCDEF7).md").as_deref(),
+            Some(&b"n02.md"[..])
+        );
+        assert_eq!(original_of_shown(b"n02.md"), None);
+    }
 
     fn copy(plain: &str, tool: Tool, when: Option<&str>, device: Option<&str>) -> CopyOf {
         CopyOf {

@@ -66,7 +66,8 @@ impl Tree {
         // Its attributes go with its last name (§7.1).
         let attrs = (!trashed && st.st_nlink <= 1)
             .then(|| self.file_id_at(dir.handle().ok()?, host))
-            .flatten();
+            .flatten()
+            .filter(|id| !self.id_in_use_near(dir, host, id, true));
         if !trashed {
             dir.handle()?.unlink_child(host)?;
             if let Some(id) = attrs {

@@ -160,6 +160,35 @@ impl Tree {
         n
     }
 
+    /// Whether a regular file of `dir` has the file ID `id` among `host`
+    /// (unless `except_host`), the note it is a sync tool's conflict copy
+    /// of, and that note's other copies: a copy is a byte copy, header
+    /// and file ID included, so they share one attribute file (§7.1).
+    /// Unsure (a folder that cannot be read) counts as in use.
+    pub(crate) fn id_in_use_near(
+        &self,
+        dir: &Node,
+        host: &OsStr,
+        id: &[u8; 16],
+        except_host: bool,
+    ) -> bool {
+        let original = self
+            .copy_of(dir, host)
+            .map(|c| c.original)
+            .unwrap_or_else(|| host.to_owned());
+        let Ok(h) = dir.handle() else { return true };
+        let Ok(names) = h.read_names() else {
+            return true;
+        };
+        names
+            .iter()
+            .filter(|n| !(except_host && n.as_os_str() == host))
+            .filter(|n| {
+                **n == original || self.copy_of(dir, n).is_some_and(|c| c.original == original)
+            })
+            .any(|n| self.file_id_at(h, n) == Some(*id))
+    }
+
     /// The file ID of the regular file `host` of `dir` (to drop its
     /// attribute file when it goes for good).
     pub(crate) fn file_id_at(&self, dir: &Handle, host: &OsStr) -> Option<[u8; 16]> {
