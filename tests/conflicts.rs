@@ -571,3 +571,57 @@ fn a_conflict_copy_shares_its_notes_attributes_until_both_are_gone() {
     m.unmount();
     assert_eq!(w.check_sealed().status.code(), Some(0));
 }
+
+/// The trash window set on two computers while apart (issue 18.6): the
+/// sync tool keeps one `settings` and a copy; the longer window holds
+/// (nothing is purged earlier than either computer asked), and a
+/// read-write mount settles it and removes the copy.
+#[test]
+fn a_trash_window_set_on_two_computers_keeps_the_longer() {
+    let w = World::new();
+    w.init();
+    let v = w.vault.to_str().unwrap().to_string();
+    let pw = w.pwfile.to_str().unwrap().to_string();
+    let trash = w.vault.join("d/quire.trash");
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("n.md"), "old note\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(6));
+        std::fs::remove_file(m.path("n.md")).unwrap();
+        assert!(w.run(&["trash", "keep", "90"]).status.success());
+        m.unmount();
+    }
+    let laptop = std::fs::read(trash.join("settings")).unwrap();
+    {
+        let m = w.mount(&[]);
+        assert!(w.run(&["trash", "keep", "30"]).status.success());
+        m.unmount();
+    }
+    std::fs::write(
+        trash.join("settings.sync-conflict-20261204-144500-ABCDEF7"),
+        laptop,
+    )
+    .unwrap();
+    // Sealed: the 90 days hold, so the note deleted "70 days ago" stays.
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--vault", &v, "--password-file", &pw]);
+        w.run(&all)
+    };
+    let o = run(&["purge", "--dry-run", "--now", "+70d", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(!out(&o).contains("n.md"), "{}", out(&o));
+    let o = run(&["purge", "--dry-run", "--now", "+91d", "--json"]);
+    assert!(out(&o).contains("n.md"), "{}", out(&o));
+    // A read-write mount settles it: one record, of 90 days.
+    w.mount(&[]).unmount();
+    let names: Vec<String> = std::fs::read_dir(&trash)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("settings"))
+        .collect();
+    assert_eq!(names, ["settings"]);
+    let o = run(&["purge", "--dry-run", "--now", "+70d", "--json"]);
+    assert!(!out(&o).contains("n.md"), "{}", out(&o));
+    assert!(w.logs().contains("the longer, 90 days, is kept"));
+}

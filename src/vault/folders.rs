@@ -10,7 +10,8 @@
 //! folder, and a sub-folder keeps its own ID.
 //!
 //! Histories saved on two computers (issue 18.3) are merged here too, folder
-//! by folder: see [`Features::merge_histories`].
+//! by folder: see [`Features::merge_histories`]; and a trash window set on
+//! both is settled (the longer holds).
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -174,6 +175,12 @@ impl Features {
     /// [`Features::merge_folder_ids`], then [`Features::merge_histories`],
     /// in every folder the mount shows: (entries moved, versions merged).
     pub fn merge_all(&self, tree: &Tree) -> io::Result<(usize, usize)> {
+        // The trash window, if it was set on both (issue 18.6).
+        if self.history.enabled()
+            && let Err(e) = self.trash.settle_trash_window(tree)
+        {
+            log::error!("could not settle a trash window set on two computers ({e})");
+        }
         let (mut n, mut v) = (0, 0);
         let mut stack = vec![(tree.root(), 0u32)];
         while let Some((d, depth)) = stack.pop() {

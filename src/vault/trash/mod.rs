@@ -504,20 +504,73 @@ impl Trash {
 
     /// The vault's trash policy.
     pub fn trash_policy(&self, tree: &Tree) -> Policy {
+        // Set on two computers while apart, the window forks into a sync
+        // tool's conflict copy: the longer one holds (§13), so neither
+        // computer's choice purges a note early.
         let days = self
-            .trash_dir(tree, false)
-            .ok()
-            .flatten()
-            .and_then(|t| t.read_child(OsStr::new(SETTINGS)).ok())
-            .and_then(|b| tree.keys.trash.open(b"quire/v1/trash-settings", &b).ok())
-            .and_then(|b| {
-                b.get(..4)
-                    .map(|d| u32::from_be_bytes(d.try_into().unwrap()))
-            })
+            .settings_records(tree)
+            .into_iter()
+            .map(|(_, d)| d)
+            .max()
             .unwrap_or(DEFAULT_KEEP_DAYS);
         Policy {
             keep: Duration::from_secs(days as u64 * 86_400),
         }
+    }
+
+    /// The trash window's record and a sync tool's conflict copies of it
+    /// that open: (host name, days).
+    fn settings_records(&self, tree: &Tree) -> Vec<(std::ffi::OsString, u32)> {
+        let Ok(Some(t)) = self.trash_dir(tree, false) else {
+            return Vec::new();
+        };
+        t.read_names()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| {
+                let s = n.to_string_lossy();
+                s == SETTINGS
+                    || crate::format::conflicts::readings(&s)
+                        .iter()
+                        .any(|c| c.original == SETTINGS)
+            })
+            .filter_map(|n| {
+                let b = t.read_child(&n).ok()?;
+                let b = tree.keys.trash.open(b"quire/v1/trash-settings", &b).ok()?;
+                let days = u32::from_be_bytes(b.get(..4)?.try_into().ok()?);
+                Some((n, days))
+            })
+            .collect()
+    }
+
+    /// A read-write mount settles a forked trash window: the longer one is
+    /// written as the window and the copies go. Returns the window if it
+    /// was forked.
+    pub fn settle_trash_window(&self, tree: &Tree) -> io::Result<Option<u32>> {
+        tree.writable_check()?;
+        let records = self.settings_records(tree);
+        if records.len() < 2 {
+            return Ok(None);
+        }
+        let days = records
+            .iter()
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or(DEFAULT_KEEP_DAYS);
+        let own = records.iter().find(|(n, _)| n == SETTINGS).map(|(_, d)| *d);
+        if own != Some(days) {
+            self.set_trash_days(tree, days)?;
+        }
+        let t = self.trash_dir(tree, false)?.ok_or_else(super::tree::eio)?;
+        for (n, d) in &records {
+            if n != SETTINGS {
+                t.unlink_child(n)?;
+                log::warn!(
+                    "the trash window was set on two computers at once ({d} and {days} days): the longer, {days} days, is kept"
+                );
+            }
+        }
+        Ok(Some(days))
     }
 
     /// Sets the trash window (days deleted notes are kept).
