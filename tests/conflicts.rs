@@ -264,6 +264,9 @@ fn a_password_changed_on_two_computers_at_once_keeps_working_until_one_is_set() 
 /// 25, by its name), never as tampering; the next read-write mount merges
 /// it in (cryptomator/cryptofs#355 shared one ID between two folders
 /// instead).
+/// A name too long to be one encrypted host name (FORMAT §5.3).
+const LONG: &str = "a name long enough that its encryption does not fit in one host file name, as a clinician's long session title might be.md";
+
 #[test]
 fn a_folder_made_on_two_computers_at_once_is_reported_then_merged() {
     let w = World::new();
@@ -292,6 +295,9 @@ fn a_folder_made_on_two_computers_at_once_is_reported_then_merged() {
         std::fs::create_dir(m.path("clients")).unwrap();
         std::fs::write(m.path("clients/b.md"), "made on the laptop\n").unwrap();
         std::fs::write(m.path("clients/a.md"), "the laptop's a.md\n").unwrap();
+        // A symlink and a name too long for one host name (§5.3), too.
+        std::os::unix::fs::symlink("b.md", m.path("clients/latest")).unwrap();
+        std::fs::write(m.path(&format!("clients/{LONG}")), "long named\n").unwrap();
         m.unmount();
     }
     // What the sync tool makes of it on the desk.
@@ -308,10 +314,21 @@ fn a_folder_made_on_two_computers_at_once_is_reported_then_merged() {
         } else {
             mine.join(&name)
         };
-        std::fs::copy(e.path(), to).unwrap();
+        if e.file_type().unwrap().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), to).unwrap();
+        } else {
+            std::fs::copy(e.path(), to).unwrap();
+        }
     }
     let o = w.check_sealed();
     assert_eq!(o.status.code(), Some(25), "{}", out(&o));
+    for n in ["b.md", "latest", LONG] {
+        assert!(
+            out(&o).contains(&format!("CONFLICT clients/{n}: made in this folder")),
+            "{n}: {}",
+            out(&o)
+        );
+    }
     assert!(
         out(&o).contains("CONFLICT clients/b.md: made in this folder on another computer"),
         "{}",
@@ -338,7 +355,27 @@ fn a_folder_made_on_two_computers_at_once_is_reported_then_merged() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["a (from another computer).md", "a.md", "b.md"]);
+    let mut want = [
+        "a (from another computer).md",
+        "a.md",
+        "b.md",
+        "latest",
+        LONG,
+    ];
+    want.sort();
+    assert_eq!(names, want);
+    assert_eq!(
+        std::fs::read_link(m.path("clients/latest")).unwrap(),
+        std::path::Path::new("b.md")
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.path("clients/latest")).unwrap(),
+        "made on the laptop\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.path(&format!("clients/{LONG}"))).unwrap(),
+        "long named\n"
+    );
     assert_eq!(
         std::fs::read_to_string(m.path("clients/b.md")).unwrap(),
         "made on the laptop\n"

@@ -361,7 +361,22 @@ fn serve(
                             {
                                 log::error!("could not merge what another computer made ({e})");
                             }
-                            match events.map(|e| w.translate(&t, e)) {
+                            let translated = events.map(|e| w.translate(&t, e));
+                            // Events were lost: every folder is watched
+                            // again and every cached entry checked.
+                            if w.overflowed.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                                w.rewatch(&t);
+                                let n = sweeper.recheck_all(&t, &notifier);
+                                log::warn!(
+                                    "the watcher's queue overflowed (many changes at once): every folder is watched again, {n} stale name(s) dropped from the kernel's cache"
+                                );
+                                if !read_only
+                                    && let Err(e) = t.merge_from_other_computers()
+                                {
+                                    log::error!("could not merge what another computer made ({e})");
+                                }
+                            }
+                            match translated {
                                 Ok(changes) => {
                                     for c in &changes {
                                         t.changed_outside(c);

@@ -199,6 +199,33 @@ impl Sweeper {
         }
         stale
     }
+
+    /// After the watcher lost events (its queue overflowed): every entry
+    /// the kernel holds is checked against the host as [`Sweeper::outside`]
+    /// does for one. Returns how many were stale.
+    pub fn recheck_all(&self, tree: &Notebook, notifier: &fuser::Notifier) -> usize {
+        let serving = self.1.read().unwrap_or_else(|e| e.into_inner());
+        if !*serving {
+            return 0;
+        }
+        let inodes = &self.0;
+        let mut stale = 0;
+        for ((parent, name), old) in inodes.named() {
+            let Some(dir) = inodes.get(parent) else {
+                continue;
+            };
+            let now = tree
+                .lookup(&dir, &name)
+                .ok()
+                .map(|(_, a)| inodes.fuse_ino(a.ino));
+            if now != Some(old) {
+                let _ = notifier.inval_entry(INodeNo(parent), &name);
+                let _ = notifier.inval_inode(INodeNo(old), 0, -1);
+                stale += 1;
+            }
+        }
+        stale
+    }
 }
 
 /// A directory handle: a snapshot of the listing taken at opendir (and

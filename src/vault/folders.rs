@@ -23,11 +23,14 @@ use super::history::{stream_name, stream_owner};
 use super::node::{Kind, Node};
 use super::tree::Tree;
 use crate::format::names;
+use crate::store::host::Handle;
 
 impl Features {
     /// Merges the other folder IDs of `dir` into its own (see the module
-    /// doc); returns how many entries moved. Symlinks and long names made
-    /// under another ID are left (and stay reported by `check`).
+    /// doc); returns how many entries moved: notes, folders, symlinks
+    /// (their binding record sealed anew for the new name) and long names
+    /// (their sidecar written anew). What cannot be moved is left, and
+    /// stays reported by `check`.
     pub fn merge_folder_ids(&self, tree: &Tree, dir: &Arc<Node>) -> io::Result<usize> {
         let others = tree.other_folder_ids(dir);
         if others.is_empty() || tree.read_only() {
@@ -40,27 +43,56 @@ impl Features {
             let mut left = 0;
             for host in h.read_names()? {
                 let Some(hs) = host.to_str() else { continue };
-                let names::Entry::Direct(enc) = names::classify(hs) else {
-                    continue;
+                // A long name's encrypted name is in its sidecar (§5.3).
+                let (enc, sidecar) = match names::classify(hs) {
+                    names::Entry::Direct(enc) => (enc.to_string(), None),
+                    names::Entry::Long(_) => {
+                        let side = OsString::from(names::sidecar_of(hs));
+                        match h
+                            .read_child(&side)
+                            .ok()
+                            .and_then(|b| String::from_utf8(b).ok())
+                        {
+                            Some(full) => (full, Some(side)),
+                            None => continue,
+                        }
+                    }
+                    _ => continue,
                 };
                 if tree.decrypted_name(dir, &host).is_some() {
                     continue;
                 }
                 let Some(plain) =
-                    names::decode(enc).and_then(|s| tree.keys.names.decrypt(id, &s).ok())
+                    names::decode(&enc).and_then(|s| tree.keys.names.decrypt(id, &s).ok())
                 else {
                     continue;
                 };
                 let st = h.stat_child(&host)?;
                 let kind = Kind::from_mode(st.st_mode);
-                if kind == Kind::Symlink {
-                    left += 1;
-                    continue;
-                }
+                // A symlink's binding record names the other ID (§6.1):
+                // the target hashes it accepts are sealed anew below.
+                let bound = if kind == Kind::Symlink && tree.bound_symlinks {
+                    match symlink_targets(tree, h, &host, id) {
+                        Some(t) => t,
+                        None => {
+                            left += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    Vec::new()
+                };
                 let (name, to) = free_name(tree, dir, &plain)?;
                 tree.write_sidecar(dir, &to)?;
                 let to = OsString::from(to.host());
                 h.rename_child(&host, h, &to, libc::RENAME_NOREPLACE)?;
+                if let Some(side) = &sidecar {
+                    let _ = h.unlink_child(side);
+                }
+                if kind == Kind::Symlink && tree.bound_symlinks {
+                    tree.write_binding(dir, &to, &bound)?;
+                    tree.drop_binding(dir, &host);
+                }
                 if kind == Kind::File {
                     let side = stream_name(&host);
                     if h.stat_child(&side).is_ok()
@@ -207,6 +239,20 @@ impl Features {
         }
         Ok((n, v))
     }
+}
+
+/// The target hashes the binding record of the symlink `host` (in the
+/// folder `h`, made under the folder ID `id`) accepts, if it opens and
+/// accepts the symlink's target.
+fn symlink_targets(tree: &Tree, h: &Handle, host: &OsStr, id: &[u8; 16]) -> Option<Vec<[u8; 32]>> {
+    let rec = h
+        .read_child(&super::tree::symlink::binding_name(host))
+        .ok()?;
+    let accepted =
+        crate::format::records::open_binding(&tree.keys.symlink, id, host.as_bytes(), &rec).ok()?;
+    let target = h.readlink_child(host).ok()?;
+    let hash = crate::format::records::target_hash(&target);
+    accepted.contains(&hash).then(|| vec![hash])
 }
 
 /// `plain`, or, if that name is taken in `dir`, `<stem> (from another

@@ -173,10 +173,19 @@ impl Tree {
         host: &OsStr,
     ) -> Option<(Vec<u8>, OsString)> {
         let h = host.to_str()?;
-        let names::Entry::Direct(enc) = names::classify(h) else {
-            return None;
+        let enc = match names::classify(h) {
+            names::Entry::Direct(enc) => enc.to_string(),
+            // A long name's encrypted name is in its sidecar (§5.3).
+            names::Entry::Long(_) => String::from_utf8(
+                dir.handle()
+                    .ok()?
+                    .read_child(OsStr::new(&names::sidecar_of(h)))
+                    .ok()?,
+            )
+            .ok()?,
+            _ => return None,
         };
-        let sealed = names::decode(enc)?;
+        let sealed = names::decode(&enc)?;
         self.other_folder_ids(dir)
             .into_iter()
             .find_map(|(file, id)| Some((self.keys.names.decrypt(&id, &sealed).ok()?, file)))

@@ -174,6 +174,12 @@ impl OutsideWatcher {
         out
     }
 
+    /// Watches every folder of the tree again (after lost events: a folder
+    /// made meanwhile may be unwatched).
+    pub fn rewatch(&self, t: &Tree) {
+        self.add_tree(t, t.root());
+    }
+
     /// Folders watched.
     pub fn folders(&self) -> usize {
         self.w.len()
