@@ -392,12 +392,15 @@ fn two_computers_through_real_syncthing_lose_no_edit() {
         let mut both = [read(&m, "n.md"), read(&m, copies[0])];
         both.sort();
         assert_eq!(both, ["offline on the desk\n", "offline on the laptop\n"]);
-        // The laptop's edit of the note the desk deleted is kept.
+        // The laptop's edit of the note the desk deleted is kept, and the
+        // desk's deletion it undid leaves no trash entry behind.
         assert!(
             read(&m, "m.md").contains("the laptop's edit"),
             "m.md: {:?}; listing {all:?}",
             read(&m, "m.md")
         );
+        let trash = stdout(&w.run(&["trash", "--json"]));
+        assert!(!trash.contains("m.md"), "{trash}");
         // Search finds both computers' versions (the index catches up in
         // the background after the mount).
         let copy = copies[0].clone();

@@ -207,11 +207,15 @@ impl Features {
     /// [`Features::merge_folder_ids`], then [`Features::merge_histories`],
     /// in every folder the mount shows: (entries moved, versions merged).
     pub fn merge_all(&self, tree: &Tree) -> io::Result<(usize, usize)> {
-        // The trash window, if it was set on both (issue 18.6).
-        if self.history.enabled()
-            && let Err(e) = self.trash.settle_trash_window(tree)
-        {
-            log::error!("could not settle a trash window set on two computers ({e})");
+        // The trash window, if it was set on both (issue 18.6); deletions
+        // here that an edit there undid.
+        if self.history.enabled() {
+            if let Err(e) = self.trash.settle_trash_window(tree) {
+                log::error!("could not settle a trash window set on two computers ({e})");
+            }
+            if let Err(e) = self.trash.drop_overridden_deletions(tree) {
+                log::error!("could not tidy deletions another computer's edit undid ({e})");
+            }
         }
         let (mut n, mut v) = (0, 0);
         let mut stack = vec![(tree.root(), 0u32)];

@@ -113,3 +113,49 @@ pub(super) fn restored_name(file: &[u8], stamp: &str) -> Vec<u8> {
         _ => [file, tag.as_bytes()].concat(),
     }
 }
+
+impl Trash {
+    /// Trash entries whose deletion another computer's edit undid (issue
+    /// 18): the note was deleted here and edited there while apart; the
+    /// sync tool kept the edited note at its path (an edit wins over a
+    /// deletion) and also carried this computer's trash entry over. The
+    /// entry's file is the same note (the same file ID) and its saved
+    /// content is in the note's history, so the entry goes, logged and
+    /// audited. Returns how many.
+    pub fn drop_overridden_deletions(&self, tree: &Tree) -> io::Result<usize> {
+        tree.writable_check()?;
+        let mut n = 0;
+        for e in self.trash_entries(tree)? {
+            if !e.has_content || e.reason != Reason::Deleted {
+                continue;
+            }
+            let Ok(eh) = self.entry_handle(tree, &e.id) else {
+                continue;
+            };
+            let Some(trashed) = tree.file_id_at_any(&eh, OsStr::new(CONTENT)) else {
+                continue;
+            };
+            let live = tree.resolve(&e.path).ok().and_then(|(dir, name)| {
+                let host = tree.host_name(&dir, &name).ok()?;
+                tree.file_id_at_any(dir.handle().ok()?, OsStr::new(host.host()))
+            });
+            if live != Some(trashed) {
+                continue;
+            }
+            self.remove_entry(tree, &e.id)?;
+            let path = String::from_utf8_lossy(&e.path).into_owned();
+            log::warn!(
+                "'{path}' was deleted on this computer and edited on another while they were apart: the edit won, so its trash entry is dropped (its versions are in the note's history)"
+            );
+            self.events.audit(
+                crate::format::audit::Event::Restore,
+                &e.path,
+                &e.path,
+                0,
+                "deleted here, edited on another computer: the edit won",
+            );
+            n += 1;
+        }
+        Ok(n)
+    }
+}

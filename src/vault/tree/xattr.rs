@@ -195,6 +195,11 @@ impl Tree {
         if !self.sealed_xattrs() {
             return None;
         }
+        self.file_id_at_any(dir, host)
+    }
+
+    /// The file ID of the regular file `host` of `dir`, if it has one.
+    pub(crate) fn file_id_at_any(&self, dir: &Handle, host: &OsStr) -> Option<[u8; 16]> {
         let st = dir.stat_child(host).ok()?;
         if Kind::from_mode(st.st_mode) != Kind::File {
             return None;
