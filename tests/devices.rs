@@ -327,3 +327,40 @@ fn each_device_writes_its_own_audit_chain_and_a_rollback_of_another_is_seen() {
     assert!(run(&a, &["audit", "--accept"]).status.success());
     assert_eq!(run(&a, &["audit", "--verify"]).status.code(), Some(0));
 }
+
+/// A device folder copied onto another machine (a home folder restored
+/// onto a new computer) would make two devices of one ID, writing one
+/// audit chain: the copy becomes a device of its own.
+#[test]
+fn a_device_folder_from_another_machine_becomes_a_new_device() {
+    let w = World::new();
+    w.init();
+    w.mount(&[]).unmount();
+    let first = std::fs::read(w.local().join("device")).unwrap();
+    assert_eq!(
+        std::fs::read(w.local().join("device.machine"))
+            .unwrap()
+            .len(),
+        32
+    );
+    // The same machine: the same device.
+    w.mount(&[]).unmount();
+    assert_eq!(std::fs::read(w.local().join("device")).unwrap(), first);
+    // As if made on another machine.
+    std::fs::write(w.local().join("device.machine"), [7u8; 32]).unwrap();
+    let o = w.mount_output(&[]);
+    assert!(o.status.success(), "{o:?}");
+    Mounted::adopt(&w).unmount();
+    let said = String::from_utf8_lossy(&o.stderr).into_owned() + &w.logs();
+    assert!(said.contains("copied from another computer"), "{said}");
+    let second = std::fs::read(w.local().join("device")).unwrap();
+    assert_ne!(second, first);
+    let v = w.vault.to_str().unwrap();
+    let pw = w.pwfile.to_str().unwrap();
+    let o = w.run(&["devices", "--json", "--vault", v, "--password-file", pw]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(std::fs::read_dir(w.vault.join("audit")).unwrap().count(), 2);
+    let o = w.run(&["audit", "--verify", "--vault", v, "--password-file", pw]);
+    assert!(o.status.success(), "{o:?}");
+}

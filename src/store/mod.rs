@@ -146,6 +146,12 @@ impl Layout {
         self.local.join(DEVICE_ID)
     }
 
+    /// `device.machine` in this device's folder: which machine made the
+    /// device ID (§18).
+    pub fn device_machine(&self) -> PathBuf {
+        self.local.join("device.machine")
+    }
+
     /// `quire.audit`, the single chain of older versions.
     pub fn audit(&self) -> PathBuf {
         self.root.join(AUDIT)

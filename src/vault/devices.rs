@@ -42,14 +42,61 @@ pub fn this_device(layout: &Layout) -> io::Result<[u8; 16]> {
                 format!("{} is not a device ID (16 bytes)", path.display()),
             )
         }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let id = random::bytes::<16>();
-            layout.ensure_local()?;
-            atomic::write(&path, &id)?;
-            Ok(id)
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => new_device(layout, machine_tag().as_ref()),
         Err(e) => Err(e),
     }
+}
+
+/// A device folder brought from another machine (a home folder restored
+/// onto a new computer) must not make two devices of one ID: they would
+/// write one audit chain (§18). Called at every unlock: if this device's
+/// folder says another machine made its ID, this one gets a new ID
+/// (returns true); a folder from before the check learns its machine.
+pub fn adopt_machine(layout: &Layout) -> io::Result<bool> {
+    let Some(machine) = machine_tag() else {
+        return Ok(false);
+    };
+    if safe::read(&layout.device_id(), 64).is_err() {
+        return Ok(false); // made with its machine at first use
+    }
+    match safe::read(&layout.device_machine(), 64) {
+        Ok(m) if m == machine => Ok(false),
+        Ok(_) => {
+            new_device(layout, Some(&machine))?;
+            Ok(true)
+        }
+        Err(_) => {
+            atomic::write(&layout.device_machine(), &machine)?;
+            Ok(false)
+        }
+    }
+}
+
+fn new_device(layout: &Layout, machine: Option<&[u8; 32]>) -> io::Result<[u8; 16]> {
+    let id = random::bytes::<16>();
+    layout.ensure_local()?;
+    if let Some(m) = machine {
+        atomic::write(&layout.device_machine(), m)?;
+    }
+    atomic::write(&layout.device_id(), &id)?;
+    Ok(id)
+}
+
+/// SHA-256 of `"quire/v1/machine"` ‖ the machine ID (systemd's
+/// `/etc/machine-id`), if there is one.
+fn machine_tag() -> Option<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let id = std::fs::read("/etc/machine-id")
+        .or_else(|_| std::fs::read("/var/lib/dbus/machine-id"))
+        .ok()?;
+    let id = id.trim_ascii();
+    if id.is_empty() {
+        return None;
+    }
+    let mut h = Sha256::new();
+    h.update(b"quire/v1/machine");
+    h.update(id);
+    Some(h.finalize().into())
 }
 
 /// The machine's host name (the default device name).

@@ -171,6 +171,16 @@ impl LockedVault {
             "creating this device's folder for the vault, {}",
             self.layout.local().display()
         )))?;
+        let from_copy = !notices.is_empty();
+        match devices::adopt_machine(&self.layout) {
+            Ok(false) => {}
+            Ok(true) => {
+                let msg = "this computer's folder for the vault was copied from another computer (a restored home folder?): this computer is now a device of its own, with a new ID (see `quire devices`)".to_string();
+                log::warn!("{msg}");
+                notices.push(msg);
+            }
+            Err(e) => log::warn!("could not check which machine made this device's ID ({e})"),
+        }
         let v = UnlockedVault {
             layout: self.layout,
             config: self.config,
@@ -180,7 +190,7 @@ impl LockedVault {
             notices,
         };
         // Recorded whatever is done next (docs/FORMAT.md §16).
-        if !v.notices.is_empty() {
+        if from_copy {
             v.record_unlock(
                 crate::format::audit::Event::PasswordChange,
                 "unlocked with a password from a conflicting copy of quire.conf",
