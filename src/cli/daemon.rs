@@ -622,6 +622,8 @@ pub fn run_background(v: UnlockedVault, lock: VaultLock, o: Options) -> Result<(
         let msg = msg.trim();
         if msg == "OK" {
             eprintln!("Mounted at {mp}. Run `quire unmount` to seal.");
+            // Export files kept past their date (issue 19.1).
+            super::export::warn_overdue_at(&o.mountpoint);
             return Ok(());
         }
         if let Some(rest) = msg.strip_prefix("ERR ") {

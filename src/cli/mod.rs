@@ -7,6 +7,7 @@ mod conflicts;
 mod daemon;
 mod devices;
 pub mod exit;
+mod export;
 mod history;
 mod import;
 mod indexer;
@@ -107,6 +108,12 @@ enum Command {
     Devices(devices::DevicesArgs),
     /// List the copies a sync tool kept of notes changed on two computers.
     Conflicts(conflicts::ConflictsArgs),
+    /// Export notes for a referral or a request, encrypted (age) and
+    /// recorded; `--dispose ID` removes an export's file when its time is up.
+    Export(export::ExportArgs),
+    /// List every export recorded in the audit log: what, to whom, why,
+    /// and whether its file is still here.
+    Disclosures(export::DisclosuresArgs),
 }
 
 /// Entry point: parses arguments, runs the command, returns the exit code.
@@ -142,6 +149,8 @@ pub fn main() -> i32 {
         Command::Reindex(a) => search::reindex(a),
         Command::Devices(a) => devices::run(a),
         Command::Conflicts(a) => conflicts::run(a),
+        Command::Export(a) => export::export(a),
+        Command::Disclosures(a) => export::list(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "quire", &mut std::io::stdout());
             Ok(())

@@ -26,6 +26,8 @@ use std::collections::HashMap;
 use crate::vault::audit::{ChainId, Chained};
 use crate::vault::{AuditEvent, Notebook};
 
+pub mod export;
+
 /// A request.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
@@ -87,6 +89,25 @@ pub enum Request {
     Check,
     /// Sync tools' conflict copies of notes (issue 18.4).
     Conflicts,
+    /// The notes an export takes (issue 19.1).
+    ExportNotes {
+        /// Paths in the vault: notes, or folders taken whole.
+        paths: Vec<String>,
+        /// Every saved version too.
+        with_history: bool,
+    },
+    /// Records an export written: one audit record per note.
+    RecordExport {
+        /// What it took.
+        notes: Vec<export::Exported>,
+        /// The record's detail (the export's ID, file, recipient, …).
+        detail: String,
+    },
+    /// Records that an export file was disposed of.
+    RecordDispose {
+        /// The record's detail.
+        detail: String,
+    },
     /// The vault's devices; with `rename`, this device's new name first.
     Devices {
         /// A new name for this device.
@@ -373,6 +394,11 @@ pub enum Response {
         kept: Vec<TrashOut>,
         /// Whether it was carried out.
         applied: bool,
+    },
+    /// The notes an export takes.
+    ExportNotes {
+        /// Each note with the versions taken.
+        notes: Vec<export::ExportNote>,
     },
     /// The audit log.
     Audit {
@@ -791,6 +817,20 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
                 records: records.iter().map(|r| audit_out(r, &names)).collect(),
                 verdict,
             }
+        }
+        Request::ExportNotes {
+            paths,
+            with_history,
+        } => Response::ExportNotes {
+            notes: export::collect(tree, &paths, with_history)?,
+        },
+        Request::RecordExport { notes, detail } => {
+            export::record(tree, &notes, &detail)?;
+            Response::Ok
+        }
+        Request::RecordDispose { detail } => {
+            export::disposed(tree, &detail)?;
+            Response::Ok
         }
         Request::Audit => {
             let (records, verdict) = tree.read_audit()?;

@@ -52,11 +52,14 @@ pub enum Event {
     Accept = 16,
     /// A device of the vault was renamed (detail: the new name).
     Device = 17,
+    /// An export file was disposed of (`quire export --dispose`; detail:
+    /// the export's ID and file).
+    Dispose = 18,
 }
 
 impl Event {
     /// All events, in code order.
-    pub const ALL: [Event; 17] = [
+    pub const ALL: [Event; 18] = [
         Event::Mount,
         Event::Unmount,
         Event::Create,
@@ -74,6 +77,7 @@ impl Event {
         Event::Rmdir,
         Event::Accept,
         Event::Device,
+        Event::Dispose,
     ];
 
     /// The event of a code.
@@ -101,6 +105,7 @@ impl Event {
             Event::Rmdir => "rmdir",
             Event::Accept => "accept",
             Event::Device => "device",
+            Event::Dispose => "dispose",
         }
     }
 }
