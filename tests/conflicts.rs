@@ -551,20 +551,8 @@ fn versions_saved_on_two_computers_all_end_in_the_history() {
 fn a_conflict_copy_shares_its_notes_attributes_until_both_are_gone() {
     let w = World::new();
     w.init();
-    let set = |rel: &str, name: &str, value: &str| {
-        sh(
-            &w.mnt,
-            &format!("python3 -c \"import os; os.setxattr('{rel}', '{name}', b'{value}')\""),
-        );
-    };
-    let get = |rel: &str, name: &str| {
-        sh(
-            &w.mnt,
-            &format!("python3 -c \"import os; print(os.getxattr('{rel}', '{name}').decode())\""),
-        )
-        .trim()
-        .to_string()
-    };
+    let set = |rel: &str, name: &str, value: &str| set_xattr(&w.mnt, rel, name, value);
+    let get = |rel: &str, name: &str| xattr_of(&w.mnt, rel, name);
     let attr_files = || {
         std::fs::read_dir(w.vault.join("d/quire.xattrs"))
             .map(|d| d.count())
@@ -661,4 +649,43 @@ fn a_trash_window_set_on_two_computers_keeps_the_longer() {
     let o = run(&["purge", "--dry-run", "--now", "+70d", "--json"]);
     assert!(!out(&o).contains("n.md"), "{}", out(&o));
     assert!(w.logs().contains("the longer, 90 days, is kept"));
+}
+
+/// Attributes changed on two computers while apart: the sync tool keeps
+/// one attribute file and a copy of the other; a read-write mount merges
+/// them (every attribute of both) and removes the copy.
+#[test]
+fn attributes_set_on_two_computers_are_merged() {
+    let w = World::new();
+    w.init();
+    let attrs = w.vault.join("d/quire.xattrs");
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("n.md"), "note\n").unwrap();
+        set_xattr(&w.mnt, "n.md", "user.a", "1");
+        set_xattr(&w.mnt, "n.md", "user.c", "3");
+        m.unmount();
+    }
+    let file = std::fs::read_dir(&attrs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let laptop = std::fs::read(&file).unwrap();
+    {
+        let m = w.mount(&[]);
+        sh(&w.mnt, "setfattr -x user.c n.md");
+        set_xattr(&w.mnt, "n.md", "user.b", "2");
+        m.unmount();
+    }
+    let copy = beside(&file, ".sync-conflict-20261204-144500-ABCDEF7");
+    std::fs::write(&copy, laptop).unwrap();
+    let m = w.mount(&[]);
+    for (name, value) in [("user.a", "1"), ("user.b", "2"), ("user.c", "3")] {
+        assert_eq!(xattr_of(&w.mnt, "n.md", name), value, "{name}");
+    }
+    assert!(!copy.exists());
+    m.unmount();
+    assert_eq!(w.check_sealed().status.code(), Some(0));
 }

@@ -650,16 +650,6 @@ fn golden_v1_hostxattrs_move_into_sealed_files_at_the_first_write_mount() {
     m.unmount();
 }
 
-/// An attribute's value read through a mount (Python's os.getxattr).
-fn xattr_of(mnt: &std::path::Path, rel: &str, name: &str) -> String {
-    sh(
-        mnt,
-        &format!("python3 -c \"import os; print(os.getxattr('{rel}', '{name}').decode())\""),
-    )
-    .trim()
-    .to_string()
-}
-
 /// Golden vault for `SEALED_XATTRS` (flags 0x1FFF, FORMAT §7.1): user
 /// xattrs of a note (one of 4,000 bytes) and a folder, in sealed
 /// attribute files and nowhere else.

@@ -287,21 +287,11 @@ fn two_computers_through_real_syncthing_lose_no_edit() {
         std::fs::write(m.path("n.md"), "from the desk\n").unwrap();
         std::fs::write(m.path("m.md"), "a second note\n").unwrap();
         // A user xattr travels too (sealed attribute files, issue 18.7).
-        sh(
-            &a.mnt,
-            "python3 -c \"import os; os.setxattr('n.md', 'user.xdg.comment', b'referral')\"",
-        );
+        set_xattr(&a.mnt, "n.md", "user.xdg.comment", "referral");
         m.unmount();
     }
     synced(&a, &b, &sa, &sb);
-    let comment = |w: &World| {
-        sh(
-            &w.mnt,
-            "python3 -c \"import os; print(os.getxattr('n.md', 'user.xdg.comment').decode())\"",
-        )
-        .trim()
-        .to_string()
-    };
+    let comment = |w: &World| xattr_of(&w.mnt, "n.md", "user.xdg.comment");
     {
         let m = b.mount(&[]);
         assert_eq!(read(&m, "n.md"), "from the desk\n");

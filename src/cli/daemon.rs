@@ -349,17 +349,19 @@ fn serve(
                             // A sync tool brought another computer's ID of
                             // a folder both created, or a history stream
                             // (maybe a conflict copy of one): merge them in.
-                            let merge = events.as_ref().is_ok_and(|ev| {
-                                ev.iter().any(|e| {
-                                    let n = e.name.to_string_lossy();
-                                    !e.own && (n.ends_with(".dirid") || n.ends_with(".qh"))
-                                })
-                            });
-                            if merge
-                                && !read_only
-                                && let Err(e) = t.merge_from_other_computers()
-                            {
-                                log::error!("could not merge what another computer made ({e})");
+                            // Only the folders it happened in are looked at:
+                            // another computer's every save brings a `.qh`.
+                            if !read_only && let Ok(ev) = &events {
+                                for dir in w.folders_of(ev, |n| {
+                                    let n = n.to_string_lossy();
+                                    n.ends_with(".dirid") || n.ends_with(".qh")
+                                }) {
+                                    if let Err(e) = t.merge_folder_from_other_computers(&dir) {
+                                        log::error!(
+                                            "could not merge what another computer made ({e})"
+                                        );
+                                    }
+                                }
                             }
                             let translated = events.map(|e| w.translate(&t, e));
                             // Events were lost: every folder is watched

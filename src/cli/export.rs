@@ -391,8 +391,8 @@ fn check_destination(to: &Path, force: bool) -> Result<()> {
             ));
         }
     }
-    if real.join("quire.conf").exists() || real.ancestors().any(|p| p.join("quire.conf").is_file())
-    {
+    // A vault folder that is not mounted (`ancestors` starts at itself).
+    if real.ancestors().any(|p| p.join("quire.conf").is_file()) {
         return Err(fail(
             Code::Refused,
             format!("{} is inside a vault folder", to.display()),

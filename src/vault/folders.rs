@@ -217,6 +217,9 @@ impl Features {
                 log::error!("could not tidy deletions another computer's edit undid ({e})");
             }
         }
+        if let Err(e) = tree.merge_xattr_copies() {
+            log::error!("could not merge attributes set on two computers ({e})");
+        }
         let (mut n, mut v) = (0, 0);
         let mut stack = vec![(tree.root(), 0u32)];
         while let Some((d, depth)) = stack.pop() {

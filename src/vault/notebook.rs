@@ -142,6 +142,15 @@ impl Notebook {
         self.f.merge_all(&self.tree)
     }
 
+    /// [`Notebook::merge_from_other_computers`] in the one folder `dir`
+    /// (the watcher saw a folder ID or a history stream arrive there).
+    pub fn merge_folder_from_other_computers(&self, dir: &Arc<Node>) -> io::Result<(usize, usize)> {
+        Ok((
+            self.f.merge_folder_ids(&self.tree, dir)?,
+            self.f.merge_histories(&self.tree, dir)?,
+        ))
+    }
+
     /// Every note (regular file, not editor debris) with its modification
     /// time and size, for the search index.
     pub fn notes(&self) -> io::Result<Vec<NoteInfo>> {

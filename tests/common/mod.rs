@@ -593,34 +593,49 @@ pub fn write_then_kill(w: &World, m: Mounted, rel: &str, len: usize, byte: u8) {
         .output();
 }
 
-/// The only sub-folder of the host folder `dir` (Quire's own folders,
-/// `quire.trash` and the like, have a dot in their names; encrypted names
-/// never do).
-pub fn only_folder(dir: &Path) -> PathBuf {
+/// The only entry of the host folder `dir` that `pick` selects and whose
+/// name has no dot (Quire's own files and folders, `quire.trash` and the
+/// like, have one; encrypted names never do).
+fn only(dir: &Path, pick: fn(&Path) -> bool, what: &str) -> PathBuf {
     let mut found = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().contains('.'));
-    let one = found.next().expect("a folder");
+        .filter(|p| pick(p) && !p.file_name().unwrap().to_string_lossy().contains('.'));
+    let one = found
+        .next()
+        .unwrap_or_else(|| panic!("no {what} in {}", dir.display()));
     assert!(
         found.next().is_none(),
-        "more than one folder in {}",
+        "more than one {what} in {}",
         dir.display()
     );
     one
 }
 
+/// The only sub-folder of the host folder `dir`.
+pub fn only_folder(dir: &Path) -> PathBuf {
+    only(dir, |p| p.is_dir(), "folder")
+}
+
 /// The content file of the only note in the host folder `dir`.
 pub fn only_note(dir: &Path) -> PathBuf {
-    let mut found = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().contains('.'));
-    let one = found.next().expect("a note");
-    assert!(
-        found.next().is_none(),
-        "more than one note in {}",
-        dir.display()
+    only(dir, |p| p.is_file(), "note")
+}
+
+/// A user attribute's value, read through the mount at `mnt`.
+pub fn xattr_of(mnt: &Path, rel: &str, name: &str) -> String {
+    sh(
+        mnt,
+        &format!("python3 -c \"import os; print(os.getxattr('{rel}', '{name}').decode())\""),
+    )
+    .trim()
+    .to_string()
+}
+
+/// Sets a user attribute through the mount at `mnt`.
+pub fn set_xattr(mnt: &Path, rel: &str, name: &str, value: &str) {
+    sh(
+        mnt,
+        &format!("python3 -c \"import os; os.setxattr('{rel}', '{name}', b'{value}')\""),
     );
-    one
 }

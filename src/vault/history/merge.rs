@@ -12,7 +12,6 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -122,26 +121,7 @@ impl History {
         if s.file.metadata()?.len() > end {
             s.file.set_len(end)?;
         }
-        let noted = tree.dir_id(dir).is_ok_and(|id| {
-            use std::os::unix::ffi::OsStrExt;
-            tree.content
-                .journal
-                .note_append(
-                    crate::format::undo::TO_HISTORY,
-                    end,
-                    id,
-                    side.as_bytes().to_vec(),
-                )
-                .is_ok()
-        });
-        let r = crate::store::fault::point().and_then(|_| s.file.write_all_at(&buf, end));
-        if noted {
-            tree.content.journal.appended();
-        }
-        if let Err(e) = r {
-            let _ = s.file.set_len(end);
-            return Err(e);
-        }
+        super::append_journaled(tree, &s, dir, &side, end, &buf, end)?;
         Ok(added)
     }
 

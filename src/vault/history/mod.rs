@@ -132,6 +132,14 @@ pub(crate) struct Stream {
     key: AeadKey,
 }
 
+impl Stream {
+    /// A frame of `kind` holding `body`, sealed for offset `at` of this
+    /// stream (FORMAT §10).
+    fn seal(&self, at: u64, kind: u8, body: &[u8]) -> Vec<u8> {
+        stream::seal_frame(&self.key, fmt::MAGIC, &self.id, at, kind, body)
+    }
+}
+
 fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -419,10 +427,7 @@ impl History {
         let mut buf = Vec::new();
         if tree.bound && t.end == stream::HEADER_LEN {
             // A new stream says whose it is first (FORMAT §12).
-            buf.extend_from_slice(&stream::seal_frame(
-                &s.key,
-                fmt::MAGIC,
-                &s.id,
+            buf.extend_from_slice(&s.seal(
                 t.end,
                 fmt::OWNER,
                 &fmt::owner_body(&tree.dir_id(&dir)?, host.as_bytes()),
@@ -464,27 +469,15 @@ impl History {
             );
             s.file.set_len(t.end)?;
         }
-        let noted = match tree.dir_id(&dir) {
-            Ok(id) => tree
-                .content
-                .journal
-                .note_append(
-                    crate::format::undo::TO_HISTORY,
-                    write_at,
-                    id,
-                    std::os::unix::ffi::OsStrExt::as_bytes(side.as_os_str()).to_vec(),
-                )
-                .is_ok(),
-            Err(_) => false,
-        };
-        let r = crate::store::fault::point().and_then(|_| s.file.write_all_at(&bytes, write_at));
-        if noted {
-            tree.content.journal.appended();
-        }
-        if let Err(e) = r {
-            let _ = s.file.set_len(if fresh { 0 } else { t.end });
-            return Err(e);
-        }
+        append_journaled(
+            tree,
+            &s,
+            &dir,
+            &side,
+            write_at,
+            &bytes,
+            if fresh { 0 } else { t.end },
+        )?;
         let count = t.count + 1;
         *tail = Some(Tail {
             id: s.id,
@@ -526,14 +519,7 @@ pub(crate) fn version_frames(
             Some(c) if c.len as usize == piece.len() => v.chunks.push(*c),
             _ => {
                 let off = at + buf.len() as u64;
-                buf.extend_from_slice(&stream::seal_frame(
-                    &s.key,
-                    fmt::MAGIC,
-                    &s.id,
-                    off,
-                    fmt::CHUNK,
-                    piece,
-                ));
+                buf.extend_from_slice(&s.seal(off, fmt::CHUNK, piece));
                 let c = ChunkRef {
                     offset: off,
                     len: piece.len() as u32,
@@ -552,19 +538,46 @@ pub(crate) fn version_frames(
 /// The VERSION frame of `v` at `at` of `s` and, when its device is known,
 /// the BY frame naming it.
 pub(crate) fn record_frames(s: &Stream, at: u64, v: &Version) -> Vec<u8> {
-    let mut buf = stream::seal_frame(&s.key, fmt::MAGIC, &s.id, at, fmt::VERSION, &v.encode());
+    let mut buf = s.seal(at, fmt::VERSION, &v.encode());
     if let Some(d) = &v.device {
         let by = at + buf.len() as u64;
-        buf.extend_from_slice(&stream::seal_frame(
-            &s.key,
-            fmt::MAGIC,
-            &s.id,
-            by,
-            fmt::BY,
-            &fmt::by_body(at, d),
-        ));
+        buf.extend_from_slice(&s.seal(by, fmt::BY, &fmt::by_body(at, d)));
     }
     buf
+}
+
+/// Writes `bytes` at `at` of the stream `s` (the history `side` of a note
+/// in `dir`), noted in the crash journal first so a torn append is told
+/// from tampering (FORMAT §11); on failure the stream is cut back to
+/// `undo_len`.
+pub(crate) fn append_journaled(
+    tree: &Tree,
+    s: &Stream,
+    dir: &Node,
+    side: &OsStr,
+    at: u64,
+    bytes: &[u8],
+    undo_len: u64,
+) -> io::Result<()> {
+    let noted = tree.dir_id(dir).is_ok_and(|id| {
+        tree.content
+            .journal
+            .note_append(
+                crate::format::undo::TO_HISTORY,
+                at,
+                id,
+                side.as_bytes().to_vec(),
+            )
+            .is_ok()
+    });
+    let r = crate::store::fault::point().and_then(|_| s.file.write_all_at(bytes, at));
+    if noted {
+        tree.content.journal.appended();
+    }
+    if r.is_err() {
+        let _ = s.file.set_len(undo_len);
+    }
+    r
 }
 
 /// Takes the stream's append lock (released when the file is closed).

@@ -206,7 +206,7 @@ impl History {
         if s.file.metadata()?.len() > end {
             s.file.set_len(end)?;
         }
-        let frame = stream::seal_frame(&s.key, fmt::MAGIC, &s.id, end, kind, body);
+        let frame = s.seal(end, kind, body);
         let noted = journal.is_some_and(|id| {
             tree.content
                 .journal

@@ -174,6 +174,28 @@ impl OutsideWatcher {
         out
     }
 
+    /// The watched folders in which another program changed a name that
+    /// `pick` selects (each once).
+    pub fn folders_of(
+        &self,
+        events: &[crate::store::watch::Event],
+        pick: impl Fn(&std::ffi::OsStr) -> bool,
+    ) -> Vec<Arc<Node>> {
+        let dirs = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(u64, Arc<Node>)> = Vec::new();
+        for e in events
+            .iter()
+            .filter(|e| !e.own && e.watch >= 0 && pick(&e.name))
+        {
+            if let Some((d, ino)) = dirs.get(&e.watch)
+                && !out.iter().any(|(i, _)| i == ino)
+            {
+                out.push((*ino, d.clone()));
+            }
+        }
+        out.into_iter().map(|(_, d)| d).collect()
+    }
+
     /// Watches every folder of the tree again (after lost events: a folder
     /// made meanwhile may be unwatched).
     pub fn rewatch(&self, t: &Tree) {

@@ -137,6 +137,52 @@ impl Tree {
         }
     }
 
+    /// Merges a sync tool's conflict copies of attribute files (the
+    /// attributes of one file changed on two computers while apart) into
+    /// the file they copy: every attribute of both, the file's own value
+    /// where both have one; the copy then goes. A copy that does not open
+    /// is left (and logged). Returns how many were merged.
+    pub(crate) fn merge_xattr_copies(&self) -> io::Result<usize> {
+        if !self.sealed_xattrs() || self.read_only() {
+            return Ok(0);
+        }
+        let Some(dir) = self.xattr_folder(false)? else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for name in dir.read_names()? {
+            let Some(text) = name.to_str() else { continue };
+            let owner = crate::format::conflicts::readings(text)
+                .into_iter()
+                .find_map(|c| parse_owner(&c.original));
+            let Some(owner) = owner else { continue };
+            if parse_owner(text).is_some() {
+                continue; // an attribute file itself
+            }
+            let theirs = match dir
+                .read_child(&name)
+                .ok()
+                .and_then(|b| records::open_xattr_set(&self.keys.xattr_value, &owner, &b).ok())
+            {
+                Some(t) => t,
+                None => {
+                    log::error!("{text} in the attribute folder does not open: left as it is");
+                    continue;
+                }
+            };
+            let _g = self.xattr_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let mut set = self.load_xattrs(&owner)?;
+            for (k, v) in theirs {
+                set.entry(k).or_insert(v);
+            }
+            self.store_xattrs(&owner, &set)?;
+            dir.unlink_child(&name)?;
+            log::warn!("attributes set on two computers at once were merged ({text})");
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Removes attribute files a crash left half-replaced (`.quire-new-*`
     /// at least a minute old) from the folder of attribute files; returns
     /// how many.
@@ -192,7 +238,9 @@ impl Tree {
     /// The file ID of the regular file `host` of `dir` (to drop its
     /// attribute file when it goes for good).
     pub(crate) fn file_id_at(&self, dir: &Handle, host: &OsStr) -> Option<[u8; 16]> {
-        if !self.sealed_xattrs() {
+        // No attribute file anywhere (most vaults): nothing to drop, and
+        // no header to read on every unlink.
+        if !self.sealed_xattrs() || !matches!(self.xattr_folder(false), Ok(Some(_))) {
             return None;
         }
         self.file_id_at_any(dir, host)
@@ -393,4 +441,20 @@ impl Tree {
         self.content.host_settled(node);
         Ok(())
     }
+}
+
+/// The owner ID an attribute file's name gives (32 lowercase hex digits).
+fn parse_owner(name: &str) -> Option<[u8; 16]> {
+    if name.len() != 32
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&name[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(id)
 }
