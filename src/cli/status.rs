@@ -133,7 +133,10 @@ pub fn run(a: StatusArgs) -> Result<()> {
         return Ok(());
     }
     for m in mounts {
-        let dead = runtime::is_dead(&m.mountpoint);
+        // Only mounts of this session are asked (a mount without a record
+        // is another session's or user's: root sees them all, and a
+        // statfs of theirs would hold them busy for a moment).
+        let dead = m.pid.is_some() && runtime::is_dead(&m.mountpoint);
         println!(
             "{}{}{}",
             m.mountpoint.display(),

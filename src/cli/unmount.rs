@@ -35,7 +35,16 @@ pub fn run(a: UnmountArgs) -> Result<()> {
             format!("no vault is mounted at {}", mp.display()),
         ));
     };
-    if let Err(e) = daemon::unmount_cmd(&mp, false) {
+    // A program that looks at the mount for a moment (a `df`, a file
+    // manager, `quire status` in another terminal) makes the kernel answer
+    // "busy": tried again for two seconds before the user is told.
+    let mut tried = daemon::unmount_cmd(&mp, false);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while tried.as_ref().is_err_and(|e| e.contains("busy")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        tried = daemon::unmount_cmd(&mp, false);
+    }
+    if let Err(e) = tried {
         if e.contains("busy") {
             return Err(fail(
                 Code::UnmountBusy,

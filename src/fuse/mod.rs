@@ -191,8 +191,8 @@ impl Sweeper {
                 // a name gone that it does not list may still be cached by
                 // the kernel under that name. Dropping an entry the kernel
                 // does not hold costs one answered notification.
-                None if now.is_none() => {
-                    let _ = notifier.inval_entry(INodeNo(parent), &c.name);
+                None if now.is_none() && notifier.inval_entry(INodeNo(parent), &c.name).is_ok() => {
+                    stale += 1;
                 }
                 None => {}
             }

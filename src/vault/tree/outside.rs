@@ -75,8 +75,10 @@ impl OutsideWatcher {
             });
             return false;
         }
-        let Ok(h) = dir.handle() else { return false };
-        let Ok(st) = h.stat() else { return false };
+        let Some((h, st)) = dir.handle().and_then(|h| Ok((h, h.stat()?))).ok() else {
+            log::warn!("a folder could not be opened to be watched");
+            return false;
+        };
         match self.w.watch(&h.proc_path_buf()) {
             Ok(wd) => {
                 self.dirs
@@ -147,11 +149,16 @@ impl OutsideWatcher {
             // A folder that appeared is watched, whoever made it (a new
             // folder of this process's own gets a temporary name first),
             // if it is one the mount shows (not the trash's own folders).
-            if e.new_folder
-                && t.plain_name(&dir, &e.name).is_some()
-                && let Ok((n, _)) = t.node_at(&dir, &e.name)
-            {
-                self.add_tree(t, Arc::new(n));
+            if e.new_folder && t.plain_name(&dir, &e.name).is_some() {
+                match t.node_at(&dir, &e.name) {
+                    Ok((n, _)) => self.add_tree(t, Arc::new(n)),
+                    // Gone again already (renamed on, removed): its new
+                    // name, if any, brings an event of its own.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => log::warn!(
+                        "a new folder could not be watched ({e}): changes other programs make in it show when the kernel's cache expires"
+                    ),
+                }
             }
             if e.own {
                 continue;
