@@ -9,11 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Runs a shell script as the unprivileged user `nobody` (65534).
 fn as_nobody(dir: &Path, script: &str) -> std::process::Output {
     std::process::Command::new("setpriv")

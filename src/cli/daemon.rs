@@ -356,7 +356,11 @@ fn serve(
                                     let n = n.to_string_lossy();
                                     n.ends_with(".dirid") || n.ends_with(".qh")
                                 }) {
-                                    if let Err(e) = t.merge_folder_from_other_computers(&dir) {
+                                    let merged = {
+                                        let _change = t.change();
+                                        t.merge_folder_from_other_computers(&dir)
+                                    };
+                                    if let Err(e) = merged {
                                         log::error!(
                                             "could not merge what another computer made ({e})"
                                         );
@@ -373,7 +377,10 @@ fn serve(
                                     "the watcher's queue overflowed (many changes at once): every folder is watched again, {n} stale name(s) dropped from the kernel's cache"
                                 );
                                 if !read_only
-                                    && let Err(e) = t.merge_from_other_computers()
+                                    && let Err(e) = {
+                                        let _change = t.change();
+                                        t.merge_from_other_computers()
+                                    }
                                 {
                                     log::error!("could not merge what another computer made ({e})");
                                 }
@@ -467,13 +474,18 @@ fn start_lifecycle(
                         return;
                     }
                     let Some(t) = tree.upgrade() else { return };
-                    if let Ok(n) = t.tidy_trash()
-                        && n > 0
+                    if let Ok(n) = {
+                        let _change = t.change();
+                        t.tidy_trash()
+                    } && n > 0
                     {
                         log::info!("removed {n} leftovers of interrupted moves to the trash");
                     }
                     // A disk running full: the trash gives way first.
-                    if let Err(e) = t.purge_for_space() {
+                    if let Err(e) = {
+                        let _change = t.change();
+                        t.purge_for_space()
+                    } {
                         log::error!("could not purge the trash for space: {e}");
                     }
                     let now = std::time::SystemTime::now();

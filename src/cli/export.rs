@@ -363,43 +363,11 @@ fn check_destination(to: &Path, force: bool) -> Result<()> {
             format!("{}: its folder does not exist", to.display()),
         )
     })?;
-    let real = std::fs::canonicalize(dir)?;
-    for m in super::runtime::mounts() {
-        // Mount points come from the kernel, resolved already (and never
-        // looked at: another user's mount is not touched).
-        let inside = |root: &Path| {
-            real.starts_with(root) || std::fs::canonicalize(root).is_ok_and(|r| real.starts_with(r))
-        };
-        if real.starts_with(&m.mountpoint) {
-            return Err(fail(
-                Code::Refused,
-                format!(
-                    "{} is inside the mounted vault at {}: an export goes out of the vault (a USB disk, a folder to send from)",
-                    to.display(),
-                    m.mountpoint.display()
-                ),
-            ));
-        }
-        if let Some(v) = &m.vault
-            && inside(v)
-        {
-            return Err(fail(
-                Code::Refused,
-                format!(
-                    "{} is inside the vault folder {}",
-                    to.display(),
-                    v.display()
-                ),
-            ));
-        }
-    }
-    // A vault folder that is not mounted (`ancestors` starts at itself).
-    if real.ancestors().any(|p| p.join("quire.conf").is_file()) {
-        return Err(fail(
-            Code::Refused,
-            format!("{} is inside a vault folder", to.display()),
-        ));
-    }
+    super::paths::outside_vaults(
+        to,
+        dir,
+        "an export goes out of the vault (a USB disk, a folder to send from)",
+    )?;
     if !force && std::fs::symlink_metadata(to).is_ok() {
         return Err(fail(
             Code::Exists,

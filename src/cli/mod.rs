@@ -2,6 +2,7 @@
 //! place that turns errors into messages and exit codes (docs/CLI.md).
 
 mod audit;
+mod backup;
 mod check;
 mod conflicts;
 mod daemon;
@@ -111,6 +112,10 @@ enum Command {
     /// Export notes for a referral or a request, encrypted (age) and
     /// recorded; `--dispose ID` removes an export's file when its time is up.
     Export(export::ExportArgs),
+    /// Back up the sealed vault folder into a backup folder (a USB disk, a
+    /// NAS), incrementally; `verify`, `list`, `restore` and `drill` work on
+    /// backups.
+    Backup(backup::BackupArgs),
     /// List every export recorded in the audit log: what, to whom, why,
     /// and whether its file is still here.
     Disclosures(export::DisclosuresArgs),
@@ -151,6 +156,7 @@ pub fn main() -> i32 {
         Command::Conflicts(a) => conflicts::run(a),
         Command::Export(a) => export::export(a),
         Command::Disclosures(a) => export::list(a),
+        Command::Backup(a) => backup::run(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "quire", &mut std::io::stdout());
             Ok(())

@@ -38,6 +38,28 @@ pub struct PasswordArgs {
     recovery_key_file: Option<PathBuf>,
 }
 
+impl PasswordArgs {
+    /// The same choice as arguments for another `quire` command (a drill
+    /// mounts its restored copy with `quire mount`); empty means it asks
+    /// on the terminal too.
+    pub(crate) fn forward(&self) -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(f) = &self.password_file {
+            v.extend(["--password-file".into(), f.clone().into()]);
+        }
+        if let Some(c) = &self.password_command {
+            v.extend(["--password-command".into(), c.into()]);
+        }
+        if self.recovery_key {
+            v.push("--recovery-key".into());
+        }
+        if let Some(f) = &self.recovery_key_file {
+            v.extend(["--recovery-key-file".into(), f.clone().into()]);
+        }
+        v
+    }
+}
+
 fn first_line(bytes: Vec<u8>) -> Vec<u8> {
     let mut b = zeroize::Zeroizing::new(bytes);
     let end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());

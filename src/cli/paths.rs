@@ -188,3 +188,45 @@ pub fn remember_config(v: &crate::vault::UnlockedVault) {
         log::warn!("could not remember the vault's config ({e})");
     }
 }
+
+/// Refuses `what` (in the existing folder `dir`) inside a mounted vault or
+/// a vault folder, sealed or not: exports, backups and restores go out of
+/// the vault. `why` ends the message ("an export goes out of the vault").
+pub fn outside_vaults(what: &Path, dir: &Path, why: &str) -> anyhow::Result<()> {
+    use super::exit::{Code, fail};
+    let real = std::fs::canonicalize(dir)?;
+    for m in super::runtime::mounts() {
+        // Mount points come from the kernel, resolved already (and never
+        // looked at: another user's mount is not touched).
+        if real.starts_with(&m.mountpoint) {
+            return Err(fail(
+                Code::Refused,
+                format!(
+                    "{} is inside the mounted vault at {}: {why}",
+                    what.display(),
+                    m.mountpoint.display()
+                ),
+            ));
+        }
+        if let Some(v) = &m.vault
+            && (real.starts_with(v) || std::fs::canonicalize(v).is_ok_and(|r| real.starts_with(r)))
+        {
+            return Err(fail(
+                Code::Refused,
+                format!(
+                    "{} is inside the vault folder {}: {why}",
+                    what.display(),
+                    v.display()
+                ),
+            ));
+        }
+    }
+    // A vault folder that is not mounted (`ancestors` starts at itself).
+    if real.ancestors().any(|p| p.join("quire.conf").is_file()) {
+        return Err(fail(
+            Code::Refused,
+            format!("{} is inside a vault folder: {why}", what.display()),
+        ));
+    }
+    Ok(())
+}

@@ -69,7 +69,7 @@ fn lifecycle_counts(m: &runtime::MountRecord) -> Option<Counts> {
 }
 
 /// "4.2 GiB", "120 KiB".
-fn human_bytes(b: u64) -> String {
+pub(crate) fn human_bytes(b: u64) -> String {
     let units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut u = 0;
@@ -111,8 +111,18 @@ pub fn run(a: StatusArgs) -> Result<()> {
                     ),
                     None => ("null".into(), "null".into(), "null".into(), "null".into()),
                 };
+                let (last_backup_ns, last_drill_ns, last_drill_passed) =
+                    match m.pid.and_then(|_| last_backup(&m.mountpoint)) {
+                        Some((b, d)) => (
+                            b.map(|b| b.time_ns.to_string()).unwrap_or("null".into()),
+                            d.as_ref().map(|d| d.time_ns.to_string()).unwrap_or("null".into()),
+                            d.map(|d| d.detail.contains("\"passed\":true").to_string())
+                                .unwrap_or("null".into()),
+                        ),
+                        None => ("null".into(), "null".into(), "null".into()),
+                    };
                 format!(
-                    "{{\"mountpoint\":{},\"vault\":{},\"pid\":{},\"since\":{},\"read_only\":{},\"idle_secs\":{},\"expiring_30d\":{soon},\"expired_in_trash\":{expired},\"trash_entries\":{trashed},\"trash_bytes\":{trash_bytes}}}",
+                    "{{\"mountpoint\":{},\"vault\":{},\"pid\":{},\"since\":{},\"read_only\":{},\"idle_secs\":{},\"expiring_30d\":{soon},\"expired_in_trash\":{expired},\"trash_entries\":{trashed},\"trash_bytes\":{trash_bytes},\"last_backup_ns\":{last_backup_ns},\"last_drill_ns\":{last_drill_ns},\"last_drill_passed\":{last_drill_passed}}}",
                     json_str(&m.mountpoint.display().to_string()),
                     m.vault
                         .as_ref()
@@ -178,8 +188,96 @@ pub fn run(a: StatusArgs) -> Result<()> {
         if let Some(w) = m.vault.as_deref().and_then(low_space) {
             println!("  {w}");
         }
+        if m.pid.is_some() && !dead {
+            for l in backup_lines(&m.mountpoint) {
+                println!("  {l}");
+            }
+            super::export::warn_overdue_at(&m.mountpoint);
+        }
     }
     Ok(())
+}
+
+type LastPair = (
+    Option<crate::control::backup::Last>,
+    Option<crate::control::backup::Last>,
+);
+
+/// The newest backup and drill records of the vault mounted at `mp`.
+fn last_backup(mp: &std::path::Path) -> Option<LastPair> {
+    use crate::control::{Request, Response, call};
+    match call(&runtime::socket_path(mp), &Request::LastBackup) {
+        Ok(Response::LastBackup { backup, drill }) => Some((backup, drill)),
+        _ => None,
+    }
+}
+
+/// A backup older than this is warned about.
+const BACKUP_OLD: u64 = 7 * 86_400;
+/// A restore drill older than this (a quarter) is warned about.
+const DRILL_OLD: u64 = 92 * 86_400;
+
+/// The last backup and restore drill of the vault mounted at `mp`, with a
+/// warning when either is missing, old or failed (issue 19.2).
+fn backup_lines(mp: &std::path::Path) -> Vec<String> {
+    let Some((backup, drill)) = last_backup(mp) else {
+        return Vec::new();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let secs = |ns: i64| (ns.max(0) / 1_000_000_000) as u64;
+    let field = |detail: &str, k: &str| {
+        serde_json::from_str::<serde_json::Value>(detail)
+            .ok()
+            .and_then(|v| v.get(k).cloned())
+    };
+    let mut out = Vec::new();
+    match &backup {
+        Some(b) => {
+            let t = secs(b.time_ns);
+            out.push(format!(
+                "last backup: {} (snapshot {} in {})",
+                runtime::format_time(t),
+                field(&b.detail, "snapshot").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                field(&b.detail, "backup").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            ));
+            if now.saturating_sub(t) > BACKUP_OLD {
+                out.push(format!(
+                    "warning: the last backup is {} old: run `quire backup DEST` (README \"Backups and restore drills\")",
+                    human_span(now - t)
+                ));
+            }
+        }
+        None => out.push(
+            "last backup: never. warning: this vault has no backup: run `quire backup DEST` (README \"Backups and restore drills\")".into(),
+        ),
+    }
+    match &drill {
+        Some(d) => {
+            let t = secs(d.time_ns);
+            let passed = field(&d.detail, "passed").and_then(|v| v.as_bool()) == Some(true);
+            out.push(format!(
+                "last restore drill: {} ({})",
+                runtime::format_time(t),
+                if passed { "passed" } else { "FAILED" }
+            ));
+            if !passed {
+                out.push("warning: the last restore drill failed: run `quire backup drill DEST` again and look into what it lists".into());
+            } else if now.saturating_sub(t) > DRILL_OLD {
+                out.push(format!(
+                    "warning: the last restore drill is {} old: run `quire backup drill DEST`",
+                    human_span(now - t)
+                ));
+            }
+        }
+        None if backup.is_some() => out.push(
+            "last restore drill: never. warning: no restore of a backup was ever tried: run `quire backup drill DEST`".into(),
+        ),
+        None => {}
+    }
+    out
 }
 
 /// A warning when the disk holding `vault` is low on space (less free

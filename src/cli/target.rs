@@ -187,7 +187,7 @@ fn resolve_existing(p: &Path) -> PathBuf {
     }
 }
 
-fn open_sealed(vault: &Path, pw: &PasswordArgs) -> Result<Conn> {
+pub(crate) fn open_sealed(vault: &Path, pw: &PasswordArgs) -> Result<Conn> {
     let vault = paths::absolute(vault);
     let lock = crate::vault::lock(&vault)
         .map_err(|e| match e {

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use crate::vault::audit::{ChainId, Chained};
 use crate::vault::{AuditEvent, Notebook};
 
+pub mod backup;
 pub mod export;
 
 /// A request.
@@ -101,6 +102,22 @@ pub enum Request {
         /// What it took.
         notes: Vec<export::Exported>,
         /// The record's detail (the export's ID, file, recipient, …).
+        detail: String,
+    },
+    /// Takes a backup snapshot into `dest` (issue 19.2).
+    Backup {
+        /// The backup folder.
+        dest: PathBuf,
+        /// A retention rule to apply there (`7d,4w,12m`).
+        keep: Option<String>,
+    },
+    /// The public key that signs this vault's backups.
+    BackupKey,
+    /// The newest backup and drill records (for `quire status`).
+    LastBackup,
+    /// Records a restore drill (detail: its report).
+    RecordDrill {
+        /// The record's detail.
         detail: String,
     },
     /// Records that an export file was disposed of.
@@ -395,6 +412,23 @@ pub enum Response {
         /// Whether it was carried out.
         applied: bool,
     },
+    /// A snapshot taken.
+    Backup {
+        /// What it did.
+        report: crate::vault::backup::Report,
+    },
+    /// The backup signing key (hex).
+    BackupKey {
+        /// 64 hex digits.
+        key: String,
+    },
+    /// The newest backup and drill.
+    LastBackup {
+        /// The newest backup record.
+        backup: Option<backup::Last>,
+        /// The newest drill record.
+        drill: Option<backup::Last>,
+    },
     /// The notes an export takes.
     ExportNotes {
         /// Each note with the versions taken.
@@ -512,8 +546,19 @@ pub fn handle_with(
                 None => no_index(),
             };
         }
+        // Outside the commit gate: it closes the gate itself.
+        Request::Backup { dest, keep } => {
+            return match backup::take(tree, &dest, keep.as_deref()) {
+                Ok(report) => Response::Backup { report },
+                Err(e) => Response::Error {
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                    message: e.to_string(),
+                },
+            };
+        }
         _ => {}
     }
+    let _change = tree.change();
     match run(tree, req, now, sweep) {
         Ok(r) => r,
         Err(Failure::Io(e)) => err(e),
@@ -830,6 +875,23 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
         }
         Request::RecordDispose { detail } => {
             export::disposed(tree, &detail)?;
+            Response::Ok
+        }
+        Request::Backup { .. } => unreachable!("answered by handle_with"),
+        Request::BackupKey => Response::BackupKey {
+            key: crate::format::backup::hex(&tree.backup_key()),
+        },
+        Request::LastBackup => {
+            let (backup, drill) = backup::last(tree)?;
+            Response::LastBackup { backup, drill }
+        }
+        Request::RecordDrill { detail } => {
+            if tree.read_only() {
+                return Err(Failure::Io(io::Error::other(
+                    "the vault is mounted read-only: the drill cannot be recorded",
+                )));
+            }
+            tree.audit(AuditEvent::Drill, b"", b"", 0, &detail);
             Response::Ok
         }
         Request::Audit => {

@@ -53,6 +53,7 @@ impl MasterKey {
             audit_chain: self.derive::<32>(vault_id, labels::AUDIT_CHAIN),
             block_mac: self.derive::<32>(vault_id, labels::BLOCK_MAC),
             device: AeadKey::new(&self.derive::<32>(vault_id, labels::DEVICE)),
+            backup_sign: self.derive::<32>(vault_id, labels::BACKUP_SIGN),
         }
     }
 }
@@ -89,6 +90,8 @@ pub struct SubKeys {
     pub audit_chain: Key32,
     /// Device records (§18).
     pub device: AeadKey,
+    /// Seed of the Ed25519 key that signs backup manifests (§19).
+    pub backup_sign: Key32,
 }
 
 impl SubKeys {
@@ -128,6 +131,7 @@ impl SubKeys {
         self.chunk_hash.relock();
         self.block_mac.relock();
         self.audit_chain.relock();
+        self.backup_sign.relock();
         self.names.relock();
         self.xattr_name.relock();
         lock_memory((self as *const Self).cast(), std::mem::size_of::<Self>());

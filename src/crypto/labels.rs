@@ -44,6 +44,8 @@ pub const AUDIT_CHAIN: &[u8] = b"quire/v1/audit-chain";
 pub const BLOCK_MAC: &[u8] = b"quire/v1/block-mac";
 /// AES-GCM key for device records (§18).
 pub const DEVICE: &[u8] = b"quire/v1/device";
+/// Ed25519 seed that signs backup manifests (§19).
+pub const BACKUP_SIGN: &[u8] = b"quire/v1/backup-sign";
 
 #[cfg(test)]
 mod tests {
@@ -69,6 +71,7 @@ mod tests {
             super::SLOTS,
             super::BLOCK_MAC,
             super::DEVICE,
+            super::BACKUP_SIGN,
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

@@ -13,6 +13,7 @@ pub mod mac;
 pub mod names;
 pub mod random;
 pub mod secret;
+pub mod sign;
 
 pub use aead::{AeadKey, NONCE_LEN, TAG_LEN};
 pub use keys::{MasterKey, SubKeys};

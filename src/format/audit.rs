@@ -55,11 +55,17 @@ pub enum Event {
     /// An export file was disposed of (`quire export --dispose`; detail:
     /// the export's ID and file).
     Dispose = 18,
+    /// A backup snapshot was taken (`quire backup`; detail: JSON with the
+    /// backup folder, snapshot ID, files and bytes).
+    Backup = 19,
+    /// A restore drill was run (`quire backup drill`; detail: JSON with
+    /// the snapshot, notes read, and whether it passed).
+    Drill = 20,
 }
 
 impl Event {
     /// All events, in code order.
-    pub const ALL: [Event; 18] = [
+    pub const ALL: [Event; 20] = [
         Event::Mount,
         Event::Unmount,
         Event::Create,
@@ -78,6 +84,8 @@ impl Event {
         Event::Accept,
         Event::Device,
         Event::Dispose,
+        Event::Backup,
+        Event::Drill,
     ];
 
     /// The event of a code.
@@ -106,6 +114,8 @@ impl Event {
             Event::Accept => "accept",
             Event::Device => "device",
             Event::Dispose => "dispose",
+            Event::Backup => "backup",
+            Event::Drill => "drill",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! All integers are big-endian; no `usize` is ever encoded.
 
 pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod conflicts;
 pub mod content;

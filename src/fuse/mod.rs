@@ -142,7 +142,13 @@ impl Sweeper {
         notifier: Option<&fuser::Notifier>,
     ) -> io::Result<crate::vault::expiry::Applied> {
         let inodes = &self.0;
-        let done = tree.apply_lifecycle(plan, now, &|host| inodes.get(inodes.fuse_ino(host)))?;
+        // Inside the commit gate; the kernel is told after leaving it (a
+        // notification waits on the kernel, which may wait on an operation
+        // held at the gate).
+        let done = {
+            let _change = tree.change();
+            tree.apply_lifecycle(plan, now, &|host| inodes.get(inodes.fuse_ino(host)))?
+        };
         if let Some(n) = notifier {
             for (dir, name) in &done.expired {
                 let _ = n.inval_entry(INodeNo(inodes.fuse_ino(*dir)), name);
@@ -443,6 +449,9 @@ impl IntoErrno for io::Error {
 
 mod ops;
 
+// Every operation that may change the vault folder runs inside the
+// commit gate (`let _change = self.tree.change()`): a backup closes it for
+// a moment when no change is half made (issue 19.2).
 impl Filesystem for QuireFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE);
@@ -474,6 +483,7 @@ impl Filesystem for QuireFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let _change = self.tree.change();
         if views::is_virtual(ino.0) {
             return;
         }
@@ -506,6 +516,7 @@ impl Filesystem for QuireFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _change = self.tree.change();
         self.op_setattr(
             _req, ino, mode, uid, gid, size, atime, mtime, _ctime, fh, _crtime, _chgtime,
             _bkuptime, _flags, reply,
@@ -526,6 +537,7 @@ impl Filesystem for QuireFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _change = self.tree.change();
         self.op_mknod(req, parent, name, mode, _umask, rdev, reply)
     }
 
@@ -538,14 +550,17 @@ impl Filesystem for QuireFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        let _change = self.tree.change();
         self.op_mkdir(req, parent, name, mode, _umask, reply)
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _change = self.tree.change();
         self.op_unlink(_req, parent, name, reply)
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _change = self.tree.change();
         self.op_rmdir(_req, parent, name, reply)
     }
 
@@ -557,6 +572,7 @@ impl Filesystem for QuireFs {
         target: &std::path::Path,
         reply: ReplyEntry,
     ) {
+        let _change = self.tree.change();
         self.op_symlink(req, parent, link_name, target, reply)
     }
 
@@ -570,6 +586,7 @@ impl Filesystem for QuireFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _change = self.tree.change();
         self.op_rename(_req, parent, name, newparent, newname, flags, reply)
     }
 
@@ -581,10 +598,12 @@ impl Filesystem for QuireFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _change = self.tree.change();
         self.op_link(_req, ino, newparent, newname, reply)
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _change = self.tree.change();
         self.op_open(_req, ino, flags, reply)
     }
 
@@ -614,6 +633,7 @@ impl Filesystem for QuireFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _change = self.tree.change();
         self.op_write(
             _req,
             _ino,
@@ -635,6 +655,7 @@ impl Filesystem for QuireFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _change = self.tree.change();
         self.op_flush(_req, _ino, fh, _lock_owner, reply)
     }
 
@@ -648,6 +669,7 @@ impl Filesystem for QuireFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _change = self.tree.change();
         self.op_release(_req, _ino, fh, _flags, _lock_owner, _flush, reply)
     }
 
@@ -659,6 +681,7 @@ impl Filesystem for QuireFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _change = self.tree.change();
         self.op_fsync(_req, _ino, fh, datasync, reply)
     }
 
@@ -707,6 +730,7 @@ impl Filesystem for QuireFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _change = self.tree.change();
         self.op_fsyncdir(_req, ino, _fh, _datasync, reply)
     }
 
@@ -724,6 +748,7 @@ impl Filesystem for QuireFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _change = self.tree.change();
         self.op_setxattr(_req, ino, name, value, flags, _position, reply)
     }
 
@@ -736,6 +761,7 @@ impl Filesystem for QuireFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _change = self.tree.change();
         self.op_removexattr(_req, ino, name, reply)
     }
 
@@ -753,6 +779,7 @@ impl Filesystem for QuireFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _change = self.tree.change();
         self.op_create(req, parent, name, mode, _umask, flags, reply)
     }
 
@@ -778,6 +805,7 @@ impl Filesystem for QuireFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _change = self.tree.change();
         self.op_fallocate(_req, _ino, fh, offset, length, mode, reply)
     }
 }

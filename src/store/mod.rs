@@ -3,6 +3,7 @@
 //! the vault uses on host (ciphertext) names. Knows no keys and no plaintext.
 
 pub mod atomic;
+pub mod backup;
 pub mod fault;
 pub mod host;
 pub mod lock;

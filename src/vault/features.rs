@@ -42,6 +42,11 @@ pub struct Features {
     /// This device and the vault's device records (§18), if this device's
     /// ID could be read or made.
     pub(crate) devices: Option<Arc<super::devices::Devices>>,
+    /// The vault folder and the vault's ID (backups, §19).
+    pub(crate) root: PathBuf,
+    pub(crate) vault_id: [u8; 16],
+    /// Every change runs inside it; a backup closes it (issue 19.2).
+    pub(crate) gate: super::gate::Gate,
 }
 
 fn is_file(m: u32) -> bool {

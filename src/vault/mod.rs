@@ -7,6 +7,7 @@
 //! [`Error`] variant; `cli` alone turns them into messages and exit codes.
 
 pub mod audit;
+pub mod backup;
 pub mod check;
 pub mod content;
 pub mod debris;
@@ -16,6 +17,7 @@ pub mod events;
 pub mod expiry;
 pub mod features;
 mod folders;
+pub mod gate;
 pub mod history;
 pub mod journal;
 pub mod lifecycle;
@@ -607,6 +609,9 @@ impl UnlockedVault {
             trash,
             log_path: self.layout.log(),
             devices: devices.clone(),
+            root: self.layout.root().to_owned(),
+            vault_id: self.config.vault_id,
+            gate: Default::default(),
         });
         let setup = tree::Setup {
             read_only,

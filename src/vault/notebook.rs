@@ -41,6 +41,17 @@ impl Notebook {
         Notebook { tree, f }
     }
 
+    pub(crate) fn features(&self) -> &Features {
+        &self.f
+    }
+
+    /// Enters the commit gate: every change to the vault folder runs
+    /// inside it, so that a backup can find a moment when none is half
+    /// made (see [`super::gate`]).
+    pub fn change(&self) -> super::gate::Inside<'_> {
+        self.f.gate.enter()
+    }
+
     /// The namespace and content core.
     pub fn tree(&self) -> &Tree {
         &self.tree

@@ -639,3 +639,9 @@ pub fn set_xattr(mnt: &Path, rel: &str, name: &str, value: &str) {
         &format!("python3 -c \"import os; os.setxattr('{rel}', '{name}', b'{value}')\""),
     );
 }
+
+/// Whether the tests run as root (the tests that need a second user).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

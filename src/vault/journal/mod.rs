@@ -16,6 +16,7 @@
 //! promised (see docs/THREAT_MODEL.md).
 
 mod replay;
+pub use replay::OpenChange;
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};

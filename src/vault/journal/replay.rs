@@ -383,3 +383,76 @@ pub(super) fn put_back(
     crate::store::fault::point()?;
     f.set_len(size)
 }
+
+/// A change in progress (a session without END) as a backup sees it: the
+/// file's host path and how to undo the change in a copy of it.
+pub struct OpenChange {
+    /// Host path of the file.
+    pub host: PathBuf,
+    file_id: [u8; 16],
+    ino: Option<u64>,
+    size: u64,
+    blocks: Vec<(u64, Vec<u8>)>,
+}
+
+impl Journal {
+    /// Every change not yet committed (issue 19.2: a backup stores such a
+    /// file as it was at its last commit). Called with the commit gate
+    /// closed, so no session starts or ends meanwhile.
+    pub fn open_changes(&self) -> io::Result<Vec<OpenChange>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (Some(f), Some(key)) = (inner.file.as_ref(), inner.key.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        if inner.live == 0 {
+            return Ok(Vec::new());
+        }
+        let mut bytes = vec![0u8; inner.len as usize];
+        f.read_exact_at(&mut bytes, 0)?;
+        let frames = stream::open_all(key, undo::MAGIC, &inner.generation, &bytes);
+        drop(inner);
+        let open = unfinished(frames.frames, &self.path);
+        if open.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dirs = folders_by_id(&self.data)?;
+        let mut out = Vec::new();
+        for s in open.into_values() {
+            let name = std::ffi::OsStr::from_bytes(&s.name);
+            if let Some(d) = dirs.get(&s.dir_id) {
+                out.push(OpenChange {
+                    host: d.join(name),
+                    file_id: s.file_id,
+                    ino: s.ino,
+                    size: s.size,
+                    blocks: s.blocks,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl OpenChange {
+    /// Whether `f` (a copy of the file, whose host inode was `ino`) is the
+    /// file this change is about.
+    pub fn is_of(&self, ino: u64) -> bool {
+        self.ino.is_none_or(|i| i == ino)
+    }
+
+    /// Undoes the change in `copy`, a writable copy of the file: it then
+    /// holds the file's last committed content. `Ok(false)` if the copy's
+    /// header names another file.
+    pub fn undo_in(&self, copy: &File, layout: content::Layout) -> io::Result<bool> {
+        let len = copy.metadata()?.len();
+        if len >= layout.header_len() {
+            let mut h = vec![0u8; layout.header_len() as usize];
+            copy.read_exact_at(&mut h, 0)?;
+            if content::parse_header(&h, layout).ok() != Some(self.file_id) {
+                return Ok(false);
+            }
+        }
+        put_back(copy, &self.blocks, self.size, layout)?;
+        Ok(true)
+    }
+}
