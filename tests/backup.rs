@@ -491,21 +491,12 @@ fn backups_are_incremental_and_thinned_by_a_rule() {
     let third = json(&ok(w.run(&["backup", d, "--json"]), "third"));
     assert!(third["copied"].as_u64().unwrap() <= 6, "{third}");
     assert_eq!(snapshots(&w, &dest).len(), 3);
-    // Keep the last two: the oldest goes, and the files only it used.
-    let before = {
-        let mut v = Vec::new();
-        walk(&dest.join("objects"), &mut v);
-        v.len()
-    };
+    // Keep the last two: the older ones go, and the files only they used
+    // (n3.md as it was), not one a kept snapshot needs (verify is clean).
     let r = json(&ok(w.run(&["backup", d, "--keep", "2n", "--json"]), "keep"));
     assert_eq!(r["removed"].as_array().unwrap().len(), 2, "{r}");
+    assert!(r["objects_removed"].as_u64().unwrap() >= 1, "{r}");
     assert_eq!(snapshots(&w, &dest).len(), 2);
-    let after = {
-        let mut v = Vec::new();
-        walk(&dest.join("objects"), &mut v);
-        v.len()
-    };
-    assert!(after < before, "{before} -> {after}");
     assert_eq!(w.run(&["backup", "verify", d]).status.code(), Some(0));
     // A bad rule: refused, nothing removed.
     let b = w.run(&["backup", d, "--keep", "7x"]);

@@ -879,7 +879,7 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
         }
         Request::Backup { .. } => unreachable!("answered by handle_with"),
         Request::BackupKey => Response::BackupKey {
-            key: crate::format::backup::hex(&tree.backup_key()),
+            key: tree.backup_key().iter().map(|b| format!("{b:02x}")).collect(),
         },
         Request::LastBackup => {
             let (backup, drill) = backup::last(tree)?;

@@ -101,7 +101,12 @@ impl Repo {
                 v.push(n.to_owned());
             }
         }
-        v.sort();
+        // By time, then by the number of a second one in that second
+        // (`-10` after `-9`).
+        v.sort_by_key(|id| {
+            let (t, n) = id.split_once('-').unwrap_or((id, "1"));
+            (t.to_owned(), n.parse::<u64>().unwrap_or(0))
+        });
         Ok(v)
     }
 

@@ -80,12 +80,14 @@ fn period(t: u64, unit: Unit, index: usize) -> i64 {
     }
 }
 
-/// The snapshots (ID, time in seconds) a rule removes. The newest is
+/// The snapshots (ID, time in seconds, oldest first) a rule removes. The newest is
 /// always kept; each part keeps the newest snapshot of each of its last
 /// `count` periods that have one.
 pub fn plan(snapshots: &[(String, u64)], rule: &[Keep]) -> Vec<String> {
     let mut by_time: Vec<(usize, &(String, u64))> = snapshots.iter().enumerate().collect();
-    by_time.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(b.1.0.cmp(&a.1.0)));
+    // Newest first; in one second, the later ID (its position in the
+    // list, which is in order) first.
+    by_time.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(b.0.cmp(&a.0)));
     let mut keep = vec![false; snapshots.len()];
     if let Some((i, _)) = by_time.first() {
         keep[*i] = true;
