@@ -317,7 +317,11 @@ fn serve(
     if let Some(t) = weak.upgrade() {
         // Folders made under one name on two computers at once (issue 18.4).
         if !o.read_only {
-            match t.merge_from_other_computers() {
+            let merged = {
+                let _change = t.change();
+                t.merge_from_other_computers()
+            };
+            match merged {
                 Ok((0, 0)) => {}
                 Ok((n, v)) => log::warn!(
                     "merged what another computer made: {n} note(s) in folders both created, {v} version(s) kept in conflict copies"

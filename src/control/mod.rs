@@ -879,7 +879,11 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
         }
         Request::Backup { .. } => unreachable!("answered by handle_with"),
         Request::BackupKey => Response::BackupKey {
-            key: tree.backup_key().iter().map(|b| format!("{b:02x}")).collect(),
+            key: tree
+                .backup_key()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
         },
         Request::LastBackup => {
             let (backup, drill) = backup::last(tree)?;

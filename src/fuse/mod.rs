@@ -468,6 +468,8 @@ impl Filesystem for QuireFs {
     }
 
     fn destroy(&mut self) {
+        let tree = self.tree.clone();
+        let _change = tree.change();
         *self.serving.write().unwrap_or_else(|e| e.into_inner()) = false;
         // An idle seal says so (issue 16.7).
         let detail = self.activity.seal_detail();

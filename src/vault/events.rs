@@ -95,6 +95,12 @@ impl Events {
         }
     }
 
+    /// Holds off audit writes (queued records written first) while the
+    /// guard lives; `None` on a read-only tree.
+    pub(crate) fn quiet_audit(&self) -> Option<super::audit::Quiet<'_>> {
+        self.audit.as_ref().map(|a| a.quiet())
+    }
+
     /// Appends a record about `name` in `dir`.
     pub(crate) fn audit_name(
         &self,

@@ -265,6 +265,8 @@ impl Notebook {
         }
         // Pass 2: the gate closed.
         let closed = f.gate.close()?;
+        // The audit chain is written by a thread of its own: held too.
+        let quiet = f.events.quiet_audit();
         let held = Instant::now();
         let mut entries = Vec::new();
         let second = walk(&root)?;
@@ -327,6 +329,7 @@ impl Notebook {
                 r.undone += 1;
             }
         }
+        drop(quiet);
         drop(closed);
         r.held_ms = held.elapsed().as_millis() as u64;
         progress(total, total);
