@@ -521,3 +521,60 @@ fn backups_are_incremental_and_thinned_by_a_rule() {
     );
     assert_eq!(snapshots(&w, &dest).len(), 3);
 }
+
+/// A full backup disk: the snapshot fails with a clear message, the ones
+/// already there stay whole, nothing half written is left, and the vault
+/// goes on.
+#[test]
+fn a_full_backup_disk_loses_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root (a small tmpfs)");
+        return;
+    }
+    let w = World::new();
+    w.init();
+    let disk = w.dir.path().join("usb");
+    std::fs::create_dir(&disk).unwrap();
+    sh(
+        w.dir.path(),
+        &format!(
+            "mount -t tmpfs -o size=256k quire-test-usb {}",
+            disk.display()
+        ),
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _u = Unmount(disk.clone());
+    let dest = disk.join("quire");
+    let d = dest.to_str().unwrap();
+    let m = w.mount(&[]);
+    std::fs::write(m.path("small.md"), "small\n").unwrap();
+    ok(w.run(&["backup", d]), "first backup");
+    // Random bytes (encrypted notes do not compress anyway): 400 KiB.
+    let big: Vec<u8> = (0..400 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(m.path("big.bin"), &big).unwrap();
+    let b = w.run(&["backup", d]);
+    assert!(!b.status.success());
+    assert!(err(&b).contains("is full"), "{}", err(&b));
+    assert_eq!(snapshots(&w, &dest).len(), 1);
+    assert_eq!(
+        std::fs::read_dir(dest.join("tmp")).unwrap().count(),
+        0,
+        "a half-written file was left"
+    );
+    assert_eq!(w.run(&["backup", "verify", d]).status.code(), Some(0));
+    // The vault is unharmed and still saves.
+    std::fs::write(m.path("after.md"), "after\n").unwrap();
+    assert_eq!(std::fs::read(m.path("big.bin")).unwrap(), big);
+    m.unmount();
+    assert_eq!(w.check_sealed().status.code(), Some(0));
+}

@@ -230,6 +230,28 @@ impl Notebook {
         now: SystemTime,
         progress: &dyn Fn(u64, u64),
     ) -> io::Result<Report> {
+        self.take_backup(dest, keep, now, progress).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!(
+                        "the disk of {} is full: this snapshot was not written, the ones already there are whole. Free space there, or thin old snapshots with --keep",
+                        dest.display()
+                    ),
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    fn take_backup(
+        &self,
+        dest: &Path,
+        keep: Option<&[keep::Keep]>,
+        now: SystemTime,
+        progress: &dyn Fn(u64, u64),
+    ) -> io::Result<Report> {
         let f = self.features();
         let root = f.root.clone();
         let key = self.backup_key();
