@@ -312,25 +312,27 @@ fn list(dest: &Path, json: bool) -> Result<()> {
 }
 
 /// The key the snapshots must carry: `--key` (a fingerprint), else the
-/// mounted vault's (when that vault is mounted), else none (the folder's
-/// own key is then all there is, and the report says so).
+/// mounted vault's (when the vault mounted is this folder's vault), else
+/// none (the folder's own key is then all there is, and the report says
+/// so). `Err(fingerprint)`: `--key` names another key than the folder's.
 fn trusted_key(
     a: &BackupArgs,
     key: Option<&str>,
+    vault: &[u8; 16],
     folder_key: &[u8; 32],
-) -> Result<Option<[u8; 32]>> {
+) -> std::result::Result<Option<[u8; 32]>, String> {
     if let Some(k) = key {
         let want = k.trim().to_lowercase();
-        return Ok(Some(if fmt::fingerprint(folder_key) == want {
-            *folder_key
+        return if fmt::fingerprint(folder_key) == want {
+            Ok(Some(*folder_key))
         } else {
-            // Not the folder's: no snapshot can verify.
-            [0u8; 32]
-        }));
+            Err(want)
+        };
     }
     if (a.target.vault.is_some() || super::runtime::mounts().iter().any(|m| m.pid.is_some()))
         && let Ok((c, _)) = connect(&a.target, None)
-        && let Ok(Response::BackupKey { key }) = c.call(Request::BackupKey)
+        && let Ok(Response::BackupKey { key, vault: v }) = c.call(Request::BackupKey)
+        && v == fmt::hex(vault)
         && let Some(k) = fmt::unhex(&key).and_then(|b| <[u8; 32]>::try_from(b).ok())
     {
         return Ok(Some(k));
@@ -346,13 +348,27 @@ fn check(
     snapshot: Option<&str>,
     key: Option<&str>,
 ) -> Result<()> {
-    let (repo, _, folder_key) = repo_of(dest)?;
-    let trusted = trusted_key(a, key, &folder_key)?;
+    let (repo, vault, folder_key) = repo_of(dest)?;
+    let trust = trusted_key(a, key, &vault, &folder_key);
+    let trusted = trust.clone().ok().flatten();
     let started = Instant::now();
-    let c = {
+    let mut c = {
         let _s = Spinner::start("Verifying", a.json);
         verify::verify(&repo, trusted.as_ref()).map_err(io_fail)?
     };
+    if let Err(want) = &trust {
+        c.problems.insert(
+            0,
+            verify::Problem {
+                snapshot: String::new(),
+                path: String::new(),
+                what: format!(
+                    "the folder's key {} is not {want} (the --key given): its snapshots were signed by someone else",
+                    c.fingerprint
+                ),
+            },
+        );
+    }
     let mut deep_report = None;
     if deep && c.problems.is_empty() {
         let id = pick(&repo, snapshot)?;
@@ -637,7 +653,7 @@ fn drill(a: &BackupArgs, dest: &Path, snapshot: Option<&str>) -> Result<()> {
         ));
     };
     let key = match live.call(Request::BackupKey)? {
-        Response::BackupKey { key } => fmt::unhex(&key)
+        Response::BackupKey { key, .. } => fmt::unhex(&key)
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .ok_or_else(|| fail(Code::Io, "unexpected answer from the daemon"))?,
         _ => return Err(fail(Code::Io, "unexpected answer from the daemon")),

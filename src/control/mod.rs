@@ -421,6 +421,8 @@ pub enum Response {
     BackupKey {
         /// 64 hex digits.
         key: String,
+        /// The vault's ID, 32 hex digits.
+        vault: String,
     },
     /// The newest backup and drill.
     LastBackup {
@@ -884,6 +886,7 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect(),
+            vault: tree.vault_id().iter().map(|b| format!("{b:02x}")).collect(),
         },
         Request::LastBackup => {
             let (backup, drill) = backup::last(tree)?;

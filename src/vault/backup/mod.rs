@@ -215,6 +215,11 @@ fn snapshot_id(t: u64, taken: &[String]) -> String {
 }
 
 impl Notebook {
+    /// The vault's ID.
+    pub fn vault_id(&self) -> [u8; 16] {
+        self.features().vault_id
+    }
+
     /// The public key that signs this vault's backup manifests.
     pub fn backup_key(&self) -> [u8; 32] {
         sign::public(&self.keys.backup_sign)
