@@ -19,6 +19,7 @@ mod mount;
 mod passwd;
 mod password;
 mod paths;
+mod recoverykey;
 mod runtime;
 mod search;
 mod status;
@@ -112,6 +113,9 @@ enum Command {
     /// Export notes for a referral or a request, encrypted (age) and
     /// recorded; `--dispose ID` removes an export's file when its time is up.
     Export(export::ExportArgs),
+    /// Replace the recovery key (`--new`): the old one stops opening the
+    /// vault; the new one is shown once.
+    RecoveryKey(recoverykey::RecoveryKeyArgs),
     /// Back up the sealed vault folder into a backup folder (a USB disk, a
     /// NAS), incrementally; `verify`, `list`, `restore` and `drill` work on
     /// backups.
@@ -157,6 +161,7 @@ pub fn main() -> i32 {
         Command::Export(a) => export::export(a),
         Command::Disclosures(a) => export::list(a),
         Command::Backup(a) => backup::run(a),
+        Command::RecoveryKey(a) => recoverykey::run(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "quire", &mut std::io::stdout());
             Ok(())

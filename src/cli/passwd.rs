@@ -37,6 +37,12 @@ pub fn run(a: PasswdArgs) -> Result<()> {
     )?;
     v.change_password(&new, a.kdf.params()?)?;
     paths::remember_config(&v);
-    eprintln!("Password changed. The recovery key is unchanged.");
+    if a.current.uses_recovery_key() {
+        eprintln!(
+            "Password changed. The recovery key you used still opens the vault: once it has been out of its safe place, replace it with `quire recovery-key --new`."
+        );
+    } else {
+        eprintln!("Password changed. The recovery key is unchanged.");
+    }
     Ok(())
 }

@@ -42,6 +42,11 @@ impl PasswordArgs {
     /// The same choice as arguments for another `quire` command (a drill
     /// mounts its restored copy with `quire mount`); empty means it asks
     /// on the terminal too.
+    /// Whether this unlocks with the recovery key.
+    pub(crate) fn uses_recovery_key(&self) -> bool {
+        self.recovery_key || self.recovery_key_file.is_some()
+    }
+
     pub(crate) fn forward(&self) -> Vec<std::ffi::OsString> {
         let mut v: Vec<std::ffi::OsString> = Vec::new();
         if let Some(f) = &self.password_file {

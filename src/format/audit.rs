@@ -61,11 +61,14 @@ pub enum Event {
     /// A restore drill was run (`quire backup drill`; detail: JSON with
     /// the snapshot, notes read, and whether it passed).
     Drill = 20,
+    /// Wrong passwords or recovery keys were tried on this device since
+    /// its last unlock (detail: how many, since when).
+    FailedUnlocks = 21,
 }
 
 impl Event {
     /// All events, in code order.
-    pub const ALL: [Event; 20] = [
+    pub const ALL: [Event; 21] = [
         Event::Mount,
         Event::Unmount,
         Event::Create,
@@ -86,6 +89,7 @@ impl Event {
         Event::Dispose,
         Event::Backup,
         Event::Drill,
+        Event::FailedUnlocks,
     ];
 
     /// The event of a code.
@@ -116,6 +120,7 @@ impl Event {
             Event::Dispose => "dispose",
             Event::Backup => "backup",
             Event::Drill => "drill",
+            Event::FailedUnlocks => "failed-unlocks",
         }
     }
 }

@@ -291,6 +291,12 @@ impl Config {
         self.slots.retain(|s| !s.is_password());
     }
 
+    /// Removes every recovery-key slot (before adding the new one when
+    /// the recovery key is replaced).
+    pub fn remove_recovery_slots(&mut self) {
+        self.slots.retain(|s| s.is_password());
+    }
+
     fn wrap_into(&self, slot: &mut Slot, kek: &Key32, master: &MasterKey) {
         let aad = self.slot_aad(&slot.params_bytes());
         let nonce = random::bytes::<12>();

@@ -15,6 +15,7 @@ pub mod devices;
 mod error;
 pub mod events;
 pub mod expiry;
+pub mod failures;
 pub mod features;
 mod folders;
 pub mod gate;
@@ -161,7 +162,10 @@ impl LockedVault {
                 // while they were apart: the sync tool kept the other
                 // change as `quire.conf` and this one as a conflict copy
                 // (issue 18.6).
-                let (m, copy) = self.master_from_config_copies(secret).ok_or(err)?;
+                let Some((m, copy)) = self.master_from_config_copies(secret) else {
+                    self.note_failed_unlock(matches!(secret, Secret::Recovery(_)));
+                    return Err(err);
+                };
                 notices.push(format!(
                     "this password opened {copy}, a copy of the vault's config a sync tool kept when the password was changed on two computers at the same time; the other computer's password is the vault's now. Run `quire passwd` to choose the password from now on (that removes the copy)."
                 ));
@@ -183,7 +187,7 @@ impl LockedVault {
             }
             Err(e) => log::warn!("could not check which machine made this device's ID ({e})"),
         }
-        let v = UnlockedVault {
+        let mut v = UnlockedVault {
             layout: self.layout,
             config: self.config,
             master,
@@ -191,6 +195,7 @@ impl LockedVault {
             audit: std::sync::OnceLock::new(),
             notices,
         };
+        v.report_failed_unlocks();
         // Recorded whatever is done next (docs/FORMAT.md §16).
         if from_copy {
             v.record_unlock(
@@ -397,17 +402,7 @@ impl UnlockedVault {
     /// Replaces every password slot with one for `new` (fresh salt). O(1):
     /// only the master key is re-wrapped; no note is re-encrypted.
     pub fn change_password(&mut self, new: &Password, params: Argon2Params) -> Result<(), Error> {
-        // A flag added since the unlock (a read-write open adds
-        // `SEALED_XATTRS`, §2.1) is kept: the config on disk, if it is
-        // this vault's and holds this master key, is the base.
-        if let Ok(b) = std::fs::read(self.layout.config())
-            && let Ok(disk) = Config::from_bytes(&b)
-            && disk.vault_id == self.config.vault_id
-            && disk.flags & self.config.flags == self.config.flags
-            && disk.holds(&self.master)
-        {
-            self.config.flags = disk.flags;
-        }
+        self.adopt_disk_flags();
         let mut c = self.config.clone();
         c.remove_password_slots();
         c.add_password_slot(&self.master, new, params);
@@ -435,6 +430,21 @@ impl UnlockedVault {
             );
         }
         Ok(())
+    }
+
+    /// A flag added since the unlock (a read-write open adds
+    /// `SEALED_XATTRS`, §2.1) is kept when the config is rewritten: the
+    /// config on disk, if it is this vault's and holds this master key, is
+    /// the base.
+    fn adopt_disk_flags(&mut self) {
+        if let Ok(b) = std::fs::read(self.layout.config())
+            && let Ok(disk) = Config::from_bytes(&b)
+            && disk.vault_id == self.config.vault_id
+            && disk.flags & self.config.flags == self.config.flags
+            && disk.holds(&self.master)
+        {
+            self.config.flags = disk.flags;
+        }
     }
 
     /// Writes what the audit log has queued and remembers its head (the

@@ -1,0 +1,148 @@
+//! Issue 20 (people), the parts done: wrong passwords and recovery keys
+//! are counted on this computer and reported at the next unlock (on the
+//! terminal and in the audit log); the recovery key can be replaced, and
+//! the old one then opens nothing.
+
+mod common;
+
+use common::*;
+
+fn err(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn failed_unlocks_are_reported_at_the_next_unlock_and_audited() {
+    let w = World::new();
+    w.init();
+    let wrong = w.dir.path().join("wrong");
+    std::fs::write(&wrong, "not the password\n").unwrap();
+    let bad_rk = w.dir.path().join("badrk");
+    // A well-formed recovery key that is not this vault's.
+    let other = World::new();
+    std::fs::write(&bad_rk, format!("{}\n", other.init())).unwrap();
+    let v = w.vault.to_str().unwrap();
+    let mp = w.mnt.to_str().unwrap();
+    for _ in 0..2 {
+        let o = w.run(&["mount", v, mp, "--password-file", wrong.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(10), "{}", err(&o));
+    }
+    let o = w.run(&[
+        "passwd",
+        v,
+        "--recovery-key-file",
+        bad_rk.to_str().unwrap(),
+        "--new-password-file",
+        wrong.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(10), "{}", err(&o));
+    assert!(!w.is_mounted());
+    // The next unlock says so, once.
+    let o = w.mount_output(&[]);
+    assert!(o.status.success(), "{}", err(&o));
+    let _m = Mounted::adopt(&w);
+    assert!(
+        err(&o).contains("3 failed attempts to unlock the vault on this computer (2 wrong passwords, 1 wrong recovery key)"),
+        "{}",
+        err(&o)
+    );
+    let a = String::from_utf8_lossy(&w.run(&["audit"]).stdout).into_owned();
+    assert!(
+        a.contains("failed-unlocks") && a.contains("3 failed attempts"),
+        "{a}"
+    );
+    drop(_m);
+    let o = w.mount_output(&[]);
+    assert!(
+        !err(&o).contains("failed attempt"),
+        "told twice: {}",
+        err(&o)
+    );
+    let _m = Mounted::adopt(&w);
+}
+
+#[test]
+fn a_replaced_recovery_key_stops_opening_the_vault() {
+    let w = World::new();
+    let old = w.init();
+    let v = w.vault.to_str().unwrap();
+    let dir = w.dir.path();
+    let old_f = dir.join("old-rk");
+    std::fs::write(&old_f, format!("{old}\n")).unwrap();
+    let new_f = dir.join("new-rk");
+    let pw = w.pwfile.to_str().unwrap();
+    // Without --new: a usage error, nothing changed.
+    let o = w.run(&["recovery-key", v, "--password-file", pw]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    // A wrong password: refused, no file left.
+    let wrong = dir.join("wrong");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let o = w.run(&[
+        "recovery-key",
+        v,
+        "--new",
+        "--password-file",
+        wrong.to_str().unwrap(),
+        "--recovery-key-out",
+        new_f.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(10), "{}", err(&o));
+    assert!(!new_f.exists());
+    let o = w.run(&[
+        "recovery-key",
+        v,
+        "--new",
+        "--password-file",
+        pw,
+        "--recovery-key-out",
+        new_f.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&new_f).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let new = std::fs::read_to_string(&new_f).unwrap();
+    assert_ne!(new.trim(), old);
+    // The old key opens nothing; the new one sets a password.
+    let np = dir.join("np");
+    std::fs::write(&np, "a new password\n").unwrap();
+    let o = w.run(&[
+        "passwd",
+        v,
+        "--recovery-key-file",
+        old_f.to_str().unwrap(),
+        "--new-password-file",
+        np.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(10),
+        "the old recovery key still works: {}",
+        err(&o)
+    );
+    let o = w.run(&[
+        "passwd",
+        v,
+        "--recovery-key-file",
+        new_f.to_str().unwrap(),
+        "--new-password-file",
+        np.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("recovery-key --new"), "{}", err(&o));
+    // The password still works after the replacement (the new one now),
+    // and the audit log tells the story.
+    let o = w.run(&[
+        "audit",
+        "--vault",
+        v,
+        "--password-file",
+        np.to_str().unwrap(),
+    ]);
+    let a = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(a.contains("recovery key replaced"), "{a}{}", err(&o));
+    assert!(a.contains("unlocked with the recovery key"), "{a}");
+    assert!(a.contains("failed-unlocks"), "{a}");
+    let o = w.run(&["check", v, "--password-file", np.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+}
