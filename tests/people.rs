@@ -146,3 +146,68 @@ fn a_replaced_recovery_key_stops_opening_the_vault() {
     let o = w.run(&["check", v, "--password-file", np.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
 }
+
+/// Issue 20.3: on a mount with `--allow-other`, another Linux account
+/// opening a note (or one of its versions) is audited with its uid and
+/// name; the owner's own reads are not, and a note is one record a
+/// minute per reader.
+#[test]
+fn reads_by_another_account_are_audited() {
+    if !is_root() {
+        eprintln!("skipped: needs root (allow_other and a second user)");
+        return;
+    }
+    let w = World::new();
+    w.init();
+    let m = w.mount(&["--allow-other"]);
+    std::fs::set_permissions(&w.dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(m.path("shared.md"), "for the colleague\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(m.path("shared.md"), "for the colleague, v2\n").unwrap();
+    std::fs::write(m.path("mine.md"), "the owner's\n").unwrap();
+    // The owner reads: nothing recorded.
+    for _ in 0..3 {
+        std::fs::read(m.path("shared.md")).unwrap();
+        std::fs::read(m.path("mine.md")).unwrap();
+    }
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
+        .arg("cat shared.md shared.md; cat .history/shared.md/* >/dev/null; echo ok")
+        .current_dir(&w.mnt)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).ends_with("ok\n"),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        err(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&w.run(&["audit", "--json"]).stdout).unwrap();
+    let records = v
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| v["records"].as_array().unwrap().clone());
+    let reads: Vec<&serde_json::Value> = records.iter().filter(|r| r["event"] == "read").collect();
+    // The note once (twice opened within a minute), its two versions once each.
+    assert_eq!(reads.len(), 3, "{reads:#?}");
+    for r in &reads {
+        assert_eq!(r["uid"], 65534, "{r}");
+        assert_eq!(r["path"], "shared.md", "{r}");
+        assert!(
+            r["detail"].as_str().unwrap().contains("nobody (uid 65534)"),
+            "{r}"
+        );
+    }
+    assert!(
+        reads
+            .iter()
+            .any(|r| r["detail"].as_str().unwrap().starts_with("version "))
+    );
+    m.unmount();
+}

@@ -64,11 +64,15 @@ pub enum Event {
     /// Wrong passwords or recovery keys were tried on this device since
     /// its last unlock (detail: how many, since when).
     FailedUnlocks = 21,
+    /// A note or an old version was opened by another Linux account than
+    /// the vault's owner (a mount with `--allow-other`; `uid` is the
+    /// reader's; detail: its account name).
+    Read = 22,
 }
 
 impl Event {
     /// All events, in code order.
-    pub const ALL: [Event; 21] = [
+    pub const ALL: [Event; 22] = [
         Event::Mount,
         Event::Unmount,
         Event::Create,
@@ -90,6 +94,7 @@ impl Event {
         Event::Backup,
         Event::Drill,
         Event::FailedUnlocks,
+        Event::Read,
     ];
 
     /// The event of a code.
@@ -121,6 +126,7 @@ impl Event {
             Event::Backup => "backup",
             Event::Drill => "drill",
             Event::FailedUnlocks => "failed-unlocks",
+            Event::Read => "read",
         }
     }
 }

@@ -265,6 +265,8 @@ pub struct QuireFs {
     vdirs: Mutex<HashMap<u64, Vec<views::VEntry>>>,
     /// Whether the session still answers requests (see [`Sweeper::outside`]).
     serving: Arc<std::sync::RwLock<bool>>,
+    /// Which reads by other accounts are audited (issue 20.3).
+    readers: readers::Readers,
 }
 
 impl QuireFs {
@@ -283,6 +285,7 @@ impl QuireFs {
             vfiles: Mutex::new(HashMap::new()),
             serving: Arc::new(std::sync::RwLock::new(true)),
             vdirs: Mutex::new(HashMap::new()),
+            readers: readers::Readers::default(),
         })
     }
 
@@ -448,6 +451,7 @@ impl IntoErrno for io::Error {
 }
 
 mod ops;
+mod readers;
 
 // Every operation that may change the vault folder runs inside the
 // commit gate (`let _change = self.tree.change()`): a backup closes it for

@@ -440,6 +440,17 @@ impl Views {
     }
 
     /// The content of a version inode.
+    /// The note and number of a version's inode (for the audit of reads
+    /// by other accounts).
+    pub fn version_of(&self, ino: u64) -> Option<(Arc<Node>, OsString, usize)> {
+        match self.get(ino).ok()? {
+            V::Version {
+                dir, name, number, ..
+            } => Some((dir, name, number)),
+            _ => None,
+        }
+    }
+
     pub fn content(&self, tree: &Notebook, ino: u64) -> io::Result<Zeroizing<Vec<u8>>> {
         match self.get(ino)? {
             V::Version {

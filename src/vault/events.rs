@@ -101,6 +101,13 @@ impl Events {
         self.audit.as_ref().map(|a| a.quiet())
     }
 
+    /// Appends a record of what the Linux account `uid` did.
+    pub fn audit_by(&self, uid: u32, event: Event, path: &[u8], version: u32, detail: &str) {
+        if let Some(a) = &self.audit {
+            a.append_by(uid, event, path, b"", version, detail);
+        }
+    }
+
     /// Appends a record about `name` in `dir`.
     pub(crate) fn audit_name(
         &self,

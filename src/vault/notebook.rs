@@ -6,6 +6,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::ops::Deref;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -104,6 +105,47 @@ impl Notebook {
     /// Appends an audit record (no-op when the tree is read-only).
     pub fn audit(&self, event: Event, path: &[u8], to: &[u8], version: u32, detail: &str) {
         self.f.events.audit(event, path, to, version, detail)
+    }
+
+    /// Records that the Linux account `uid` (`who`) opened `node`, a note
+    /// (issue 20.3: reads by another account than the vault's owner, on a
+    /// mount with `--allow-other`). Editor debris and `.git` insides are
+    /// not recorded, as for every audit record.
+    pub fn record_read(&self, node: &Node, uid: u32, who: &str) {
+        let Some((dir, host)) = node.location() else {
+            return;
+        };
+        let Some(plain) = self.tree.plain_name(&dir, &host) else {
+            return;
+        };
+        let name = OsStr::from_bytes(&plain);
+        if !self.keeps_history_of(&dir, name) {
+            return;
+        }
+        let path = self.tree.path_of(&dir, &plain);
+        self.f
+            .events
+            .audit_by(uid, Event::Read, &path, 0, &format!("opened by {who}"));
+    }
+
+    /// As [`Notebook::record_read`], for version `number` of the note
+    /// `name` (plaintext) in `dir`, opened in `.history/`.
+    pub fn record_version_read(
+        &self,
+        dir: &Arc<Node>,
+        name: &OsStr,
+        number: usize,
+        uid: u32,
+        who: &str,
+    ) {
+        let path = self.tree.path_of(dir, name.as_bytes());
+        self.f.events.audit_by(
+            uid,
+            Event::Read,
+            &path,
+            number as u32,
+            &format!("version {number} opened by {who}"),
+        );
     }
 
     /// Reads and verifies the audit log.

@@ -92,13 +92,24 @@ impl QuireFs {
                 return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
             }
             let c = tri!(reply, self.views.content(&self.tree, ino.0));
+            if let Some((dir, name, number)) = self.views.version_of(ino.0)
+                && self.readers.due(_req.uid(), ino.0, number)
+            {
+                let who = super::super::readers::account(_req.uid());
+                self.tree
+                    .record_version_read(&dir, &name, number, _req.uid(), &who);
+            }
             let fh = self.new_fh();
             self.vfiles.lock().unwrap().insert(fh, Arc::new(c));
             self.activity.opened();
             return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
         }
         let node = tri!(reply, self.node(ino));
-        let of = tri!(reply, self.tree.open(node, write));
+        let of = tri!(reply, self.tree.open(node.clone(), write));
+        if self.readers.due(_req.uid(), ino.0, 0) {
+            let who = super::super::readers::account(_req.uid());
+            self.tree.record_read(&node, _req.uid(), &who);
+        }
         if write && flags.0 & libc::O_TRUNC != 0 {
             tri!(reply, self.tree.truncate(&of, 0));
         }

@@ -308,12 +308,26 @@ impl AuditLog {
     /// logged, never returned: the change being recorded has already
     /// happened.
     pub fn append(&self, event: Event, path: &[u8], to: &[u8], version: u32, detail: &str) {
+        self.append_by(self.uid, event, path, to, version, detail)
+    }
+
+    /// [`AuditLog::append`] for what the Linux account `uid` did (another
+    /// account than the daemon's, through a mount with `--allow-other`).
+    pub fn append_by(
+        &self,
+        uid: u32,
+        event: Event,
+        path: &[u8],
+        to: &[u8],
+        version: u32,
+        detail: &str,
+    ) {
         let r = Record {
             seq: 0, // numbered and chained when written
             time_ns: now_ns(),
             prev: [0; 32],
             event,
-            uid: self.uid,
+            uid,
             version,
             path: path.to_vec(),
             to: to.to_vec(),
