@@ -394,6 +394,8 @@ fn a_restored_backup_opens_on_a_new_machine_with_the_recovery_key() {
         std::fs::create_dir(m.path("clients")).unwrap();
         std::fs::write(m.path("clients/anna.md"), "first session\n").unwrap();
         std::fs::write(m.path("clients/anna.md"), "first session\nsecond\n").unwrap();
+        // A note with two names stays one file when restored.
+        std::fs::hard_link(m.path("clients/anna.md"), m.path("anna-link.md")).unwrap();
         ok(w.run(&["backup", dest.to_str().unwrap()]), "backup");
         // Into a folder with files in it, or the mount: refused.
         let busy = w.dir.path().join("busy");
@@ -444,7 +446,8 @@ fn a_restored_backup_opens_on_a_new_machine_with_the_recovery_key() {
          $Q passwd {home}/vault --recovery-key-file rk --new-password-file newpw
          mkdir m; $Q mount {home}/vault m --password-file newpw
          trap '$Q unmount m >/dev/null 2>&1 || fusermount3 -u -z m' EXIT
-         cat m/clients/anna.md; ls m/.history/clients/anna.md | wc -l",
+         cat m/clients/anna.md; echo links=$(stat -c %h m/anna-link.md)
+         ls m/.history/clients/anna.md | wc -l",
         home = home.display(),
         dest = dest.display(),
         q = quire_bin().display()
@@ -463,6 +466,7 @@ fn a_restored_backup_opens_on_a_new_machine_with_the_recovery_key() {
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     let text = out(&o);
     assert!(text.contains("first session\nsecond\n"), "{text}");
+    assert!(text.contains("links=2"), "{text}");
     assert_eq!(text.lines().last().map(str::trim), Some("2"), "{text}");
     assert!(!is_mounted(&home.join("m")));
 }

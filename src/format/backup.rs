@@ -30,6 +30,9 @@ pub enum Kind {
     },
     /// A symlink and its (host, encrypted) target.
     Symlink { target: Vec<u8> },
+    /// Another name of the file at `target` (an earlier path of the same
+    /// manifest): a hard link.
+    Link { target: Vec<u8> },
 }
 
 /// One host path, relative to the vault folder.
@@ -114,6 +117,9 @@ impl Manifest {
                 Kind::Symlink { target } => {
                     s.push_str(&format!("L {} {}\n", hex(target), hex(&e.path)))
                 }
+                Kind::Link { target } => {
+                    s.push_str(&format!("H {} {}\n", hex(target), hex(&e.path)))
+                }
             }
         }
         s.into_bytes()
@@ -181,6 +187,20 @@ impl Manifest {
                         target: unhex(t).ok_or_else(bad)?,
                     },
                 },
+                ["H", t, p] => {
+                    let target = unhex(t).ok_or_else(bad)?;
+                    // Only to a file listed before it.
+                    if !entries
+                        .iter()
+                        .any(|x: &Entry| x.path == target && matches!(x.kind, Kind::File { .. }))
+                    {
+                        return Err(bad());
+                    }
+                    Entry {
+                        path: unhex(p).ok_or_else(bad)?,
+                        kind: Kind::Link { target },
+                    }
+                }
                 _ => return Err(bad()),
             };
             if !safe_path(&e.path) {
@@ -274,6 +294,12 @@ mod tests {
                         target: b"x\ny".to_vec(),
                     },
                 },
+                Entry {
+                    path: b"d/c".to_vec(),
+                    kind: Kind::Link {
+                        target: b"quire.conf".to_vec(),
+                    },
+                },
             ],
         };
         (m, seed)
@@ -285,7 +311,7 @@ mod tests {
         let (m, _) = sample();
         let body = String::from_utf8(m.body()).unwrap();
         let want = format!(
-            "QUIRE-BACKUP-MANIFEST 1\nvault {}\ndevice {}\ntime 1764000000\nkey {}\nentries 3\nD 700 64\nF 600 3 -5 {} 71756972652e636f6e66\nL 780a79 642f612062\n",
+            "QUIRE-BACKUP-MANIFEST 1\nvault {}\ndevice {}\ntime 1764000000\nkey {}\nentries 4\nD 700 64\nF 600 3 -5 {} 71756972652e636f6e66\nL 780a79 642f612062\nH 71756972652e636f6e66 642f63\n",
             "01".repeat(16),
             "02".repeat(16),
             hex(&m.key),

@@ -361,6 +361,21 @@ impl Notebook {
         r.held_ms = held.elapsed().as_millis() as u64;
         progress(total, total);
         entries.sort_by(|a, b| a.0.cmp(&b.0));
+        // Hard links (a note with two names): the first name in path order
+        // is the file, the others link to it, so a restore keeps one file.
+        let mut first_name: HashMap<u64, Vec<u8>> = HashMap::new();
+        for (rel, kind, ino) in entries.iter_mut() {
+            if matches!(kind, Kind::File { .. }) {
+                match first_name.get(ino) {
+                    Some(t) => {
+                        *kind = Kind::Link { target: t.clone() };
+                    }
+                    None => {
+                        first_name.insert(*ino, rel.clone());
+                    }
+                }
+            }
+        }
         for (_, k, _) in &entries {
             if let Kind::File { size, .. } = k {
                 r.files += 1;

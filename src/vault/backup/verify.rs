@@ -260,6 +260,9 @@ pub fn restore(repo: &Repo, id: &str, to: &Path, trusted: Option<&[u8; 32]>) -> 
             Kind::Symlink { target } => {
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &p)?;
             }
+            Kind::Link { target } => {
+                std::fs::hard_link(to.join(std::ffi::OsStr::from_bytes(target)), &p)?;
+            }
             Kind::File {
                 mode,
                 size,
