@@ -506,11 +506,22 @@ fn backups_are_incremental_and_thinned_by_a_rule() {
     let b = w.run(&["backup", d, "--keep", "7x"]);
     assert!(!b.status.success());
     assert!(err(&b).contains("unit"), "{}", err(&b));
+    // --existing: only into a folder made before.
+    let fresh = w.dir.path().join("unplugged/quire");
+    std::fs::create_dir(w.dir.path().join("unplugged")).unwrap();
+    let b = w.run(&["backup", fresh.to_str().unwrap(), "--existing"]);
+    assert_eq!(b.status.code(), Some(22), "{}", err(&b));
+    assert!(err(&b).contains("plugged in"), "{}", err(&b));
+    assert!(!fresh.exists());
+    ok(
+        w.run(&["backup", d, "--existing"]),
+        "--existing into a backup folder",
+    );
     // Not mounted: --if-mounted does nothing and succeeds.
     m.unmount();
     let b = w.run(&["backup", d, "--if-mounted"]);
     assert!(b.status.success(), "{}", err(&b));
-    assert_eq!(snapshots(&w, &dest).len(), 2);
+    assert_eq!(snapshots(&w, &dest).len(), 3);
     // A sealed vault is backed up with its password.
     ok(
         w.run(&[
@@ -523,7 +534,7 @@ fn backups_are_incremental_and_thinned_by_a_rule() {
         ]),
         "sealed backup",
     );
-    assert_eq!(snapshots(&w, &dest).len(), 3);
+    assert_eq!(snapshots(&w, &dest).len(), 4);
 }
 
 /// A full backup disk: the snapshot fails with a clear message, the ones

@@ -39,6 +39,11 @@ pub struct BackupArgs {
     /// that runs whether or not anyone is working.
     #[arg(long)]
     if_mounted: bool,
+    /// Only into a backup folder made before (by a first `quire backup`):
+    /// a USB disk that is not plugged in leaves its empty mount point, and
+    /// a timer must not fill the computer's own disk there instead.
+    #[arg(long)]
+    existing: bool,
     /// Print JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -195,6 +200,16 @@ fn take(a: &BackupArgs) -> Result<()> {
         parent,
         "a backup goes to another disk or folder, outside the vault",
     )?;
+    if a.existing && !dest.join(crate::store::backup::MARKER).is_file() {
+        return Err(fail(
+            Code::NotFound,
+            format!(
+                "{} is not a backup folder yet (--existing): is the backup disk plugged in? Run `quire backup {}` once by hand to make it",
+                dest.display(),
+                dest.display()
+            ),
+        ));
+    }
     if a.if_mounted
         && a.target.vault.is_none()
         && !super::runtime::mounts().iter().any(|m| m.pid.is_some())
