@@ -38,6 +38,43 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// fsyncs a folder so a rename in it is durable. A file system that
+/// cannot fsync a folder (some network shares answer EINVAL) is taken as
+/// it is: the files themselves were fsync'd.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    match File::open(dir).and_then(|f| f.sync_all()) {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL) | Some(libc::EOPNOTSUPP)
+            ) =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+/// Writes `bytes` to `path` whole: a temporary file in `tmp`, fsync'd,
+/// renamed into place.
+fn write_whole(tmp: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (mut f, t) = super::safe::create_temp(tmp, "meta-", "")?;
+    let r = (|| {
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&t, path)?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))
+    })();
+    if r.is_err() {
+        let _ = fs::remove_file(&t);
+    }
+    r
+}
+
+/// A lock on a backup folder (an `flock` of the folder itself): one
+/// backup or thinning at a time, never while another reads it.
+pub struct Locked(#[allow(dead_code)] File);
+
 /// An opened backup folder.
 pub struct Repo {
     root: PathBuf,
@@ -63,6 +100,30 @@ impl Repo {
         &self.root
     }
 
+    /// Takes the folder for writing: refused at once ("busy") when another
+    /// process has it.
+    pub fn lock_write(&self) -> io::Result<Locked> {
+        let f = File::open(&self.root)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Locked(f)),
+            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "another backup into {} is running: try again when it is done",
+                    self.root.display()
+                ),
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Takes the folder for reading (waits for a backup in progress).
+    pub fn lock_read(&self) -> io::Result<Locked> {
+        let f = File::open(&self.root)?;
+        f.lock_shared()?;
+        Ok(Locked(f))
+    }
+
     /// The marker's bytes, if the folder has one.
     pub fn marker(&self) -> io::Result<Option<Vec<u8>>> {
         match super::safe::read(&self.root.join(MARKER), 4096) {
@@ -82,7 +143,7 @@ impl Repo {
             let _ = fs::remove_file(e?.path());
         }
         if self.marker()?.as_deref() != Some(marker) {
-            super::atomic::write(&self.root.join(MARKER), marker)?;
+            write_whole(&self.root.join(TMP), &self.root.join(MARKER), marker)?;
         }
         Ok(())
     }
@@ -128,12 +189,12 @@ impl Repo {
         if p.exists() {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
         }
-        super::atomic::write(&p, bytes)
+        write_whole(&self.root.join(TMP), &p, bytes)
     }
 
     pub fn remove_snapshot(&self, id: &str) -> io::Result<()> {
         fs::remove_file(self.root.join(SNAPSHOTS).join(id))?;
-        super::atomic::sync_dir(&self.root.join(SNAPSHOTS))
+        sync_dir(&self.root.join(SNAPSHOTS))
     }
 
     pub fn object_path(&self, hash: &[u8; 32]) -> PathBuf {
@@ -147,8 +208,9 @@ impl Repo {
     }
 
     /// Copies `src` (read from its start to its end) into the folder as an
-    /// object; returns its hash and size. Written to `tmp/`, fsync'd,
-    /// renamed into place; an object already there is kept.
+    /// object; returns its hash and size. Written to `tmp/` and renamed
+    /// into place (durable after [`Repo::sync`]); an object already there
+    /// is kept.
     pub fn store(&self, src: &mut dyn Read) -> io::Result<([u8; 32], u64)> {
         let (mut f, tmp) = super::safe::create_temp(&self.root.join(TMP), "obj-", "")?;
         let r = (|| {
@@ -170,16 +232,24 @@ impl Repo {
             if self.has(&hash, n) {
                 return Ok((hash, n));
             }
-            f.sync_all()?;
+            // Not fsync'd one by one: [`Repo::sync`] makes every object
+            // durable at once before a manifest names them.
             let dst = self.object_path(&hash);
             let dir = dst.parent().expect("objects/<hh>");
             super::atomic::private_dir(dir)?;
             fs::rename(&tmp, &dst)?;
-            super::atomic::sync_dir(dir)?;
             Ok((hash, n))
         })();
         let _ = fs::remove_file(&tmp);
         r
+    }
+
+    /// Makes everything written to the folder's file system durable (one
+    /// `syncfs`, instead of an fsync per object and folder): called before
+    /// a manifest is written, so a manifest never names an object a power
+    /// cut could lose.
+    pub fn sync(&self) -> io::Result<()> {
+        super::atomic::sync_fs(&self.root)
     }
 
     /// A private scratch copy of `src` in `tmp/`, open for reading and
@@ -287,6 +357,19 @@ mod tests {
         r.remove_object(&h).unwrap();
         assert_eq!(r.check(&h, 5), Err(Damage::Missing));
         assert_eq!(std::fs::read_dir(d.path().join(TMP)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn one_writer_at_a_time() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Repo::at(d.path());
+        r.create(b"m").unwrap();
+        let first = r.lock_write().unwrap();
+        let e = r.lock_write().err().expect("a second writer");
+        assert_eq!(e.kind(), io::ErrorKind::ResourceBusy);
+        drop(first);
+        let _read = r.lock_read().unwrap();
+        assert!(r.lock_write().is_err(), "written while read");
     }
 
     #[test]

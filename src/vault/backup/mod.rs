@@ -262,6 +262,8 @@ impl Notebook {
         let key = self.backup_key();
         let repo = Repo::at(dest);
         verify::claim(&repo, &f.vault_id, &key)?;
+        // One backup (and its thinning) at a time in one folder.
+        let _locked = repo.lock_write()?;
         let mut r = Report {
             fingerprint: fmt::fingerprint(&key),
             ..Report::default()
@@ -397,6 +399,7 @@ impl Notebook {
                 .collect(),
         };
         r.id = snapshot_id(time, &ids);
+        repo.sync()?;
         repo.write_manifest(&r.id, &manifest.encode(&self.keys.backup_sign))?;
         self.audit(
             crate::format::audit::Event::Backup,

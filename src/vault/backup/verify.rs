@@ -97,7 +97,8 @@ pub fn manifest(repo: &Repo, id: &str, key: &[u8; 32]) -> io::Result<Manifest> {
 /// Applies a retention rule: removes the snapshots it does not keep, then
 /// the objects no kept snapshot uses. Returns (snapshots removed, objects
 /// removed). A snapshot whose manifest does not verify is never removed
-/// (nor are objects it may name: nothing is collected then).
+/// (nor are objects it may name: nothing is collected then). The caller
+/// holds the folder's write lock.
 pub fn forget(
     repo: &Repo,
     key: &[u8; 32],
@@ -160,6 +161,7 @@ pub struct Checked {
 /// of its size and hash). Each object is read once.
 pub fn verify(repo: &Repo, trusted: Option<&[u8; 32]>) -> io::Result<Checked> {
     let (_, key) = identity(repo)?;
+    let _locked = repo.lock_read()?;
     let mut c = Checked {
         fingerprint: fmt::fingerprint(&key),
         ..Checked::default()
@@ -225,6 +227,7 @@ pub fn verify(repo: &Repo, trusted: Option<&[u8; 32]>) -> io::Result<Checked> {
 /// a damaged one stops the restore and says which. Returns files written.
 pub fn restore(repo: &Repo, id: &str, to: &Path, trusted: Option<&[u8; 32]>) -> io::Result<u64> {
     let (_, key) = identity(repo)?;
+    let _locked = repo.lock_read()?;
     if let Some(t) = trusted
         && t != &key
     {
@@ -286,7 +289,6 @@ pub fn restore(repo: &Repo, id: &str, to: &Path, trusted: Option<&[u8; 32]>) -> 
                 let t = std::time::UNIX_EPOCH
                     + std::time::Duration::from_nanos((*mtime_ns).max(0) as u64);
                 f.set_modified(t)?;
-                f.sync_all()?;
                 std::fs::rename(&tmp, &p)?;
                 files += 1;
             }
@@ -295,8 +297,8 @@ pub fn restore(repo: &Repo, id: &str, to: &Path, trusted: Option<&[u8; 32]>) -> 
     // Modes last (a folder made read-only would refuse its children).
     for (p, mode) in dirs.iter().rev() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(*mode))?;
-        crate::store::atomic::sync_dir(p)?;
     }
-    crate::store::atomic::sync_dir(to)?;
+    // Everything durable at once.
+    crate::store::atomic::sync_fs(to)?;
     Ok(files)
 }
