@@ -165,6 +165,12 @@ fn reads_by_another_account_are_audited() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(m.path("shared.md"), "for the colleague, v2\n").unwrap();
     std::fs::write(m.path("mine.md"), "the owner's\n").unwrap();
+    std::fs::create_dir(m.path("drop")).unwrap();
+    std::fs::set_permissions(
+        m.path("drop"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     // The owner reads: nothing recorded.
     for _ in 0..3 {
         std::fs::read(m.path("shared.md")).unwrap();
@@ -178,7 +184,7 @@ fn reads_by_another_account_are_audited() {
             "sh",
             "-c",
         ])
-        .arg("cat shared.md shared.md; cat .history/shared.md/* >/dev/null; echo ok")
+        .arg("cat shared.md shared.md; cat .history/shared.md/* >/dev/null; echo from sam > drop/from-sam.md; echo ok")
         .current_dir(&w.mnt)
         .output()
         .unwrap();
@@ -209,5 +215,16 @@ fn reads_by_another_account_are_audited() {
             .iter()
             .any(|r| r["detail"].as_str().unwrap().starts_with("version "))
     );
+    // Issue 20.2, in part: what another account changes is recorded under
+    // its uid; the owner's changes under the owner's.
+    let by = |path: &str, event: &str| {
+        records
+            .iter()
+            .find(|r| r["path"] == path && r["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} of {path}: {records:#?}"))["uid"]
+            .clone()
+    };
+    assert_eq!(by("drop/from-sam.md", "create"), 65534);
+    assert_eq!(by("mine.md", "create"), 0);
     m.unmount();
 }

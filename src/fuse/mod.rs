@@ -523,6 +523,7 @@ impl Filesystem for QuireFs {
         reply: ReplyAttr,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_setattr(
             _req, ino, mode, uid, gid, size, atime, mtime, _ctime, fh, _crtime, _chgtime,
             _bkuptime, _flags, reply,
@@ -544,6 +545,7 @@ impl Filesystem for QuireFs {
         reply: ReplyEntry,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(req.uid());
         self.op_mknod(req, parent, name, mode, _umask, rdev, reply)
     }
 
@@ -557,16 +559,19 @@ impl Filesystem for QuireFs {
         reply: ReplyEntry,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(req.uid());
         self.op_mkdir(req, parent, name, mode, _umask, reply)
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_unlink(_req, parent, name, reply)
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_rmdir(_req, parent, name, reply)
     }
 
@@ -579,6 +584,7 @@ impl Filesystem for QuireFs {
         reply: ReplyEntry,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(req.uid());
         self.op_symlink(req, parent, link_name, target, reply)
     }
 
@@ -593,6 +599,7 @@ impl Filesystem for QuireFs {
         reply: ReplyEmpty,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_rename(_req, parent, name, newparent, newname, flags, reply)
     }
 
@@ -605,11 +612,13 @@ impl Filesystem for QuireFs {
         reply: ReplyEntry,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_link(_req, ino, newparent, newname, reply)
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_open(_req, ino, flags, reply)
     }
 
@@ -640,6 +649,7 @@ impl Filesystem for QuireFs {
         reply: ReplyWrite,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_write(
             _req,
             _ino,
@@ -662,6 +672,7 @@ impl Filesystem for QuireFs {
         reply: ReplyEmpty,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_flush(_req, _ino, fh, _lock_owner, reply)
     }
 
@@ -676,6 +687,9 @@ impl Filesystem for QuireFs {
         reply: ReplyEmpty,
     ) {
         let _change = self.tree.change();
+        // No acting account: a release may come from a kernel worker (a
+        // delayed close) with its uid 0; the closing process's `flush`
+        // carries who it was.
         self.op_release(_req, _ino, fh, _flags, _lock_owner, _flush, reply)
     }
 
@@ -688,6 +702,7 @@ impl Filesystem for QuireFs {
         reply: ReplyEmpty,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_fsync(_req, _ino, fh, datasync, reply)
     }
 
@@ -737,6 +752,7 @@ impl Filesystem for QuireFs {
         reply: ReplyEmpty,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_fsyncdir(_req, ino, _fh, _datasync, reply)
     }
 
@@ -755,6 +771,7 @@ impl Filesystem for QuireFs {
         reply: ReplyEmpty,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_setxattr(_req, ino, name, value, flags, _position, reply)
     }
 
@@ -768,6 +785,7 @@ impl Filesystem for QuireFs {
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_removexattr(_req, ino, name, reply)
     }
 
@@ -786,6 +804,7 @@ impl Filesystem for QuireFs {
         reply: ReplyCreate,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(req.uid());
         self.op_create(req, parent, name, mode, _umask, flags, reply)
     }
 
@@ -812,6 +831,7 @@ impl Filesystem for QuireFs {
         reply: ReplyEmpty,
     ) {
         let _change = self.tree.change();
+        let _by = self.tree.acting_as(_req.uid());
         self.op_fallocate(_req, _ino, fh, offset, length, mode, reply)
     }
 }

@@ -53,6 +53,12 @@ impl Notebook {
         self.f.gate.enter()
     }
 
+    /// While the guard lives, audit records this thread writes name `uid`
+    /// as the account that made the change (a FUSE request's caller).
+    pub fn acting_as(&self, uid: u32) -> super::audit::Acting {
+        super::audit::acting_as(uid)
+    }
+
     /// The namespace and content core.
     pub fn tree(&self) -> &Tree {
         &self.tree

@@ -48,6 +48,28 @@ struct Queue {
     closed: std::sync::atomic::AtomicBool,
 }
 
+thread_local! {
+    /// The Linux account whose request this thread is serving (see
+    /// [`acting_as`]).
+    static ACTOR: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// While the guard lives, records this thread appends name `uid` as the
+/// account that made the change (issue 20.2: a FUSE request from another
+/// account on a mount with `--allow-other`), not the daemon's.
+pub fn acting_as(uid: u32) -> Acting {
+    Acting(ACTOR.with(|a| a.replace(Some(uid))))
+}
+
+/// See [`acting_as`].
+pub struct Acting(Option<u32>);
+
+impl Drop for Acting {
+    fn drop(&mut self) {
+        ACTOR.with(|a| a.set(self.0));
+    }
+}
+
 /// See [`AuditLog::quiet`].
 pub struct Quiet<'a>(#[allow(dead_code)] std::sync::MutexGuard<'a, State>);
 
@@ -308,7 +330,8 @@ impl AuditLog {
     /// logged, never returned: the change being recorded has already
     /// happened.
     pub fn append(&self, event: Event, path: &[u8], to: &[u8], version: u32, detail: &str) {
-        self.append_by(self.uid, event, path, to, version, detail)
+        let uid = ACTOR.with(|a| a.get()).unwrap_or(self.uid);
+        self.append_by(uid, event, path, to, version, detail)
     }
 
     /// [`AuditLog::append`] for what the Linux account `uid` did (another

@@ -17,7 +17,7 @@
 //! reviewed and accepted (docs/THREAT_MODEL.md says what this proves).
 
 mod chain;
-pub use chain::Quiet;
+pub use chain::{Acting, Quiet, acting_as};
 pub mod heads;
 mod read;
 #[cfg(test)]
