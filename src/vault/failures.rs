@@ -55,7 +55,7 @@ impl Failures {
     }
 
     /// "3 failed attempts to unlock (2 passwords, 1 recovery key) on this
-    /// computer since <first>, the last at <last>" (UTC times).
+    /// computer since FIRST, the last at LAST" (UTC times).
     pub fn describe(&self) -> String {
         let n = self.passwords + self.recovery_keys;
         format!(
