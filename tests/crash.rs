@@ -327,14 +327,21 @@ fn kill_daemon(w: &World, pid: i32, m: Mounted, then: impl FnOnce()) {
         .output();
 }
 
-fn verify(dir: &Path, m: &Model, round: u64) {
+fn verify(w: &World, dir: &Path, m: &Model, round: u64) {
     for name in NAMES.iter().chain(LINKS.iter()) {
         let name = *name;
         let found = match read_entry(dir, name) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("round {round}: reading {name} failed: {e}");
-                panic!("round {round}: reading {name} failed: {e}")
+                // What the daemon logged (the replay of the crash journal,
+                // the block that failed) says which step left it so.
+                for l in m.log.iter().rev().take(12).rev() {
+                    eprintln!("{l}");
+                }
+                panic!(
+                    "round {round}: reading {name} failed: {e}\ndaemon log:\n{}",
+                    w.logs()
+                )
             }
         };
         let allowed: Vec<Expect> = match m.pending.get(name) {
@@ -407,7 +414,7 @@ fn sigkill_at_random_instants_leaves_old_or_new() {
         if round == 0 {
             std::fs::create_dir(&work).unwrap();
         } else {
-            verify(&work, &model.lock().unwrap(), round);
+            verify(&w, &work, &model.lock().unwrap(), round);
             // The whole vault verifies (through the daemon): blocks, names,
             // history streams and trash entries. Every 25 rounds: the
             // history grows with every round, and so does a full check.
@@ -454,7 +461,7 @@ fn sigkill_at_random_instants_leaves_old_or_new() {
         kill_daemon(&w, pid, m, || t.join().unwrap());
     }
     let m = w.mount(&[]);
-    verify(&work, &model.lock().unwrap(), rounds);
+    verify(&w, &work, &model.lock().unwrap(), rounds);
     let link_ops = model.lock().unwrap().link_ops;
     assert!(
         link_ops > 10,
