@@ -13,14 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn ok(o: std::process::Output, what: &str) -> String {
     assert!(o.status.success(), "{what}: {}{}", out(&o), err(&o));
     out(&o)
@@ -452,17 +444,7 @@ fn a_restored_backup_opens_on_a_new_machine_with_the_recovery_key() {
         dest = dest.display(),
         q = quire_bin().display()
     );
-    let o = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "bash",
-            "-c",
-            &script,
-        ])
-        .output()
-        .unwrap();
+    let o = as_nobody(&home, &script);
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     let text = out(&o);
     assert!(text.contains("first session\nsecond\n"), "{text}");
@@ -495,10 +477,54 @@ fn backups_are_incremental_and_thinned_by_a_rule() {
     let third = json(&ok(w.run(&["backup", d, "--json"]), "third"));
     assert!(third["copied"].as_u64().unwrap() <= 6, "{third}");
     assert_eq!(snapshots(&w, &dest).len(), 3);
+    // A sync tool brings another computer's version: same size, and the
+    // mtime it had there (here: the old one), renamed over the file. The
+    // next backup reads it (a new inode and ctime), not the old object.
+    let host = {
+        let mut v = Vec::new();
+        walk(&w.vault.join("d"), &mut v);
+        v.into_iter()
+            .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != "quire.dirid"))
+            .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+            .unwrap()
+    };
+    let script = r#"
+import os, sys
+p = sys.argv[1]
+st = os.stat(p)
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 0xFF
+t = p + ".syncthing.tmp"
+open(t, "wb").write(bytes(b))
+os.utime(t, ns=(st.st_atime_ns, st.st_mtime_ns))
+os.rename(t, p)
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&host)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    ok(
+        w.run(&["backup", d]),
+        "backup after a sync tool's replacement",
+    );
+    let newest = snapshots(&w, &dest).pop().unwrap();
+    let manifest = std::fs::read_to_string(dest.join("snapshots").join(&newest)).unwrap();
+    let want = {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(std::fs::read(&host).unwrap());
+        h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    assert!(
+        manifest.contains(&want),
+        "the replaced file's new bytes were not stored"
+    );
+    assert_eq!(snapshots(&w, &dest).len(), 4);
     // Keep the last two: the older ones go, and the files only they used
     // (n3.md as it was), not one a kept snapshot needs (verify is clean).
     let r = json(&ok(w.run(&["backup", d, "--keep", "2n", "--json"]), "keep"));
-    assert_eq!(r["removed"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["removed"].as_array().unwrap().len(), 3, "{r}");
     assert!(r["objects_removed"].as_u64().unwrap() >= 1, "{r}");
     assert_eq!(snapshots(&w, &dest).len(), 2);
     assert_eq!(w.run(&["backup", "verify", d]).status.code(), Some(0));

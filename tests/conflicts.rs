@@ -13,10 +13,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// The host files of the only note in the vault's root: (content, history).
 fn note_files(w: &World) -> (PathBuf, PathBuf) {
     let qh = std::fs::read_dir(w.vault.join("d"))

@@ -11,14 +11,6 @@ use std::path::Path;
 
 use common::*;
 
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// Unpacks the tar `archive` into `dir`.
 fn untar(archive: &Path, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();

@@ -7,10 +7,6 @@ mod common;
 
 use common::*;
 
-fn err(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 #[test]
 fn failed_unlocks_are_reported_at_the_next_unlock_and_audited() {
     let w = World::new();
@@ -176,18 +172,10 @@ fn reads_by_another_account_are_audited() {
         std::fs::read(m.path("shared.md")).unwrap();
         std::fs::read(m.path("mine.md")).unwrap();
     }
-    let o = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "sh",
-            "-c",
-        ])
-        .arg("cat shared.md shared.md; cat .history/shared.md/* >/dev/null; echo from sam > drop/from-sam.md; echo ok")
-        .current_dir(&w.mnt)
-        .output()
-        .unwrap();
+    let o = as_nobody(
+        &w.mnt,
+        "cat shared.md shared.md; cat .history/shared.md/* >/dev/null; echo from sam > drop/from-sam.md; echo ok",
+    );
     assert!(
         String::from_utf8_lossy(&o.stdout).ends_with("ok\n"),
         "{}{}",

@@ -9,22 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Runs a shell script as the unprivileged user `nobody` (65534).
-fn as_nobody(dir: &Path, script: &str) -> std::process::Output {
-    std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "sh",
-            "-c",
-            script,
-        ])
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
 /// A helper process killed even when the test fails.
 struct KillOnDrop(std::process::Child);
 

@@ -94,25 +94,7 @@ pub fn create(
     // key could not be written would be a vault without a recovery key
     // (issue 17.9). It is removed again if the vault cannot be made.
     let mut rk_file = match rk_out {
-        Some(f) => {
-            use std::os::unix::fs::OpenOptionsExt;
-            let o = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(f)
-                .map_err(|e| {
-                    super::exit::fail(
-                        super::exit::Code::Io,
-                        format!(
-                            "cannot create the recovery key file {} ({e}); nothing was created",
-                            f.display()
-                        ),
-                    )
-                })?;
-            Some((o, f))
-        }
+        Some(f) => Some((recovery_key_file(f, "nothing was created")?, f)),
         None => None,
     };
     let forget_rk = |rk: &Option<(std::fs::File, &std::path::Path)>| {
@@ -133,36 +115,71 @@ pub fn create(
             return Err(e);
         }
     };
-    match rk_file.as_mut() {
+    show_recovery_key(
+        rk_file.as_mut().map(|(o, f)| (o, *f)),
+        recovery_key.expose(),
+        "Vault created.",
+        "It opens the vault if the password is forgotten: `quire passwd --recovery-key`.",
+    );
+    Ok(vault)
+}
+
+/// Creates the file a new recovery key goes to (`O_EXCL`, 0600, never
+/// through a symlink) before anything changes: a key that could not be
+/// written must not be made (issue 17.9). `unchanged` ends the error
+/// ("nothing was created").
+pub(super) fn recovery_key_file(f: &std::path::Path, unchanged: &str) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(f)
+        .map_err(|e| {
+            super::exit::fail(
+                super::exit::Code::Io,
+                format!(
+                    "cannot create the recovery key file {} ({e}); {unchanged}",
+                    f.display()
+                ),
+            )
+        })
+}
+
+/// Gives the user a new recovery key: written to `out` (and told where),
+/// or printed once with how to keep it. If the file cannot be written the
+/// key is printed instead: it exists now and must not be lost. `done`
+/// says what happened; `use_` what the key is for.
+pub(super) fn show_recovery_key(
+    out: Option<(&mut std::fs::File, &std::path::Path)>,
+    key: &str,
+    done: &str,
+    use_: &str,
+) {
+    match out {
         Some((o, f)) => {
             use std::io::Write;
-            let written = writeln!(o, "{}", recovery_key.expose()).and_then(|()| o.sync_all());
+            let written = writeln!(o, "{key}").and_then(|()| o.sync_all());
             if let Err(e) = written {
-                // The vault exists: its key must not be lost. Shown here.
                 eprintln!(
                     "quire: could not write the recovery key to {} ({e}); here it is, shown only this once:",
                     f.display()
                 );
-                println!("    {}", recovery_key.expose());
-                return Ok(vault);
+                println!("    {key}");
+                return;
             }
-            eprintln!(
-                "Vault created. The recovery key was written to {}.",
-                f.display()
-            );
+            eprintln!("{done} The recovery key was written to {}.", f.display());
         }
         None => {
-            eprintln!("Vault created.");
+            eprintln!("{done}");
             eprintln!();
             eprintln!("Your recovery key (shown only this once):");
             eprintln!();
-            println!("    {}", recovery_key.expose());
+            println!("    {key}");
             eprintln!();
             eprintln!("Write it down and keep it somewhere safe, away from this computer.");
-            eprintln!(
-                "It opens the vault if the password is forgotten: `quire passwd --recovery-key`."
-            );
+            eprintln!("{use_}");
         }
     }
-    Ok(vault)
 }

@@ -881,12 +881,8 @@ fn run(tree: &Notebook, req: Request, now: SystemTime, sweep: &Sweep) -> Result<
         }
         Request::Backup { .. } => unreachable!("answered by handle_with"),
         Request::BackupKey => Response::BackupKey {
-            key: tree
-                .backup_key()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-            vault: tree.vault_id().iter().map(|b| format!("{b:02x}")).collect(),
+            key: crate::vault::util::hex(&tree.backup_key()),
+            vault: crate::vault::util::hex(&tree.vault_id()),
         },
         Request::LastBackup => {
             let (backup, drill) = backup::last(tree)?;

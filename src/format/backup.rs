@@ -19,13 +19,17 @@ pub const MAX_MANIFEST: u64 = 2 << 30;
 pub enum Kind {
     /// A folder, with its mode bits.
     Dir { mode: u32 },
-    /// A regular file: mode bits, size, modification time (ns since the
-    /// epoch; lets the next backup skip reading an unchanged file) and the
-    /// SHA-256 of its bytes (the object that holds them).
+    /// A regular file: mode bits, size, modification and change times (ns
+    /// since the epoch) and host inode number (together they let the next
+    /// backup skip reading an unchanged file: a sync tool may set a file's
+    /// mtime, never its ctime or inode), and the SHA-256 of its bytes (the
+    /// object that holds them).
     File {
         mode: u32,
         size: u64,
         mtime_ns: i64,
+        ctime_ns: i64,
+        ino: u64,
         hash: [u8; 32],
     },
     /// A symlink and its (host, encrypted) target.
@@ -108,9 +112,11 @@ impl Manifest {
                     mode,
                     size,
                     mtime_ns,
+                    ctime_ns,
+                    ino,
                     hash,
                 } => s.push_str(&format!(
-                    "F {mode:o} {size} {mtime_ns} {} {}\n",
+                    "F {mode:o} {size} {mtime_ns} {ctime_ns} {ino} {} {}\n",
                     hex(hash),
                     hex(&e.path)
                 )),
@@ -172,12 +178,14 @@ impl Manifest {
                         mode: mode(m).ok_or_else(bad)?,
                     },
                 },
-                ["F", m, size, mtime, h, p] => Entry {
+                ["F", m, size, mtime, ctime, ino, h, p] => Entry {
                     path: unhex(p).ok_or_else(bad)?,
                     kind: Kind::File {
                         mode: mode(m).ok_or_else(bad)?,
                         size: size.parse().map_err(|_| bad())?,
                         mtime_ns: mtime.parse().map_err(|_| bad())?,
+                        ctime_ns: ctime.parse().map_err(|_| bad())?,
+                        ino: ino.parse().map_err(|_| bad())?,
                         hash: unhex_n(h).ok_or_else(bad)?,
                     },
                 },
@@ -285,6 +293,8 @@ mod tests {
                         mode: 0o600,
                         size: 3,
                         mtime_ns: -5,
+                        ctime_ns: 7,
+                        ino: 42,
                         hash: [0xab; 32],
                     },
                 },
@@ -311,7 +321,7 @@ mod tests {
         let (m, _) = sample();
         let body = String::from_utf8(m.body()).unwrap();
         let want = format!(
-            "QUIRE-BACKUP-MANIFEST 1\nvault {}\ndevice {}\ntime 1764000000\nkey {}\nentries 4\nD 700 64\nF 600 3 -5 {} 71756972652e636f6e66\nL 780a79 642f612062\nH 71756972652e636f6e66 642f63\n",
+            "QUIRE-BACKUP-MANIFEST 1\nvault {}\ndevice {}\ntime 1764000000\nkey {}\nentries 4\nD 700 64\nF 600 3 -5 7 42 {} 71756972652e636f6e66\nL 780a79 642f612062\nH 71756972652e636f6e66 642f63\n",
             "01".repeat(16),
             "02".repeat(16),
             hex(&m.key),

@@ -73,17 +73,8 @@ impl Failures {
 
 fn utc(ns: i64) -> String {
     let s = ns.div_euclid(1_000_000_000);
-    let days = s.div_euclid(86_400);
+    let (y, m, d) = super::util::civil_from_days(s.div_euclid(86_400));
     let t = s.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
         t / 3600,

@@ -6,22 +6,25 @@
 //! already inside is always let finish.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 
 thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
-#[derive(Default)]
-struct State {
-    inside: usize,
-    closed: bool,
-}
+/// The high bit of the state: a backup holds the gate closed.
+const CLOSED: u64 = 1 << 63;
 
-/// See the module documentation.
+/// See the module documentation. Entering and leaving an open gate is one
+/// atomic operation each (every FUSE write passes it); the mutex and
+/// condition variable are only for waiting while it is closed.
 #[derive(Default)]
 pub struct Gate {
-    s: Mutex<State>,
+    /// [`CLOSED`] ‖ the number of changes inside.
+    state: AtomicU64,
+    /// One closer at a time; waits happen under it.
+    m: Mutex<()>,
     cv: Condvar,
 }
 
@@ -29,17 +32,32 @@ pub struct Gate {
 pub struct Inside<'a>(&'a Gate);
 
 /// The gate closed, nothing inside (see [`Gate::close`]).
-pub struct Closed<'a>(&'a Gate);
+pub struct Closed<'a>(&'a Gate, #[allow(dead_code)] std::sync::MutexGuard<'a, ()>);
 
 impl Gate {
     /// Enters (waits while a backup holds the gate closed).
     pub fn enter(&self) -> Inside<'_> {
         if DEPTH.with(|d| d.get()) == 0 {
-            let mut s = self.s.lock().unwrap_or_else(|e| e.into_inner());
-            while s.closed {
-                s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+            loop {
+                let s = self.state.load(Ordering::Acquire);
+                if s & CLOSED == 0 {
+                    if self
+                        .state
+                        .compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                // Closed: wait for the closer to open it (checked again
+                // under the mutex, which the opener notifies under).
+                let g = self.m.lock().unwrap_or_else(|e| e.into_inner());
+                let _g = self
+                    .cv
+                    .wait_while(g, |_| self.state.load(Ordering::Acquire) & CLOSED != 0)
+                    .unwrap_or_else(|e| e.into_inner());
             }
-            s.inside += 1;
         }
         DEPTH.with(|d| d.set(d.get() + 1));
         Inside(self)
@@ -53,15 +71,14 @@ impl Gate {
                 "the commit gate cannot be closed from inside it",
             ));
         }
-        let mut s = self.s.lock().unwrap_or_else(|e| e.into_inner());
-        while s.closed {
-            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
-        }
-        s.closed = true;
-        while s.inside > 0 {
-            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
-        }
-        Ok(Closed(self))
+        // Held until the gate opens: one closer at a time.
+        let g = self.m.lock().unwrap_or_else(|e| e.into_inner());
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        let g = self
+            .cv
+            .wait_while(g, |_| self.state.load(Ordering::Acquire) != CLOSED)
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(Closed(self, g))
     }
 }
 
@@ -73,9 +90,10 @@ impl Drop for Inside<'_> {
             n
         });
         if left == 0 {
-            let mut s = self.0.s.lock().unwrap_or_else(|e| e.into_inner());
-            s.inside -= 1;
-            if s.inside == 0 && s.closed {
+            let was = self.0.state.fetch_sub(1, Ordering::AcqRel);
+            if was == CLOSED + 1 {
+                // The last one out of a closed gate: the closer waits.
+                let _g = self.0.m.lock().unwrap_or_else(|e| e.into_inner());
                 self.0.cv.notify_all();
             }
         }
@@ -84,8 +102,7 @@ impl Drop for Inside<'_> {
 
 impl Drop for Closed<'_> {
     fn drop(&mut self) {
-        let mut s = self.0.s.lock().unwrap_or_else(|e| e.into_inner());
-        s.closed = false;
+        self.0.state.fetch_and(!CLOSED, Ordering::AcqRel);
         self.0.cv.notify_all();
     }
 }

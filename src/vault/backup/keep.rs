@@ -50,17 +50,10 @@ pub fn parse(s: &str) -> Result<Vec<Keep>, String> {
     Ok(out)
 }
 
-/// Days since 1970-01-01 to (year, month) (proleptic Gregorian).
+/// Days since 1970-01-01 to (year, month).
 fn year_month(days: i64) -> (i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m)
+    let (y, m, _) = crate::vault::util::civil_from_days(days);
+    (i64::from(y), i64::from(m))
 }
 
 fn period(t: u64, unit: Unit, index: usize) -> i64 {

@@ -121,7 +121,7 @@ fn open_host(p: &Path) -> io::Result<File> {
 }
 
 /// The entry for `rel`, copying a file's bytes into `repo` unless the
-/// last snapshot had it with the same size and time.
+/// last snapshot had it with the same size, times and inode.
 fn take(
     repo: &Repo,
     root: &Path,
@@ -151,17 +151,20 @@ fn take(
         if let Some(Kind::File {
             size,
             mtime_ns: t,
+            ctime_ns: c,
+            ino,
             hash,
             ..
         }) = prev.get(rel)
-            && *size == m.len()
-            && *t == mtime_ns
+            && (*size, *t, *c, *ino) == (m.len(), mtime_ns, seen.ctime_ns, m.ino())
             && repo.has(hash, *size)
         {
             seen.kind = Kind::File {
                 mode: m.mode() & 0o7777,
                 size: *size,
                 mtime_ns,
+                ctime_ns: seen.ctime_ns,
+                ino: seen.ino,
                 hash: *hash,
             };
             return Ok(seen);
@@ -176,6 +179,8 @@ fn take(
             mode: m.mode() & 0o7777,
             size,
             mtime_ns,
+            ctime_ns: seen.ctime_ns,
+            ino: seen.ino,
             hash,
         };
         r.copied += 1;
@@ -187,18 +192,8 @@ fn take(
 /// The snapshot ID for `t`: `YYYYMMDDTHHMMSSZ` (UTC), `-N` after it if
 /// one of that second exists.
 fn snapshot_id(t: u64, taken: &[String]) -> String {
-    let days = (t / 86_400) as i64;
+    let (y, m, d) = crate::vault::util::civil_from_days((t / 86_400) as i64);
     let s = t % 86_400;
-    // Civil date from days (as in keep.rs, with the day of month).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     let base = format!(
         "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
         s / 3600,
@@ -351,8 +346,11 @@ impl Notebook {
                 e.1 = Kind::File {
                     mode,
                     size,
-                    // Not the host file's time: the next backup reads it.
+                    // The copy's times and inode, not the host file's:
+                    // the next backup reads the file again.
                     mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+                    ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+                    ino: m.ino(),
                     hash,
                 };
                 r.undone += 1;

@@ -271,6 +271,7 @@ pub fn restore(repo: &Repo, id: &str, to: &Path, trusted: Option<&[u8; 32]>) -> 
                 size,
                 hash,
                 mtime_ns,
+                ..
             } => {
                 repo.check(hash, *size).map_err(|d| {
                     invalid(format!(
