@@ -47,6 +47,19 @@ pub fn disown(name: &OsStr) {
     let _ = take_own(name);
 }
 
+/// Forgets what [`own`] noted of `names`, in a folder that was not watched
+/// when they changed (a folder this process just made): their events never
+/// come, and a note left behind would hide another program's change of the
+/// same name (deleting it, say) for [`OWN_FOR`].
+pub fn forget_own<'a>(names: impl IntoIterator<Item = &'a OsStr>) {
+    let mut g = OWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = g.as_mut() {
+        for n in names {
+            m.remove(n);
+        }
+    }
+}
+
 /// Runs a change of `names`, noted first (so the watcher never reads its
 /// event before the note) and taken back if it fails.
 pub fn owning<T>(names: &[&OsStr], f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {

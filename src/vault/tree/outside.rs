@@ -56,13 +56,16 @@ impl Tree {
             dirs: Default::default(),
             overflowed: Default::default(),
         };
-        w.add_tree(self, self.root());
+        w.add_tree(self, self.root(), false);
         Ok(w)
     }
 }
 
 impl OutsideWatcher {
-    fn add(&self, dir: &Arc<Node>) -> bool {
+    /// Watches `dir`. `late`: a folder that appeared while mounted; what
+    /// this process made in it before its watch existed brings no event,
+    /// so the notes of those changes go (see [`crate::store::watch::forget_own`]).
+    fn add(&self, dir: &Arc<Node>, late: bool) -> bool {
         // Each watched folder keeps its handle (one descriptor): at most a
         // quarter of the open-file limit goes to them.
         if self.dirs.lock().unwrap_or_else(|e| e.into_inner()).len() >= self.cap {
@@ -85,6 +88,9 @@ impl OutsideWatcher {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(wd, (dir.clone(), st.st_ino));
+                if late && let Ok(names) = h.read_names() {
+                    crate::store::watch::forget_own(names.iter().map(|n| n.as_os_str()));
+                }
                 true
             }
             Err(e) => {
@@ -99,10 +105,10 @@ impl OutsideWatcher {
         }
     }
 
-    fn add_tree(&self, t: &Tree, root: Arc<Node>) {
+    fn add_tree(&self, t: &Tree, root: Arc<Node>, late: bool) {
         let mut stack = vec![(root, 0u32)];
         while let Some((d, depth)) = stack.pop() {
-            if !self.add(&d) || depth > 256 {
+            if !self.add(&d, late) || depth > 256 {
                 continue;
             }
             let Ok(entries) = t.read_dir(&d) else {
@@ -151,7 +157,7 @@ impl OutsideWatcher {
             // if it is one the mount shows (not the trash's own folders).
             if e.new_folder && t.plain_name(&dir, &e.name).is_some() {
                 match t.node_at(&dir, &e.name) {
-                    Ok((n, _)) => self.add_tree(t, Arc::new(n)),
+                    Ok((n, _)) => self.add_tree(t, Arc::new(n), true),
                     // Gone again already (renamed on, removed): its new
                     // name, if any, brings an event of its own.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -206,7 +212,7 @@ impl OutsideWatcher {
     /// Watches every folder of the tree again (after lost events: a folder
     /// made meanwhile may be unwatched).
     pub fn rewatch(&self, t: &Tree) {
-        self.add_tree(t, t.root());
+        self.add_tree(t, t.root(), true);
     }
 
     /// Folders watched.
