@@ -688,3 +688,90 @@ fn golden_v1_sealedxattrs_reads_its_attribute_files() {
     );
     m.unmount();
 }
+
+/// Issue 20.1: a vault with named key slots (flag NAMED_SLOTS, kind-3
+/// slots, one of them break-glass) and audit records that name the person
+/// (frame kind 2), made by the version that introduced them.
+#[test]
+fn golden_v1_people_opens_as_each_person_and_names_them() {
+    let (w, golden) = golden_world("v1-people");
+    assert_eq!(golden_flags(&golden), 0x3FFF);
+    let v = w.vault.to_str().unwrap();
+    let pw = |f: &str| golden.join(f).to_str().unwrap().to_string();
+    let o = w.run(&["user", "list", v, "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let kinds: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["password", "recovery-key", "person", "break-glass"]);
+    for (file, code) in [
+        ("password.txt", 0),
+        ("ana-password.txt", 0),
+        ("glass-password.txt", 0),
+    ] {
+        let o = w.run(&["check", v, "--password-file", &pw(file)]);
+        assert_eq!(o.status.code(), Some(code), "{file}: {}", err(&o));
+    }
+    let o = w.run(&["check", v, "--recovery-key-file", &pw("recovery-key.txt")]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = w.run(&[
+        "audit",
+        "--json",
+        "--vault",
+        v,
+        "--password-file",
+        &pw("ana-password.txt"),
+        "--verify",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = w.run(&[
+        "audit",
+        "--json",
+        "--vault",
+        v,
+        "--password-file",
+        &pw("ana-password.txt"),
+    ]);
+    let records: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let by: Vec<(String, String)> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["event"].as_str().unwrap().to_string(),
+                r["person"].as_str().unwrap().to_string(),
+            )
+        })
+        .take(9)
+        .collect();
+    let want = [
+        ("user", ""),
+        ("user", "Ana Reyes"),
+        ("mount", "Ana Reyes"),
+        ("create", "Ana Reyes"),
+        ("save", "Ana Reyes"),
+        ("mkdir", "Ana Reyes"),
+        ("create", "Ana Reyes"),
+        ("save", "Ana Reyes"),
+        ("unmount", "Ana Reyes"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(by, want);
+    let m = w.mount(&["--read-only"]);
+    assert_eq!(
+        std::fs::read_to_string(m.path("ana.md")).unwrap(),
+        "Ana's note.\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(m.path("f/b.md")).unwrap(),
+        "second\n"
+    );
+    m.unmount();
+}

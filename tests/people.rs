@@ -216,3 +216,282 @@ fn reads_by_another_account_are_audited() {
     assert_eq!(by("mine.md", "create"), 0);
     m.unmount();
 }
+
+/// Runs `quire user …` (or any command) with the password in a file.
+fn with_pw(w: &World, args: &[&str], pw: &std::path::Path) -> std::process::Output {
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(["--password-file", pw.to_str().unwrap()]);
+    w.run(&a)
+}
+
+/// `quire audit --json` of the sealed vault, unlocked with `pw`.
+fn audit_records(w: &World, pw: &std::path::Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut a = vec!["audit", "--json", "--vault", w.vault.to_str().unwrap()];
+    a.extend_from_slice(extra);
+    let o = with_pw(w, &a, pw);
+    assert!(o.status.success(), "{}", err(&o));
+    serde_json::from_slice::<serde_json::Value>(&o.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Issue 20.1 and 20.2: two people, each with a password of their own.
+/// Each unlock and each change names its person in the audit log (and,
+/// through an `--allow-other` mount, the Linux account that made the
+/// change); `quire audit --user` picks one person; `passwd` changes only
+/// your own; a removed person's password opens nothing; the break-glass
+/// password works and every use is recorded.
+#[test]
+fn each_person_unlocks_with_their_own_password_and_is_named_in_the_audit_log() {
+    let w = World::new();
+    w.init();
+    let v = w.vault.to_str().unwrap();
+    let dir = w.dir.path();
+    let file = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("{text}\n")).unwrap();
+        p
+    };
+    let ana = file("ana", "ana's long passphrase one");
+    let sam = file("sam", "sam's long passphrase two");
+    let glass = file("glass", "break the glass in an emergency");
+    let kdf = ["--kdf-memory", "8", "--kdf-passes", "1"];
+    let add = |name: &str, new: &std::path::Path, by: &std::path::Path, extra: &[&str]| {
+        let mut a = vec!["user", "add", name, "--vault", v, "--new-password-file"];
+        a.push(new.to_str().unwrap());
+        a.extend_from_slice(&kdf);
+        a.extend_from_slice(extra);
+        with_pw(&w, &a, by)
+    };
+    let o = add("Ana Reyes", &ana, &w.pwfile, &[]);
+    assert!(o.status.success(), "{}", err(&o));
+    // A password someone already has is refused (every unlock names one person).
+    let o = add("Sam", &ana, &w.pwfile, &[]);
+    assert_eq!(o.status.code(), Some(23), "{}", err(&o));
+    assert!(
+        err(&o).contains("already Ana Reyes's password"),
+        "{}",
+        err(&o)
+    );
+    // Ana adds Sam with her own password; a name twice is refused.
+    let o = add("Sam", &sam, &ana, &[]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = add("sam", &glass, &ana, &[]);
+    assert_eq!(o.status.code(), Some(23), "{}", err(&o));
+    let o = add("Emergency", &glass, &ana, &["--break-glass"]);
+    assert!(o.status.success(), "{}", err(&o));
+    // The list, without a password.
+    let o = w.run(&["user", "list", v, "--json"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let kinds: Vec<(String, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap().to_string(),
+                s["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("password".into(), "".into()),
+            ("recovery-key".into(), "".into()),
+            ("person".into(), "Ana Reyes".into()),
+            ("person".into(), "Sam".into()),
+            ("break-glass".into(), "Emergency".into()),
+        ]
+    );
+    // The names are bound to their wraps: renaming Ana's slot in the file
+    // makes the vault refuse it as modified (exit 12), whoever unlocks.
+    let conf = w.vault.join("quire.conf");
+    let good = std::fs::read(&conf).unwrap();
+    let at = good.windows(9).position(|x| x == b"Ana Reyes").unwrap();
+    let mut bad = good.clone();
+    bad[at..at + 3].copy_from_slice(b"Bob");
+    let n = bad.len();
+    let sum = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&bad[..n - 32])
+    };
+    bad[n - 32..].copy_from_slice(&sum);
+    std::fs::write(&conf, &bad).unwrap();
+    let o = with_pw(&w, &["check", v], &sam);
+    assert_eq!(o.status.code(), Some(12), "{}", err(&o));
+    std::fs::write(&conf, &good).unwrap();
+
+    // Ana mounts and writes a note.
+    let o = w
+        .cmd()
+        .args(["mount", v, w.mnt.to_str().unwrap(), "--password-file"])
+        .arg(&ana)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let m = Mounted::adopt(&w);
+    std::fs::write(m.path("by-ana.md"), "Ana's session note\n").unwrap();
+    m.unmount();
+    // Sam mounts with --as and --allow-other; Sam writes, and another Linux
+    // account writes through Sam's mount.
+    let o = w
+        .cmd()
+        .args([
+            "mount",
+            v,
+            w.mnt.to_str().unwrap(),
+            "--as",
+            "sam",
+            "--allow-other",
+            "--password-file",
+        ])
+        .arg(&sam)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let m = Mounted::adopt(&w);
+    std::fs::write(m.path("by-sam.md"), "Sam's session note\n").unwrap();
+    if is_root() {
+        std::fs::set_permissions(&w.dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::create_dir(m.path("drop")).unwrap();
+        std::fs::set_permissions(
+            m.path("drop"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let o = as_nobody(
+            &w.mnt,
+            "echo from the office account > drop/office.md && echo ok",
+        );
+        assert_eq!(out(&o), "ok\n", "{}", err(&o));
+    }
+    m.unmount();
+    let records = audit_records(&w, &ana, &[]);
+    let rec = |path: &str, event: &str| {
+        records
+            .iter()
+            .find(|r| r["path"] == path && r["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} of {path}: {records:#?}"))
+            .clone()
+    };
+    assert_eq!(rec("by-ana.md", "create")["person"], "Ana Reyes");
+    assert_eq!(rec("by-sam.md", "create")["person"], "Sam");
+    if is_root() {
+        let r = rec("drop/office.md", "create");
+        assert_eq!(
+            (r["person"].as_str(), r["uid"].as_u64()),
+            (Some("Sam"), Some(65534))
+        );
+    }
+    let mounts: Vec<&str> = records
+        .iter()
+        .filter(|r| r["event"] == "mount")
+        .map(|r| r["person"].as_str().unwrap())
+        .collect();
+    assert_eq!(mounts, ["Ana Reyes", "Sam"]);
+    // Records made with the shared password name nobody (frame kind 1).
+    assert!(
+        records
+            .iter()
+            .any(|r| r["event"] == "user" && r["person"] == "")
+    );
+    // --user: one person's records only (by name, any case), or an account's.
+    let anas = audit_records(&w, &ana, &["--user", "ana reyes"]);
+    assert!(
+        !anas.is_empty() && anas.iter().all(|r| r["person"] == "Ana Reyes"),
+        "{anas:#?}"
+    );
+    assert!(anas.iter().any(|r| r["path"] == "by-ana.md"));
+    if is_root() {
+        let nobody = audit_records(&w, &ana, &["--user", "nobody"]);
+        assert!(
+            !nobody.is_empty() && nobody.iter().all(|r| r["uid"] == 65534),
+            "{nobody:#?}"
+        );
+    }
+    let text = out(&with_pw(&w, &["audit", "--vault", v], &ana));
+    assert!(
+        text.lines()
+            .any(|l| l.contains("Sam") && l.contains("by-sam.md")),
+        "{text}"
+    );
+
+    // passwd changes only your own: Sam's new password works, Sam's old one
+    // does not, Ana's and the shared one still do.
+    let sam2 = file("sam2", "sam's second long passphrase");
+    let o = with_pw(
+        &w,
+        &[
+            "passwd",
+            v,
+            "--new-password-file",
+            sam2.to_str().unwrap(),
+            "--kdf-memory",
+            "8",
+            "--kdf-passes",
+            "1",
+        ],
+        &sam,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let opens = |pw: &std::path::Path| with_pw(&w, &["check", v], pw).status.code();
+    assert_eq!(opens(&sam), Some(10));
+    assert_eq!(opens(&sam2), Some(0));
+    assert_eq!(opens(&ana), Some(0));
+    assert_eq!(opens(&w.pwfile), Some(0));
+    // --as with another person's password: wrong; an unknown name: said so.
+    let o = with_pw(&w, &["check", v, "--as", "Ana Reyes"], &sam2);
+    assert_eq!(o.status.code(), Some(10), "{}", err(&o));
+    let o = with_pw(&w, &["check", v, "--as", "Bo"], &sam2);
+    assert!(err(&o).contains("no password for \"Bo\""), "{}", err(&o));
+
+    // Removing: not your own, not a name that is not there; Ana removes Sam.
+    let o = with_pw(&w, &["user", "remove", "Sam", "--vault", v], &sam2);
+    assert_eq!(o.status.code(), Some(23), "{}", err(&o));
+    let o = with_pw(&w, &["user", "remove", "Sam", "--vault", v], &ana);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(opens(&sam2), Some(10));
+    let removed = audit_records(&w, &ana, &[]);
+    assert!(removed.iter().any(|r| r["event"] == "user"
+        && r["detail"] == "person Sam removed"
+        && r["person"] == "Ana Reyes"));
+    // The shared password goes once everyone has their own.
+    let o = with_pw(&w, &["user", "remove", "--shared", "--vault", v], &ana);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(opens(&w.pwfile), Some(10));
+
+    // The break-glass password opens the vault, says so, and is recorded.
+    let o = with_pw(&w, &["check", v], &glass);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(err(&o).contains("break-glass"), "{}", err(&o));
+    let bg = audit_records(&w, &ana, &["--user", "Emergency"]);
+    assert!(bg.iter().any(|r| r["event"] == "break-glass"), "{bg:#?}");
+    // The recovery key still sets a person's password (--user).
+    let rk = dir.join("recovery.txt");
+    let ana2 = file("ana2", "ana's second long passphrase");
+    let o = w.run(&[
+        "passwd",
+        v,
+        "--recovery-key-file",
+        rk.to_str().unwrap(),
+        "--user",
+        "Ana Reyes",
+        "--new-password-file",
+        ana2.to_str().unwrap(),
+        "--kdf-memory",
+        "8",
+        "--kdf-passes",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(opens(&ana), Some(10));
+    assert_eq!(opens(&ana2), Some(0));
+    // Nothing of the names is in the clear except in quire.conf's slots.
+    assert_eq!(contains_bytes(&w.vault.join("d"), b"Ana Reyes"), None);
+    assert_eq!(contains_bytes(&w.vault.join("audit"), b"Ana Reyes"), None);
+}

@@ -34,11 +34,36 @@ pub struct AuditArgs {
     /// fail authentication stay reported.
     #[arg(long)]
     accept: bool,
+    /// Only records of this person (the name of their password, see
+    /// `quire user`) or of this Linux account (a name or a uid).
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     target: TargetArgs,
+}
+
+/// Whether record `r` is by `who`: the person whose password unlocked, or
+/// the Linux account (by name or uid) that made the change.
+fn by(r: &crate::control::AuditOut, who: &str, accounts: &mut Accounts) -> bool {
+    crate::format::config::same_name(&r.person, who)
+        || who.parse::<u32>().is_ok_and(|u| u == r.uid)
+        || accounts.name(r.uid).is_some_and(|n| n == who)
+}
+
+/// Linux account names by uid, looked up once each.
+#[derive(Default)]
+struct Accounts(std::collections::HashMap<u32, Option<String>>);
+
+impl Accounts {
+    fn name(&mut self, uid: u32) -> Option<&str> {
+        self.0
+            .entry(uid)
+            .or_insert_with(|| crate::store::host::account_name(uid))
+            .as_deref()
+    }
 }
 
 /// Whether `p` is `name` or inside the folder `name` (`""`: everything).
@@ -111,11 +136,13 @@ pub fn run(a: AuditArgs) -> Result<()> {
     } else {
         vec![true; records.len()]
     };
+    let mut accounts = Accounts::default();
     let shown: Vec<_> = records
         .iter()
         .zip(about)
         .filter(|(_, keep)| *keep)
         .map(|(r, _)| r)
+        .filter(|r| a.user.as_deref().is_none_or(|u| by(r, u, &mut accounts)))
         .filter(|r| {
             since.is_none_or(|s| UNIX_EPOCH + Duration::from_nanos(r.time_ns.max(0) as u64) >= s)
         })
@@ -189,12 +216,22 @@ pub fn run(a: AuditArgs) -> Result<()> {
             } else {
                 r.device_name.chars().take(16).collect()
             };
+            let account = match accounts.name(r.uid) {
+                Some(n) => n.chars().take(12).collect(),
+                None => format!("uid {}", r.uid),
+            };
+            let person = if r.person.is_empty() {
+                "-".to_string()
+            } else {
+                r.person.chars().take(16).collect()
+            };
             let mut line = format!(
-                "{:>6}  {}  {:<16}  uid {:<5}  {:<15}",
+                "{:>6}  {}  {:<16}  {:<16}  {:<12}  {:<15}",
                 r.seq,
                 stamp(t),
                 who,
-                r.uid,
+                person,
+                account,
                 r.event
             );
             if !r.path.is_empty() {
@@ -239,6 +276,7 @@ mod tests {
             detail: String::new(),
             device: String::new(),
             device_name: String::new(),
+            person: String::new(),
         }
     }
 

@@ -83,6 +83,7 @@ fn classify(e: &anyhow::Error) -> (Code, String) {
                 "wrong recovery key; nothing was changed".into(),
             ),
             VaultError::BadRecoveryKey(_) => (Code::WrongPassword, v.to_string()),
+            VaultError::NoSuchPerson(_) => (Code::WrongPassword, v.to_string()),
             VaultError::NoVault(p) => (
                 Code::NoVault,
                 format!(

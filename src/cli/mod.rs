@@ -26,6 +26,7 @@ mod status;
 mod target;
 mod trash;
 mod unmount;
+mod user;
 
 use std::path::PathBuf;
 
@@ -116,6 +117,9 @@ enum Command {
     /// Replace the recovery key (`--new`): the old one stops opening the
     /// vault; the new one is shown once.
     RecoveryKey(recoverykey::RecoveryKeyArgs),
+    /// A password per person: `add NAME`, `list`, `remove NAME`. Each
+    /// person unlocks as themselves and the audit log names them.
+    User(user::UserArgs),
     /// Back up the sealed vault folder into a backup folder (a USB disk, a
     /// NAS), incrementally; `verify`, `list`, `restore` and `drill` work on
     /// backups.
@@ -162,6 +166,7 @@ pub fn main() -> i32 {
         Command::Disclosures(a) => export::list(a),
         Command::Backup(a) => backup::run(a),
         Command::RecoveryKey(a) => recoverykey::run(a),
+        Command::User(a) => user::run(a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "quire", &mut std::io::stdout());
             Ok(())

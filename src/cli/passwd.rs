@@ -24,6 +24,10 @@ pub struct PasswdArgs {
     new_password_command: Option<String>,
     #[command(flatten)]
     kdf: KdfArgs,
+    /// With the recovery key: set NAME's password (a vault with a
+    /// password per person). Unlocked with a password, you change your own.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
 }
 
 pub fn run(a: PasswdArgs) -> Result<()> {
@@ -33,9 +37,13 @@ pub fn run(a: PasswdArgs) -> Result<()> {
     let new = password::new_password(
         a.new_password_file.as_deref(),
         a.new_password_command.as_deref(),
-        "New password",
+        &match (v.opener().person(), a.user.as_deref()) {
+            (Some(me), _) => format!("New password for {me}"),
+            (None, Some(n)) => format!("New password for {n}"),
+            (None, None) => "New password".to_string(),
+        },
     )?;
-    v.change_password(&new, a.kdf.params()?)?;
+    v.change_password(&new, a.kdf.params()?, a.user.as_deref())?;
     paths::remember_config(&v);
     if a.current.uses_recovery_key() {
         eprintln!(

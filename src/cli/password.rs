@@ -36,6 +36,11 @@ pub struct PasswordArgs {
     /// Read the recovery key from FILE (implies --recovery-key).
     #[arg(long, value_name = "FILE", global = true)]
     recovery_key_file: Option<PathBuf>,
+    /// Unlock as NAME: only NAME's password is tried (a vault with a
+    /// password per person, see `quire user`). Without it, every password
+    /// of the vault is tried.
+    #[arg(long = "as", value_name = "NAME", env = "QUIRE_AS", global = true)]
+    pub(crate) as_person: Option<String>,
 }
 
 impl PasswordArgs {
@@ -60,6 +65,9 @@ impl PasswordArgs {
         }
         if let Some(f) = &self.recovery_key_file {
             v.extend(["--recovery-key-file".into(), f.clone().into()]);
+        }
+        if let Some(n) = &self.as_person {
+            v.extend(["--as".into(), n.into()]);
         }
         v
     }
@@ -183,7 +191,7 @@ pub fn unlock(path: &Path, a: &PasswordArgs, label: &str) -> Result<UnlockedVaul
     loop {
         let locked = LockedVault::open(path)?;
         let password = !(a.recovery_key || a.recovery_key_file.is_some());
-        super::paths::check_config(&locked, password)?;
+        super::paths::check_config(&locked, password, a.as_person.as_deref())?;
         let secret = match unlock_secret_as(a, label) {
             // A mistyped recovery key (a missing group, a wrong checksum)
             // is asked again like a wrong one (issue 16.8).
@@ -194,7 +202,7 @@ pub fn unlock(path: &Path, a: &PasswordArgs, label: &str) -> Result<UnlockedVaul
             }
             r => r?,
         };
-        match locked.unlock(&secret) {
+        match locked.unlock_as(&secret, a.as_person.as_deref()) {
             Err(e @ (vault::Error::WrongPassword | vault::Error::WrongRecoveryKey))
                 if n < tries =>
             {

@@ -70,11 +70,13 @@ fn config_profile(id: &str, vault: &Path) -> PathBuf {
     audit_head(id, vault).with_extension("conf")
 }
 
-fn cost(c: &crate::format::config::Config) -> Option<Argon2Params> {
-    c.slots.iter().find_map(|s| match s {
-        crate::format::config::Slot::Password { params, .. } => Some(*params),
-        _ => None,
-    })
+/// The Argon2 cost of every password slot: (`None` for the unnamed one,
+/// or the person's name, lower-case; cost).
+fn costs(c: &crate::format::config::Config) -> Vec<(Option<String>, Argon2Params)> {
+    c.slots
+        .iter()
+        .filter_map(|s| Some((s.name().map(str::to_lowercase), s.params()?)))
+        .collect()
 }
 
 fn show(p: &Argon2Params) -> String {
@@ -88,6 +90,8 @@ struct Profile {
     memory: Option<u32>,
     passes: Option<u32>,
     lanes: Option<u32>,
+    /// Named slots: (name, lower-case; cost), from `person` lines.
+    people: Vec<(String, Argon2Params)>,
 }
 
 impl Profile {
@@ -97,11 +101,30 @@ impl Profile {
                 .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
         };
         let num = |k: &str| field(k).and_then(|v| v.parse::<u32>().ok());
+        let people = text
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.strip_prefix("person ")?.splitn(4, ' ');
+                let mut n = || w.next()?.parse::<u32>().ok();
+                let (m_kib, t, p) = (n()?, n()?, n()?);
+                Some((w.next()?.to_lowercase(), Argon2Params { m_kib, t, p }))
+            })
+            .collect();
         Profile {
             flags: field("flags ").and_then(|f| u32::from_str_radix(&f, 16).ok()),
             memory: num("argon2-memory-kib "),
             passes: num("argon2-passes "),
             lanes: num("argon2-lanes "),
+            people,
+        }
+    }
+
+    /// The cost last seen here of the slot named `name` (`None`: the
+    /// unnamed one).
+    fn cost_of(&self, name: Option<&str>) -> Option<Argon2Params> {
+        match name {
+            None => self.cost(),
+            Some(n) => self.people.iter().find(|(p, _)| p == n).map(|(_, c)| *c),
         }
     }
 
@@ -124,6 +147,7 @@ impl Profile {
 pub fn check_config(
     v: &crate::vault::LockedVault,
     password: bool,
+    person: Option<&str>,
 ) -> Result<(), crate::vault::Error> {
     let c = v.config();
     let p = config_profile(&v.id_hex(), v.path());
@@ -131,7 +155,6 @@ pub fn check_config(
         .ok()
         .map(|b| Profile::parse(&String::from_utf8_lossy(&b)))
         .unwrap_or_default();
-    let seen = profile.cost();
     if let Some(f) = profile.flags {
         let cleared = f & !c.flags;
         if cleared != 0 {
@@ -140,32 +163,39 @@ pub fn check_config(
             )));
         }
     }
-    let Some(now) = cost(c) else {
-        return Ok(());
-    };
-    if password {
-        let (limit, whence) = match seen {
-            Some(s) => (s, "when it was last opened on this machine"),
-            None => (
-                Argon2Params::CEILING,
-                "the most Quire tries on a machine that has not opened this vault before",
-            ),
+    let person = person.map(str::to_lowercase);
+    for (name, now) in costs(c) {
+        let seen = profile.cost_of(name.as_deref());
+        let whose = match &name {
+            Some(n) => format!("the password slot of {n}"),
+            None => "its password slot".to_string(),
         };
-        if now.exceeds(&limit) {
+        // Only slots the unlock will run Argon2 on are held to a ceiling.
+        let tried = password && (person.is_none() || person == name);
+        if tried {
+            let (limit, whence) = match seen {
+                Some(s) => (s, "when it was last opened on this machine"),
+                None => (
+                    Argon2Params::CEILING,
+                    "the most Quire tries on a machine that has not opened this vault before",
+                ),
+            };
+            if now.exceeds(&limit) {
+                return Err(crate::vault::Error::ConfigModified(format!(
+                    "key-derivation cost raised: {whose} asks for {} ({} {whence}). Nothing was tried. If you did not raise it, restore quire.conf from a backup of the vault folder",
+                    show(&now),
+                    show(&limit)
+                )));
+            }
+        }
+        if let Some(s) = seen
+            && (now.m_kib < s.m_kib || now.t < s.t)
+        {
             return Err(crate::vault::Error::ConfigModified(format!(
-                "key-derivation cost raised: its password slot asks for {} ({} {whence}). Nothing was tried. If you did not raise it, restore quire.conf from a backup of the vault folder",
-                show(&now),
-                show(&limit)
+                "the key-derivation cost of {whose} was lowered to {} KiB and {} passes (it was {} KiB and {} passes when last opened on this machine)",
+                now.m_kib, now.t, s.m_kib, s.t
             )));
         }
-    }
-    if let Some(s) = seen
-        && (now.m_kib < s.m_kib || now.t < s.t)
-    {
-        return Err(crate::vault::Error::ConfigModified(format!(
-            "its password's key-derivation cost was lowered to {} KiB and {} passes (it was {} KiB and {} passes when last opened on this machine)",
-            now.m_kib, now.t, s.m_kib, s.t
-        )));
     }
     Ok(())
 }
@@ -175,11 +205,14 @@ pub fn remember_config(v: &crate::vault::UnlockedVault) {
     let c = v.config();
     let p = config_profile(&v.id_hex(), v.path());
     let mut text = format!("quire config profile v1\nflags {:08x}\n", c.flags);
-    if let Some(a) = cost(c) {
-        text.push_str(&format!(
-            "argon2-memory-kib {}\nargon2-passes {}\nargon2-lanes {}\n",
-            a.m_kib, a.t, a.p
-        ));
+    for (name, a) in costs(c) {
+        match name {
+            None => text.push_str(&format!(
+                "argon2-memory-kib {}\nargon2-passes {}\nargon2-lanes {}\n",
+                a.m_kib, a.t, a.p
+            )),
+            Some(n) => text.push_str(&format!("person {} {} {} {n}\n", a.m_kib, a.t, a.p)),
+        }
     }
     if let Some(dir) = p.parent() {
         let _ = crate::store::atomic::private_dir(dir);

@@ -291,6 +291,10 @@ pub struct AuditOut {
     /// That device's name, if its record can be read.
     #[serde(default)]
     pub device_name: String,
+    /// The person whose named key slot unlocked the vault (issue 20.2),
+    /// or empty (the shared password, the recovery key).
+    #[serde(default)]
+    pub person: String,
 }
 
 /// One version, as listed.
@@ -629,6 +633,7 @@ pub fn audit_out(c: &Chained, names: &HashMap<ChainId, String>) -> AuditOut {
         path: String::from_utf8_lossy(&r.path).into_owned(),
         to: String::from_utf8_lossy(&r.to).into_owned(),
         detail: r.detail.clone(),
+        person: r.person.clone(),
     }
 }
 

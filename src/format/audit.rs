@@ -13,6 +13,9 @@
 pub const MAGIC: &[u8; 8] = b"QUIREAUD";
 /// Frame kind of a record.
 pub const RECORD: u8 = 1;
+/// Frame kind of a record that names the person who unlocked (a named key
+/// slot, §2.2): the body ends with `person len u16 ‖ person`.
+pub const RECORD_BY: u8 = 2;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,11 +71,16 @@ pub enum Event {
     /// the vault's owner (a mount with `--allow-other`; `uid` is the
     /// reader's; detail: its account name).
     Read = 22,
+    /// A person's key slot was added or removed (`quire user`; detail:
+    /// whom).
+    User = 23,
+    /// The vault was unlocked with the break-glass slot.
+    BreakGlass = 24,
 }
 
 impl Event {
     /// All events, in code order.
-    pub const ALL: [Event; 22] = [
+    pub const ALL: [Event; 24] = [
         Event::Mount,
         Event::Unmount,
         Event::Create,
@@ -95,6 +103,8 @@ impl Event {
         Event::Drill,
         Event::FailedUnlocks,
         Event::Read,
+        Event::User,
+        Event::BreakGlass,
     ];
 
     /// The event of a code.
@@ -127,6 +137,8 @@ impl Event {
             Event::Drill => "drill",
             Event::FailedUnlocks => "failed-unlocks",
             Event::Read => "read",
+            Event::User => "user",
+            Event::BreakGlass => "break-glass",
         }
     }
 }
@@ -152,6 +164,9 @@ pub struct Record {
     pub to: Vec<u8>,
     /// Free text (never note content).
     pub detail: String,
+    /// The person whose named key slot unlocked the vault, or empty (the
+    /// shared password or the recovery key; frame kind [`RECORD`]).
+    pub person: String,
 }
 
 fn put(b: &mut Vec<u8>, s: &[u8]) {
@@ -173,11 +188,38 @@ impl Record {
         put(&mut b, &self.path);
         put(&mut b, &self.to);
         put(&mut b, self.detail.as_bytes());
+        if !self.person.is_empty() {
+            put(&mut b, self.person.as_bytes());
+        }
         b
     }
 
-    /// Parses a body; `None` if malformed or of an unknown event.
+    /// The frame kind its body is written as.
+    pub fn kind(&self) -> u8 {
+        if self.person.is_empty() {
+            RECORD
+        } else {
+            RECORD_BY
+        }
+    }
+
+    /// Parses a body of frame `kind`; `None` if malformed, of an unknown
+    /// event or an unknown kind.
+    pub fn decode_kind(kind: u8, b: &[u8]) -> Option<Record> {
+        match kind {
+            RECORD => Record::decode(b),
+            RECORD_BY => Record::parse(b, true).filter(|r| !r.person.is_empty()),
+            _ => None,
+        }
+    }
+
+    /// Parses a body of kind [`RECORD`]; `None` if malformed or of an
+    /// unknown event.
     pub fn decode(b: &[u8]) -> Option<Record> {
+        Record::parse(b, false)
+    }
+
+    fn parse(b: &[u8], with_person: bool) -> Option<Record> {
         let mut r = b;
         let mut take = |n: usize| -> Option<&[u8]> {
             let (h, t) = (r.get(..n)?, r.get(n..)?);
@@ -197,6 +239,11 @@ impl Record {
         let path = field()?;
         let to = field()?;
         let detail = String::from_utf8(field()?).ok()?;
+        let person = if with_person {
+            String::from_utf8(field()?).ok()?
+        } else {
+            String::new()
+        };
         if !r.is_empty() {
             return None;
         }
@@ -210,6 +257,7 @@ impl Record {
             path,
             to,
             detail,
+            person,
         })
     }
 }
@@ -230,11 +278,12 @@ mod tests {
             path: b"a/b.md".to_vec(),
             to: b"a/c.md".to_vec(),
             detail: String::new(),
+            person: String::new(),
         };
         let b = r.encode();
         // 8 + 8 + 32 + 1 + 4 + 4 + (2 + 6) + (2 + 6) + 2
         assert_eq!(b.len(), 75);
-        assert_eq!(Record::decode(&b), Some(r));
+        assert_eq!(Record::decode(&b), Some(r.clone()));
         assert_eq!(Record::decode(&b[..74]), None);
         let mut unknown = b.clone();
         unknown[48] = 0xEE;
@@ -242,5 +291,24 @@ mod tests {
         for e in Event::ALL {
             assert_eq!(Event::from_code(e as u8), Some(e));
         }
+        assert_eq!(r.kind(), RECORD);
+        // A record naming a person: kind 2, the name after the detail.
+        let by = Record {
+            person: "Sam".into(),
+            ..r.clone()
+        };
+        let bb = by.encode();
+        assert_eq!(bb.len(), 75 + 2 + 3);
+        assert_eq!(&bb[75..], b"\x00\x03Sam");
+        assert_eq!(by.kind(), RECORD_BY);
+        assert_eq!(Record::decode_kind(RECORD_BY, &bb), Some(by));
+        // Either kind with the other's body, or an unknown kind, is refused.
+        assert_eq!(Record::decode_kind(RECORD, &bb), None);
+        assert_eq!(Record::decode_kind(RECORD_BY, &b), None);
+        assert_eq!(Record::decode_kind(3, &b), None);
+        // An empty person is written as kind 1, never as kind 2.
+        let mut empty = b.clone();
+        empty.extend_from_slice(&[0, 0]);
+        assert_eq!(Record::decode_kind(RECORD_BY, &empty), None);
     }
 }

@@ -76,9 +76,13 @@ pub const FLAG_LONG_SYMLINKS: u32 = 1 << 11;
 /// a vault whose slots predate it gains it at a read-write mount without
 /// re-wrapping any slot (its host xattrs are moved into the files first).
 pub const FLAG_SEALED_XATTRS: u32 = 1 << 12;
+/// Feature flag: the slot list may hold *named* password slots (kind 3,
+/// one per person, §2.2), each name once. Needs `SLOT_MAC`. A MAC-only
+/// flag: the first `quire user add` sets it with the master key alone.
+pub const FLAG_NAMED_SLOTS: u32 = 1 << 13;
 /// Flags the slot MAC authenticates but the slots' AAD leaves out (they
 /// read as zero there), so they can be added with the master key alone.
-pub const MAC_ONLY_FLAGS: u32 = FLAG_SEALED_XATTRS;
+pub const MAC_ONLY_FLAGS: u32 = FLAG_SEALED_XATTRS | FLAG_NAMED_SLOTS;
 /// Every flag this build understands.
 pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_LONG_NAMES
@@ -92,7 +96,10 @@ pub const KNOWN_FLAGS: u32 = FLAG_SIV_NAMES
     | FLAG_BLOCK_MAC
     | FLAG_BOUND_SYMLINKS
     | FLAG_LONG_SYMLINKS
-    | FLAG_SEALED_XATTRS;
+    | FLAG_SEALED_XATTRS
+    | FLAG_NAMED_SLOTS;
+/// Flags a new vault gets (`NAMED_SLOTS` comes with the first named slot).
+pub const NEW_VAULT_FLAGS: u32 = KNOWN_FLAGS & !FLAG_NAMED_SLOTS;
 /// Flags every version-1 vault has.
 pub const REQUIRED_FLAGS: u32 =
     FLAG_SIV_NAMES | FLAG_LONG_NAMES | FLAG_LAST_BLOCK_AAD | FLAG_XATTRS;
@@ -100,11 +107,32 @@ pub const REQUIRED_FLAGS: u32 =
 const HEADER_LEN: usize = 8 + 2 + 4 + 16 + 1;
 const WRAPPED_LEN: usize = 12 + 32 + 16;
 const MAX_SLOTS: usize = 8;
+/// With [`FLAG_NAMED_SLOTS`]: room for a dozen people besides the
+/// unnamed password and the recovery key.
+const MAX_SLOTS_NAMED: usize = 16;
+/// Longest person name in a named slot, in bytes.
+pub const MAX_NAME: usize = 64;
 
 /// Kind byte of a password slot.
 pub const SLOT_PASSWORD: u8 = 1;
 /// Kind byte of a recovery-key slot.
 pub const SLOT_RECOVERY: u8 = 2;
+/// Kind byte of a named password slot (one person's password).
+pub const SLOT_NAMED: u8 = 3;
+/// Named-slot flag bit: the break-glass slot (emergency access; its every
+/// use is reported).
+pub const SLOT_BREAK_GLASS: u8 = 1;
+
+/// Whether `name` can name a slot: 1..=64 bytes of UTF-8, no control
+/// character, no leading or trailing space, not only digits (so it never
+/// reads as a uid).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.trim() == name
+        && !name.chars().any(char::is_control)
+        && !name.chars().all(|c| c.is_ascii_digit())
+}
 
 /// One key slot: how to derive a key-encryption key, and the wrapped master key.
 #[derive(Clone, PartialEq, Eq)]
@@ -121,6 +149,20 @@ pub enum Slot {
     /// HKDF(recovery key, salt).
     Recovery {
         /// Random salt.
+        salt: [u8; 16],
+        /// `nonce ‖ AES-GCM(master key) ‖ tag`.
+        wrapped: [u8; WRAPPED_LEN],
+    },
+    /// One person's password: Argon2id(password, salt, params), the name
+    /// (and the break-glass bit) in the wrap's AAD.
+    Named {
+        /// The person's name ([`valid_name`]).
+        name: String,
+        /// The practice's emergency slot ([`SLOT_BREAK_GLASS`]).
+        break_glass: bool,
+        /// Cost parameters.
+        params: Argon2Params,
+        /// Random salt, fresh on every password change.
         salt: [u8; 16],
         /// `nonce ‖ AES-GCM(master key) ‖ tag`.
         wrapped: [u8; WRAPPED_LEN],
@@ -143,19 +185,123 @@ impl Slot {
                 v.push(SLOT_RECOVERY);
                 v.extend_from_slice(salt);
             }
+            Slot::Named {
+                name,
+                break_glass,
+                params,
+                salt,
+                ..
+            } => {
+                v.push(SLOT_NAMED);
+                v.push(if *break_glass { SLOT_BREAK_GLASS } else { 0 });
+                v.push(name.len() as u8);
+                v.extend_from_slice(name.as_bytes());
+                v.extend_from_slice(&params.m_kib.to_be_bytes());
+                v.extend_from_slice(&params.t.to_be_bytes());
+                v.extend_from_slice(&params.p.to_be_bytes());
+                v.extend_from_slice(salt);
+            }
         }
         v
     }
 
     fn wrapped(&self) -> &[u8; WRAPPED_LEN] {
         match self {
-            Slot::Password { wrapped, .. } | Slot::Recovery { wrapped, .. } => wrapped,
+            Slot::Password { wrapped, .. }
+            | Slot::Recovery { wrapped, .. }
+            | Slot::Named { wrapped, .. } => wrapped,
         }
     }
 
-    /// Whether this is a password slot.
+    fn wrapped_mut(&mut self) -> &mut [u8; WRAPPED_LEN] {
+        match self {
+            Slot::Password { wrapped, .. }
+            | Slot::Recovery { wrapped, .. }
+            | Slot::Named { wrapped, .. } => wrapped,
+        }
+    }
+
+    /// Whether this is the unnamed password slot (kind 1).
     pub fn is_password(&self) -> bool {
         matches!(self, Slot::Password { .. })
+    }
+
+    /// Whether a password opens this slot (kind 1 or 3).
+    pub fn takes_password(&self) -> bool {
+        self.params().is_some()
+    }
+
+    /// The Argon2 cost of a password slot.
+    pub fn params(&self) -> Option<Argon2Params> {
+        match self {
+            Slot::Password { params, .. } | Slot::Named { params, .. } => Some(*params),
+            Slot::Recovery { .. } => None,
+        }
+    }
+
+    /// The person's name of a named slot.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Slot::Named { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the break-glass slot.
+    pub fn is_break_glass(&self) -> bool {
+        matches!(
+            self,
+            Slot::Named {
+                break_glass: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Whether two person names are the same (names are compared without
+/// case: "Sam" and "sam" are one person).
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
+/// Which kind of key slot opened a vault.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Opener {
+    /// The vault's unnamed password (kind 1).
+    Password,
+    /// A person's own password (a named slot).
+    Person {
+        /// The slot's name.
+        name: String,
+        /// The practice's emergency slot.
+        break_glass: bool,
+    },
+    /// The recovery key.
+    Recovery,
+}
+
+impl Opener {
+    /// The opener of a slot that opened.
+    pub fn of(slot: &Slot) -> Opener {
+        match slot {
+            Slot::Password { .. } => Opener::Password,
+            Slot::Recovery { .. } => Opener::Recovery,
+            Slot::Named {
+                name, break_glass, ..
+            } => Opener::Person {
+                name: name.clone(),
+                break_glass: *break_glass,
+            },
+        }
+    }
+
+    /// The person's name, for a named slot.
+    pub fn person(&self) -> Option<&str> {
+        match self {
+            Opener::Person { name, .. } => Some(name),
+            _ => None,
+        }
     }
 }
 
@@ -180,6 +326,8 @@ pub struct Config {
 pub enum UnlockError {
     /// No slot opened: a wrong password or recovery key.
     Wrong,
+    /// No slot has the name asked for.
+    NoSuchPerson(String),
     /// The config was changed outside Quire (what was found).
     Modified(String),
 }
@@ -197,7 +345,7 @@ impl Config {
     pub fn new() -> Self {
         Config {
             version: VERSION,
-            flags: KNOWN_FLAGS,
+            flags: NEW_VAULT_FLAGS,
             vault_id: random::bytes(),
             slots: Vec::new(),
             slot_mac: [0; 32],
@@ -286,7 +434,97 @@ impl Config {
         self.slots.push(slot);
     }
 
-    /// Removes every password slot (before adding the new one in `passwd`).
+    /// Adds a named password slot for `name` (sets [`FLAG_NAMED_SLOTS`]
+    /// and seals the slot list). Refused: a vault without the slot MAC,
+    /// an invalid name, a name already there, or a full slot list.
+    pub fn add_named_slot(
+        &mut self,
+        master: &MasterKey,
+        name: &str,
+        break_glass: bool,
+        password: &Password,
+        params: Argon2Params,
+    ) -> Result<(), String> {
+        if self.flags & FLAG_SLOT_MAC == 0 {
+            return Err("this vault was made before Quire sealed its list of key slots, so it cannot hold a password per person: make a new vault and copy the notes over".into());
+        }
+        if !valid_name(name) {
+            return Err(format!(
+                "{name:?} cannot name a person: use 1 to {MAX_NAME} bytes, no control characters, no spaces at either end, not only digits"
+            ));
+        }
+        if self
+            .slots
+            .iter()
+            .any(|s| s.name().is_some_and(|n| same_name(n, name)))
+        {
+            return Err(format!("{name} already has a password for this vault"));
+        }
+        if self.slots.len() >= MAX_SLOTS_NAMED {
+            return Err(format!(
+                "this vault already has {} key slots, the most it can hold: remove one first",
+                self.slots.len()
+            ));
+        }
+        if break_glass && self.slots.iter().any(Slot::is_break_glass) {
+            return Err("this vault already has a break-glass slot: remove it first".into());
+        }
+        self.flags |= FLAG_NAMED_SLOTS;
+        let salt = random::bytes::<16>();
+        let kek = kdf::password_kek(password, &salt, params);
+        let mut slot = Slot::Named {
+            name: name.to_string(),
+            break_glass,
+            params,
+            salt,
+            wrapped: [0; WRAPPED_LEN],
+        };
+        self.wrap_into(&mut slot, &kek, master);
+        self.slots.push(slot);
+        self.seal_slots(master);
+        Ok(())
+    }
+
+    /// Gives slot `i` (a password slot, named or not) a new password: a
+    /// fresh salt and wrap, its name and kind kept. The caller seals.
+    pub fn rewrap_password_slot(
+        &mut self,
+        i: usize,
+        master: &MasterKey,
+        password: &Password,
+        params: Argon2Params,
+    ) {
+        let salt = random::bytes::<16>();
+        let kek = kdf::password_kek(password, &salt, params);
+        let mut slot = match &self.slots[i] {
+            Slot::Named {
+                name, break_glass, ..
+            } => Slot::Named {
+                name: name.clone(),
+                break_glass: *break_glass,
+                params,
+                salt,
+                wrapped: [0; WRAPPED_LEN],
+            },
+            _ => Slot::Password {
+                params,
+                salt,
+                wrapped: [0; WRAPPED_LEN],
+            },
+        };
+        self.wrap_into(&mut slot, &kek, master);
+        self.slots[i] = slot;
+    }
+
+    /// The index of the slot named `name`.
+    pub fn named(&self, name: &str) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| s.name().is_some_and(|n| same_name(n, name)))
+    }
+
+    /// Removes every unnamed password slot (before adding the new one in
+    /// `passwd` on a vault without the slot MAC, which may hold several).
     pub fn remove_password_slots(&mut self) {
         self.slots.retain(|s| !s.is_password());
     }
@@ -294,7 +532,7 @@ impl Config {
     /// Removes every recovery-key slot (before adding the new one when
     /// the recovery key is replaced).
     pub fn remove_recovery_slots(&mut self) {
-        self.slots.retain(|s| s.is_password());
+        self.slots.retain(|s| !matches!(s, Slot::Recovery { .. }));
     }
 
     fn wrap_into(&self, slot: &mut Slot, kek: &Key32, master: &MasterKey) {
@@ -302,9 +540,7 @@ impl Config {
         let nonce = random::bytes::<12>();
         let mut out = [0u8; WRAPPED_LEN];
         AeadKey::new(kek).seal_into(&nonce, &aad, master.0.expose(), &mut out);
-        match slot {
-            Slot::Password { wrapped, .. } | Slot::Recovery { wrapped, .. } => *wrapped = out,
-        }
+        *slot.wrapped_mut() = out;
     }
 
     /// Adds a MAC-only flag ([`MAC_ONLY_FLAGS`]) with the master key: the
@@ -324,29 +560,84 @@ impl Config {
     /// refused before any is tried, and the slot list is checked against
     /// its MAC once a slot opened.
     pub fn unlock(&self, secret: Unlock<'_>) -> Result<MasterKey, UnlockError> {
+        self.unlock_as(secret, None).map(|(m, _)| m)
+    }
+
+    /// The slot rules a reader checks before trying any slot: with the
+    /// slot MAC, at most one unnamed password and one recovery slot, and
+    /// (with named slots) each name once, at most one break-glass slot.
+    fn check_slot_rules(&self) -> Result<(), UnlockError> {
+        if self.flags & FLAG_SLOT_MAC == 0 {
+            return Ok(());
+        }
+        let pw = self.slots.iter().filter(|s| s.is_password()).count();
+        let rk = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Recovery { .. }))
+            .count();
+        if pw > 1 || rk > 1 {
+            return Err(UnlockError::Modified(format!(
+                "it has {pw} unnamed password and {rk} recovery-key slots; Quire keeps one of each"
+            )));
+        }
+        let names: Vec<String> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.name().map(str::to_lowercase))
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != names.len() {
+            return Err(UnlockError::Modified(
+                "two of its key slots have the same name".into(),
+            ));
+        }
+        if self.slots.iter().filter(|s| s.is_break_glass()).count() > 1 {
+            return Err(UnlockError::Modified(
+                "it has more than one break-glass slot".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Config::unlock`], also saying which slot opened (its index).
+    /// With `person`, only the slot of that name is tried (a password);
+    /// otherwise every slot of the secret's kind, cheapest first, the
+    /// break-glass slot last.
+    pub fn unlock_as(
+        &self,
+        secret: Unlock<'_>,
+        person: Option<&str>,
+    ) -> Result<(MasterKey, usize), UnlockError> {
+        self.check_slot_rules()?;
         let sealed = self.flags & FLAG_SLOT_MAC != 0;
-        if sealed {
-            let pw = self.slots.iter().filter(|s| s.is_password()).count();
-            let rk = self.slots.len() - pw;
-            if pw > 1 || rk > 1 {
-                return Err(UnlockError::Modified(format!(
-                    "it has {pw} password and {rk} recovery-key slots; Quire keeps one of each"
-                )));
+        let mut order: Vec<(usize, &Slot)> = self.slots.iter().enumerate().collect();
+        if let (Some(p), Unlock::Password(_)) = (person, &secret) {
+            order.retain(|(_, s)| s.name().is_some_and(|n| same_name(n, p)));
+            if order.is_empty() {
+                return Err(UnlockError::NoSuchPerson(p.to_string()));
             }
         }
-        let mut order: Vec<&Slot> = self.slots.iter().collect();
-        order.sort_by_key(|s| match s {
-            Slot::Password { params, .. } => {
-                params.m_kib as u64 * params.t as u64 * params.p.max(1) as u64
-            }
-            Slot::Recovery { .. } => 0,
+        order.sort_by_key(|(_, s)| {
+            let cost = s
+                .params()
+                .map_or(0, |p| p.m_kib as u64 * p.t as u64 * p.p.max(1) as u64);
+            (s.is_break_glass(), cost)
         });
-        for slot in order {
-            let kek = match (&secret, slot) {
-                (Unlock::Password(p), Slot::Password { params, salt, .. }) => {
-                    kdf::password_kek(p, salt, *params)
+        for (i, slot) in order {
+            let kek = match (&secret, slot.params(), slot) {
+                (Unlock::Password(p), Some(params), _) => {
+                    let salt = match slot {
+                        Slot::Password { salt, .. } | Slot::Named { salt, .. } => salt,
+                        Slot::Recovery { .. } => continue,
+                    };
+                    kdf::password_kek(p, salt, params)
                 }
-                (Unlock::Recovery(r), Slot::Recovery { salt, .. }) => kdf::recovery_kek(r, salt),
+                (Unlock::Recovery(r), None, Slot::Recovery { salt, .. }) => {
+                    kdf::recovery_kek(r, salt)
+                }
                 _ => continue,
             };
             let aad = self.slot_aad(&slot.params_bytes());
@@ -369,10 +660,35 @@ impl Config {
                         ));
                     }
                 }
-                return Ok(master);
+                return Ok((master, i));
             }
         }
         Err(UnlockError::Wrong)
+    }
+
+    /// The first password slot other than `except` that `password` opens
+    /// (no slot-MAC check: used before adding or changing a password, so
+    /// that two people never share one and every unlock names one person).
+    pub fn opens_any(&self, password: &Password, except: Option<usize>) -> Option<usize> {
+        self.slots.iter().enumerate().find_map(|(i, slot)| {
+            let (params, salt) = match slot {
+                Slot::Password { params, salt, .. } | Slot::Named { params, salt, .. } => {
+                    (*params, salt)
+                }
+                Slot::Recovery { .. } => return None,
+            };
+            if Some(i) == except {
+                return None;
+            }
+            let kek = kdf::password_kek(password, salt, params);
+            let aad = self.slot_aad(&slot.params_bytes());
+            let mut mk = [0u8; 32];
+            let ok = AeadKey::new(&kek)
+                .open_into(&aad, slot.wrapped(), &mut mk)
+                .is_ok();
+            zeroize::Zeroize::zeroize(&mut mk);
+            ok.then_some(i)
+        })
     }
 
     /// Whether `master` (opened from another copy of this vault's config,
@@ -446,7 +762,12 @@ impl Config {
         }
         let vault_id: [u8; 16] = b[14..30].try_into().unwrap();
         let n = b[30] as usize;
-        if n == 0 || n > MAX_SLOTS {
+        let max = if flags & FLAG_NAMED_SLOTS != 0 {
+            MAX_SLOTS_NAMED
+        } else {
+            MAX_SLOTS
+        };
+        if n == 0 || n > max {
             return Err(FormatError::Corrupt("bad key slot count"));
         }
         let mut r = &body[HEADER_LEN..];
@@ -466,15 +787,7 @@ impl Config {
             };
             let slot = match kind {
                 SLOT_PASSWORD => {
-                    let p = take(&mut r, 12)?;
-                    let params = Argon2Params {
-                        m_kib: u32::from_be_bytes(p[0..4].try_into().unwrap()),
-                        t: u32::from_be_bytes(p[4..8].try_into().unwrap()),
-                        p: u32::from_be_bytes(p[8..12].try_into().unwrap()),
-                    };
-                    if !params.in_bounds() {
-                        return Err(FormatError::Corrupt("Argon2 parameters out of bounds"));
-                    }
+                    let params = read_params(&take(&mut r, 12)?)?;
                     let salt = take(&mut r, 16)?.try_into().unwrap();
                     let wrapped = take(&mut r, WRAPPED_LEN)?.try_into().unwrap();
                     Slot::Password {
@@ -487,6 +800,31 @@ impl Config {
                     let salt = take(&mut r, 16)?.try_into().unwrap();
                     let wrapped = take(&mut r, WRAPPED_LEN)?.try_into().unwrap();
                     Slot::Recovery { salt, wrapped }
+                }
+                SLOT_NAMED if flags & FLAG_NAMED_SLOTS != 0 => {
+                    let h = take(&mut r, 2)?;
+                    if h[0] & !SLOT_BREAK_GLASS != 0 {
+                        return Err(FormatError::Corrupt("unknown named-slot flags"));
+                    }
+                    let name = String::from_utf8(take(&mut r, h[1] as usize)?)
+                        .ok()
+                        .filter(|n| valid_name(n))
+                        .ok_or(FormatError::Corrupt("a key slot's name is not valid"))?;
+                    let params = read_params(&take(&mut r, 12)?)?;
+                    let salt = take(&mut r, 16)?.try_into().unwrap();
+                    let wrapped = take(&mut r, WRAPPED_LEN)?.try_into().unwrap();
+                    Slot::Named {
+                        name,
+                        break_glass: h[0] & SLOT_BREAK_GLASS != 0,
+                        params,
+                        salt,
+                        wrapped,
+                    }
+                }
+                SLOT_NAMED => {
+                    return Err(FormatError::Corrupt(
+                        "a named key slot without the named-slots flag",
+                    ));
                 }
                 _ => return Err(FormatError::Corrupt("unknown key slot kind")),
             };
@@ -511,6 +849,19 @@ impl Config {
             slot_mac,
         })
     }
+}
+
+/// Argon2 cost from a slot's 12 bytes, refused out of bounds.
+fn read_params(p: &[u8]) -> Result<Argon2Params, FormatError> {
+    let params = Argon2Params {
+        m_kib: u32::from_be_bytes(p[0..4].try_into().unwrap()),
+        t: u32::from_be_bytes(p[4..8].try_into().unwrap()),
+        p: u32::from_be_bytes(p[8..12].try_into().unwrap()),
+    };
+    if !params.in_bounds() {
+        return Err(FormatError::Corrupt("Argon2 parameters out of bounds"));
+    }
+    Ok(params)
 }
 
 impl Default for Config {
@@ -647,6 +998,156 @@ mod tests {
     /// Issue 18.7: a MAC-only flag is added with the master key alone; both
     /// slots still open; clearing it again (or setting it without the
     /// master key) is "modified", not a wrong password.
+    /// Issue 20.1: named slots. Each person's password opens the vault
+    /// as that person; the name is bound to the wrap (AAD) and the list to
+    /// the slot MAC, so renaming, swapping, duplicating or planting a
+    /// named slot is "modified"; a vault without the flag refuses kind 3.
+    #[test]
+    fn named_slots_open_as_their_person_and_are_bound_to_their_name() {
+        let (mut c, mk, rk) = sample();
+        assert_eq!(c.flags & FLAG_NAMED_SLOTS, 0);
+        c.add_named_slot(
+            &mk,
+            "Ana",
+            false,
+            &pw("ana's own phrase"),
+            Argon2Params::MIN,
+        )
+        .unwrap();
+        c.add_named_slot(
+            &mk,
+            "Sam Lee",
+            false,
+            &pw("sam's own phrase"),
+            Argon2Params::MIN,
+        )
+        .unwrap();
+        c.add_named_slot(
+            &mk,
+            "glass",
+            true,
+            &pw("break the glass"),
+            Argon2Params::MIN,
+        )
+        .unwrap();
+        assert_eq!(c.flags & FLAG_NAMED_SLOTS, FLAG_NAMED_SLOTS);
+        // Refused: a name twice (any case), a bad name, a second break-glass.
+        for (n, bg) in [
+            ("ana", false),
+            ("", false),
+            (" x", false),
+            ("12", false),
+            ("B", true),
+        ] {
+            assert!(
+                c.clone()
+                    .add_named_slot(&mk, n, bg, &pw("p"), Argon2Params::MIN)
+                    .is_err(),
+                "{n}"
+            );
+        }
+        let b = c.to_bytes();
+        // Worked size: 261 + 3 named slots of 1 + 1 + 1 + len + 12 + 16 + 60.
+        assert_eq!(b.len(), 261 + (91 + 3) + (91 + 7) + (91 + 5));
+        let c = Config::from_bytes(&b).unwrap();
+        let who = |u: Unlock<'_>, p: Option<&str>| {
+            c.unlock_as(u, p)
+                .map(|(_, i)| c.slots[i].name().map(str::to_string))
+        };
+        assert_eq!(who(Unlock::Password(&pw("correct horse")), None), Ok(None));
+        assert_eq!(
+            who(Unlock::Password(&pw("sam's own phrase")), None),
+            Ok(Some("Sam Lee".into()))
+        );
+        assert_eq!(
+            who(Unlock::Password(&pw("ana's own phrase")), Some("ANA")),
+            Ok(Some("Ana".into()))
+        );
+        assert_eq!(
+            who(Unlock::Password(&pw("sam's own phrase")), Some("Ana")),
+            Err(UnlockError::Wrong)
+        );
+        assert_eq!(
+            who(Unlock::Password(&pw("x")), Some("Bo")),
+            Err(UnlockError::NoSuchPerson("Bo".into()))
+        );
+        assert_eq!(who(Unlock::Recovery(&rk), Some("Ana")), Ok(None));
+        assert!(c.slots[4].is_break_glass());
+        assert_eq!(c.opens_any(&pw("sam's own phrase"), None), Some(3));
+        assert_eq!(c.opens_any(&pw("sam's own phrase"), Some(3)), None);
+        // Ana's slot starts after the header, the shared and the recovery slot.
+        let ana = HEADER_LEN + 89 + 77;
+        assert_eq!(&b[ana..ana + 6], b"\x03\x00\x03Ana");
+        let modified = |b: &[u8], u: Unlock<'_>| {
+            matches!(
+                Config::from_bytes(b).map(|c| c.unlock(u)),
+                Ok(Err(UnlockError::Modified(_))) | Err(_)
+            )
+        };
+        // Renamed (same length) and MAC fixed by no one: the wrap's AAD
+        // fails for Ana, and the slot MAC for everyone else.
+        let renamed = forge(b.clone(), ana + 3, b"Bob");
+        assert!(matches!(
+            Config::from_bytes(&renamed)
+                .unwrap()
+                .unlock(Unlock::Password(&pw("ana's own phrase"))),
+            Err(UnlockError::Wrong)
+        ));
+        assert!(modified(&renamed, Unlock::Password(&pw("correct horse"))));
+        // The break-glass bit cleared: modified.
+        let glass = ana + 91 + 3 + 91 + 7;
+        assert_eq!(&b[glass..glass + 2], b"\x03\x01");
+        assert!(modified(
+            &forge(b.clone(), glass + 1, b"\x00"),
+            Unlock::Recovery(&rk)
+        ));
+        // An unknown named-slot flag, a bad name: corrupt.
+        assert!(Config::from_bytes(&forge(b.clone(), ana + 1, b"\x02")).is_err());
+        assert!(Config::from_bytes(&forge(b.clone(), ana + 3, b"\x01")).is_err());
+        // Two slots of one name (a copy of Ana's added): refused before any
+        // slot is tried.
+        let mut dup = c.clone();
+        dup.slots.push(c.slots[2].clone());
+        let dup = Config::from_bytes(&dup.to_bytes()).unwrap();
+        assert!(
+            matches!(dup.unlock(Unlock::Recovery(&rk)), Err(UnlockError::Modified(m)) if m.contains("same name"))
+        );
+        // An attacker's named slot wrapping their own key: the MAC fails.
+        let mut planted = c.clone();
+        let mut other = Config::new();
+        other.vault_id = c.vault_id;
+        other.flags = c.flags;
+        let evil = MasterKey::generate();
+        other
+            .add_named_slot(&evil, "Eve", false, &pw("eve"), Argon2Params::MIN)
+            .unwrap();
+        planted.slots.push(other.slots[0].clone());
+        let planted = Config::from_bytes(&planted.to_bytes()).unwrap();
+        assert!(matches!(
+            planted.unlock(Unlock::Password(&pw("eve"))),
+            Err(UnlockError::Modified(_))
+        ));
+        // Without the flag, a named slot is corrupt.
+        let f = c.flags & !FLAG_NAMED_SLOTS;
+        assert!(matches!(
+            Config::from_bytes(&forge(b.clone(), 10, &f.to_be_bytes())),
+            Err(FormatError::Corrupt(_))
+        ));
+        // A new password for Sam keeps name and kind; the shared slot's
+        // password is untouched.
+        let mut c2 = c.clone();
+        c2.rewrap_password_slot(3, &mk, &pw("sam's new phrase"), Argon2Params::MIN);
+        c2.seal_slots(&mk);
+        let c2 = Config::from_bytes(&c2.to_bytes()).unwrap();
+        assert_eq!(c2.slots[3].name(), Some("Sam Lee"));
+        assert!(
+            c2.unlock(Unlock::Password(&pw("sam's own phrase")))
+                .is_err()
+        );
+        assert!(c2.unlock(Unlock::Password(&pw("sam's new phrase"))).is_ok());
+        assert!(c2.unlock(Unlock::Password(&pw("correct horse"))).is_ok());
+    }
+
     #[test]
     fn a_mac_only_flag_is_added_without_rewrapping_and_cannot_be_cleared() {
         let (mut c, mk, rk) = sample();

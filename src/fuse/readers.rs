@@ -50,18 +50,10 @@ impl Readers {
 
 /// `name (uid N)` for an account, or `uid N` when it has no name.
 pub fn account(uid: u32) -> String {
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 4096];
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: valid pointers to a passwd struct, a buffer of its length
-    // and a result pointer, as getpwuid_r requires.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
-    if rc != 0 || out.is_null() || pw.pw_name.is_null() {
-        return format!("uid {uid}");
+    match crate::vault::people::account_name(uid) {
+        Some(n) => format!("{n} (uid {uid})"),
+        None => format!("uid {uid}"),
     }
-    // SAFETY: getpwuid_r filled pw_name with a NUL-terminated string in buf.
-    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
-    format!("{} (uid {uid})", name.to_string_lossy())
 }
 
 #[cfg(test)]

@@ -559,3 +559,20 @@ impl Handle {
         check(unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) })
     }
 }
+
+/// The name of the Linux account `uid` (`getpwuid_r`), if it has one.
+pub fn account_name(uid: u32) -> Option<String> {
+    // SAFETY: an all-zero passwd is a valid value to be filled in.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: valid pointers to a passwd struct, a buffer of its length
+    // and a result pointer, as getpwuid_r requires.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
+    if rc != 0 || out.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r filled pw_name with a NUL-terminated string in buf.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}

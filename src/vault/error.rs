@@ -34,6 +34,9 @@ pub enum Error {
     /// swapped; flags cleared; the key-derivation cost lowered).
     #[error("quire.conf was modified: {0}")]
     ConfigModified(String),
+    /// `--user NAME` names no key slot of the vault.
+    #[error("this vault has no password for {0:?}: `quire user list` shows the names")]
+    NoSuchPerson(String),
     /// The recovery slot did not open.
     #[error("wrong recovery key")]
     WrongRecoveryKey,

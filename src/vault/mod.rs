@@ -25,6 +25,7 @@ pub mod lifecycle;
 pub mod logfile;
 pub mod node;
 pub mod notebook;
+pub mod people;
 pub mod recovery;
 pub mod trash;
 pub mod tree;
@@ -147,13 +148,26 @@ impl LockedVault {
 
     /// Unlocks with a password or the recovery key.
     pub fn unlock(self, secret: &Secret) -> Result<UnlockedVault, Error> {
+        self.unlock_as(secret, None)
+    }
+
+    /// Unlocks with a password (with `person`, only that person's named
+    /// slot is tried) or the recovery key.
+    pub fn unlock_as(self, secret: &Secret, person: Option<&str>) -> Result<UnlockedVault, Error> {
         let (unlock, err) = match secret {
             Secret::Password(p) => (Unlock::Password(p), Error::WrongPassword),
             Secret::Recovery(k) => (Unlock::Recovery(k), Error::WrongRecoveryKey),
         };
         let mut notices = Vec::new();
-        let master = match self.config.unlock(unlock) {
-            Ok(m) => m,
+        let mut opener = crate::format::config::Opener::Recovery;
+        let master = match self.config.unlock_as(unlock, person) {
+            Ok((m, i)) => {
+                opener = crate::format::config::Opener::of(&self.config.slots[i]);
+                m
+            }
+            Err(crate::format::config::UnlockError::NoSuchPerson(p)) => {
+                return Err(Error::NoSuchPerson(p));
+            }
             Err(crate::format::config::UnlockError::Modified(what)) => {
                 return Err(Error::ConfigModified(what));
             }
@@ -162,6 +176,9 @@ impl LockedVault {
                 // while they were apart: the sync tool kept the other
                 // change as `quire.conf` and this one as a conflict copy
                 // (issue 18.6).
+                if matches!(secret, Secret::Password(_)) {
+                    opener = crate::format::config::Opener::Password;
+                }
                 let Some((m, copy)) = self.master_from_config_copies(secret) else {
                     self.note_failed_unlock(matches!(secret, Secret::Recovery(_)));
                     return Err(err);
@@ -194,8 +211,10 @@ impl LockedVault {
             keys,
             audit: std::sync::OnceLock::new(),
             notices,
+            opener,
         };
         v.report_failed_unlocks();
+        v.report_break_glass();
         // Recorded whatever is done next (docs/FORMAT.md §16).
         if from_copy {
             v.record_unlock(
@@ -223,6 +242,8 @@ pub struct UnlockedVault {
     audit: std::sync::OnceLock<Arc<audit::AuditLog>>,
     /// What the user should be told about this unlock.
     notices: Vec<String>,
+    /// Which kind of slot opened it (and whose, for a named slot).
+    opener: crate::format::config::Opener,
 }
 
 /// Conflict copies of `quire.conf` in `root` that are configs of the vault
@@ -322,6 +343,7 @@ pub fn init(
             keys,
             audit: std::sync::OnceLock::new(),
             notices: Vec::new(),
+            opener: crate::format::config::Opener::Password,
         },
     })
 }
@@ -399,44 +421,11 @@ impl UnlockedVault {
         &self.layout
     }
 
-    /// Replaces every password slot with one for `new` (fresh salt). O(1):
-    /// only the master key is re-wrapped; no note is re-encrypted.
-    pub fn change_password(&mut self, new: &Password, params: Argon2Params) -> Result<(), Error> {
-        self.adopt_disk_flags();
-        let mut c = self.config.clone();
-        c.remove_password_slots();
-        c.add_password_slot(&self.master, new, params);
-        c.seal_slots(&self.master);
-        atomic::write(&self.layout.config(), &c.to_bytes())
-            .map_err(io_err("writing quire.conf"))?;
-        self.config = c;
-        // A sync tool's copies of the config from a password changed on
-        // two computers at once (§2.3): their passwords stop working now.
-        for (name, _) in config_copies(self.layout.root(), &self.config.vault_id) {
-            match std::fs::remove_file(self.layout.root().join(&name)) {
-                Ok(()) => log::warn!(
-                    "removed {name}, a conflicting copy of the config: its password no longer opens the vault"
-                ),
-                Err(e) => log::warn!("could not remove {name} ({e})"),
-            }
-        }
-        if let Ok(a) = self.audit_log() {
-            a.append(
-                crate::format::audit::Event::PasswordChange,
-                b"",
-                b"",
-                0,
-                "password slots replaced",
-            );
-        }
-        Ok(())
-    }
-
     /// A flag added since the unlock (a read-write open adds
     /// `SEALED_XATTRS`, §2.1) is kept when the config is rewritten: the
     /// config on disk, if it is this vault's and holds this master key, is
     /// the base.
-    fn adopt_disk_flags(&mut self) {
+    pub(crate) fn adopt_disk_flags(&mut self) {
         if let Ok(b) = std::fs::read(self.layout.config())
             && let Ok(disk) = Config::from_bytes(&b)
             && disk.vault_id == self.config.vault_id
@@ -466,11 +455,14 @@ impl UnlockedVault {
 
     /// Appends one record about the unlock itself to this device's audit
     /// chain, opened without a flusher thread (`mount` may fork next).
-    fn record_unlock(&self, event: crate::format::audit::Event, detail: &str) {
+    pub(crate) fn record_unlock(&self, event: crate::format::audit::Event, detail: &str) {
         match devices::this_device(&self.layout)
             .and_then(|me| audit::AuditLog::open(&self.layout, me, self.keys.clone(), None, false))
         {
-            Ok(a) => a.append(event, b"", b"", 0, detail),
+            Ok(a) => {
+                a.set_person(self.opener.person());
+                a.append(event, b"", b"", 0, detail)
+            }
             Err(e) => log::warn!("the audit log cannot record the unlock ({e})"),
         }
     }
@@ -551,6 +543,7 @@ impl UnlockedVault {
             true,
         )
         .map_err(io_err("opening this device's audit chain"))?;
+        a.set_person(self.opener.person());
         Ok(self.audit.get_or_init(|| a).clone())
     }
 

@@ -34,6 +34,9 @@ pub struct AuditLog {
     flusher: bool,
     /// The crash journal, where each append is noted first (issue 11.8).
     journal: std::sync::OnceLock<std::sync::Weak<crate::vault::journal::Journal>>,
+    /// The person whose named key slot unlocked the vault (issue 20.2):
+    /// every record names them.
+    person: std::sync::OnceLock<String>,
 }
 
 /// How long a queued record may wait before it is written.
@@ -226,6 +229,7 @@ impl AuditLog {
             queue: Arc::default(),
             flusher,
             journal: std::sync::OnceLock::new(),
+            person: std::sync::OnceLock::new(),
         };
         {
             let mut s = log.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -316,6 +320,14 @@ impl AuditLog {
         Ok(open_at(&self.keys, &s.id, &b, f).is_some_and(|(r, l)| r.seq == seq && l == *link))
     }
 
+    /// Names `person` (the named key slot that unlocked) in every record
+    /// from now on; set once.
+    pub fn set_person(&self, person: Option<&str>) {
+        if let Some(p) = person {
+            let _ = self.person.set(p.to_string());
+        }
+    }
+
     /// This device's chain.
     pub fn chain(&self) -> ChainId {
         self.chain
@@ -355,6 +367,7 @@ impl AuditLog {
             path: path.to_vec(),
             to: to.to_vec(),
             detail: detail.to_string(),
+            person: self.person.get().cloned().unwrap_or_default(),
         };
         let n = {
             let mut q = self.queue.records.lock().unwrap_or_else(|e| e.into_inner());
@@ -415,7 +428,7 @@ impl AuditLog {
                 MAGIC,
                 &s.id,
                 at,
-                crate::format::audit::RECORD,
+                r.kind(),
                 &body,
             ));
             link = self.keys.audit_link(&body);

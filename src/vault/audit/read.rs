@@ -7,7 +7,7 @@ use std::io;
 
 use super::{ChainId, Head, Heads};
 use crate::crypto::SubKeys;
-use crate::format::audit::{MAGIC, RECORD, Record};
+use crate::format::audit::{MAGIC, Record};
 use crate::format::stream;
 use crate::store::Layout;
 
@@ -92,10 +92,9 @@ pub(super) fn open_at(
     (at, end): (usize, usize),
 ) -> Option<(Record, [u8; 32])> {
     let (_, kind) = stream::parse_frame_header(b.get(at..at + 5)?.try_into().ok()?)?;
-    let body = stream::open_frame(&keys.audit, MAGIC, id, at as u64, kind, b.get(at + 5..end)?)
-        .ok()
-        .filter(|_| kind == RECORD)?;
-    Record::decode(&body).map(|r| (r, keys.audit_link(&body)))
+    let body =
+        stream::open_frame(&keys.audit, MAGIC, id, at as u64, kind, b.get(at + 5..end)?).ok()?;
+    Record::decode_kind(kind, &body).map(|r| (r, keys.audit_link(&body)))
 }
 
 /// Parses a chain's header; a device's chain must carry its device ID as
@@ -137,7 +136,7 @@ pub fn read_chain(
                 let link = &mut last_link;
                 for f in &frames.frames {
                     let n = records.len() as u64 + 1;
-                    let Some(r) = Record::decode(&f.body).filter(|_| f.kind == RECORD) else {
+                    let Some(r) = Record::decode_kind(f.kind, &f.body) else {
                         broken = Some(format!("record {n} (byte {}) is malformed", f.offset));
                         break;
                     };
