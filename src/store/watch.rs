@@ -50,7 +50,7 @@ pub fn disown(name: &OsStr) {
 /// Forgets what [`own`] noted of `names`, in a folder that was not watched
 /// when they changed (a folder this process just made): their events never
 /// come, and a note left behind would hide another program's change of the
-/// same name (deleting it, say) for [`OWN_FOR`].
+/// same name (deleting it, say) for ten seconds.
 pub fn forget_own<'a>(names: impl IntoIterator<Item = &'a OsStr>) {
     let mut g = OWN.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(m) = g.as_mut() {
