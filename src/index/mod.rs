@@ -175,7 +175,26 @@ pub struct SearchIndex {
     writer: Option<Mutex<IndexWriter>>,
     f: Fields,
     dir: dir::SealedDir,
+    /// Text bytes added since the last commit (see [`UNCOMMITTED_MOST`]).
+    uncommitted: std::sync::atomic::AtomicUsize,
 }
+
+/// Most text bytes added to the writer before a commit (issue 22.3).
+/// tantivy queues up to 10,000 added documents for its indexing thread
+/// with no bound on their size, so a burst of saves (an untar of a source
+/// tree) held all their text in memory at once: 130 MB of notes peaked the
+/// daemon at 160 MiB. A commit within a batch past this bound waits for
+/// the queue to drain.
+const UNCOMMITTED_MOST: usize = 8 << 20;
+
+/// Segments with more documents than this are not merged further (issue
+/// 22.3). A merge reads each segment's stored text whole (our sealed
+/// directory cannot map it): merging the segments of 130 MB of notes into
+/// one peaked the daemon at 180 MiB. Segments stay at about this size
+/// instead (a search visits a few more of them), and the daemon under
+/// 100 MiB. Compaction (deleted text leaving the files) still rewrites
+/// every segment that holds deletions.
+const MERGE_DOCS_MOST: usize = 1000;
 
 impl SearchIndex {
     /// Opens the index in `root` (creating it unless `read_only`).
@@ -211,7 +230,11 @@ impl SearchIndex {
         let writer = if read_only {
             None
         } else {
-            Some(Mutex::new(index.writer_with_num_threads(1, WRITER_HEAP)?))
+            let w: IndexWriter = index.writer_with_num_threads(1, WRITER_HEAP)?;
+            let mut p = tantivy::merge_policy::LogMergePolicy::default();
+            p.set_max_docs_before_merge(MERGE_DOCS_MOST);
+            w.set_merge_policy(Box::new(p));
+            Some(Mutex::new(w))
         };
         Ok((
             SearchIndex {
@@ -220,6 +243,7 @@ impl SearchIndex {
                 writer,
                 f,
                 dir: d,
+                uncommitted: Default::default(),
             },
             fresh,
         ))
@@ -258,6 +282,15 @@ impl SearchIndex {
         doc.add_i64(self.f.mtime, d.mtime_ns);
         doc.add_u64(self.f.version, d.version as u64);
         w.add_document(doc)?;
+        drop(w);
+        // The text is in the document twice (stemmed and raw).
+        let added = 2 * d.text.len() + d.path.len();
+        let before = self
+            .uncommitted
+            .fetch_add(added, std::sync::atomic::Ordering::Relaxed);
+        if before + added > UNCOMMITTED_MOST {
+            self.commit()?;
+        }
         Ok(())
     }
 
@@ -370,6 +403,8 @@ impl SearchIndex {
     /// Makes the changes so far durable and searchable.
     pub fn commit(&self) -> Result<(), Error> {
         self.writer()?.commit()?;
+        self.uncommitted
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         self.reader.reload()?;
         Ok(())
     }
