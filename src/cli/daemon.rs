@@ -28,6 +28,9 @@ pub struct Options {
     pub allow_other: bool,
     pub idle: Option<Duration>,
     pub threads: usize,
+    /// Keep no search index this session (measurements; it catches up at
+    /// the next mount).
+    pub no_index: bool,
 }
 
 /// Keeps secrets out of core dumps and swap, and allows one open host
@@ -244,7 +247,7 @@ fn serve(
         Arc::new(move |t, p, now| s.apply(t, p, now, Some(&n)))
     };
     let indexer = match weak.upgrade() {
-        Some(t) if !o.read_only => super::indexer::start(&t, &v),
+        Some(t) if !o.read_only && !o.no_index => super::indexer::start(&t, &v),
         _ => None,
     };
     let searcher: Option<Arc<dyn crate::control::Searcher>> = if o.read_only {

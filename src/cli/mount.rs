@@ -39,6 +39,10 @@ pub struct MountArgs {
     /// FUSE worker threads.
     #[arg(long, default_value_t = 4, hide = true)]
     pub threads: usize,
+    /// Do not index notes this session (for measurements: search is off
+    /// until the next mount, which catches the index up).
+    #[arg(long, hide = true)]
+    pub no_index: bool,
     #[command(flatten)]
     kdf: KdfArgs,
 }
@@ -354,6 +358,7 @@ pub fn run_with(a: MountArgs, import: bool) -> Result<()> {
         allow_other: a.allow_other,
         idle: a.idle,
         threads: a.threads.max(1),
+        no_index: a.no_index,
     };
     if a.foreground {
         if import {
