@@ -495,3 +495,74 @@ fn each_person_unlocks_with_their_own_password_and_is_named_in_the_audit_log() {
     assert_eq!(contains_bytes(&w.vault.join("d"), b"Ana Reyes"), None);
     assert_eq!(contains_bytes(&w.vault.join("audit"), b"Ana Reyes"), None);
 }
+
+/// Issue 20.1: the Argon2 cost check covers every person's slot, not only
+/// the shared password's: a person's slot weakened in `quire.conf` (cost
+/// lowered, the slot MAC left as it was) is reported as modified before any
+/// password is tried, whoever unlocks; one raised past what this machine
+/// saw is refused before Argon2 runs on it.
+#[test]
+fn a_persons_slot_with_its_cost_changed_is_called_modified() {
+    let w = World::new();
+    w.init();
+    let v = w.vault.to_str().unwrap();
+    let ana = w.dir.path().join("ana");
+    std::fs::write(&ana, "ana's long passphrase one\n").unwrap();
+    let o = with_pw(
+        &w,
+        &[
+            "user",
+            "add",
+            "ana",
+            "--vault",
+            v,
+            "--new-password-file",
+            ana.to_str().unwrap(),
+            "--kdf-memory",
+            "16",
+            "--kdf-passes",
+            "2",
+        ],
+        &w.pwfile,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    // Seen here once (as every unlock remembers every slot's cost).
+    assert_eq!(with_pw(&w, &["check", v], &ana).status.code(), Some(0));
+    let conf = w.vault.join("quire.conf");
+    let good = std::fs::read(&conf).unwrap();
+    let at = good.windows(3).position(|x| x == b"ana").unwrap() + 3;
+    let forge = |m_kib: u32, t: u32| {
+        let mut b = good.clone();
+        b[at..at + 4].copy_from_slice(&m_kib.to_be_bytes());
+        b[at + 4..at + 8].copy_from_slice(&t.to_be_bytes());
+        let n = b.len();
+        let sum = {
+            use sha2::Digest;
+            sha2::Sha256::digest(&b[..n - 32])
+        };
+        b[n - 32..].copy_from_slice(&sum);
+        std::fs::write(&conf, b).unwrap();
+    };
+    forge(8192, 2);
+    for pw in [&w.pwfile, &ana] {
+        let o = with_pw(&w, &["check", v], pw);
+        assert_eq!(o.status.code(), Some(12), "{}", err(&o));
+        assert!(
+            err(&o).contains("cost was lowered for the password slot of ana"),
+            "{}",
+            err(&o)
+        );
+    }
+    // Raised to 2 GiB: refused before Argon2 runs on it (not minutes of
+    // work).
+    forge(2 << 20, 2);
+    let o = with_pw(&w, &["check", v], &w.pwfile);
+    assert_eq!(o.status.code(), Some(12), "{}", err(&o));
+    assert!(
+        err(&o).contains("cost raised: the password slot of ana"),
+        "{}",
+        err(&o)
+    );
+    std::fs::write(&conf, &good).unwrap();
+    assert_eq!(with_pw(&w, &["check", v], &ana).status.code(), Some(0));
+}

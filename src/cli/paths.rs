@@ -192,7 +192,7 @@ pub fn check_config(
             && (now.m_kib < s.m_kib || now.t < s.t)
         {
             return Err(crate::vault::Error::ConfigModified(format!(
-                "the key-derivation cost of {whose} was lowered to {} KiB and {} passes (it was {} KiB and {} passes when last opened on this machine)",
+                "the key-derivation cost was lowered for {whose}, to {} KiB and {} passes (it was {} KiB and {} passes when last opened on this machine)",
                 now.m_kib, now.t, s.m_kib, s.t
             )));
         }
