@@ -1071,6 +1071,153 @@ fn symlink_targets_are_bound_to_their_name() {
     clean("after the folder with an orphan record went");
 }
 
+/// Issue 22.2: a large file (more than one group of 1,024 slots, 4 MiB) is
+/// verified group by group as it is read, from the group sums this device
+/// keeps (sealed, bound to the header, in `sums/` of its folder): after a
+/// mount its first block reads without a pass over the whole file. Every
+/// splice is still refused, where it is read; without the kept sums (or
+/// with sums damaged, or another file's) the file is verified whole again
+/// at its first open. Writes, a truncate and an extension keep the sums
+/// current across mounts.
+#[test]
+fn a_large_file_is_verified_group_by_group_and_every_splice_is_caught() {
+    let w = World::new();
+    w.init();
+    const MIB: usize = 1 << 20;
+    let mut want: Vec<u8> = (0..13 * MIB + 1000).map(|i| (i * 7 % 251) as u8).collect();
+    {
+        let m = w.mount(&[]);
+        std::fs::write(m.path("big.bin"), &want).unwrap();
+        std::fs::write(m.path("other.bin"), &want[..9 * MIB]).unwrap();
+        m.unmount();
+    }
+    let sums = w.local().join("sums");
+    let kept = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&sums)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    assert_eq!(kept().len(), 2, "one record per large file: {:?}", kept());
+    let host = walk_all(&w.vault.join("d"))
+        .into_iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            !n.contains('.') && p.is_file()
+        })
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let old = std::fs::read(&host).unwrap();
+    // Changes in groups 0 and 2, kept current across a mount.
+    {
+        let m = w.mount(&[]);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(m.path("big.bin"))
+            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"CHANGED", 100).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"CHANGED", 9 * MIB as u64).unwrap();
+        drop(f);
+        m.unmount();
+    }
+    want[100..107].copy_from_slice(b"CHANGED");
+    want[9 * MIB..9 * MIB + 7].copy_from_slice(b"CHANGED");
+    let new = std::fs::read(&host).unwrap();
+    let read_at = |m: &Mounted, off: u64, len: usize| -> std::io::Result<Vec<u8>> {
+        let f = std::fs::File::open(m.path("big.bin"))?;
+        let mut b = vec![0u8; len];
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, off)?;
+        Ok(b)
+    };
+    {
+        let m = w.mount(&["--read-only"]);
+        assert!(std::fs::read(m.path("big.bin")).unwrap() == want);
+        m.unmount();
+    }
+    // The old slot of the block at 9 MiB (group 2) spliced back.
+    let slot_of = |off: usize| {
+        let n = (off / 4096) as u64;
+        (HDR + n * SLOT) as usize..(HDR + (n + 1) * SLOT) as usize
+    };
+    let mut spliced = new.clone();
+    let s9 = slot_of(9 * MIB);
+    spliced[s9.clone()].copy_from_slice(&old[s9]);
+    std::fs::write(&host, &spliced).unwrap();
+    {
+        let m = w.mount(&["--read-only"]);
+        // Group 0 reads (it is the one last written), group 2 does not.
+        assert!(read_at(&m, 0, 4096).unwrap()[..] == want[..4096]);
+        let e = read_at(&m, 9 * MIB as u64, 4096).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+        let e = std::fs::read(m.path("big.bin")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+        m.unmount();
+    }
+    let out = w.check_problems("a block spliced into group 2");
+    assert!(out.contains("big.bin"), "{out}");
+    // Without the kept sums, or with them damaged, or with another file's
+    // record under its name: verified whole at the first open, so even
+    // its first block is refused.
+    let records = kept();
+    let saved: Vec<Vec<u8>> = records.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let whole = |what: &str| {
+        let m = w.mount(&["--read-only"]);
+        let e = read_at(&m, 0, 4096).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO), "{what}: {e}");
+        m.unmount();
+    };
+    for r in &records {
+        std::fs::remove_file(r).unwrap();
+    }
+    whole("no kept sums");
+    for (r, b) in records.iter().zip(&saved) {
+        let mut b = b.clone();
+        let i = b.len() - 20;
+        b[i] ^= 1;
+        std::fs::write(r, b).unwrap();
+    }
+    whole("damaged sums");
+    std::fs::write(&records[0], &saved[1]).unwrap();
+    std::fs::write(&records[1], &saved[0]).unwrap();
+    whole("another file's sums");
+    for (r, b) in records.iter().zip(&saved) {
+        std::fs::write(r, b).unwrap();
+    }
+    // Put back, the file reads whole; a truncate into group 1 and an
+    // extension to group 4 keep the sums current.
+    std::fs::write(&host, &new).unwrap();
+    {
+        let m = w.mount(&[]);
+        assert!(std::fs::read(m.path("big.bin")).unwrap() == want);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(m.path("big.bin"))
+            .unwrap();
+        f.set_len(5 * MIB as u64 + 3).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"END", 17 * MIB as u64).unwrap();
+        drop(f);
+        m.unmount();
+    }
+    want.truncate(5 * MIB + 3);
+    want.resize(17 * MIB, 0);
+    want.extend_from_slice(b"END");
+    {
+        let m = w.mount(&["--read-only"]);
+        assert!(read_at(&m, 17 * MIB as u64, 3).unwrap() == b"END");
+        assert!(std::fs::read(m.path("big.bin")).unwrap() == want);
+        m.unmount();
+    }
+    let o = w.check_sealed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // No plaintext in the kept sums.
+    for r in kept() {
+        let b = std::fs::read(&r).unwrap();
+        assert!(b.starts_with(b"QUIREGMS"), "{r:?}");
+        assert!(!b.windows(7).any(|x| x == b"CHANGED"));
+    }
+}
+
 /// A file whose MAC this mount verified reopens without a full pass while
 /// its host file is as Quire left it (for a node the kernel forgot, the
 /// MAC is parked), but a block spliced into it on the host meanwhile

@@ -135,6 +135,22 @@ old1 = older + fk.encrypt(older, plain, aad(FILE_ID, 1, 0))
 spliced = whole[:78] + blocks[0] + old1 + blocks[2]
 rec(kind="blockmac", comment="an older seal of block 1 spliced back in place", expect="auth-fail", file_id=FILE_ID.hex(), file=spliced.hex(), plain="")
 
+# Group sums a device keeps of a large file (FORMAT §4.2, issue 22.2):
+# magic ‖ version ‖ nonce ‖ GCM(mac-sums key, group size u32 ‖ n u32 ‖ sums,
+# AAD = magic ‖ version ‖ the file's 78-byte header) ‖ tag.
+sums_key = AESGCM(hkdf(b"quire/v1/mac-sums"))
+head = whole[:78]
+group0 = bytes(32)
+for n, b in enumerate(blocks):
+    group0 = xor(group0, slot_value(FILE_ID, n, b[:12]))
+sums = [group0, bytes([0x11]) * 32]
+gn = bytes([9]) * 12
+sbody = struct.pack(">II", 1024, len(sums)) + b"".join(sums)
+srec = b"QUIREGMS" + struct.pack(">H", 1) + gn + sums_key.encrypt(gn, sbody, b"QUIREGMS" + struct.pack(">H", 1) + head)
+rec(kind="groupsums", comment="two groups' sums bound to a header", expect="ok", header=head.hex(), record=srec.hex(), sums=b"".join(sums).hex())
+other_head = mac_file(FILE_ID, blocks, bytes([8]) * 12)[:78]
+rec(kind="groupsums", comment="the same record for a header sealed again", expect="auth-fail", header=other_head.hex(), record=srec.hex(), sums="")
+
 # Symlinks (FORMAT §6) and their binding records (flag BOUND_SYMLINKS, §6.1).
 sym = AESGCM(hkdf(b"quire/v1/symlink"))
 ns = bytes([3]) * 12

@@ -52,6 +52,7 @@ impl MasterKey {
             audit: AeadKey::new(&self.derive::<32>(vault_id, labels::AUDIT)),
             audit_chain: self.derive::<32>(vault_id, labels::AUDIT_CHAIN),
             block_mac: self.derive::<32>(vault_id, labels::BLOCK_MAC),
+            mac_sums: AeadKey::new(&self.derive::<32>(vault_id, labels::MAC_SUMS)),
             device: AeadKey::new(&self.derive::<32>(vault_id, labels::DEVICE)),
             backup_sign: self.derive::<32>(vault_id, labels::BACKUP_SIGN),
         }
@@ -64,6 +65,8 @@ pub struct SubKeys {
     pub content: Key32,
     /// Content files' block MAC (flag `BLOCK_MAC`).
     pub block_mac: Key32,
+    /// The group sums of large files a device keeps (§4.2).
+    pub mac_sums: AeadKey,
     /// File and directory names.
     pub names: NameKey,
     /// Symlink targets.

@@ -42,6 +42,8 @@ pub const SLOTS: &[u8] = b"quire/v1/slots";
 pub const AUDIT_CHAIN: &[u8] = b"quire/v1/audit-chain";
 /// HMAC-SHA256 key of content files' block MAC (§4.2).
 pub const BLOCK_MAC: &[u8] = b"quire/v1/block-mac";
+/// AES-256-GCM key of the group sums a device keeps of large files (§4.2).
+pub const MAC_SUMS: &[u8] = b"quire/v1/mac-sums";
 /// AES-GCM key for device records (§18).
 pub const DEVICE: &[u8] = b"quire/v1/device";
 /// Ed25519 seed that signs backup manifests (§19).

@@ -119,6 +119,64 @@ pub fn open_header_mac(key: &AeadKey, file_id: &[u8; 16], h: &[u8]) -> Option<[u
     let sealed = h.get(HEADER_LEN as usize..MAC_HEADER_LEN as usize)?;
     key.open(&mac_aad(file_id), sealed).ok()?.try_into().ok()
 }
+/// Slots per group of the block MAC (§4.2): a device keeps each group's
+/// sum of slot values, so a file is verified group by group as it is read.
+pub const MAC_GROUP: u64 = 1024;
+
+/// Magic of a record of a file's group sums (§4.2, kept per device).
+pub const SUMS_MAGIC: &[u8; 8] = b"QUIREGMS";
+/// Layout version of a group-sums record.
+pub const SUMS_VERSION: u16 = 1;
+/// Largest group count: an 8 TiB file.
+pub const MAX_GROUPS: u64 = MAX_FILE_SIZE / (BLOCK * MAC_GROUP);
+/// Largest group-sums record on disk.
+pub const MAX_SUMS_RECORD: u64 = 10 + 12 + 8 + MAX_GROUPS * 32 + 16;
+
+fn sums_aad(header: &[u8]) -> Vec<u8> {
+    let mut aad = SUMS_MAGIC.to_vec();
+    aad.extend_from_slice(&SUMS_VERSION.to_be_bytes());
+    aad.extend_from_slice(header);
+    aad
+}
+
+/// Seals a file's group sums, bound to its header as it is on the host
+/// (`header`: the 78 bytes, whose sealed MAC is the XOR of `sums`).
+pub fn seal_group_sums(key: &AeadKey, header: &[u8], sums: &[[u8; 32]]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(8 + sums.len() * 32);
+    body.extend_from_slice(&(MAC_GROUP as u32).to_be_bytes());
+    body.extend_from_slice(&(sums.len() as u32).to_be_bytes());
+    for s in sums {
+        body.extend_from_slice(s);
+    }
+    let mut out = SUMS_MAGIC.to_vec();
+    out.extend_from_slice(&SUMS_VERSION.to_be_bytes());
+    out.extend_from_slice(&key.seal(&sums_aad(header), &body));
+    out
+}
+
+/// The group sums a record holds, if it opens for the file whose header is
+/// `header` now, with this Quire's group size; `None` otherwise (the
+/// record is then ignored and the file verified whole).
+pub fn open_group_sums(key: &AeadKey, header: &[u8], rec: &[u8]) -> Option<Vec<[u8; 32]>> {
+    if rec.len() < 10 || &rec[..8] != SUMS_MAGIC || rec[8..10] != SUMS_VERSION.to_be_bytes() {
+        return None;
+    }
+    let body = zeroize::Zeroizing::new(key.open(&sums_aad(header), &rec[10..]).ok()?);
+    if body.len() < 8 || body[..4] != (MAC_GROUP as u32).to_be_bytes() {
+        return None;
+    }
+    let n = u32::from_be_bytes(body[4..8].try_into().ok()?) as usize;
+    if n as u64 > MAX_GROUPS || body.len() != 8 + n * 32 {
+        return None;
+    }
+    Some(
+        body[8..]
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect(),
+    )
+}
+
 /// Plaintext bytes per block.
 pub const BLOCK: u64 = 4096;
 /// Ciphertext bytes per full block.
@@ -308,6 +366,29 @@ mod tests {
             parse_header(&h[..40], Layout::MAC),
             Err(HeaderError::Truncated)
         );
+    }
+
+    #[test]
+    fn group_sums_open_only_with_their_header() {
+        let key = AeadKey::new(&Key32::from_bytes(&mut [9; 32]));
+        let h = header_with_mac(&key, &[1; 16], &[7; 32]);
+        let sums = [[1u8; 32], [6u8; 32]];
+        let r = seal_group_sums(&key, &h, &sums);
+        // magic 8 ‖ version 2 ‖ nonce 12 ‖ (4 + 4 + 2 × 32) ‖ tag 16
+        assert_eq!(r.len(), 10 + 12 + 8 + 64 + 16);
+        assert_eq!(&r[..10], b"QUIREGMS\x00\x01");
+        assert_eq!(open_group_sums(&key, &h, &r), Some(sums.to_vec()));
+        // Another header (a newer seal of the same file's MAC): refused.
+        let h2 = header_with_mac(&key, &[1; 16], &[7; 32]);
+        assert_eq!(open_group_sums(&key, &h2, &r), None);
+        let mut t = r.clone();
+        t[30] ^= 1;
+        assert_eq!(open_group_sums(&key, &h, &t), None);
+        let mut v = r.clone();
+        v[9] = 2;
+        assert_eq!(open_group_sums(&key, &h, &v), None);
+        let other = AeadKey::new(&Key32::from_bytes(&mut [8; 32]));
+        assert_eq!(open_group_sums(&other, &h, &r), None);
     }
 
     #[test]

@@ -127,6 +127,17 @@ fn every_vector_gives_its_expected_result() {
                     assert_eq!(out, unhex(&r["plain"]), "{what}");
                 }
             }
+            "groupsums" => {
+                let got = content::open_group_sums(
+                    &keys.mac_sums,
+                    &unhex(&r["header"]),
+                    &unhex(&r["record"]),
+                );
+                assert_eq!(got.is_some(), ok, "{what}");
+                if let Some(sums) = got {
+                    assert_eq!(sums.concat(), unhex(&r["sums"]), "{what}");
+                }
+            }
             "marker" => {
                 let id: [u8; 16] = unhex(&r["file_id"]).try_into().unwrap();
                 let n: u64 = r["slot"].parse().unwrap();

@@ -12,6 +12,16 @@ use std::path::Path;
 /// `O_EXCL | O_NOFOLLOW`, so another user's file or symlink planted in a
 /// shared folder is never written through (issue 11.2).
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, true)
+}
+
+/// [`write`] without the fsyncs, for caches: a crash may leave the old
+/// file, the new one or (on some file systems) an empty one, never a mix.
+pub fn write_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -20,9 +30,14 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         super::safe::create_temp(dir, &format!(".{}.tmp", name.to_string_lossy()), "")?;
     let res = (|| {
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        sync_dir(dir)
+        if durable {
+            sync_dir(dir)?;
+        }
+        Ok(())
     })();
     drop(f);
     if res.is_err() {

@@ -173,6 +173,12 @@ impl Layout {
         self.local.join(AUDIT_HEADS)
     }
 
+    /// `sums/`, the group sums of large files' block MACs this device
+    /// keeps (FORMAT §4.2).
+    pub fn mac_sums(&self) -> PathBuf {
+        self.local.join("sums")
+    }
+
     /// `index/`, this device's sealed search index.
     pub fn index(&self) -> PathBuf {
         self.local.join(INDEX)

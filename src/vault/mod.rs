@@ -634,6 +634,7 @@ impl UnlockedVault {
         {
             self.seal_xattrs(&t)?;
         }
+        t.content.keep_sums_in(self.layout.mac_sums());
         if let Some(d) = devices {
             let _ = t.content.device_tag.set(devices::short(&d.me()));
             let _ = t

@@ -147,7 +147,7 @@ pub struct Node {
     /// The block MAC of the file's slots as they are on the host (flag
     /// `BLOCK_MAC`, FORMAT §4.2): `None` until verified against the
     /// header, then kept current by every change.
-    pub(crate) mac: Mutex<Option<[u8; 32]>>,
+    pub(crate) mac: Mutex<Option<crate::vault::content::blockmac::MacState>>,
     /// The host file's (ctime s, ns, size) right after Quire last verified
     /// or changed it, while `mac` is set: a later open that finds another
     /// state verifies the MAC again (something else wrote the host file).

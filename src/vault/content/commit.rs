@@ -55,6 +55,7 @@ impl Content {
         }
         if of.node.writers.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.commit(of)?;
+            self.keep_sums(&of.node, &of.file);
         }
         // Only this handle's own unrecorded change: the release comes
         // after `close` returned, when another handle may be in the middle

@@ -103,7 +103,7 @@ impl Content {
         content::seal_blocks(&k.key, &k.id, b, &p, true, &mut sealed);
         // The new final block, the marker before it, and every slot cut.
         let ranges = [(b.saturating_sub(1), u64::MAX)];
-        let before = self.mac_before(k, &of.file, &ranges)?;
+        let before = self.mac_before(&of.node, k, &of.file, &ranges)?;
         modifying()?;
         of.file.write_all_at(&sealed, self.layout.block_offset(b))?;
         if let Some((n, s)) = marker {
@@ -228,7 +228,7 @@ impl Content {
                 self.before_change(of, csize, m, m, on_first)?;
             }
             let ranges = [(s.min(cx), m.max(cy) + 1)];
-            let before = self.mac_before(k, &of.file, &ranges)?;
+            let before = self.mac_before(&of.node, k, &of.file, &ranges)?;
             modifying()?;
             self.make_holes(k, &of.file, cx, cy, s, m)?;
             self.mac_changed(&of.node, k, &of.file, &ranges, &[], before)?;

@@ -42,10 +42,10 @@ pub(crate) type VerifiedRun = (u64, u64, u64, [u8; content::MARKER_LEN]);
 /// sealed MAC in its header) while the host file's change time and size
 /// are the ones seen when it was parked: any write to the host file,
 /// Quire's or another's, changes its ctime.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct Parked {
     id: [u8; 16],
-    mac: [u8; 32],
+    state: blockmac::MacState,
     seen: HostState,
 }
 
@@ -81,6 +81,9 @@ pub struct Content {
     /// Names this device in the conflict copies it makes (7 characters,
     /// docs/FORMAT.md §5.5).
     pub(crate) device_tag: std::sync::OnceLock<String>,
+    /// Where this device keeps large files' group sums (§4.2), once the
+    /// vault has said.
+    pub(crate) sums_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// Says why a file may fail authentication other than tampering (see
@@ -143,6 +146,7 @@ impl Content {
             parked_macs: Mutex::new(HashMap::new()),
             explain: std::sync::OnceLock::new(),
             device_tag: std::sync::OnceLock::new(),
+            sums_dir: std::sync::OnceLock::new(),
         }
     }
 
@@ -325,6 +329,10 @@ impl Content {
             self.read_blocks_into(node, &f, psize, b, last, &mut sealed, &mut out)?;
             b = last + 1;
         }
+        // Groups inside runs of holes were skipped above: every group of a
+        // large file checked against its kept sum all the same.
+        let k = self.key(node, &f)?;
+        self.verify_groups(node, k, &f, 0, u64::MAX)?;
         Ok(psize)
     }
 
@@ -408,6 +416,7 @@ impl Content {
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
         let k = self.key(node, file)?;
+        self.verify_groups(node, k, file, first, last + 1)?;
         let from = self.layout.block_offset(first);
         let to = self
             .layout

@@ -179,7 +179,7 @@ impl Content {
         let markers_at: Vec<(u64, u64)> = markers.iter().map(|&(n, _)| (n, n + 1)).collect();
         let mut replaced = markers_at.clone();
         replaced.push((first, last + 1));
-        let before = self.mac_before(k, &of.file, &replaced)?;
+        let before = self.mac_before(&of.node, k, &of.file, &replaced)?;
         if let Err(e) = modifying().and_then(|_| of.file.write_all_at(&sealed, write_at)) {
             let _ = of.file.set_len(csize);
             return Err(e);
@@ -240,7 +240,7 @@ impl Content {
             (w - 1, w),
             (w, content::block_count(off + data.len() as u64)),
         ];
-        let before = self.mac_before(k, &of.file, &replaced)?;
+        let before = self.mac_before(&of.node, k, &of.file, &replaced)?;
         let r = modifying()
             .and_then(|_| self.write_marker(k, &of.file, w - 1, nb))
             .and_then(|_| of.file.write_all_at(&sealed, self.layout.block_offset(w)))
