@@ -421,6 +421,26 @@ fn each_person_unlocks_with_their_own_password_and_is_named_in_the_audit_log() {
         "{text}"
     );
 
+    // passwd refuses a password someone else already has (exit 23, a
+    // refusal, not an I/O error), and changes nothing.
+    let o = with_pw(
+        &w,
+        &[
+            "passwd",
+            v,
+            "--new-password-file",
+            ana.to_str().unwrap(),
+            "--kdf-memory",
+            "8",
+            "--kdf-passes",
+            "1",
+        ],
+        &sam,
+    );
+    assert_eq!(o.status.code(), Some(23), "{}", err(&o));
+    assert!(err(&o).contains("nothing was changed"), "{}", err(&o));
+    assert_eq!(with_pw(&w, &["check", v], &sam).status.code(), Some(0));
+
     // passwd changes only your own: Sam's new password works, Sam's old one
     // does not, Ana's and the shared one still do.
     let sam2 = file("sam2", "sam's second long passphrase");

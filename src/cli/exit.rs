@@ -117,6 +117,7 @@ fn classify(e: &anyhow::Error) -> (Code, String) {
                     "{v}. It was changed outside Quire; restore quire.conf from a backup of the vault folder"
                 ),
             ),
+            VaultError::Refused(_) => (Code::Refused, format!("{v}; nothing was changed")),
             VaultError::Damaged(_) => (
                 Code::Format,
                 format!("{v}; restore the vault folder from a backup"),

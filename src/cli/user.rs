@@ -146,11 +146,7 @@ pub fn run(a: UserArgs) -> Result<()> {
 /// A refusal of the vault layer, with what did not happen.
 fn refused(e: crate::vault::Error, what: &str) -> anyhow::Error {
     match e {
-        crate::vault::Error::Io { context, source }
-            if source.kind() == std::io::ErrorKind::InvalidInput =>
-        {
-            fail(Code::Refused, format!("{context}; {what}"))
-        }
+        crate::vault::Error::Refused(why) => fail(Code::Refused, format!("{why}; {what}")),
         e => e.into(),
     }
 }

@@ -46,6 +46,10 @@ pub enum Error {
     /// Another process holds the vault lock.
     #[error("the vault at {0} is in use (already mounted, or another quire command is running)")]
     Busy(PathBuf),
+    /// A change to the vault's key slots that its rules forbid (a name
+    /// taken, the last password, the slot that unlocked): nothing changed.
+    #[error("{0}")]
+    Refused(String),
     /// The ciphertext tree is damaged beyond opening.
     #[error("the vault's data folder is damaged: {0}")]
     Damaged(String),

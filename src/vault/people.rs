@@ -45,10 +45,7 @@ pub fn slots(c: &crate::format::config::Config) -> Vec<SlotInfo> {
 }
 
 fn config_error(e: String) -> Error {
-    Error::Io {
-        context: e,
-        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-    }
+    Error::Refused(e)
 }
 
 impl UnlockedVault {
