@@ -586,3 +586,272 @@ fn a_persons_slot_with_its_cost_changed_is_called_modified() {
     std::fs::write(&conf, &good).unwrap();
     assert_eq!(with_pw(&w, &["check", v], &ana).status.code(), Some(0));
 }
+
+/// The stored value of xattr `name` of `p`, if any.
+fn xattr(p: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+/// Issue 20.1, `--rekey`: Sam is removed and the vault re-keyed with Ana's
+/// password. Everything comes through (notes, folders, a hard link, a
+/// symlink, an attribute, every version with its number, the trash, a
+/// retention date, the audit log with its records before), `check` counts
+/// the same, and nothing is left beside the vault. Only Ana's password
+/// and the new recovery key open it: Sam's, the shared one and the old
+/// recovery key do not. With the old config, Sam's password still gives
+/// the old master key, but it opens no content file, no name and no note
+/// of the re-keyed vault, nor one written after it.
+#[test]
+fn after_rekey_a_removed_persons_old_key_opens_nothing() {
+    use quire::crypto::Password;
+    use quire::format::config::{Config, Unlock};
+    let w = World::new();
+    let old_rk = w.init();
+    let v = w.vault.to_str().unwrap();
+    let dir = w.dir.path();
+    let file = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("{text}\n")).unwrap();
+        p
+    };
+    let ana = file("ana", "ana's long passphrase one");
+    let sam = file("sam", "sam's long passphrase two");
+    let kdf = ["--kdf-memory", "8", "--kdf-passes", "1"];
+    for (name, new, by) in [("Ana Reyes", &ana, &w.pwfile), ("Sam", &sam, &ana)] {
+        let mut a = vec!["user", "add", name, "--vault", v, "--new-password-file"];
+        a.push(new.to_str().unwrap());
+        a.extend_from_slice(&kdf);
+        let o = with_pw(&w, &a, by);
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    {
+        let m = w.mount(&[]);
+        std::fs::create_dir_all(m.path("notes/sub")).unwrap();
+        std::fs::write(m.path("notes/n.md"), "first session note\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(m.path("notes/n.md"), "second session note\n").unwrap();
+        std::fs::write(m.path("notes/sub/k.md"), "kept note\n").unwrap();
+        std::fs::hard_link(m.path("notes/sub/k.md"), m.path("notes/sub/k2.md")).unwrap();
+        std::os::unix::fs::symlink("../n.md", m.path("notes/sub/link")).unwrap();
+        let o = std::process::Command::new("setfattr")
+            .args(["-n", "user.tag", "-v", "intake"])
+            .arg(m.path("notes/n.md"))
+            .output();
+        let tagged = o.is_ok_and(|o| o.status.success());
+        let o = w.run(&[
+            "retain",
+            m.path("notes/n.md").to_str().unwrap(),
+            "2030-01-01",
+        ]);
+        assert!(o.status.success(), "{}", err(&o));
+        std::fs::write(m.path("gone.md"), "deleted note\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(6));
+        std::fs::remove_file(m.path("gone.md")).unwrap();
+        assert!(!tagged || xattr(&m.path("notes/n.md"), "user.tag").is_some());
+        m.unmount();
+    }
+    let counts = |pw: &std::path::Path| -> serde_json::Value {
+        let o = with_pw(&w, &["check", v, "--json"], pw);
+        assert!(o.status.success(), "{}", err(&o));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        serde_json::json!([
+            r["files"],
+            r["folders"],
+            r["versions"],
+            r["trash_entries"],
+            r["bytes"]
+        ])
+    };
+    let before = counts(&ana);
+    let old_conf = std::fs::read(w.vault.join("quire.conf")).unwrap();
+    let rk2 = dir.join("rk2");
+    let o = with_pw(
+        &w,
+        &[
+            "user",
+            "remove",
+            "Sam",
+            "--rekey",
+            "--vault",
+            v,
+            "--recovery-key-out",
+            rk2.to_str().unwrap(),
+        ],
+        &ana,
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("Vault re-keyed"), "{}", err(&o));
+    assert!(
+        err(&o).contains("shared password was not kept"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(counts(&ana), before);
+    // Only Ana's password and the new recovery key open it.
+    let opens = |args: &[&str]| {
+        let mut a = vec!["check", v];
+        a.extend_from_slice(args);
+        w.run(&a).status.code()
+    };
+    assert_eq!(opens(&["--password-file", sam.to_str().unwrap()]), Some(10));
+    assert_eq!(
+        opens(&["--password-file", w.pwfile.to_str().unwrap()]),
+        Some(10)
+    );
+    let old_rk_file = file("old-rk", &old_rk);
+    assert_eq!(
+        opens(&["--recovery-key-file", old_rk_file.to_str().unwrap()]),
+        Some(10)
+    );
+    assert_eq!(
+        opens(&["--recovery-key-file", rk2.to_str().unwrap()]),
+        Some(0)
+    );
+    // Nothing left beside the vault; one device folder for it.
+    let stray: Vec<_> = std::fs::read_dir(w.vault.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".rekey-"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    let place = quire::store::place(&w.vault);
+    let locals: Vec<_> = std::fs::read_dir(dir.join(".local/state/quire/vaults"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(&place))
+        .collect();
+    assert_eq!(locals.len(), 1, "one device folder for the vault");
+    // The audit log goes on: the records before, then the re-keying, Ana's.
+    let recs = audit_records(&w, &ana, &[]);
+    assert!(
+        recs.iter()
+            .any(|r| r["event"] == "user" && r["detail"] == "person Sam added")
+    );
+    let rekey = recs
+        .iter()
+        .find(|r| r["event"] == "rekey")
+        .expect("a rekey record");
+    assert_eq!(rekey["person"], "Ana Reyes");
+    assert!(
+        rekey["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Sam removed first")
+    );
+
+    // Ana's password mounts it: everything is there; a note written now.
+    std::fs::copy(&ana, &w.pwfile).unwrap();
+    {
+        let m = w.mount(&[]);
+        let text = |p: &str| std::fs::read_to_string(m.path(p)).unwrap();
+        assert_eq!(text("notes/n.md"), "second session note\n");
+        assert_eq!(text("notes/sub/k2.md"), "kept note\n");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(m.path("notes/sub/k.md")).unwrap().ino(),
+            std::fs::metadata(m.path("notes/sub/k2.md")).unwrap().ino()
+        );
+        assert_eq!(
+            std::fs::read_link(m.path("notes/sub/link")).unwrap(),
+            std::path::Path::new("../n.md")
+        );
+        if let Some(t) = xattr(&m.path("notes/n.md"), "user.tag") {
+            assert_eq!(t, b"intake");
+        }
+        let o = w.run(&["log", m.path("notes/n.md").to_str().unwrap()]);
+        let log = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(
+            log.lines().filter(|l| l.contains(" save ")).count(),
+            2,
+            "{log}"
+        );
+        let o = w.run(&[
+            "show",
+            m.path("notes/n.md").to_str().unwrap(),
+            "--version",
+            "1",
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "first session note\n",
+            "{}",
+            err(&o)
+        );
+        let o = w.run(&["retain", m.path("notes/n.md").to_str().unwrap()]);
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("2030-01-01"),
+            "{}",
+            err(&o)
+        );
+        let o = w.run(&["trash"]);
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("gone.md"),
+            "{}",
+            err(&o)
+        );
+        std::fs::write(m.path("after.md"), "written after the re-keying\n").unwrap();
+        m.unmount();
+    }
+
+    // Sam's copy of the old key: the old config opens with his password...
+    let old = Config::from_bytes(&old_conf).unwrap();
+    let sam_pw = Password::new(b"sam's long passphrase two".to_vec());
+    let master = old.unlock(Unlock::Password(&sam_pw)).expect("the old key");
+    let keys = master.subkeys(&old.vault_id);
+    // ...but opens no content file of the re-keyed vault (every note,
+    // version chunk and trash entry's content has a new key).
+    let mut contents = 0;
+    let mut all = Vec::new();
+    walk(&w.vault.join("d"), &mut all);
+    for p in all {
+        let n = p.file_name().unwrap().to_string_lossy().to_string();
+        let content_file = n == "c" || !n.contains('.');
+        if !p.is_file() || !content_file {
+            continue;
+        }
+        let b = std::fs::read(&p).unwrap();
+        if b.len() < 78 {
+            continue;
+        }
+        let id: [u8; 16] = b[2..18].try_into().unwrap();
+        let fk = keys.file_key(&id);
+        assert!(
+            quire::format::content::open_header_mac(&fk, &id, &b).is_none(),
+            "{p:?} opens with the old key"
+        );
+        contents += 1;
+    }
+    assert!(contents >= 4, "content files seen: {contents}");
+    // ...nor any name, and a vault with the old config in place reads as
+    // damaged through and through.
+    let copy = dir.join("copy");
+    let o = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&w.vault)
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::write(copy.join("quire.conf"), &old_conf).unwrap();
+    let o = with_pw(&w, &["check", copy.to_str().unwrap()], &sam);
+    assert_eq!(o.status.code(), Some(21), "{}", err(&o));
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !report.contains("after.md") && !report.contains("n.md"),
+        "{report}"
+    );
+}

@@ -186,6 +186,16 @@ fn typed(a: &PasswordArgs) -> bool {
 /// `label` is the prompt: "Password: ", or "Current password: " for
 /// `quire passwd`.
 pub fn unlock(path: &Path, a: &PasswordArgs, label: &str) -> Result<UnlockedVault> {
+    unlock_keeping(path, a, label).map(|(v, _)| v)
+}
+
+/// [`unlock`], also returning the secret that opened the vault (re-keying
+/// seals the new key under the same password).
+pub fn unlock_keeping(
+    path: &Path,
+    a: &PasswordArgs,
+    label: &str,
+) -> Result<(UnlockedVault, Secret)> {
     let tries = if typed(a) { 3 } else { 1 };
     let mut n = 1;
     loop {
@@ -215,7 +225,7 @@ pub fn unlock(path: &Path, a: &PasswordArgs, label: &str) -> Result<UnlockedVaul
                     eprintln!("quire: warning: {n}");
                 }
                 super::paths::remember_config(&v);
-                return Ok(v);
+                return Ok((v, secret));
             }
         }
     }

@@ -66,6 +66,29 @@ enum UserCommand {
         /// Vault folder (default: ~/.local/share/quire/vault).
         #[arg(long)]
         vault: Option<PathBuf>,
+        /// Then re-key the vault (see `quire user rekey`), so a copy of
+        /// the old key they may have kept opens nothing of it.
+        #[arg(long)]
+        rekey: bool,
+        /// With --rekey: write the new recovery key to FILE (created, 0600)
+        /// instead of showing it.
+        #[arg(long, value_name = "FILE", requires = "rekey")]
+        recovery_key_out: Option<PathBuf>,
+        #[command(flatten)]
+        current: PasswordArgs,
+    },
+    /// Re-key the vault: a new master key, every note, version, trash
+    /// entry and audit record written again under it, and a new recovery
+    /// key. Only your password is kept: everyone else must be added again.
+    /// The vault must be unmounted on every computer; it takes about three
+    /// times as long as `quire check`.
+    Rekey {
+        /// Vault folder (default: ~/.local/share/quire/vault).
+        vault: Option<PathBuf>,
+        /// Write the new recovery key to FILE (created, 0600) instead of
+        /// showing it.
+        #[arg(long, value_name = "FILE")]
+        recovery_key_out: Option<PathBuf>,
         #[command(flatten)]
         current: PasswordArgs,
     },
@@ -119,11 +142,28 @@ pub fn run(a: UserArgs) -> Result<()> {
             }
             Ok(())
         }
+        UserCommand::Rekey {
+            vault,
+            recovery_key_out,
+            current,
+        } => rekey(&vault_path(&vault), &current, recovery_key_out, None),
+        UserCommand::Remove {
+            name,
+            shared,
+            vault,
+            rekey: true,
+            recovery_key_out,
+            current,
+        } => {
+            let who = if shared { None } else { name.as_deref() };
+            rekey(&vault_path(&vault), &current, recovery_key_out, Some(who))
+        }
         UserCommand::Remove {
             name,
             shared,
             vault,
             current,
+            ..
         } => {
             let path = vault_path(&vault);
             let mut v = password::unlock(&path, &current, "Your password: ")?;
@@ -141,6 +181,112 @@ pub fn run(a: UserArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `quire user rekey`, or `user remove --rekey` (`remove`: whom first;
+/// `Some(None)`, the shared password).
+fn rekey(
+    path: &std::path::Path,
+    current: &PasswordArgs,
+    out: Option<PathBuf>,
+    remove: Option<Option<&str>>,
+) -> Result<()> {
+    let _lock = crate::vault::lock(path).map_err(|e| match e {
+        crate::vault::Error::Busy(_) => fail(
+            Code::Busy,
+            "the vault is mounted (or another quire command is using it): unmount it on every computer, then re-key",
+        ),
+        e => e.into(),
+    })?;
+    // The file first: a key that could not be written must not be made.
+    let mut out = match &out {
+        Some(f) => Some((
+            super::init::recovery_key_file(f, "the vault was not re-keyed")?,
+            f.clone(),
+        )),
+        None => None,
+    };
+    let forget = |out: &Option<(std::fs::File, PathBuf)>| {
+        if let Some((_, f)) = out {
+            let _ = std::fs::remove_file(f);
+        }
+    };
+    let res = (|| -> Result<_> {
+        let (mut v, secret) = password::unlock_keeping(path, current, "Your password: ")?;
+        paths::remember_audit_head(&mut v);
+        let crate::vault::Secret::Password(pw) = &secret else {
+            return Err(fail(
+                Code::Refused,
+                "re-keying keeps the password that unlocks it: unlock with your password, not the recovery key",
+            ));
+        };
+        if let Some(who) = remove {
+            v.remove_person(who)
+                .map_err(|e| refused(e, "nothing was removed"))?;
+            paths::remember_config(&v);
+            match who {
+                Some(n) => eprintln!("{n}'s password no longer opens the vault."),
+                None => eprintln!("The shared password no longer opens the vault."),
+            }
+        }
+        let started = std::time::Instant::now();
+        let r = v
+            .rekey(pw, &mut |step| eprintln!("quire: {step}…"))
+            .map_err(|e| refused(e, "the vault was not re-keyed"))?;
+        let fresh = crate::vault::LockedVault::open(path)?
+            .unlock_as(&secret, current.as_person.as_deref())?;
+        let mut detail = format!(
+            "re-keyed: {} files, {} versions, {} trash entries written under a new master key in {:.1} s; new recovery key",
+            r.report.files,
+            r.report.versions,
+            r.report.trash_entries,
+            started.elapsed().as_secs_f64()
+        );
+        if let Some(Some(n)) = remove {
+            detail.push_str(&format!("; {n} removed first"));
+        }
+        if !r.dropped.is_empty() || r.dropped_shared {
+            let mut who: Vec<String> = r.dropped.clone();
+            if r.dropped_shared {
+                who.push("the shared password".into());
+            }
+            detail.push_str(&format!("; to be added again: {}", who.join(", ")));
+        }
+        fresh.record_rekey(&detail);
+        fresh.close_audit();
+        paths::remember_config(&fresh);
+        Ok(r)
+    })();
+    let r = match res {
+        Ok(r) => r,
+        Err(e) => {
+            forget(&out);
+            return Err(e);
+        }
+    };
+    super::init::show_recovery_key(
+        out.as_mut().map(|(o, f)| (o, f.as_path())),
+        r.recovery_key.expose(),
+        "Vault re-keyed: the old key, the old recovery key and every removed password open nothing of it.",
+        "Destroy the old recovery key. The new one opens the vault if the password is forgotten: `quire passwd --recovery-key`.",
+    );
+    eprintln!(
+        "{} files, {} versions and {} trash entries were written again and checked.",
+        r.report.files, r.report.versions, r.report.trash_entries
+    );
+    for n in &r.dropped {
+        eprintln!(
+            "{n} must be added again: `quire user add {}` (they choose a new password).",
+            shell_word(n)
+        );
+    }
+    if r.dropped_shared {
+        eprintln!("The shared password was not kept: everyone now unlocks with their own.");
+    }
+    eprintln!(
+        "Backups: the re-keyed vault is a new vault to `quire backup`; start a new backup folder, and destroy the old backups when their keep period ends. On other computers: let the sync tool finish before mounting."
+    );
+    Ok(())
 }
 
 /// A refusal of the vault layer, with what did not happen.

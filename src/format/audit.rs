@@ -76,11 +76,14 @@ pub enum Event {
     User = 23,
     /// The vault was unlocked with the break-glass slot.
     BreakGlass = 24,
+    /// The vault was re-keyed (`--rekey`; detail: what was carried over
+    /// and who must be added again).
+    Rekey = 25,
 }
 
 impl Event {
     /// All events, in code order.
-    pub const ALL: [Event; 24] = [
+    pub const ALL: [Event; 25] = [
         Event::Mount,
         Event::Unmount,
         Event::Create,
@@ -105,6 +108,7 @@ impl Event {
         Event::Read,
         Event::User,
         Event::BreakGlass,
+        Event::Rekey,
     ];
 
     /// The event of a code.
@@ -139,6 +143,7 @@ impl Event {
             Event::Read => "read",
             Event::User => "user",
             Event::BreakGlass => "break-glass",
+            Event::Rekey => "rekey",
         }
     }
 }

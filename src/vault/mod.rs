@@ -20,6 +20,7 @@ pub mod features;
 mod folders;
 pub mod gate;
 pub mod history;
+mod init;
 pub mod journal;
 pub mod lifecycle;
 pub mod logfile;
@@ -27,13 +28,13 @@ pub mod node;
 pub mod notebook;
 pub mod people;
 pub mod recovery;
+pub mod rekey;
 pub mod trash;
 pub mod tree;
 mod upgrade;
 pub(crate) mod util;
 mod xattrs;
 
-use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,17 +44,17 @@ pub use crate::format::lifecycle::Dates;
 pub use crate::store::host::Time;
 pub use content::OpenFile;
 pub use error::Error;
+pub use init::{Created, init};
 pub use node::{Attr, Kind, Node, open_handles};
 pub use notebook::Notebook;
 pub use tree::{DirEntry, Owner, Tree};
 
-use crate::crypto::kdf::Argon2Params;
-use crate::crypto::{Key32, MasterKey, Password, SubKeys, random};
+use crate::crypto::{Key32, MasterKey, Password, SubKeys};
 use crate::format::config::{Config, Unlock};
 use crate::format::dirid;
+use crate::store::Layout;
 use crate::store::host::Handle;
 use crate::store::lock::{LockError, VaultLock};
-use crate::store::{Layout, atomic};
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Io {
@@ -271,108 +272,6 @@ fn config_copies(root: &Path, id: &[u8; 16]) -> Vec<(String, Config)> {
     out
 }
 
-/// The result of `init`: the vault and the recovery key to show once.
-pub struct Created {
-    /// The new, unlocked vault.
-    pub vault: UnlockedVault,
-    /// The recovery key, formatted for the user.
-    pub recovery_key: recovery::RecoveryText,
-}
-
-/// Creates a new vault at `path` (which must not exist or be empty).
-/// Creates a vault at `path`. `history: false` makes a vault without
-/// versions and trash (feature flag 0x10 clear; docs/FORMAT.md §12).
-pub fn init(
-    path: &Path,
-    password: &Password,
-    params: Argon2Params,
-    history: bool,
-) -> Result<Created, Error> {
-    if path.exists() {
-        let empty = std::fs::read_dir(path)
-            .map_err(io_err(format!("reading {}", path.display())))?
-            .next()
-            .is_none();
-        if !empty {
-            return Err(Error::Exists(path.to_owned()));
-        }
-    }
-    create_private_dir(path)?;
-    let _lock = lock_new(path)?;
-    let data = path.join(crate::store::DATA);
-    create_private_dir(&data)?;
-    // The data folder is the mount's root: it gets the mode a new folder
-    // would (0777 less the umask, 0755 usually), so `--allow-other` lets
-    // other users in (issue 10.9); `chmod` on the mount root changes it.
-    // The vault folder around it stays 0700.
-    std::fs::set_permissions(
-        &data,
-        std::os::unix::fs::PermissionsExt::from_mode(0o777 & !current_umask()),
-    )
-    .map_err(io_err("setting the root folder's mode"))?;
-    let root = Handle::open_path(&data).map_err(io_err("opening the data folder"))?;
-    root.create_child_with(OsStr::new(dirid::FILE_NAME), &random::bytes::<16>(), 0o400)
-        .map_err(io_err("writing the root directory ID"))?;
-    atomic::sync_dir(&data).map_err(io_err("syncing the data folder"))?;
-
-    let master = MasterKey::generate();
-    let rk = Key32::random();
-    let mut config = Config::new();
-    let layout = Layout::new(
-        path,
-        crate::store::device_dir(&tree::hex(&config.vault_id), path),
-    );
-    if !history {
-        config.flags &= !crate::format::config::FLAG_HISTORY;
-    }
-    config.add_password_slot(&master, password, params);
-    config.add_recovery_slot(&master, &rk);
-    config.seal_slots(&master);
-    atomic::write(&layout.config(), &config.to_bytes()).map_err(io_err("writing quire.conf"))?;
-    layout.ensure_local().map_err(io_err(format!(
-        "creating this device's folder for the vault, {}",
-        layout.local().display()
-    )))?;
-    let keys = Arc::new(master.subkeys(&config.vault_id));
-    Ok(Created {
-        recovery_key: recovery::encode(&rk),
-        vault: UnlockedVault {
-            layout,
-            config,
-            master,
-            keys,
-            audit: std::sync::OnceLock::new(),
-            notices: Vec::new(),
-            opener: crate::format::config::Opener::Password,
-        },
-    })
-}
-
-/// This process's umask, read without changing it (`/proc/self/status`;
-/// 0022 if that cannot be read).
-fn current_umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Umask:"))
-                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-        })
-        .unwrap_or(0o022)
-}
-
-fn create_private_dir(p: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(p)
-    {
-        Ok(()) => Ok(()),
-        Err(e) => Err(io_err(format!("creating {}", p.display()))(e)),
-    }
-}
-
 /// Takes the vault lock, mapping a held lock to [`Error::Busy`].
 /// A daemon that was just killed can hold the lock for a moment while the
 /// kernel tears it down, so a busy lock is retried briefly.
@@ -389,7 +288,7 @@ pub fn lock(root: &Path) -> Result<VaultLock, Error> {
 }
 
 /// Takes the lock of a vault being made (`init`: no config yet).
-fn lock_new(root: &Path) -> Result<VaultLock, Error> {
+pub(crate) fn lock_new(root: &Path) -> Result<VaultLock, Error> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
     loop {
         match VaultLock::try_acquire(root) {
@@ -549,6 +448,13 @@ impl UnlockedVault {
 
     /// Opens the decrypted namespace with its features.
     pub fn tree(&self, read_only: bool) -> Result<Notebook, Error> {
+        self.open_tree(read_only, false)
+    }
+
+    /// [`UnlockedVault::tree`]; `bare`: the features record nothing in the
+    /// audit log and do not follow the tree's changes (re-keying copies a
+    /// vault's versions, trash and dates itself).
+    pub(crate) fn open_tree(&self, read_only: bool, bare: bool) -> Result<Notebook, Error> {
         use crate::format::config::{
             FLAG_BLOCK_MAC, FLAG_BOUND, FLAG_BOUND_SYMLINKS, FLAG_HISTORY, FLAG_LIFECYCLE,
             FLAG_LONG_SYMLINKS, FLAG_SPARSE,
@@ -563,7 +469,7 @@ impl UnlockedVault {
         };
         self.migrate_device_files(read_only, block_layout)?;
         let journal = Arc::new(self.open_journal(self.layout.undo(), read_only, block_layout)?);
-        let audit = if read_only {
+        let audit = if read_only || bare {
             None
         } else {
             Some(self.audit_log()?)
@@ -625,7 +531,12 @@ impl UnlockedVault {
             long_symlinks: flags & FLAG_LONG_SYMLINKS != 0 && flags & FLAG_BOUND_SYMLINKS != 0,
             sealed_xattrs: flags & crate::format::config::FLAG_SEALED_XATTRS != 0,
         };
-        let t = Tree::new(self.keys.clone(), root, journal, setup, features.clone())
+        let hooks: Arc<dyn tree::Hooks> = if bare {
+            Arc::new(tree::NoHooks)
+        } else {
+            features.clone()
+        };
+        let t = Tree::new(self.keys.clone(), root, journal, setup, hooks)
             .map_err(|e| Error::Damaged(format!("the root directory ID cannot be read ({e})")))?;
         if !read_only
             && flags & crate::format::config::FLAG_SEALED_XATTRS == 0

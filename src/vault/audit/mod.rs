@@ -25,7 +25,7 @@ mod tests;
 
 pub use chain::{AuditLog, FLUSH_DELAY};
 pub use heads::{Head, Heads};
-pub use read::{ChainVerdict, Chained, Verdict, read_all, read_chain};
+pub use read::{ChainVerdict, Chained, Verdict, read_all, read_chain, transcode_chain};
 
 use std::io;
 use std::path::PathBuf;

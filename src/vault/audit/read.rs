@@ -281,3 +281,37 @@ pub fn read_all(
     };
     Ok((all, v))
 }
+
+/// A chain sealed again under `new` keys (re-keying, issue 20.1): the same
+/// header (stream ID), and every record `old` keys read from `b`, in
+/// order, with its fields as they were and its links recomputed. A chain
+/// that does not read whole (broken, or with a torn tail) is refused.
+pub fn transcode_chain(
+    old: &SubKeys,
+    new: &SubKeys,
+    chain: ChainId,
+    b: &[u8],
+) -> Result<Vec<u8>, String> {
+    let (records, v) = read_chain(old, chain, b, None);
+    if let Some(why) = v.broken {
+        return Err(format!("{} is broken: {why}", chain.describe()));
+    }
+    let id = header_id(chain, b)?;
+    let mut out = b[..stream::HEADER_LEN as usize].to_vec();
+    let mut link = [0u8; 32];
+    for mut r in records {
+        r.prev = link;
+        let body = r.encode();
+        let at = out.len() as u64;
+        out.extend_from_slice(&stream::seal_frame(
+            &new.audit,
+            MAGIC,
+            &id,
+            at,
+            r.kind(),
+            &body,
+        ));
+        link = new.audit_link(&body);
+    }
+    Ok(out)
+}

@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -139,5 +140,49 @@ impl History {
             return Err(eio());
         }
         Ok(out)
+    }
+}
+
+impl History {
+    /// Writes the new history stream `side` in `at` (it must not exist)
+    /// holding every version of `from`'s stream `old`, in stream order,
+    /// each with its time, origin and device: its chunks sealed and its
+    /// hashes computed under this history's keys (re-keying, issue 20.1).
+    /// With `owner` (flag `BOUND`), an OWNER frame naming it comes first.
+    /// Returns how many versions.
+    pub(crate) fn copy_stream(
+        &self,
+        tree: &Tree,
+        from: &History,
+        old: &Stream,
+        at: &crate::store::host::Handle,
+        side: &OsStr,
+        owner: Option<&[u8]>,
+    ) -> io::Result<usize> {
+        let (Some(chunker), Some(_)) = (&self.chunker, &from.chunker) else {
+            return Ok(0);
+        };
+        let (versions, _, _) = from.scan_raw(old)?;
+        let file = at.open_child(side, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600)?;
+        let s = self.open_stream(tree, file, true)?.ok_or_else(eio)?;
+        let mut end = crate::format::stream::HEADER_LEN;
+        if let Some(b) = owner {
+            let frame = s.seal(end, crate::format::history::OWNER, b);
+            s.file.write_all_at(&frame, end)?;
+            end += frame.len() as u64;
+        }
+        let mut known = HashMap::new();
+        for (_, v) in &versions {
+            let content = from.content_of(old, v)?;
+            let v = Version {
+                hash: chunker.hash(&content),
+                chunks: Vec::new(),
+                ..v.clone()
+            };
+            let (frames, _) = version_frames(chunker, &s, end, &content, &mut known, v);
+            s.file.write_all_at(&frames, end)?;
+            end += frames.len() as u64;
+        }
+        Ok(versions.len())
     }
 }

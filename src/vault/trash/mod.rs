@@ -19,6 +19,7 @@ use crate::vault::history::{History, stream_name};
 use crate::vault::lifecycle::record_name;
 use crate::vault::lifecycle::records::Lifecycle;
 use crate::vault::node::{Kind, Node};
+mod import;
 mod restore;
 mod space;
 

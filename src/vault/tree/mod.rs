@@ -135,6 +135,12 @@ pub trait Hooks: Send + Sync {
     fn xattr_names(&self, t: &Tree, node: &Node, out: &mut Vec<Vec<u8>>) {}
 }
 
+/// No feature follows the core: a tree re-keying writes into (issue 20.1)
+/// makes no version, trash entry or audit record of its own.
+pub(crate) struct NoHooks;
+
+impl Hooks for NoHooks {}
+
 /// The decrypted view of the ciphertext tree: the namespace, its content
 /// engine and the hooks features follow it by. It holds no feature's state.
 pub struct Tree {
