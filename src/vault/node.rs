@@ -147,7 +147,7 @@ pub struct Node {
     /// The block MAC of the file's slots as they are on the host (flag
     /// `BLOCK_MAC`, FORMAT §4.2): `None` until verified against the
     /// header, then kept current by every change.
-    pub(crate) mac: Mutex<Option<crate::vault::content::blockmac::MacState>>,
+    pub(crate) mac: Mutex<Option<MacState>>,
     /// The host file's (ctime s, ns, size) right after Quire last verified
     /// or changed it, while `mac` is set: a later open that finds another
     /// state verifies the MAC again (something else wrote the host file).
@@ -400,4 +400,17 @@ impl Drop for Node {
             HANDLES.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
+
+/// A file's block MAC as this mount knows it: the sealed MAC (`root`, the
+/// XOR of every group's sum) and each group's sum, with the groups already
+/// verified against the host (kept by `content::blockmac`, FORMAT §4.2).
+#[derive(Clone)]
+pub(crate) struct MacState {
+    pub(crate) root: [u8; 32],
+    pub(crate) sums: Vec<[u8; 32]>,
+    pub(crate) verified: Vec<bool>,
+    pub(crate) unverified: usize,
+    /// Changed since its sums were last kept on this device.
+    pub(crate) dirty: bool,
 }

@@ -20,7 +20,7 @@ use super::{Content, HostState, Parked};
 use crate::crypto::mac::xor_into;
 use crate::crypto::random;
 use crate::format::content::{self, CBLOCK, MAC_GROUP};
-use crate::vault::node::{FileKey, Node};
+use crate::vault::node::{FileKey, MacState, Node};
 use crate::vault::util::eio;
 
 /// Slots read at once when summing a range.
@@ -42,19 +42,6 @@ fn xor_all(v: &[[u8; 32]]) -> [u8; 32] {
         xor_into(&mut acc, s);
     }
     acc
-}
-
-/// A file's block MAC as this mount knows it: the sealed MAC (`root`, the
-/// XOR of every group's sum) and each group's sum, with the groups already
-/// verified against the host.
-#[derive(Clone)]
-pub(crate) struct MacState {
-    pub(crate) root: [u8; 32],
-    sums: Vec<[u8; 32]>,
-    verified: Vec<bool>,
-    unverified: usize,
-    /// Changed since its sums were last kept on this device.
-    dirty: bool,
 }
 
 impl MacState {

@@ -45,7 +45,7 @@ pub(crate) type VerifiedRun = (u64, u64, u64, [u8; content::MARKER_LEN]);
 #[derive(Clone)]
 pub(crate) struct Parked {
     id: [u8; 16],
-    state: blockmac::MacState,
+    state: super::node::MacState,
     seen: HostState,
 }
 
