@@ -15,7 +15,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, true)
 }
 
-/// [`write`] without the fsyncs, for caches: a crash may leave the old
+/// [`write()`] without the fsyncs, for caches: a crash may leave the old
 /// file, the new one or (on some file systems) an empty one, never a mix.
 pub fn write_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, false)
