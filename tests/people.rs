@@ -645,6 +645,9 @@ fn after_rekey_a_removed_persons_old_key_opens_nothing() {
         std::fs::write(m.path("notes/n.md"), "second session note\n").unwrap();
         std::fs::write(m.path("notes/sub/k.md"), "kept note\n").unwrap();
         std::fs::hard_link(m.path("notes/sub/k.md"), m.path("notes/sub/k2.md")).unwrap();
+        // Saved through its second name: that name keeps versions too.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(m.path("notes/sub/k2.md"), "kept note, edited\n").unwrap();
         std::os::unix::fs::symlink("../n.md", m.path("notes/sub/link")).unwrap();
         let o = std::process::Command::new("setfattr")
             .args(["-n", "user.tag", "-v", "intake"])
@@ -759,7 +762,7 @@ fn after_rekey_a_removed_persons_old_key_opens_nothing() {
         let m = w.mount(&[]);
         let text = |p: &str| std::fs::read_to_string(m.path(p)).unwrap();
         assert_eq!(text("notes/n.md"), "second session note\n");
-        assert_eq!(text("notes/sub/k2.md"), "kept note\n");
+        assert_eq!(text("notes/sub/k.md"), "kept note, edited\n");
         use std::os::unix::fs::MetadataExt;
         assert_eq!(
             std::fs::metadata(m.path("notes/sub/k.md")).unwrap().ino(),

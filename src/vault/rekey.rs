@@ -246,7 +246,7 @@ impl UnlockedVault {
         // go with the old device folder.
         let local = crate::store::device_dir(&super::tree::hex(&new.config.vault_id), &root);
         let _ = crate::store::atomic::private_dir(&local);
-        for f in ["device", "device.machine"] {
+        for f in ["device", "device.machine", "unlock.failures"] {
             let _ = std::fs::copy(self.layout.local().join(f), local.join(f));
         }
         let _ = std::fs::remove_dir_all(self.layout.local());
@@ -377,6 +377,7 @@ impl Copy<'_> {
     fn run(&mut self) -> io::Result<()> {
         let (o, n) = (self.old.root(), self.new.root());
         self.folder(&o, &n)?;
+        self.xattrs(&o, &n, Kind::Dir)?;
         let ra = self.old.getattr(&o)?;
         self.meta(&n, &ra, true)?;
         for e in self.of.trash.trash_entries(self.old)? {
@@ -419,7 +420,11 @@ impl Copy<'_> {
                     nn
                 }
                 Kind::File if a.nlink > 1 && self.links.contains_key(&a.ino) => {
+                    // Another name of a file already copied: the name's own
+                    // history and dates go with it.
                     self.new.link(&self.links[&a.ino], n, &e.name)?;
+                    let host = self.new.host_name_of(n, &e.name)?;
+                    self.note_records(o, e.host(), n, &host)?;
                     continue;
                 }
                 Kind::File => {
@@ -445,17 +450,7 @@ impl Copy<'_> {
                     Arc::new(nn)
                 }
             };
-            match self.old.list_xattr(&on) {
-                Ok(names) => {
-                    for x in names {
-                        let x = OsStr::from_bytes(&x);
-                        let v = self.old.get_xattr(&on, x)?;
-                        self.new.set_xattr(&nn, x, &v, 0)?;
-                    }
-                }
-                Err(err) if a.kind == Kind::Symlink && is_unsupported(&err) => {}
-                Err(err) => return Err(err),
-            }
+            self.xattrs(&on, &nn, a.kind)?;
             self.meta(&nn, &a, a.kind != Kind::Symlink)?;
         }
         // History streams of notes no longer there (kept beside their
@@ -474,6 +469,22 @@ impl Copy<'_> {
             self.history(o, stem, n, &host)?;
         }
         Ok(())
+    }
+
+    /// The extended attributes of `o` (a `kind`) set on `n`.
+    fn xattrs(&self, o: &Node, n: &Node, kind: Kind) -> io::Result<()> {
+        match self.old.list_xattr(o) {
+            Ok(names) => {
+                for x in names {
+                    let x = OsStr::from_bytes(&x);
+                    let v = self.old.get_xattr(o, x)?;
+                    self.new.set_xattr(n, x, &v, 0)?;
+                }
+                Ok(())
+            }
+            Err(err) if kind == Kind::Symlink && is_unsupported(&err) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
 
     /// A regular file `name` in `n` with the content of `src` (attributes
