@@ -91,7 +91,10 @@ impl UnlockedVault {
         if let Some(a) = self.audit.take() {
             a.save_head();
         }
-        let root = self.layout.root().to_path_buf();
+        // The folder itself, not a symlink to it: the swap exchanges
+        // directory entries.
+        let root = std::fs::canonicalize(self.layout.root())
+            .map_err(io_err("finding the vault folder"))?;
         let (name, break_glass) = match &self.opener {
             Opener::Recovery => {
                 return Err(refused(
