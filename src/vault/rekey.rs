@@ -318,9 +318,11 @@ fn scratch_name(root: &Path) -> PathBuf {
     root.with_file_name(n)
 }
 
-/// Deletes what an interrupted re-keying left beside the vault folder
-/// (a half-made copy, or the old vault after the swap): the vault folder
-/// itself is whole either way.
+/// Deletes what an interrupted re-keying left beside the vault folder: a
+/// half-made copy, or the old vault (whole, or partly deleted) after the
+/// swap; the vault folder itself is whole either way. Only Quire's own
+/// entries and the folder's device folders are deleted; anything else in
+/// it (a sync tool's marker moved there) goes back to the vault folder.
 fn remove_leftovers(root: &Path) {
     let (Some(parent), Some(name)) = (root.parent(), root.file_name()) else {
         return;
@@ -333,16 +335,43 @@ fn remove_leftovers(root: &Path) {
     };
     for e in rd.flatten() {
         let n = e.file_name();
-        if n.as_bytes().starts_with(prefix.as_bytes())
-            && n.len() == prefix.len() + 8
-            && e.path().join(crate::store::CONFIG).exists()
+        let tag = &n.as_bytes()[prefix.len().min(n.len())..];
+        if !n.as_bytes().starts_with(prefix.as_bytes())
+            || tag.len() != 8
+            || !tag.iter().all(u8::is_ascii_hexdigit)
+            || !e.file_type().is_ok_and(|t| t.is_dir())
         {
-            log::warn!(
-                "deleting {} left by an interrupted re-keying",
-                e.path().display()
-            );
-            let _ = std::fs::remove_dir_all(e.path());
+            continue;
         }
+        let left = e.path();
+        log::warn!(
+            "deleting {} left by an interrupted re-keying",
+            left.display()
+        );
+        // Its device folders (named by a vault ID and its place).
+        let suffix = format!("-{}", crate::store::place(&left));
+        if let Some(base) = crate::store::device_dir("x", &left).parent()
+            && let Ok(rd) = std::fs::read_dir(base)
+        {
+            for d in rd.flatten() {
+                if d.file_name().to_string_lossy().ends_with(&suffix) {
+                    let _ = std::fs::remove_dir_all(d.path());
+                }
+            }
+        }
+        for own in OWN {
+            let p = left.join(own);
+            let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+        }
+        if let Ok(rest) = std::fs::read_dir(&left) {
+            for r in rest.flatten() {
+                let back = root.join(r.file_name());
+                if std::fs::symlink_metadata(&back).is_err() {
+                    let _ = std::fs::rename(r.path(), back);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&left);
     }
 }
 
