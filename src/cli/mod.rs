@@ -117,8 +117,9 @@ enum Command {
     /// Replace the recovery key (`--new`): the old one stops opening the
     /// vault; the new one is shown once.
     RecoveryKey(recoverykey::RecoveryKeyArgs),
-    /// A password per person: `add NAME`, `list`, `remove NAME`. Each
-    /// person unlocks as themselves and the audit log names them.
+    /// A password per person: `add NAME`, `list`, `remove NAME
+    /// [--rekey]`, `rekey`. Each person unlocks as themselves and the
+    /// audit log names them.
     User(user::UserArgs),
     /// Back up the sealed vault folder into a backup folder (a USB disk, a
     /// NAS), incrementally; `verify`, `list`, `restore` and `drill` work on

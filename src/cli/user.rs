@@ -53,8 +53,9 @@ enum UserCommand {
         json: bool,
     },
     /// Remove NAME's password: it no longer opens the vault. A copy of the
-    /// vault's key they may have kept still opens what it opened before
-    /// (see the README's "Several people, one vault").
+    /// vault's key they may have kept still opens the vault folder, unless
+    /// you also re-key (--rekey; see the README's "Several people, one
+    /// vault").
     Remove {
         /// The person's name (as `quire user list` shows it).
         #[arg(required_unless_present = "shared")]
