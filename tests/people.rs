@@ -679,6 +679,27 @@ fn after_rekey_a_removed_persons_old_key_opens_nothing() {
         ])
     };
     let before = counts(&ana);
+    // A vault that does not check clean is not re-keyed, and nobody is
+    // removed: a stray file in audit/ is a problem `check` reports.
+    let stray = w.vault.join("audit").join("stray");
+    std::fs::write(&stray, "x").unwrap();
+    let o = with_pw(
+        &w,
+        &["user", "remove", "Sam", "--rekey", "--vault", v],
+        &ana,
+    );
+    assert_eq!(o.status.code(), Some(23), "{}", err(&o));
+    assert!(
+        err(&o).contains("only a vault that checks clean"),
+        "{}",
+        err(&o)
+    );
+    let o = w.run(&["user", "list", v, "--json"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("\"Sam\""),
+        "Sam was removed"
+    );
+    std::fs::remove_file(&stray).unwrap();
     let old_conf = std::fs::read(w.vault.join("quire.conf")).unwrap();
     let rk2 = dir.join("rk2");
     let o = with_pw(

@@ -221,18 +221,9 @@ fn rekey(
                 "re-keying keeps the password that unlocks it: unlock with your password, not the recovery key",
             ));
         };
-        if let Some(who) = remove {
-            v.remove_person(who)
-                .map_err(|e| refused(e, "nothing was removed"))?;
-            paths::remember_config(&v);
-            match who {
-                Some(n) => eprintln!("{n}'s password no longer opens the vault."),
-                None => eprintln!("The shared password no longer opens the vault."),
-            }
-        }
         let started = std::time::Instant::now();
         let r = v
-            .rekey(pw, &mut |step| eprintln!("quire: {step}…"))
+            .rekey(pw, remove, &mut |step| eprintln!("quire: {step}…"))
             .map_err(|e| refused(e, "the vault was not re-keyed"))?;
         let fresh = crate::vault::LockedVault::open(path)?
             .unlock_as(&secret, current.as_person.as_deref())?;

@@ -80,17 +80,16 @@ impl UnlockedVault {
     /// lock and unlocked it with `password` (the unlocking slot's own):
     /// that password and a new recovery key open the result. `progress`
     /// hears each step.
+    ///
+    /// `remove`: a person's slot (`Some(None)`: the shared password's) to
+    /// remove first, once the vault checked clean, so that a vault that
+    /// cannot be re-keyed keeps everyone.
     pub fn rekey(
         mut self,
         password: &Password,
+        remove: Option<Option<&str>>,
         progress: &mut dyn FnMut(&str),
     ) -> Result<Rekeyed, Error> {
-        // This device's chain as it is now: its head remembered, and no
-        // record appended to the old vault's chain from here on (the
-        // copy below reads it).
-        if let Some(a) = self.audit.take() {
-            a.save_head();
-        }
         // The folder itself, not a symlink to it: the swap exchanges
         // directory entries.
         let root = std::fs::canonicalize(self.layout.root())
@@ -145,6 +144,19 @@ impl UnlockedVault {
             return Err(refused(
                 "a sync tool left conflict copies in the vault: settle them first (`quire conflicts`)",
             ));
+        }
+        if let Some(who) = remove {
+            self.remove_person(who)?;
+            match who {
+                Some(n) => progress(&format!("{n}'s password no longer opens the vault")),
+                None => progress("the shared password no longer opens the vault"),
+            }
+        }
+        // This device's chain as it is now (the removal's record written,
+        // its head remembered), and no record appended to the old vault's
+        // chain from here on: the copy below reads it.
+        if let Some(a) = self.audit.take() {
+            a.save_head();
         }
 
         let master = MasterKey::generate();
@@ -219,7 +231,7 @@ impl UnlockedVault {
         );
         if !after.problems.is_empty() || !same {
             return Err(Error::Damaged(format!(
-                "the re-keyed copy does not check the same as the vault ({} files, {} versions, {} trash entries, {} bytes, {} problems, against {}, {}, {}, {}): nothing was changed",
+                "the re-keyed copy does not check the same as the vault ({} files, {} versions, {} trash entries, {} bytes, {} problems, against {}, {}, {}, {}): the vault was not re-keyed",
                 after.files,
                 after.versions,
                 after.trash_entries,
