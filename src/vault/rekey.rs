@@ -158,6 +158,11 @@ impl UnlockedVault {
         if let Some(a) = self.audit.take() {
             a.save_head();
         }
+        // Quire is not the only writer of the folder: a sync tool may
+        // bring another computer's changes while the copy is made. They
+        // would be lost with the old folder, so the swap needs the folder
+        // as it was when the copy began.
+        let began = fingerprint(&root).map_err(io_err("reading the vault folder"))?;
 
         let master = MasterKey::generate();
         let rk = Key32::random();
@@ -244,6 +249,11 @@ impl UnlockedVault {
             )));
         }
 
+        if fingerprint(&root).map_err(io_err("reading the vault folder"))? != began {
+            return Err(refused(
+                "the vault folder changed while it was being re-keyed (a sync tool bringing another computer's changes?): let the sync tool finish, make sure the vault is unmounted on every computer, then re-key again",
+            ));
+        }
         // Whatever else is in the vault folder (a sync tool's marker
         // folder) stays with it.
         for e in std::fs::read_dir(&root).map_err(io_err("reading the vault folder"))? {
@@ -254,7 +264,13 @@ impl UnlockedVault {
             }
         }
         progress("swapping the re-keyed vault in");
-        exchange(&scratch_path, &root).map_err(io_err("swapping the re-keyed vault in"))?;
+        let parent = root.parent().unwrap_or(Path::new("/"));
+        let (Some(from), Some(to)) = (scratch_path.file_name(), root.file_name()) else {
+            return Err(refused("the vault folder has no name"));
+        };
+        crate::store::host::Handle::open_path(parent)
+            .and_then(|h| h.rename_child(from, &h, to, libc::RENAME_EXCHANGE))
+            .map_err(io_err("swapping the re-keyed vault in"))?;
         // The old vault is now the scratch folder: deleted with it. This
         // device keeps its ID in the re-keyed vault's device folder (its
         // audit chain goes on); the old key's index, log and group sums
@@ -387,24 +403,17 @@ fn remove_leftovers(root: &Path) {
     }
 }
 
-/// Swaps two folders atomically.
-fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    let ca = std::ffi::CString::new(a.as_os_str().as_bytes())?;
-    let cb = std::ffi::CString::new(b.as_os_str().as_bytes())?;
-    // SAFETY: two valid C strings; renameat2 reads them only.
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+/// What a sync tool's change to the vault folder would change: every
+/// path with its size, modification time and inode.
+/// A path of the vault folder with its size, mtime (s, ns) and inode.
+type Seen = (Vec<u8>, u64, i64, i64, u64);
+
+fn fingerprint(root: &Path) -> io::Result<Vec<Seen>> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(super::backup::walk(root)?
+        .into_iter()
+        .map(|(p, m)| (p, m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
+        .collect())
 }
 
 /// One copy from the old tree into the new one.

@@ -75,7 +75,7 @@ fn in_transfer(name: &[u8]) -> bool {
 
 /// Every path under `root` with its metadata, parents first (symlinks
 /// not followed; other kinds than folders, files and symlinks skipped).
-fn walk(root: &Path) -> io::Result<Vec<(Vec<u8>, std::fs::Metadata)>> {
+pub(crate) fn walk(root: &Path) -> io::Result<Vec<(Vec<u8>, std::fs::Metadata)>> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {

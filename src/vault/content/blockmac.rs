@@ -236,7 +236,7 @@ impl Content {
             .div_ceil(CBLOCK)
             .div_ceil(MAC_GROUP) as usize;
         if groups > 1
-            && let Some(sums) = self.load_sums(k, file, &h)
+            && let Some(sums) = self.load_sums(k, &h)
             && sums.len() <= groups
             && xor_all(&sums) == sealed
         {
@@ -260,7 +260,7 @@ impl Content {
             return Err(eio());
         }
         let mut st = MacState::scanned(sums);
-        if groups > 1 && self.store_sums(k, file, &st) {
+        if groups > 1 && self.store_sums(k, &h, &st) {
             st.dirty = false;
         }
         *m = Some(st);
@@ -270,21 +270,10 @@ impl Content {
 
     /// Verifies the groups of slots `first..end` not yet verified in this
     /// mount (a large file whose kept sums were trusted at open): each
-    /// group's slots must sum to its kept sum.
+    /// group's slots must sum to its kept sum. The sums of groups wholly
+    /// inside `first..end` are taken from `known` when given (the values
+    /// of those slots just read).
     pub(crate) fn verify_groups(
-        &self,
-        node: &Node,
-        k: &FileKey,
-        file: &File,
-        first: u64,
-        end: u64,
-    ) -> io::Result<()> {
-        self.verify_groups_with(node, k, file, first, end, None)
-    }
-
-    /// [`Content::verify_groups`], taking the sums of groups wholly inside
-    /// `first..end` from `known` (the values of those slots just read).
-    fn verify_groups_with(
         &self,
         node: &Node,
         k: &FileKey,
@@ -343,7 +332,7 @@ impl Content {
     /// The group sums this device kept for a file, if they open for its
     /// header as it is now (their use is noted in the record's time, so
     /// records of files no longer read are pruned).
-    fn load_sums(&self, k: &FileKey, file: &File, header: &[u8]) -> Option<Vec<[u8; 32]>> {
+    fn load_sums(&self, k: &FileKey, header: &[u8]) -> Option<Vec<[u8; 32]>> {
         let path = self.sums_path(&k.id)?;
         let f = crate::store::safe::open(&path, content::MAX_SUMS_RECORD).ok()?;
         let mut rec = Vec::new();
@@ -354,30 +343,23 @@ impl Content {
         } else {
             let _ = f.set_modified(std::time::SystemTime::now());
         }
-        let _ = file;
         sums
     }
 
     /// Keeps a large file's group sums on this device, bound to its header
-    /// as it is on the host now (which must hold `st`'s MAC). Best effort:
+    /// `h` as it is on the host now (which holds `st`'s MAC). Best effort:
     /// without them the file is verified whole at its next first open.
-    fn store_sums(&self, k: &FileKey, file: &File, st: &MacState) -> bool {
+    fn store_sums(&self, k: &FileKey, h: &[u8], st: &MacState) -> bool {
         let Some(path) = self.sums_path(&k.id) else {
             return false;
         };
-        let mut h = vec![0u8; self.layout.header_len() as usize];
-        if file.read_exact_at(&mut h, 0).is_err()
-            || content::open_header_mac(&k.key, &k.id, &h) != Some(st.root)
-        {
-            return false;
-        }
         let mut sums = st.sums.as_slice();
         while let [rest @ .., last] = sums
             && *last == [0; 32]
         {
             sums = rest;
         }
-        let rec = content::seal_group_sums(&self.keys.mac_sums, &h, sums);
+        let rec = content::seal_group_sums(&self.keys.mac_sums, h, sums);
         let res = (|| -> io::Result<()> {
             if let Some(dir) = path.parent() {
                 crate::store::atomic::private_dir(dir)?;
@@ -432,7 +414,15 @@ impl Content {
         let Some(k) = node.file_key.get() else {
             return;
         };
-        if self.store_sums(k, file, &st) {
+        // The header as it is now must hold this MAC (another program may
+        // have replaced the file).
+        let mut h = vec![0u8; self.layout.header_len() as usize];
+        if file.read_exact_at(&mut h, 0).is_err()
+            || content::open_header_mac(&k.key, &k.id, &h) != Some(st.root)
+        {
+            return;
+        }
+        if self.store_sums(k, &h, &st) {
             let mut m = node.mac.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(now) = m.as_mut()
                 && now.root == st.root
@@ -589,7 +579,7 @@ impl Content {
         if self.block_mac.is_some() {
             for &(a, b) in ranges {
                 let s = self.slots_sums(k, file, a, b)?;
-                self.verify_groups_with(node, k, file, a, b, Some(&s))?;
+                self.verify_groups(node, k, file, a, b, Some(&s))?;
                 acc.merge(&s);
             }
         }

@@ -332,7 +332,7 @@ impl Content {
         // Groups inside runs of holes were skipped above: every group of a
         // large file checked against its kept sum all the same.
         let k = self.key(node, &f)?;
-        self.verify_groups(node, k, &f, 0, u64::MAX)?;
+        self.verify_groups(node, k, &f, 0, u64::MAX, None)?;
         Ok(psize)
     }
 
@@ -416,7 +416,7 @@ impl Content {
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
         let k = self.key(node, file)?;
-        self.verify_groups(node, k, file, first, last + 1)?;
+        self.verify_groups(node, k, file, first, last + 1, None)?;
         let from = self.layout.block_offset(first);
         let to = self
             .layout

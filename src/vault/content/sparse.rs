@@ -94,7 +94,7 @@ impl Content {
                     }
                     // The marker's group must be the one last written
                     // (an older marker spliced back would set other runs).
-                    self.verify_groups(node, k, file, m, m + 1)?;
+                    self.verify_groups(node, k, file, m, m + 1, None)?;
                     let at = ((m - j) * CBLOCK) as usize;
                     let slot = &buf[at..at + CBLOCK as usize];
                     return Ok(match content::open_marker(&k.key, &k.id, m, slot) {
