@@ -319,12 +319,7 @@ fn kill_daemon(w: &World, pid: i32, m: Mounted, then: impl FnOnce()) {
     assert!(wait_gone(pid, Duration::from_secs(10)));
     then();
     std::mem::forget(m);
-    // Give the kernel a moment to notice the dead connection.
-    let _ = std::process::Command::new("fusermount3")
-        .arg("-u")
-        .arg("-z")
-        .arg(&w.mnt)
-        .output();
+    force_unmount(&w.mnt);
 }
 
 fn verify(w: &World, dir: &Path, m: &Model, round: u64) {

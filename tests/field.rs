@@ -301,12 +301,7 @@ fn commands_find_their_vault_like_git_and_never_answer_from_another() {
     impl Drop for Unmount<'_> {
         fn drop(&mut self) {
             let _ = self.0.run(&["unmount", self.1.to_str().unwrap()]);
-            if is_mounted(&self.1) {
-                let _ = std::process::Command::new("fusermount3")
-                    .arg("-uz")
-                    .arg(&self.1)
-                    .status();
-            }
+            force_unmount(&self.1);
         }
     }
     let _g = Unmount(&w, dmnt.clone());
@@ -1250,12 +1245,7 @@ struct Unmount2<'a>(&'a World, std::path::PathBuf);
 impl Drop for Unmount2<'_> {
     fn drop(&mut self) {
         let _ = self.0.run(&["unmount", self.1.to_str().unwrap()]);
-        if is_mounted(&self.1) {
-            let _ = std::process::Command::new("fusermount3")
-                .args(["-u", "-z"])
-                .arg(&self.1)
-                .output();
-        }
+        force_unmount(&self.1);
     }
 }
 

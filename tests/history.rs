@@ -346,10 +346,8 @@ fn a_busy_database_gets_few_versions_and_two_mounts_need_a_choice() {
 
     // A second vault mounted: a path inside either mount finds its vault;
     // a bare path needs --mountpoint.
-    let w2 = World {
-        runtime: w.runtime.clone(),
-        ..World::new()
-    };
+    let mut w2 = World::new();
+    w2.runtime = w.runtime.clone();
     std::fs::create_dir_all(&w2.mnt).unwrap();
     w2.init();
     let m2 = w2.mount(&[]);

@@ -344,11 +344,7 @@ fn daemon_killed_mid_write_leaves_a_vault_that_opens_and_never_shows_garbage() {
     std::thread::sleep(Duration::from_millis(400));
     sh(w.dir.path(), &format!("kill -KILL {pid}"));
     assert!(wait_gone(pid, Duration::from_secs(5)));
-    let _ = std::process::Command::new("fusermount3")
-        .arg("-u")
-        .arg("-z")
-        .arg(&w.mnt)
-        .status();
+    force_unmount(&w.mnt);
     writer.join().unwrap();
     std::mem::forget(m);
     let m = w.mount(&[]);

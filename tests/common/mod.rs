@@ -273,6 +273,67 @@ fn walk_dev(p: &Path, dev: u64, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Unmounts `p` whatever state its daemon is in: lazily through
+/// `fusermount3 -u -z`, retried for a few seconds (a killed daemon's
+/// connection can take a moment to be noticed), then `umount -l` when the
+/// tests run as root. Every test's last resort goes through here, so no
+/// one way of unmounting is weaker than another.
+pub fn force_unmount(p: &Path) {
+    let t = Instant::now();
+    while is_mounted(p) && t.elapsed() < Duration::from_secs(5) {
+        let _ = Command::new("fusermount3")
+            .arg("-u")
+            .arg("-z")
+            .arg(p)
+            .output();
+        if is_mounted(p) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    if is_mounted(p) && unsafe { libc::geteuid() } == 0 {
+        let _ = Command::new("umount").arg("-l").arg(p).output();
+    }
+}
+
+/// Every mount point at or below `dir` (from this process's mount table).
+pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let unescape = |s: &str| {
+        s.replace("\\040", " ")
+            .replace("\\011", "\t")
+            .replace("\\012", "\n")
+            .replace("\\134", "\\")
+    };
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape(m)))
+        .filter(|m| m.starts_with(dir))
+        .collect()
+}
+
+impl Drop for World {
+    /// The last guard: whatever way a test mounted below its world (a
+    /// guard it forgot, a daemon killed mid-test, a mount made by a shell
+    /// script or another user), nothing stays mounted once the world goes.
+    fn drop(&mut self) {
+        let mut left = mounts_below(self.dir.path());
+        // Deepest first: a mount inside another mount goes before it.
+        left.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+        for m in left {
+            eprintln!(
+                "test {:?} left {} mounted; unmounting it",
+                std::thread::current().name().unwrap_or("?"),
+                m.display()
+            );
+            let _ = self.run(&["unmount", m.to_str().unwrap_or_default()]);
+            force_unmount(&m);
+        }
+    }
+}
+
 pub fn is_mounted(p: &Path) -> bool {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let want = p.to_str().unwrap().replace(' ', "\\040");
@@ -320,13 +381,7 @@ impl Drop for Mounted<'_> {
         let _ = self
             .world
             .run(&["unmount", self.world.mnt.to_str().unwrap()]);
-        if self.world.is_mounted() {
-            let _ = Command::new("fusermount3")
-                .arg("-u")
-                .arg("-z")
-                .arg(&self.world.mnt)
-                .output();
-        }
+        force_unmount(&self.world.mnt);
         if let Some(pid) = pid {
             wait_gone(pid, Duration::from_secs(10));
         }
@@ -587,10 +642,7 @@ pub fn write_then_kill(w: &World, m: Mounted, rel: &str, len: usize, byte: u8) {
     let _ = writer.kill();
     let _ = writer.wait();
     std::mem::forget(m);
-    let _ = std::process::Command::new("fusermount3")
-        .args(["-u", "-z"])
-        .arg(&w.mnt)
-        .output();
+    force_unmount(&w.mnt);
 }
 
 /// The only entry of the host folder `dir` that `pick` selects and whose
